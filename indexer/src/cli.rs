@@ -1,0 +1,45 @@
+//! Command-line interface of the indexer node, shared by the `indexer` binary and by
+//! `searcher indexer ...` (which the demo uses to spawn indexer processes from one binary).
+
+use clap::{Parser, Subcommand};
+
+use crate::{build, scan, synth_cmd};
+
+/// Indexer node: reads its slice of a crawled corpus and builds tantivy shards.
+#[derive(Debug, Parser)]
+#[command(name = "indexer", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The indexer's commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Read a dump (or one slice of it) and print page counts and read speed.
+    Scan(scan::ScanArgs),
+    /// Write a deterministic synthetic multistream dump (.xml.bz2) and its index.
+    Synth(synth_cmd::SynthArgs),
+    /// Build this node's shards from its slice of the input.
+    Build(build::BuildArgs),
+}
+
+/// Runs one command.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Scan(args) => scan::run(&args),
+        Command::Synth(args) => synth_cmd::run(&args),
+        Command::Build(args) => build::run(&args),
+    }
+}
+
+/// Logs to stderr, filtered by `RUST_LOG` (default `info`).
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}

@@ -1,0 +1,40 @@
+//! The crate's one error type: what can go wrong when reading a manifest, verifying a
+//! shard, or decoding a wire frame.
+
+use std::path::PathBuf;
+
+/// Errors of the shared protocol layer.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: invalid manifest: {reason}")]
+    InvalidManifest { path: PathBuf, reason: String },
+    #[error("shard {shard}: {reason}")]
+    Verification { shard: String, reason: String },
+    #[error("schema mismatch: shard was built with schema {found}, this binary uses {expected}")]
+    SchemaMismatch { expected: String, found: String },
+    #[error("invalid shard id {0:?}: expected n<node>of<nodes>-s<shard>of<shards>")]
+    InvalidShardId(String),
+    #[error("bad frame: {0}")]
+    BadFrame(String),
+    #[error("tantivy: {0}")]
+    Tantivy(#[from] tantivy::TantivyError),
+}
+
+/// Result with this crate's [`Error`].
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl Error {
+    /// Wraps an I/O error with the path it happened on, so messages always name the file.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}

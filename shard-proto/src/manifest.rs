@@ -1,0 +1,1 @@
+//! Shard manifests: being written by the indexer engineer.

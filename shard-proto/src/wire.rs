@@ -1,0 +1,229 @@
+//! The internal RPC between the front-end and searcher nodes: HTTP POST bodies encoded with
+//! bincode 2 (serde), one request per node covering every shard it is asked for.
+//!
+//! Phases of a search, as in Quickwit's root/leaf split:
+//! 1. statistics ([`StatsRequest`]): document frequencies of terms the front-end has not
+//!    cached yet, per shard;
+//! 2. query ([`SearchRequest`]): each shard's top `k` by score plus its hit count, scored
+//!    with the [`GlobalStats`] sent along;
+//! 3. fetch ([`FetchRequest`]): stored fields and a highlighted snippet for the final page's
+//!    hits only, addressed by `(shard, segment, doc)` — valid because shards are immutable
+//!    and a node opens each replica once.
+//!
+//! Decoding is bounded ([`MAX_FRAME_BYTES`]) and never panics: a garbage or oversized frame
+//! is an [`Error::BadFrame`], which servers answer with 400.
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use tantivy::Term;
+
+use crate::error::{Error, Result};
+use crate::stats::{GlobalStats, ShardTermStats};
+use crate::ShardId;
+
+/// Bumped on any change to these messages; sent as the `x-wire-version` header.
+pub const WIRE_VERSION: u32 = 1;
+/// Header carrying [`WIRE_VERSION`].
+pub const WIRE_VERSION_HEADER: &str = "x-wire-version";
+/// Largest request or response body a node accepts or decodes.
+pub const MAX_FRAME_BYTES: usize = 16 * 1024 * 1024;
+/// Content type of every RPC body.
+pub const CONTENT_TYPE: &str = "application/x-bincode";
+
+/// RPC paths served by `searcher node`.
+pub mod paths {
+    /// GET → [`super::HealthResponse`].
+    pub const HEALTH: &str = "/rpc/health";
+    /// POST [`super::StatsRequest`] → [`super::StatsResponse`].
+    pub const STATS: &str = "/rpc/stats";
+    /// POST [`super::SearchRequest`] → [`super::SearchResponse`].
+    pub const SEARCH: &str = "/rpc/search";
+    /// POST [`super::FetchRequest`] → [`super::FetchResponse`].
+    pub const FETCH: &str = "/rpc/fetch";
+}
+
+fn config() -> bincode::config::Configuration<
+    bincode::config::LittleEndian,
+    bincode::config::Varint,
+    bincode::config::Limit<MAX_FRAME_BYTES>,
+> {
+    bincode::config::standard().with_limit::<MAX_FRAME_BYTES>()
+}
+
+/// Encodes a message for the wire.
+pub fn encode<T: Serialize>(message: &T) -> Result<Vec<u8>> {
+    bincode::serde::encode_to_vec(message, config()).map_err(|e| Error::BadFrame(e.to_string()))
+}
+
+/// Decodes a message, refusing trailing bytes, oversized or malformed frames.
+pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
+    if bytes.len() > MAX_FRAME_BYTES {
+        return Err(Error::BadFrame(format!(
+            "{} bytes exceeds the {MAX_FRAME_BYTES}-byte limit",
+            bytes.len()
+        )));
+    }
+    let (message, read) = bincode::serde::decode_from_slice(bytes, config())
+        .map_err(|e| Error::BadFrame(e.to_string()))?;
+    if read != bytes.len() {
+        return Err(Error::BadFrame(format!(
+            "{} trailing bytes after the message",
+            bytes.len() - read
+        )));
+    }
+    Ok(message)
+}
+
+/// Statistics phase request.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StatsRequest {
+    pub shards: Vec<ShardId>,
+    /// Field ids whose token totals are wanted.
+    pub fields: Vec<u32>,
+    pub terms: Vec<Term>,
+}
+
+/// Statistics phase answer, one entry per requested shard.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StatsResponse {
+    pub node: String,
+    pub shards: Vec<(ShardId, ShardOutcome<ShardTermStats>)>,
+}
+
+/// Query phase request: top `top_k` of each listed shard.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SearchRequest {
+    pub query: String,
+    pub shards: Vec<ShardId>,
+    pub top_k: u32,
+    pub stats: GlobalStats,
+}
+
+/// A shard-local hit: the score, the page id, and its address for the fetch phase.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LeafHit {
+    pub score: f32,
+    pub id: u64,
+    pub segment: u32,
+    pub doc: u32,
+}
+
+/// One shard's query-phase result.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ShardHits {
+    /// Hits sorted by descending score.
+    pub hits: Vec<LeafHit>,
+    /// Number of matching documents in the shard.
+    pub total: u64,
+}
+
+/// Per-shard outcome: partial failure is data, never swallowed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum ShardOutcome<T> {
+    Ok(T),
+    Failed(String),
+}
+
+/// Query phase answer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SearchResponse {
+    pub node: String,
+    pub shards: Vec<(ShardId, ShardOutcome<ShardHits>)>,
+    /// Time the node spent, for the front-end's latency breakdown.
+    pub took_micros: u64,
+}
+
+/// Address of a document on the node that produced it in the query phase.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct DocRef {
+    pub shard: ShardId,
+    pub segment: u32,
+    pub doc: u32,
+}
+
+/// Fetch phase request.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FetchRequest {
+    /// The query again, for snippet highlighting.
+    pub query: String,
+    pub docs: Vec<DocRef>,
+    /// Longest snippet, in characters.
+    pub snippet_chars: u32,
+}
+
+/// Stored fields of one document and its snippet.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FetchedDoc {
+    pub id: u64,
+    pub title: String,
+    pub url: String,
+    /// HTML: text escaped, matched terms wrapped in `<b>`.
+    pub snippet_html: String,
+}
+
+/// Fetch phase answer, in request order.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FetchResponse {
+    pub node: String,
+    pub docs: Vec<ShardOutcome<FetchedDoc>>,
+}
+
+/// State of one replica on a node.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum ReplicaState {
+    Serving { docs: u64 },
+    /// Refused (failed verification, schema mismatch, unreadable): the reason.
+    Failed(String),
+}
+
+/// Health answer of a node.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HealthResponse {
+    pub node: String,
+    pub pid: u32,
+    pub uptime_millis: u64,
+    pub in_flight: u32,
+    pub replicas: Vec<(ShardId, ReplicaState)>,
+    pub wire_version: u32,
+    pub schema: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::WikiSchema;
+
+    fn sample_request() -> SearchRequest {
+        let schema = WikiSchema::new();
+        let term = Term::from_field_text(schema.fields.body, "anarchism");
+        SearchRequest {
+            query: "anarchism".into(),
+            shards: vec![ShardId::new(0, 2, 1, 3).unwrap()],
+            top_k: 10,
+            stats: GlobalStats {
+                total_docs: 106,
+                field_tokens: vec![(2, 12345)],
+                doc_freqs: vec![(term, 7)],
+            },
+        }
+    }
+
+    #[test]
+    fn messages_round_trip() {
+        let request = sample_request();
+        let bytes = encode(&request).unwrap();
+        assert_eq!(decode::<SearchRequest>(&bytes).unwrap(), request);
+    }
+
+    #[test]
+    fn garbage_truncated_and_trailing_bytes_are_errors() {
+        let bytes = encode(&sample_request()).unwrap();
+        assert!(decode::<SearchRequest>(&bytes[..bytes.len() / 2]).is_err());
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(decode::<SearchRequest>(&longer).is_err());
+        assert!(decode::<SearchRequest>(&[0xff; 64]).is_err());
+        // A length prefix claiming 2^60 items must not allocate or panic.
+        assert!(decode::<Vec<u64>>(&[0xff, 0, 0, 0, 0, 0, 0, 0x10, 0]).is_err());
+    }
+}

@@ -1,0 +1,152 @@
+//! Helpers for the multi-process integration tests: where the real binaries and the shared
+//! sample dumps are, a unique temporary directory per test, free loopback ports, child
+//! processes that are killed when a test ends, and waiting on conditions with generous
+//! deadlines (the CI machine has 2 shared, noisy cores: never assert on timings).
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output};
+use std::time::{Duration, Instant};
+
+/// Path of a workspace binary (`indexer`, `searcher`) built in the same profile as the
+/// test executable (`target/<profile>/deps/<test>` → `target/<profile>/<name>`).
+pub fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("test executable lives in target/<profile>/deps");
+    let path = profile_dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build --workspace --bins` before the integration tests",
+        path.display()
+    );
+    path
+}
+
+/// The workspace root (the tests crate lives at `<root>/tests`).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests crate is inside the workspace")
+        .to_path_buf()
+}
+
+/// A file of the shared sample corpus (`../shared/corpus/<file>` from the workspace root),
+/// read in place, never copied.
+pub fn shared_corpus(file: &str) -> PathBuf {
+    let path = workspace_root().join("../shared/corpus").join(file);
+    assert!(path.exists(), "missing shared sample {}", path.display());
+    path
+}
+
+/// The shared benchmark queries.
+pub fn shared_queries() -> PathBuf {
+    workspace_root().join("../shared/bench/queries-aol.jsonl")
+}
+
+/// A fresh temporary directory for one test, named after it; removed when dropped.
+pub fn temp_dir(test_name: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("search-it-{test_name}-"))
+        .tempdir()
+        .expect("create temp dir")
+}
+
+/// A loopback port that was free a moment ago.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("bind 127.0.0.1:0")
+        .port()
+}
+
+/// Runs a command to completion, panicking with its output if it fails.
+pub fn run_ok(cmd: &mut Command) -> Output {
+    let output = cmd.output().unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
+    assert!(
+        output.status.success(),
+        "{cmd:?} failed with {}\nstdout:\n{}\nstderr:\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+/// Polls `condition` until it returns `Some` or `deadline` passes (then panics with `what`).
+pub fn wait_for<T>(what: &str, deadline: Duration, mut condition: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(value) = condition() {
+            return value;
+        }
+        assert!(start.elapsed() < deadline, "timed out after {deadline:?} waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A child process killed (SIGKILL) and reaped when dropped, so a failing test leaves no
+/// server behind.
+pub struct ChildGuard {
+    pub child: Child,
+    pub name: String,
+}
+
+impl ChildGuard {
+    pub fn spawn(name: &str, cmd: &mut Command) -> Self {
+        let child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {name}: {e}"));
+        ChildGuard {
+            child,
+            name: name.to_string(),
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends a signal (SIGKILL, SIGSTOP, SIGCONT, SIGTERM...).
+    pub fn signal(&self, signal: i32) {
+        send_signal(self.pid(), signal);
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        send_signal(self.pid(), libc::SIGCONT);
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Sends `signal` to `pid`; true if the process existed.
+pub fn send_signal(pid: u32, signal: i32) -> bool {
+    // SAFETY: kill(2) has no memory-safety preconditions.
+    unsafe { libc::kill(pid as libc::pid_t, signal) == 0 }
+}
+
+/// Whether a process with this pid is still running (zombies count as gone).
+pub fn process_alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat
+            .rsplit_once(')')
+            .map(|(_, rest)| rest.trim_start().starts_with('Z'))
+            .unwrap_or(false),
+        Err(_) => false,
+    }
+}
+
+/// GET a URL and parse the JSON body, whatever the status; `None` on a transport error.
+pub fn get_json(url: &str) -> Option<(u16, serde_json::Value)> {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(30)))
+        .build()
+        .into();
+    let mut response = agent.get(url).call().ok()?;
+    let status = response.status().as_u16();
+    let body: serde_json::Value = response.body_mut().read_json().ok()?;
+    Some((status, body))
+}
