@@ -1,7 +1,397 @@
-//! PLACEHOLDER (drill engineer replaces)
-#[derive(Debug, clap::Args)]
-pub struct DrillArgs {}
+//! `searcher drill`: steady load against a running cluster's front-end, one injected
+//! fault, its heal, and a report of what users saw.
+//!
+//! The load comes from the bench's load generator ([`crate::bench::loadgen`]), on a thread
+//! of its own, whose per-second rows are printed live; the fault script
+//! ([`faults`]) acts on the node processes whose pids the front-end reports in
+//! `GET /cluster`; a monitor ([`cluster_procs::Monitor`]) polls `/cluster` to time
+//! ejection and rejoin; [`summary`] puts it together. Ctrl-C (or SIGTERM) stops the load
+//! and heals the fault before exiting.
+//!
+//! Everything the drill learns comes from the cluster file and the front-end's public API,
+//! so it works on a cluster started by `searcher demo` or by hand, as long as the node
+//! processes run on this machine (signals need local pids).
 
-pub fn run_cli(_args: DrillArgs) -> anyhow::Result<()> {
-    anyhow::bail!("not built yet")
+pub mod cluster_procs;
+pub mod faults;
+pub mod partition;
+pub mod summary;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use shard_proto::ShardId;
+
+use crate::bench::loadgen::{self, LoadMode, LoadSpec};
+use crate::bench::queries::{self, BenchQuery};
+use crate::bench::report::LoadReport;
+use crate::cluster::ClusterConfig;
+use crate::placement::Placement;
+use cluster_procs::{Frontend, Monitor};
+use faults::{Fault, FaultContext, TargetOutcome};
+use summary::{Inputs, Printer, Probe, Summary};
+
+/// Default query file, relative to the workspace root (where a user runs the drill).
+const DEFAULT_QUERIES: &str = "../shared/bench/queries-aol.jsonl";
+
+/// Flags of `searcher drill`.
+#[derive(Debug, clap::Args)]
+pub struct DrillArgs {
+    /// The cluster file of the running cluster.
+    #[arg(long)]
+    pub config: PathBuf,
+    /// What to break.
+    #[arg(long, value_enum)]
+    pub fault: Fault,
+    /// The node to break (kill, stop, restart, partition); default: the first in the file.
+    #[arg(long, conflicts_with = "shard")]
+    pub node: Option<String>,
+    /// The shard whose every replica is killed (kill-shard); default: the first shard.
+    #[arg(long)]
+    pub shard: Option<String>,
+    /// Seconds of load before the fault is injected.
+    #[arg(long, default_value_t = 5.0)]
+    pub at: f64,
+    /// Seconds the fault lasts before it is healed (kill, stop, kill-shard, partition).
+    #[arg(long, default_value_t = 10.0)]
+    pub heal_after: f64,
+    /// Seconds of load in all.
+    #[arg(long, default_value_t = 30.0)]
+    pub duration: f64,
+    /// Open-loop load: requests per second (default 200 when --concurrency is not given).
+    #[arg(long, conflicts_with = "concurrency")]
+    pub rate: Option<f64>,
+    /// Closed-loop load: workers each with one request in flight.
+    #[arg(long)]
+    pub concurrency: Option<usize>,
+    /// Benchmark queries (JSON lines or plain text); default ../shared/bench/queries-aol.jsonl.
+    #[arg(long)]
+    pub queries: Option<PathBuf>,
+    /// JSON lines (rows, events, then the summary) instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs the drill; Ctrl-C or SIGTERM heal the fault and stop.
+pub fn run_cli(args: DrillArgs) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the drill's runtime")?;
+    let outcome = runtime.block_on(async {
+        tokio::select! {
+            result = run(args) => result,
+            // Dropping `run` drops the fault script's healer: the fault is undone here.
+            _ = crate::shutdown::signal() => bail!("interrupted: the fault was healed, load stopped"),
+        }
+    });
+    // The load thread and restarted nodes are not waited for.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    outcome
+}
+
+/// Everything resolved before the load starts.
+struct Plan {
+    config_path: PathBuf,
+    config: ClusterConfig,
+    frontend: Frontend,
+    /// (node id, pid, rpc port) of each target.
+    targets: Vec<(String, Option<u32>, u16)>,
+    shard: Option<ShardId>,
+    expected_coverage: Option<f64>,
+    queries: Vec<BenchQuery>,
+    mode: LoadMode,
+}
+
+/// The drill itself: plan, load + monitor + fault script, summary.
+pub async fn run(args: DrillArgs) -> anyhow::Result<()> {
+    let plan = plan(&args).await?;
+    let t0 = Instant::now();
+    let printer = Arc::new(Printer::new(args.json, t0));
+    printer.header(&describe(&args, &plan));
+
+    let monitor_printer = printer.clone();
+    let (monitor, monitor_task) = Monitor::start(plan.frontend.clone(), move |t| {
+        let error = t.last_error.as_deref().map(|e| format!(" ({e})")).unwrap_or_default();
+        monitor_printer.event(t.at, format!("/cluster: node {} {} → {}{error}", t.node, t.from, t.to));
+    });
+    let load = start_load(&args, &plan, printer.clone())?;
+
+    let fault_printer = printer.clone();
+    let ctx = FaultContext {
+        config: plan.config_path.clone(),
+        log_dir: log_dir(&plan.config_path),
+        monitor: monitor.clone(),
+        event: Box::new(move |at, text| fault_printer.event(at, text)),
+    };
+    let inject_at = t0 + secs(args.at);
+    let heal_after = secs(args.heal_after);
+    let probes = probe_during(&plan, &printer, inject_at, heal_after, args.fault);
+    let (outcomes, probes) = tokio::join!(
+        faults::run_fault(args.fault, plan.targets.clone(), inject_at, heal_after, &ctx),
+        probes
+    );
+    let outcomes: Vec<TargetOutcome> = outcomes?;
+    let report = load.finish().await?;
+    monitor_task.abort();
+
+    let summary = Summary::build(Inputs {
+        fault: args.fault,
+        shard: plan.shard.map(|s| s.to_string()),
+        report: &report,
+        outcomes: &outcomes,
+        printer: &printer,
+        deadline_ms: plan.config.timeouts.deadline_ms,
+        expected_coverage: plan.expected_coverage,
+        probes,
+        cluster_poll_errors: monitor.poll_errors(),
+    });
+    summary.print(args.json);
+    Ok(())
+}
+
+fn secs(s: f64) -> Duration {
+    Duration::from_secs_f64(s.max(0.0))
+}
+
+fn log_dir(config_path: &Path) -> PathBuf {
+    config_path.parent().unwrap_or(Path::new(".")).join("drill-logs")
+}
+
+fn describe(args: &DrillArgs, plan: &Plan) -> String {
+    let targets: Vec<&str> = plan.targets.iter().map(|t| t.0.as_str()).collect();
+    let load = match plan.mode {
+        LoadMode::Open { rate } => format!("{rate} req/s (open loop)"),
+        LoadMode::Closed { concurrency } => format!("concurrency {concurrency} (closed loop)"),
+    };
+    let heal = if args.fault.uses_heal_after() {
+        format!(", healed after {} s", args.heal_after)
+    } else {
+        String::new()
+    };
+    let shard = plan.shard.map(|s| format!(" (shard {s})")).unwrap_or_default();
+    format!(
+        "drill: {:?} of node(s) {}{shard} at {} s{heal}; {} s of load at {load} against {}",
+        args.fault,
+        targets.join(", "),
+        args.at,
+        args.duration,
+        plan.frontend.base()
+    )
+}
+
+async fn plan(args: &DrillArgs) -> anyhow::Result<Plan> {
+    validate_args(args)?;
+    let config = ClusterConfig::load(&args.config)?;
+    let config_path = std::path::absolute(&args.config)
+        .with_context(|| format!("cannot resolve {}", args.config.display()))?;
+    if args.fault == Fault::Partition {
+        partition::check_permitted()?;
+    }
+    let listen = config.frontend.listen;
+    let host = if listen.ip().is_unspecified() {
+        "127.0.0.1".to_string()
+    } else {
+        listen.ip().to_string()
+    };
+    let frontend = Frontend::new(format!("http://{}", std::net::SocketAddr::new(host.parse()?, listen.port())));
+    let cluster = frontend.cluster().await.with_context(|| {
+        format!(
+            "the front-end at {} does not answer: start the cluster first (searcher demo, or \
+             searcher node + searcher frontend with this cluster file)",
+            frontend.base()
+        )
+    })?;
+    let (shard, expected_coverage, node_ids) = resolve_targets(args, &config)?;
+    let mut targets = Vec::new();
+    for id in node_ids {
+        let seen = cluster
+            .node(&id)
+            .with_context(|| format!("the front-end does not report node {id}"))?;
+        if seen.state != "up" {
+            bail!("node {id} is {:?}, not up: heal the cluster before drilling", seen.state);
+        }
+        let pid = seen.pid.with_context(|| format!("the front-end reports no pid for node {id}"))?;
+        if cluster_procs::process_gone(pid) {
+            bail!("node {id} has pid {pid}, which is not a process on this machine");
+        }
+        targets.push((id.clone(), Some(pid), config.node(&id)?.rpc.port()));
+    }
+    for node in cluster.nodes.iter().filter(|n| n.state != "up") {
+        eprintln!("drill: warning: node {} is {} before the drill", node.id, node.state);
+    }
+    let queries = load_queries(args)?;
+    let mode = match (args.rate, args.concurrency) {
+        (_, Some(concurrency)) => LoadMode::Closed { concurrency },
+        (Some(rate), None) => LoadMode::Open { rate },
+        (None, None) => LoadMode::Open { rate: 200.0 },
+    };
+    Ok(Plan {
+        config_path,
+        config,
+        frontend,
+        targets,
+        shard,
+        expected_coverage,
+        queries,
+        mode,
+    })
+}
+
+fn validate_args(args: &DrillArgs) -> anyhow::Result<()> {
+    for (name, value) in [("--at", args.at), ("--heal-after", args.heal_after), ("--duration", args.duration)] {
+        if !value.is_finite() || value < 0.0 || value > 86_400.0 {
+            bail!("{name} must be a number of seconds between 0 and 86400, not {value}");
+        }
+    }
+    if args.duration <= args.at {
+        bail!("--duration ({} s) must be longer than --at ({} s)", args.duration, args.at);
+    }
+    match args.fault {
+        Fault::KillShard if args.node.is_some() => bail!("kill-shard takes --shard, not --node"),
+        Fault::RollingRestart if args.node.is_some() => {
+            bail!("rolling-restart restarts every node: --node does not apply")
+        }
+        Fault::KillShard => {}
+        _ if args.shard.is_some() => bail!("--shard only applies to kill-shard"),
+        _ => {}
+    }
+    let needed = args.at + if args.fault.uses_heal_after() { args.heal_after } else { 0.0 } + 5.0;
+    if args.duration < needed {
+        eprintln!(
+            "drill: warning: --duration {} s leaves little or no load after the heal; \
+             {needed} s or more shows the recovery",
+            args.duration
+        );
+    }
+    Ok(())
+}
+
+/// The target node ids, and for kill-shard the shard and the coverage answers should show.
+fn resolve_targets(
+    args: &DrillArgs,
+    config: &ClusterConfig,
+) -> anyhow::Result<(Option<ShardId>, Option<f64>, Vec<String>)> {
+    match args.fault {
+        Fault::RollingRestart => Ok((None, None, config.nodes.iter().map(|n| n.id.clone()).collect())),
+        Fault::KillShard => {
+            let mut docs = Vec::new();
+            for manifest in config.shard_manifests()? {
+                let manifest = manifest.map_err(anyhow::Error::msg)?;
+                docs.push((manifest.shard, manifest.docs));
+            }
+            let shard = match &args.shard {
+                Some(text) => text.parse::<ShardId>().map_err(|e| anyhow::anyhow!("--shard: {e}"))?,
+                None => docs.first().map(|d| d.0).context("the shard store has no shards")?,
+            };
+            if !docs.iter().any(|d| d.0 == shard) {
+                bail!("no shard {shard} in {}", config.shard_store.display());
+            }
+            let placement = Placement::for_cluster(config, docs.iter().map(|d| d.0));
+            let holders = placement.replicas.get(&shard).cloned().unwrap_or_default();
+            // Other shards placed on the very same nodes go down with it.
+            let lost: u64 = docs
+                .iter()
+                .filter(|(s, _)| placement.replicas[s].iter().all(|n| holders.contains(n)))
+                .map(|d| d.1)
+                .sum();
+            let total: u64 = docs.iter().map(|d| d.1).sum();
+            let coverage = (total > 0).then(|| 1.0 - lost as f64 / total as f64);
+            Ok((Some(shard), coverage, holders))
+        }
+        _ => {
+            let node = match &args.node {
+                Some(id) => config.node(id)?.id.clone(),
+                None => config.nodes[0].id.clone(),
+            };
+            Ok((None, None, vec![node]))
+        }
+    }
+}
+
+fn load_queries(args: &DrillArgs) -> anyhow::Result<Vec<BenchQuery>> {
+    let path = args.queries.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_QUERIES));
+    if args.queries.is_none() && !path.exists() {
+        bail!("no --queries given and {DEFAULT_QUERIES} does not exist here: pass --queries FILE");
+    }
+    Ok(queries::load(&path)?)
+}
+
+/// The load generator on a thread of its own; stopped early if the drill is dropped.
+struct RunningLoad {
+    report: tokio::sync::oneshot::Receiver<crate::Result<LoadReport>>,
+    stop: StopOnDrop,
+}
+
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+impl RunningLoad {
+    async fn finish(self) -> anyhow::Result<LoadReport> {
+        let report = self.report.await.context("the load generator thread died")?;
+        drop(self.stop);
+        Ok(report?)
+    }
+}
+
+fn start_load(args: &DrillArgs, plan: &Plan, printer: Arc<Printer>) -> anyhow::Result<RunningLoad> {
+    let mut spec = LoadSpec::new(plan.frontend.base(), plan.queries.clone(), plan.mode, secs(args.duration));
+    spec.timeline = true;
+    spec.request_timeout = Duration::from_millis(plan.config.timeouts.deadline_ms.max(1_000) * 3);
+    spec.on_row = Some(Box::new(move |row| printer.row(row)));
+    let stop = Arc::new(AtomicBool::new(false));
+    spec.stop = Some(stop.clone());
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("drill-load".into())
+        .spawn(move || {
+            let _ = tx.send(loadgen::run_blocking(spec));
+        })
+        .context("cannot start the load generator thread")?;
+    Ok(RunningLoad {
+        report: rx,
+        stop: StopOnDrop(stop),
+    })
+}
+
+/// Samples what a user sees: one search a second into the fault (for kill-shard, also with
+/// `allow_partial=false`), and one after the fault is expected to be healed.
+async fn probe_during(
+    plan: &Plan,
+    printer: &Printer,
+    inject_at: Instant,
+    heal_after: Duration,
+    fault: Fault,
+) -> Vec<Probe> {
+    let query = loadgen::percent_encode(&plan.queries[0].text);
+    let mut urls = vec![format!("/search?q={query}&size=10")];
+    if fault == Fault::KillShard {
+        urls.push(format!("/search?q={query}&size=10&allow_partial=false"));
+    }
+    let into_fault = Duration::from_secs(1).min(heal_after / 2).max(Duration::from_millis(300));
+    tokio::time::sleep_until((inject_at + into_fault).into()).await;
+    let mut probes = Vec::new();
+    for url in urls {
+        let at = printer.t(Instant::now());
+        let probe = match plan.frontend.get_json(&url).await {
+            Ok((status, body)) => Probe::from_answer(at, url, status, &body),
+            Err(err) => Probe {
+                t_s: at,
+                url,
+                error: Some(format!("{err:#}")),
+                ..Probe::default()
+            },
+        };
+        probes.push(probe);
+    }
+    probes
 }

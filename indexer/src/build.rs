@@ -1,0 +1,385 @@
+//! `indexer build`: turns slice I of K of an input into M published tantivy shards.
+//!
+//! Steps: take the slice's lock in the output directory and clear what a dead build of
+//! the same slice left; open the input on the slice; stream it through the
+//! [`pipeline`] into M [`shard_writer::ShardWriter`]s built in parallel in temporary
+//! directories; commit and merge each shard to one segment (in parallel); fsync and write
+//! each manifest; check that nothing was lost; then [`publish`] all M shards at once.
+//!
+//! Failure policy: any error (a truncated or corrupt dump included: the message names the
+//! file and offset) fails the whole build. Nothing of it is published, the temporary
+//! directories are removed, and shards of an earlier build stay as they were. We do not
+//! publish the pages before a fatal read error, because a slice's shards must cover the
+//! whole slice or the cluster would silently serve a partial index.
+//!
+//! Memory: `--memory-mb` is split between the tantivy writers' arenas (60%, at least
+//! 15 MB per writer thread), documents waiting for the writers (15%) and articles waiting
+//! for the cleaners (15%); the rest is headroom for segment flushes and the final merge.
+
+pub mod pipeline;
+pub mod progress;
+pub mod publish;
+pub mod shard_writer;
+pub mod summary;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use corpus::{OpenOptions, Split};
+use shard_proto::manifest::{InputInfo, ShardManifest};
+use shard_proto::{ShardId, WikiSchema};
+
+use crate::error::{Error, Result};
+use pipeline::{PipelineConfig, PipelineOutput};
+pub use progress::ProgressMode;
+use progress::{Counters, Reporter};
+use shard_writer::{InFlight, ManifestInput, ShardWriter, WriterConfig};
+pub use summary::{BuildSummary, ResourceUsage};
+
+/// Tantivy's minimum arena per indexing thread.
+pub const MIN_BYTES_PER_WRITER_THREAD: usize = 15_000_000;
+/// Tantivy's maximum useful indexing threads per writer.
+const MAX_WRITER_THREADS: usize = 8;
+const MIB: usize = 1 << 20;
+
+/// Flags of `indexer build`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BuildArgs {
+    /// Input dump: MediaWiki XML (plain, .bz2, multistream .bz2, .gz) or JSON lines.
+    #[arg(long)]
+    pub input: PathBuf,
+    /// Output directory; shards are published as DIR/<shard id>/.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Shards this node builds from its slice.
+    #[arg(long, default_value_t = 1)]
+    pub shards: u32,
+    /// This node's slice, 0..nodes.
+    #[arg(long, default_value_t = 0)]
+    pub node: u32,
+    /// How many slices (indexer nodes) the input is cut into.
+    #[arg(long, default_value_t = 1)]
+    pub nodes: u32,
+    /// Multistream index file (`offset:pageid:title` lines, plain or .bz2).
+    #[arg(long)]
+    pub index: Option<PathBuf>,
+    /// Worker threads for decompression, cleaning and indexing; 0 = one per core.
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+    /// Memory budget in MiB (peak RSS stays near it plus a fixed overhead).
+    #[arg(long, default_value_t = 1024)]
+    pub memory_mb: u64,
+    /// Print one JSON summary object on stdout at the end.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Everything a build needs (the library entry point's input).
+#[derive(Clone, Debug)]
+pub struct BuildOptions {
+    pub input: PathBuf,
+    pub out: PathBuf,
+    pub shards: u32,
+    pub split: Split,
+    pub index: Option<PathBuf>,
+    /// 0 = one per core.
+    pub threads: usize,
+    pub memory_mb: u64,
+    pub progress: ProgressMode,
+}
+
+impl BuildArgs {
+    /// The library options these flags describe.
+    pub fn options(&self) -> Result<BuildOptions> {
+        Ok(BuildOptions {
+            input: self.input.clone(),
+            out: self.out.clone(),
+            shards: self.shards,
+            split: Split::new(self.node, self.nodes)?,
+            index: self.index.clone(),
+            threads: self.threads,
+            memory_mb: self.memory_mb,
+            progress: ProgressMode::Auto,
+        })
+    }
+}
+
+/// `indexer build` from the command line: builds, then prints the summary.
+pub fn run(args: &BuildArgs) -> anyhow::Result<()> {
+    let summary = build(&args.options()?)?;
+    if args.json {
+        println!("{}", serde_json::to_string(&summary)?);
+    } else {
+        println!("{}", summary.human());
+    }
+    Ok(())
+}
+
+/// How the memory budget and the threads are shared out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Plan {
+    pub threads: usize,
+    pub writer: WriterConfig,
+    pub in_flight_bytes: usize,
+    pub batch_bytes: usize,
+    pub channel_batches: usize,
+}
+
+impl Plan {
+    /// Shares `memory_mb` and `threads` (0 = cores) among `shards` writers and the
+    /// pipeline; errors if the budget cannot give every writer tantivy's minimum.
+    pub fn new(shards: u32, threads: usize, memory_mb: u64) -> Result<Plan> {
+        if shards == 0 {
+            return Err(Error::Config("--shards must be at least 1".into()));
+        }
+        let threads = match threads {
+            0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+            n => n,
+        };
+        let shards = shards as usize;
+        let total = usize::try_from(memory_mb)
+            .unwrap_or(usize::MAX / MIB)
+            .saturating_mul(MIB);
+        let per_shard = total / 10 * 6 / shards;
+        let mut writer_threads = (threads / shards).clamp(1, MAX_WRITER_THREADS);
+        while writer_threads > 1 && per_shard / writer_threads < MIN_BYTES_PER_WRITER_THREAD {
+            writer_threads -= 1;
+        }
+        let bytes_per_thread = (per_shard / writer_threads).min(u32::MAX as usize / 2);
+        if bytes_per_thread < MIN_BYTES_PER_WRITER_THREAD {
+            let need = (MIN_BYTES_PER_WRITER_THREAD * shards * 10 / 6).div_ceil(MIB);
+            return Err(Error::Config(format!(
+                "--memory-mb {memory_mb} is too small for {shards} shards: 60% of the budget \
+                 goes to the shard writers and each needs at least 15 MB; use --memory-mb \
+                 {need} or more, or fewer shards"
+            )));
+        }
+        let queued = total / 100 * 15;
+        let channel_batches = threads.max(2);
+        let batch_bytes = (queued / (channel_batches + threads)).clamp(64 << 10, 4 << 20);
+        Ok(Plan {
+            threads,
+            writer: WriterConfig {
+                threads: writer_threads,
+                bytes_per_thread,
+            },
+            in_flight_bytes: queued.max(4 * MIB),
+            batch_bytes,
+            channel_batches,
+        })
+    }
+}
+
+/// Builds and publishes this node's shards (see the module docs).
+pub fn build(opts: &BuildOptions) -> Result<BuildSummary> {
+    let start = Instant::now();
+    let plan = Plan::new(opts.shards, opts.threads, opts.memory_mb)?;
+    let Split { node, nodes } = opts.split;
+    let ids = (0..opts.shards)
+        .map(|s| ShardId::new(node, nodes, s, opts.shards))
+        .collect::<shard_proto::Result<Vec<_>>>()?;
+    let _lock = publish::SliceLock::acquire(&opts.out, node, nodes)?;
+    for stale in publish::remove_stale_temp_dirs(&opts.out, node, nodes)? {
+        tracing::info!("removed {} left by an interrupted build", stale.display());
+    }
+    let open = OpenOptions {
+        split: opts.split,
+        index: opts.index.clone(),
+        threads: plan.threads,
+    };
+    let reader = corpus::open(&opts.input, &open)?;
+    let input = InputInfo {
+        path: opts.input.display().to_string(),
+        bytes: std::fs::metadata(&opts.input)
+            .map_err(|e| Error::io(&opts.input, e))?
+            .len(),
+        format: reader.format().to_string(),
+    };
+    tracing::info!(
+        "building {} shards of node {node} of {nodes} from {} ({}) with {} threads: {:?}",
+        ids.len(),
+        input.path,
+        input.format,
+        plan.threads,
+        plan
+    );
+    let mut temps = Vec::with_capacity(ids.len());
+    for id in &ids {
+        temps.push((*id, publish::create_temp_dir(&opts.out, *id)?));
+    }
+    let built = build_shards(reader, &temps, &input, &plan, opts.progress);
+    let (output, manifests) = match built {
+        Ok(built) => built,
+        Err(err) => {
+            for (_, temp) in &temps {
+                let _ = std::fs::remove_dir_all(temp);
+            }
+            return Err(err);
+        }
+    };
+    publish::publish(&opts.out, &temps)?;
+    let mut summary = summarize(opts, &plan, &input, output, &manifests);
+    summary.finish(start.elapsed().as_secs_f64(), ResourceUsage::now());
+    tracing::info!("{}", summary.human());
+    Ok(summary)
+}
+
+/// Streams the input into the shard writers, finishes and seals every shard.
+fn build_shards(
+    reader: corpus::PageReader,
+    temps: &[(ShardId, PathBuf)],
+    input: &InputInfo,
+    plan: &Plan,
+    progress: ProgressMode,
+) -> Result<(PipelineOutput, Vec<ShardManifest>)> {
+    let schema = WikiSchema::new();
+    let writers = temps
+        .iter()
+        .map(|(id, dir)| ShardWriter::create(*id, dir, &schema, plan.writer))
+        .collect::<Result<Vec<_>>>()?;
+    let counters = Arc::new(Counters::default());
+    let reporter = Reporter::start(progress, Arc::clone(&counters), reader.progress());
+    let cfg = PipelineConfig {
+        clean_threads: plan.threads,
+        batch_bytes: plan.batch_bytes,
+        channel_batches: plan.channel_batches,
+        in_flight: InFlight::new(plan.in_flight_bytes),
+    };
+    let output = pipeline::run(reader, &writers, &schema, &cfg, &counters);
+    reporter.finish();
+    let output = output?;
+    tracing::info!("read done ({} pages); committing and merging {} shards", output.stats.pages, temps.len());
+    let docs = finish_all(writers)?;
+    check_nothing_lost(&output, &docs)?;
+    let manifests = std::thread::scope(|scope| {
+        let handles: Vec<_> = temps
+            .iter()
+            .zip(&docs)
+            .zip(&output.shard_skipped)
+            .map(|(((id, dir), docs), skipped)| {
+                let m = ManifestInput {
+                    id: *id,
+                    schema: &schema,
+                    input,
+                    docs: *docs,
+                    skipped: skipped.clone(),
+                };
+                scope.spawn(move || shard_writer::seal(dir, m))
+            })
+            .collect();
+        join_all(handles)
+    })?;
+    Ok((output, manifests))
+}
+
+/// Commits and merges every shard in parallel; returns their document counts.
+fn finish_all(writers: Vec<ShardWriter>) -> Result<Vec<u64>> {
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = writers
+            .into_iter()
+            .map(|w| scope.spawn(move || w.finish()))
+            .collect();
+        join_all(handles)
+    })
+}
+
+fn join_all<T>(handles: Vec<std::thread::ScopedJoinHandle<'_, Result<T>>>) -> Result<Vec<T>> {
+    handles
+        .into_iter()
+        .map(|h| h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+        .collect()
+}
+
+/// Every article read is either in its shard or counted as skipped there, and each shard
+/// holds exactly the documents handed to it.
+fn check_nothing_lost(output: &PipelineOutput, docs: &[u64]) -> Result<()> {
+    if docs != output.shard_docs.as_slice() {
+        return Err(Error::Invariant(format!(
+            "shards hold {docs:?} documents but {:?} were sent to them",
+            output.shard_docs
+        )));
+    }
+    let indexed: u64 = docs.iter().sum();
+    let cleaner_skips: u64 = output
+        .shard_skipped
+        .iter()
+        .filter_map(|s| s.get(pipeline::CLEANER_PANIC))
+        .sum();
+    if indexed + cleaner_skips != output.stats.articles {
+        return Err(Error::Invariant(format!(
+            "{} articles read but {indexed} indexed and {cleaner_skips} skipped while cleaning",
+            output.stats.articles
+        )));
+    }
+    Ok(())
+}
+
+fn summarize(
+    opts: &BuildOptions,
+    plan: &Plan,
+    input: &InputInfo,
+    output: PipelineOutput,
+    manifests: &[ShardManifest],
+) -> BuildSummary {
+    let mut skipped = output.stats.skipped.clone();
+    for shard in &output.shard_skipped {
+        if let Some(n) = shard.get(pipeline::CLEANER_PANIC) {
+            *skipped.entry(pipeline::CLEANER_PANIC.to_string()).or_default() += n;
+        }
+    }
+    BuildSummary {
+        docs: manifests.iter().map(|m| m.docs).sum(),
+        skipped,
+        index_bytes: manifests.iter().map(|m| m.index_bytes()).sum(),
+        shards: manifests.iter().map(|m| m.shard.to_string()).collect(),
+        shard_docs: manifests.iter().map(|m| m.docs).collect(),
+        pages: output.stats.pages,
+        articles: output.stats.articles,
+        redirects: output.stats.redirects,
+        other_namespaces: output.stats.other_namespaces,
+        input_bytes: output.bytes_read,
+        input_format: input.format.clone(),
+        node: opts.split.node,
+        nodes: opts.split.nodes,
+        threads: plan.threads,
+        memory_mb: opts.memory_mb,
+        ..BuildSummary::default()
+    }
+}
+
+/// The directory a published shard lives in.
+pub fn shard_dir(out: &Path, id: ShardId) -> PathBuf {
+    out.join(id.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plan_gives_each_writer_thread_at_least_tantivys_minimum() {
+        let plan = Plan::new(4, 2, 256).unwrap();
+        assert_eq!(plan.writer.threads, 1);
+        assert!(plan.writer.bytes_per_thread >= MIN_BYTES_PER_WRITER_THREAD);
+        let plan = Plan::new(1, 4, 1024).unwrap();
+        assert_eq!(plan.writer.threads, 4);
+        // 60% of 64 MiB for 1 shard: two threads would get < 15 MB each.
+        let plan = Plan::new(1, 4, 64).unwrap();
+        assert_eq!(plan.writer.threads, 2);
+        let err = Plan::new(8, 2, 64).unwrap_err().to_string();
+        assert!(err.contains("--memory-mb"), "{err}");
+        assert!(Plan::new(0, 2, 64).is_err());
+    }
+
+    #[test]
+    fn plan_stays_within_the_budget() {
+        for (shards, threads, mb) in [(1, 2, 100), (3, 2, 512), (2, 16, 4096)] {
+            let p = Plan::new(shards, threads, mb).unwrap();
+            let writers = shards as usize * p.writer.threads * p.writer.bytes_per_thread;
+            let pages = (p.channel_batches + p.threads) * p.batch_bytes;
+            let used = writers + pages + p.in_flight_bytes;
+            assert!(used <= mb as usize * MIB, "{p:?} uses {used}");
+        }
+    }
+}

@@ -1,0 +1,411 @@
+//! The whole comparison in one command (`searcher baseline compare`, or the
+//! `search_bench` example): the cluster against what a user would run instead, on the
+//! same documents, in the same run, on this machine.
+//!
+//! 1. a synthetic corpus (`indexer synth`), built twice: 6 shards by 2 indexers × 3
+//!    shards, and 1 shard;
+//! 2. a cluster file (3 nodes, R = 2), 3 `searcher node` processes and a
+//!    `searcher frontend`; a `searcher baseline serve` process on the single shard;
+//! 3. the same queries at concurrency 1 and 8 against the front-end and the single HTTP
+//!    server (the load generator), and on 1 and 8 threads in-process;
+//! 4. a table and the issue's goals as ratios. Every process started is stopped, on
+//!    success and on error.
+//!
+//! Built artifacts are kept under `--work` and reused when complete (`--rebuild` to
+//! start over); node data directories are fresh each run.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use serde::Serialize;
+
+use super::in_process::{self, InProcessSpec};
+use super::loadgen::{self, LoadMode, LoadSpec};
+use super::queries::{self, BenchQuery};
+use super::report::LoadReport;
+use super::single_index::SingleIndex;
+use crate::bench::procs::{free_addr, Processes};
+
+/// The shared benchmark queries, read in place.
+const DEFAULT_QUERIES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/bench/queries-aol.jsonl");
+/// Cluster shape the issue sets.
+const INDEXERS: usize = 2;
+const SHARDS_PER_INDEXER: usize = 3;
+const NODES: usize = 3;
+const REPLICATION: usize = 2;
+/// Concurrency levels compared.
+const LEVELS: [usize; 2] = [1, 8];
+
+/// Flags of `searcher baseline compare`.
+#[derive(Clone, Debug, clap::Args)]
+pub struct CompareArgs {
+    /// Pages of the synthetic corpus.
+    #[arg(long, default_value_t = 100_000)]
+    pub pages: u64,
+    /// Where the corpus, shards, cluster file and logs go (reused between runs).
+    #[arg(long, default_value = "target/search-bench")]
+    pub work: PathBuf,
+    #[arg(long, default_value = DEFAULT_QUERIES)]
+    pub queries: PathBuf,
+    /// Seconds of each measurement.
+    #[arg(long, default_value_t = 15.0)]
+    pub duration: f64,
+    /// Seconds of warm-up load before each target's measurements.
+    #[arg(long, default_value_t = 3.0)]
+    pub warmup: f64,
+    /// Rebuild the corpus and shards even if present.
+    #[arg(long)]
+    pub rebuild: bool,
+    /// The `searcher` binary to start processes from (default: this executable).
+    #[arg(long)]
+    pub searcher_bin: Option<PathBuf>,
+    /// Print every report and the ratios as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// One measured configuration.
+#[derive(Clone, Debug, Serialize)]
+pub struct Measurement {
+    pub setup: String,
+    pub concurrency: usize,
+    pub report: LoadReport,
+}
+
+/// The issue's goals as measured.
+#[derive(Clone, Debug, Serialize)]
+pub struct Goals {
+    pub frontend_p50_c1_ms: f64,
+    pub in_process_p50_t1_ms: f64,
+    /// Met when the front-end's p50 ≤ in-process p50 + 0.5 ms.
+    pub p50_goal_met: bool,
+    /// Front-end QPS at c=8 / single-process HTTP QPS at c=8 (goal ≥ 0.8).
+    pub qps_vs_single_http: f64,
+    /// Front-end QPS at c=8 / in-process QPS on 8 threads (stretch ≥ 0.7).
+    pub qps_vs_in_process: f64,
+}
+
+/// Runs `searcher baseline compare`.
+pub fn run_cli(args: CompareArgs) -> anyhow::Result<()> {
+    let searcher = match &args.searcher_bin {
+        Some(path) => path.clone(),
+        None => std::env::current_exe().context("cannot locate this executable")?,
+    };
+    let (measurements, goals) = run(&args, &searcher)?;
+    if args.json {
+        let value = serde_json::json!({ "measurements": measurements, "goals": goals });
+        println!("{value}");
+    } else {
+        print!("{}", render(&measurements, &goals));
+    }
+    Ok(())
+}
+
+/// Builds everything, measures every configuration, stops every process.
+pub fn run(args: &CompareArgs, searcher: &Path) -> anyhow::Result<(Vec<Measurement>, Goals)> {
+    if !searcher.is_file() {
+        bail!("{} not found: build it (cargo build --release -p searcher)", searcher.display());
+    }
+    let duration = super::seconds("duration", args.duration)?;
+    let warmup = super::seconds("warmup", args.warmup)?;
+    let queries = queries::load(&args.queries)?;
+    std::fs::create_dir_all(&args.work)
+        .with_context(|| format!("cannot create {}", args.work.display()))?;
+    let work = args.work.canonicalize()?;
+    let built = build_indexes(searcher, &work, args.pages, args.rebuild)?;
+
+    let mut procs = Processes::new(work.join("logs"))?;
+    let frontend = start_cluster(&mut procs, searcher, &work, &built.store)?;
+    let single_http = start_single_http(&mut procs, searcher, &built.single)?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    for (name, url) in [("front-end", &frontend), ("single HTTP", &single_http)] {
+        runtime
+            .block_on(wait_until_serving(&procs, url, Duration::from_secs(300)))
+            .with_context(|| format!("the {name} never answered"))?;
+    }
+
+    let mut measurements = Vec::new();
+    for (setup, url) in [
+        ("front-end (6 shards, R=2, 3 nodes)", &frontend),
+        ("single-process HTTP (1 index)", &single_http),
+    ] {
+        eprintln!("measuring {setup} ...");
+        load(&runtime, url, &queries, 2, warmup)?;
+        for concurrency in LEVELS {
+            procs.check_alive()?;
+            let report = load(&runtime, url, &queries, concurrency, duration)?;
+            eprint!("{}", report.to_table());
+            measurements.push(Measurement {
+                setup: setup.to_string(),
+                concurrency,
+                report,
+            });
+        }
+    }
+    procs.stop_all();
+
+    eprintln!("measuring in-process ...");
+    let index = Arc::new(SingleIndex::open(&built.single)?);
+    in_process_run(&index, &queries, 2, warmup)?;
+    for threads in LEVELS {
+        let report = in_process_run(&index, &queries, threads, duration)?;
+        eprint!("{}", report.to_table());
+        measurements.push(Measurement {
+            setup: "in-process (1 index)".to_string(),
+            concurrency: threads,
+            report,
+        });
+    }
+    let goals = goals(&measurements)?;
+    Ok((measurements, goals))
+}
+
+fn load(
+    runtime: &tokio::runtime::Runtime,
+    url: &str,
+    queries: &[BenchQuery],
+    concurrency: usize,
+    duration: Duration,
+) -> anyhow::Result<LoadReport> {
+    let spec = LoadSpec::new(url, queries.to_vec(), LoadMode::Closed { concurrency }, duration);
+    Ok(runtime.block_on(loadgen::run(spec))?)
+}
+
+fn in_process_run(
+    index: &Arc<SingleIndex>,
+    queries: &[BenchQuery],
+    threads: usize,
+    duration: Duration,
+) -> anyhow::Result<LoadReport> {
+    let spec = InProcessSpec {
+        queries: queries.to_vec(),
+        threads,
+        duration,
+        max_requests: None,
+        size: 10,
+    };
+    Ok(in_process::run(index.clone(), &spec)?)
+}
+
+/// Where the built indexes are.
+struct Built {
+    /// Shard store of the cluster (6 shards).
+    store: PathBuf,
+    /// The single index (1 shard).
+    single: PathBuf,
+}
+
+fn build_indexes(searcher: &Path, work: &Path, pages: u64, rebuild: bool) -> anyhow::Result<Built> {
+    let dump = work.join(format!("synth-{pages}.xml.bz2"));
+    let store = work.join(format!("store-{pages}"));
+    let single = work.join(format!("single-{pages}"));
+    if rebuild {
+        for path in [&store, &single] {
+            let _ = std::fs::remove_dir_all(path);
+        }
+        let _ = std::fs::remove_file(&dump);
+    }
+    if !dump.is_file() {
+        eprintln!("generating {pages} synthetic pages into {} ...", dump.display());
+        let mut synth = Command::new(searcher);
+        synth.args(["indexer", "synth", "--out"]).arg(&dump);
+        synth.args(["--pages", &pages.to_string()]);
+        run_step("indexer synth", &mut synth)?;
+    }
+    if count_shards(&store) != INDEXERS * SHARDS_PER_INDEXER {
+        let _ = std::fs::remove_dir_all(&store);
+        eprintln!("building {} shards ...", INDEXERS * SHARDS_PER_INDEXER);
+        for node in 0..INDEXERS {
+            let mut build = build_command(searcher, &dump, &store, SHARDS_PER_INDEXER, node, INDEXERS);
+            run_step("indexer build (cluster)", &mut build)?;
+        }
+    }
+    if count_shards(&single) != 1 {
+        let _ = std::fs::remove_dir_all(&single);
+        eprintln!("building the single index ...");
+        run_step("indexer build (single)", &mut build_command(searcher, &dump, &single, 1, 0, 1))?;
+    }
+    Ok(Built { store, single })
+}
+
+fn build_command(
+    searcher: &Path,
+    dump: &Path,
+    out: &Path,
+    shards: usize,
+    node: usize,
+    nodes: usize,
+) -> Command {
+    let mut command = Command::new(searcher);
+    command.args(["indexer", "build", "--input"]).arg(dump).arg("--out").arg(out);
+    command.args(["--shards", &shards.to_string()]);
+    command.args(["--node", &node.to_string(), "--nodes", &nodes.to_string()]);
+    command
+}
+
+/// Published shards: sub-directories holding a manifest.
+fn count_shards(store: &Path) -> usize {
+    std::fs::read_dir(store).map_or(0, |entries| {
+        entries
+            .filter_map(|e| e.ok())
+            .filter(|e| e.path().join("manifest.json").is_file())
+            .count()
+    })
+}
+
+fn run_step(what: &str, command: &mut Command) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let status = command.status().with_context(|| format!("cannot run {what}"))?;
+    if !status.success() {
+        bail!("{what} failed ({status}): {command:?}");
+    }
+    eprintln!("{what}: done in {:.1} s", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// Writes the cluster file and starts the nodes and the front-end; returns its URL.
+fn start_cluster(
+    procs: &mut Processes,
+    searcher: &Path,
+    work: &Path,
+    store: &Path,
+) -> anyhow::Result<String> {
+    let dir = work.join("cluster");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    let frontend = free_addr()?;
+    let mut toml = format!(
+        "shard_store = {:?}\nreplication = {REPLICATION}\n\n[frontend]\nlisten = \"{frontend}\"\n",
+        store.display().to_string()
+    );
+    let ids: Vec<String> = (1..=NODES).map(|n| format!("node-{n}")).collect();
+    for id in &ids {
+        toml.push_str(&format!("\n[[node]]\nid = \"{id}\"\nrpc = \"{}\"\n", free_addr()?));
+    }
+    let config = dir.join("cluster.toml");
+    std::fs::write(&config, toml).with_context(|| format!("cannot write {}", config.display()))?;
+    for id in &ids {
+        let mut node = Command::new(searcher);
+        node.arg("node").arg("--config").arg(&config).args(["--id", id]);
+        procs.spawn(id, &mut node)?;
+    }
+    let mut command = Command::new(searcher);
+    command.arg("frontend").arg("--config").arg(&config);
+    procs.spawn("frontend", &mut command)?;
+    Ok(format!("http://{frontend}"))
+}
+
+fn start_single_http(procs: &mut Processes, searcher: &Path, index: &Path) -> anyhow::Result<String> {
+    let addr = free_addr()?;
+    let mut command = Command::new(searcher);
+    command.args(["baseline", "serve", "--index"]).arg(index);
+    command.arg("--listen").arg(addr.to_string());
+    procs.spawn("baseline-serve", &mut command)?;
+    Ok(format!("http://{addr}"))
+}
+
+/// Waits until a search answers 200 with every shard (not partial).
+async fn wait_until_serving(procs: &Processes, url: &str, deadline: Duration) -> anyhow::Result<()> {
+    let client = loadgen::http_client(1);
+    let uri: http::Uri = format!("{url}/search?q=the&size=1").parse()?;
+    let started = Instant::now();
+    loop {
+        procs.check_alive()?;
+        let outcome = loadgen::send(&client, &uri, Duration::from_secs(5)).await;
+        if outcome == (super::report::Outcome::Answered { partial: false }) {
+            return Ok(());
+        }
+        if started.elapsed() > deadline {
+            bail!("{url}: not serving after {deadline:?} (last: {outcome:?})");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn find<'a>(measurements: &'a [Measurement], prefix: &str, concurrency: usize) -> anyhow::Result<&'a LoadReport> {
+    measurements
+        .iter()
+        .find(|m| m.setup.starts_with(prefix) && m.concurrency == concurrency)
+        .map(|m| &m.report)
+        .with_context(|| format!("no measurement of {prefix} at {concurrency}"))
+}
+
+fn goals(measurements: &[Measurement]) -> anyhow::Result<Goals> {
+    let frontend_1 = find(measurements, "front-end", 1)?;
+    let frontend_8 = find(measurements, "front-end", 8)?;
+    let http_8 = find(measurements, "single-process HTTP", 8)?;
+    let in_process_1 = find(measurements, "in-process", 1)?;
+    let in_process_8 = find(measurements, "in-process", 8)?;
+    let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { 0.0 };
+    let frontend_p50 = frontend_1.overall.latency_ms.p50;
+    let in_process_p50 = in_process_1.overall.latency_ms.p50;
+    Ok(Goals {
+        frontend_p50_c1_ms: frontend_p50,
+        in_process_p50_t1_ms: in_process_p50,
+        p50_goal_met: frontend_p50 <= in_process_p50 + 0.5,
+        qps_vs_single_http: ratio(frontend_8.overall.qps, http_8.overall.qps),
+        qps_vs_in_process: ratio(frontend_8.overall.qps, in_process_8.overall.qps),
+    })
+}
+
+/// The comparison table, per-kind p50s and the goals.
+pub fn render(measurements: &[Measurement], goals: &Goals) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "\n{:<36}{:>5}{:>10}{:>9}{:>9}{:>9}{:>9}{:>8}{:>9}",
+        "setup", "c", "qps", "p50 ms", "p90 ms", "p99 ms", "max ms", "errors", "partial"
+    );
+    for m in measurements {
+        let f = &m.report.overall;
+        let l = &f.latency_ms;
+        let _ = writeln!(
+            out,
+            "{:<36}{:>5}{:>10.0}{:>9.3}{:>9.3}{:>9.3}{:>9.2}{:>8}{:>9}",
+            m.setup, m.concurrency, f.qps, l.p50, l.p90, l.p99, l.max, f.errors, f.partial
+        );
+    }
+    let _ = writeln!(out, "\np50 ms by query kind:");
+    let kinds: Vec<&String> = measurements
+        .first()
+        .map(|m| m.report.kinds.keys().collect())
+        .unwrap_or_default();
+    let _ = write!(out, "{:<36}{:>5}", "setup", "c");
+    for kind in &kinds {
+        let _ = write!(out, "{:>14}", kind);
+    }
+    let _ = writeln!(out);
+    for m in measurements {
+        let _ = write!(out, "{:<36}{:>5}", m.setup, m.concurrency);
+        for kind in &kinds {
+            let p50 = m.report.kinds.get(*kind).map_or(0.0, |k| k.latency_ms.p50);
+            let _ = write!(out, "{:>14.3}", p50);
+        }
+        let _ = writeln!(out);
+    }
+    let verdict = |met: bool| if met { "met" } else { "MISSED" };
+    let _ = writeln!(
+        out,
+        "\ngoal p50 c=1: front-end {:.3} ms <= in-process {:.3} ms + 0.5 ms: {}",
+        goals.frontend_p50_c1_ms,
+        goals.in_process_p50_t1_ms,
+        verdict(goals.p50_goal_met)
+    );
+    let _ = writeln!(
+        out,
+        "goal qps c=8: front-end / single-process HTTP = {:.2} (>= 0.8): {}",
+        goals.qps_vs_single_http,
+        verdict(goals.qps_vs_single_http >= 0.8)
+    );
+    let _ = writeln!(
+        out,
+        "stretch qps c=8: front-end / in-process 8 threads = {:.2} (>= 0.7): {}",
+        goals.qps_vs_in_process,
+        verdict(goals.qps_vs_in_process >= 0.7)
+    );
+    out
+}

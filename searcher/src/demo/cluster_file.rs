@@ -1,0 +1,84 @@
+//! The cluster file the demo writes (`DATA/cluster.toml`): N nodes on free loopback ports,
+//! the shard store the indexers filled, R replicas, the front-end's address.
+//!
+//! Ports change on every start (they are whatever the kernel hands out for
+//! `127.0.0.1:0`), which is what lets two demos run side by side; the shard store and node
+//! data directories are written relative to the file, so a data directory can be moved.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+
+use crate::cluster::{ClusterConfig, FrontendConfig, NodeConfig, Timeouts};
+
+/// Name of the cluster file inside the data directory.
+pub const CLUSTER_FILE: &str = "cluster.toml";
+/// The shard store, relative to the data directory.
+pub const SHARD_STORE: &str = "shards";
+
+/// Node ids the demo uses: `node-1` ... `node-N`.
+pub fn node_id(i: usize) -> String {
+    format!("node-{}", i + 1)
+}
+
+/// Writes the cluster file for `nodes` nodes and returns its path and the loaded (resolved,
+/// validated) configuration.
+pub fn write(data: &Path, nodes: usize, replication: usize, listen: SocketAddr) -> anyhow::Result<(PathBuf, ClusterConfig)> {
+    let ports = free_ports(nodes)?;
+    let config = ClusterConfig {
+        shard_store: PathBuf::from(SHARD_STORE),
+        replication,
+        frontend: FrontendConfig { listen },
+        timeouts: Timeouts::default(),
+        nodes: ports
+            .into_iter()
+            .enumerate()
+            .map(|(i, port)| NodeConfig {
+                id: node_id(i),
+                rpc: SocketAddr::from(([127, 0, 0, 1], port)),
+                data_dir: None,
+            })
+            .collect(),
+    };
+    let path = data.join(CLUSTER_FILE);
+    config.save(&path)?;
+    let loaded = ClusterConfig::load(&path).context("the demo wrote a cluster file it cannot read back")?;
+    Ok((path, loaded))
+}
+
+/// `count` distinct loopback ports that were free a moment ago (all bound at once, so the
+/// kernel cannot hand out the same one twice).
+fn free_ports(count: usize) -> anyhow::Result<Vec<u16>> {
+    let listeners = (0..count)
+        .map(|_| TcpListener::bind("127.0.0.1:0"))
+        .collect::<std::io::Result<Vec<_>>>()
+        .context("cannot find free ports on 127.0.0.1")?;
+    listeners
+        .iter()
+        .map(|l| Ok(l.local_addr()?.port()))
+        .collect::<std::io::Result<Vec<_>>>()
+        .context("cannot read a bound port")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_a_loadable_file_with_distinct_ports() {
+        let dir = tempfile::tempdir().unwrap();
+        let listen = SocketAddr::from(([127, 0, 0, 1], 18080));
+        let (path, config) = write(dir.path(), 3, 2, listen).unwrap();
+        assert_eq!(path, dir.path().join("cluster.toml"));
+        assert_eq!(config.shard_store, dir.path().join("shards"));
+        assert_eq!(config.frontend.listen, listen);
+        let ids: Vec<&str> = config.nodes.iter().map(|n| n.id.as_str()).collect();
+        assert_eq!(ids, ["node-1", "node-2", "node-3"]);
+        assert_eq!(config.node("node-2").unwrap().data_dir(), dir.path().join("nodes/node-2"));
+        let mut ports: Vec<u16> = config.nodes.iter().map(|n| n.rpc.port()).collect();
+        ports.sort_unstable();
+        ports.dedup();
+        assert_eq!(ports.len(), 3);
+    }
+}

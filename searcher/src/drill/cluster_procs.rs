@@ -1,0 +1,318 @@
+//! What the drill knows about the running cluster and how it acts on its processes.
+//!
+//! - [`Frontend`]: a small HTTP client for the front-end's public JSON API (`/cluster`,
+//!   `/search`), the only source of node pids and states, as an operator would see them;
+//! - [`Monitor`]: polls `/cluster` every 100 ms in the background and records each node's
+//!   state transitions with their time, which is how "time until ejected" and "time until
+//!   serving again" are measured;
+//! - process control: signals by pid, waiting for a process to be gone, and starting a
+//!   node again from this very binary, detached into its own process group (so the drill's
+//!   Ctrl-C does not reach it) with its output appended to a log file.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use serde::Deserialize;
+
+/// How often the monitor reads `/cluster`.
+const POLL_EVERY: Duration = Duration::from_millis(100);
+/// One request to the front-end; the front-end must answer its own API while nodes fail.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// `GET /cluster`, the fields the drill uses (unknown fields are ignored).
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct ClusterDoc {
+    pub nodes: Vec<NodeDoc>,
+    #[serde(default)]
+    pub shards: Vec<ShardDoc>,
+    #[serde(default)]
+    pub docs_total: Option<u64>,
+}
+
+/// One node as the front-end sees it.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct NodeDoc {
+    pub id: String,
+    #[serde(default)]
+    pub state: String,
+    #[serde(default)]
+    pub pid: Option<u32>,
+    #[serde(default)]
+    pub replicas: Vec<String>,
+    #[serde(default)]
+    pub last_error: Option<String>,
+}
+
+/// One shard as the front-end sees it.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct ShardDoc {
+    pub id: String,
+    #[serde(default)]
+    pub docs: Option<u64>,
+}
+
+impl ClusterDoc {
+    pub fn node(&self, id: &str) -> Option<&NodeDoc> {
+        self.nodes.iter().find(|n| n.id == id)
+    }
+}
+
+/// HTTP client for one front-end.
+#[derive(Clone)]
+pub struct Frontend {
+    base: String,
+    client: Client<HttpConnector, Empty<Bytes>>,
+}
+
+impl Frontend {
+    /// A client for `http://addr`.
+    pub fn new(base: String) -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(Duration::from_secs(1)));
+        connector.set_nodelay(true);
+        let client = Client::builder(TokioExecutor::new()).build(connector);
+        Frontend { base, client }
+    }
+
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// GET `path_and_query`, returning the status and the parsed JSON body.
+    pub async fn get_json(&self, path_and_query: &str) -> anyhow::Result<(u16, serde_json::Value)> {
+        let uri: hyper::Uri = format!("{}{}", self.base, path_and_query)
+            .parse()
+            .with_context(|| format!("bad URL {}{}", self.base, path_and_query))?;
+        let exchange = async {
+            let response = self.client.get(uri.clone()).await?;
+            let status = response.status().as_u16();
+            let body = response.into_body().collect().await?.to_bytes();
+            anyhow::Ok((status, body))
+        };
+        let (status, body) = tokio::time::timeout(REQUEST_TIMEOUT, exchange)
+            .await
+            .map_err(|_| anyhow!("GET {uri}: no answer within {REQUEST_TIMEOUT:?}"))?
+            .with_context(|| format!("GET {uri}"))?;
+        let json = serde_json::from_slice(&body)
+            .with_context(|| format!("GET {uri}: status {status}, body is not JSON"))?;
+        Ok((status, json))
+    }
+
+    /// The front-end's view of the cluster.
+    pub async fn cluster(&self) -> anyhow::Result<ClusterDoc> {
+        let (status, json) = self.get_json("/cluster").await?;
+        if status != 200 {
+            bail!("GET /cluster answered {status}: {json}");
+        }
+        serde_json::from_value(json).context("GET /cluster: unexpected JSON shape")
+    }
+}
+
+/// A node's state change seen by the monitor.
+#[derive(Clone, Debug)]
+pub struct Transition {
+    pub at: Instant,
+    pub node: String,
+    pub from: String,
+    pub to: String,
+    pub pid: Option<u32>,
+    pub last_error: Option<String>,
+}
+
+/// Latest view plus every transition since the monitor started.
+#[derive(Debug, Default)]
+struct Seen {
+    latest: BTreeMap<String, (String, Option<u32>)>,
+    transitions: Vec<Transition>,
+    poll_errors: u64,
+}
+
+/// Background poller of `/cluster`.
+#[derive(Clone)]
+pub struct Monitor {
+    seen: Arc<Mutex<Seen>>,
+}
+
+impl Monitor {
+    /// Starts polling; `on_transition` is called for each state change as it is seen.
+    pub fn start(
+        frontend: Frontend,
+        on_transition: impl Fn(&Transition) + Send + 'static,
+    ) -> (Monitor, tokio::task::JoinHandle<()>) {
+        let monitor = Monitor {
+            seen: Arc::default(),
+        };
+        let seen = monitor.seen.clone();
+        let task = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(POLL_EVERY);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                match frontend.cluster().await {
+                    Ok(doc) => record(&seen, &doc, &on_transition),
+                    Err(_) => seen.lock().expect("monitor lock").poll_errors += 1,
+                }
+            }
+        });
+        (monitor, task)
+    }
+
+    /// The node's latest (state, pid).
+    pub fn latest(&self, node: &str) -> Option<(String, Option<u32>)> {
+        self.seen.lock().expect("monitor lock").latest.get(node).cloned()
+    }
+
+    /// First time at or after `since` the node was seen in `state` (with `pid`, if given).
+    pub fn first_seen(&self, node: &str, state: &str, since: Instant, pid: Option<u32>) -> Option<Instant> {
+        let seen = self.seen.lock().expect("monitor lock");
+        seen.transitions
+            .iter()
+            .filter(|t| t.node == node && t.to == state && t.at >= since)
+            .find(|t| pid.is_none() || t.pid == pid)
+            .map(|t| t.at)
+    }
+
+    /// How many polls of `/cluster` failed (the front-end API itself did not answer).
+    pub fn poll_errors(&self) -> u64 {
+        self.seen.lock().expect("monitor lock").poll_errors
+    }
+
+    /// Waits until the node's latest state is `up` — with a pid other than `old_pid` when
+    /// given (a restarted process). Returns when it became `up`, or `since` if it never
+    /// left `up`; `None` on timeout.
+    pub async fn wait_up(
+        &self,
+        node: &str,
+        since: Instant,
+        old_pid: Option<u32>,
+        timeout: Duration,
+    ) -> Option<Instant> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(at) = self.up_since(node, old_pid) {
+                return Some(at.max(since));
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(POLL_EVERY / 2).await;
+        }
+    }
+
+    fn up_since(&self, node: &str, old_pid: Option<u32>) -> Option<Instant> {
+        let seen = self.seen.lock().expect("monitor lock");
+        let (state, pid) = seen.latest.get(node)?;
+        let restarted = old_pid.is_none() || (pid.is_some() && *pid != old_pid);
+        if state != "up" || !restarted {
+            return None;
+        }
+        seen.transitions
+            .iter()
+            .rev()
+            .find(|t| t.node == node && t.to == "up")
+            .map(|t| t.at)
+    }
+}
+
+/// A state or pid change counts as a transition: a node restarted between two polls shows
+/// up as `up → up` with a new pid.
+fn record(seen: &Mutex<Seen>, doc: &ClusterDoc, on_transition: &impl Fn(&Transition)) {
+    let now = Instant::now();
+    let mut seen = seen.lock().expect("monitor lock");
+    for node in &doc.nodes {
+        let current = (node.state.clone(), node.pid);
+        let previous = seen.latest.insert(node.id.clone(), current.clone());
+        let changed = match &previous {
+            None => true,
+            Some((state, pid)) => *state != current.0 || (current.1.is_some() && *pid != current.1),
+        };
+        if changed {
+            let transition = Transition {
+                at: now,
+                node: node.id.clone(),
+                from: previous.map(|p| p.0).unwrap_or_default(),
+                to: node.state.clone(),
+                pid: node.pid,
+                last_error: node.last_error.clone(),
+            };
+            if !transition.from.is_empty() {
+                on_transition(&transition);
+            }
+            seen.transitions.push(transition);
+        }
+    }
+}
+
+/// Sends a signal to a process.
+pub fn signal(pid: u32, signal: i32) -> anyhow::Result<()> {
+    let pid_t = libc::pid_t::try_from(pid).context("pid out of range")?;
+    if pid_t <= 1 {
+        bail!("refusing to signal pid {pid}");
+    }
+    // SAFETY: kill(2) has no memory-safety preconditions.
+    if unsafe { libc::kill(pid_t, signal) } != 0 {
+        let err = std::io::Error::last_os_error();
+        bail!("cannot send signal {signal} to pid {pid}: {err}");
+    }
+    Ok(())
+}
+
+/// Whether the process is gone (no such pid, or a zombie waiting to be reaped).
+pub fn process_gone(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .map(|(_, rest)| rest.trim_start().starts_with('Z'))
+            .unwrap_or(false),
+        Err(_) => true,
+    }
+}
+
+/// Waits until the process is gone; false on timeout.
+pub async fn wait_gone(pid: u32, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    while !process_gone(pid) {
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    true
+}
+
+/// Starts `searcher node --config CONFIG --id ID` from this executable, in its own process
+/// group, output appended to `<log_dir>/node-<id>.log`.
+pub fn start_node(config: &Path, id: &str, log_dir: &Path) -> anyhow::Result<(Child, PathBuf)> {
+    use std::os::unix::process::CommandExt;
+    let exe = std::env::current_exe().context("cannot find the searcher executable")?;
+    std::fs::create_dir_all(log_dir)
+        .with_context(|| format!("cannot create log directory {}", log_dir.display()))?;
+    let log_path = log_dir.join(format!("node-{id}.log"));
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .with_context(|| format!("cannot open {}", log_path.display()))?;
+    let child = Command::new(exe)
+        .arg("node")
+        .arg("--config")
+        .arg(config)
+        .arg("--id")
+        .arg(id)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .process_group(0)
+        .spawn()
+        .with_context(|| format!("cannot start node {id}"))?;
+    Ok((child, log_path))
+}

@@ -1,0 +1,299 @@
+//! The public HTTP API (axum 0.8 + tower layers): `/search`, `/cluster`, `/healthz`,
+//! `/metrics` and the search page at `/`.
+//!
+//! Every parameter is validated before any work is done; a bad one is a 400 with a JSON
+//! `{"error": "..."}` saying what is wrong. A load-shedding concurrency limit answers 503
+//! at once when the front-end is saturated instead of queueing without bound.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::error_handling::HandleErrorLayer;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Serialize;
+use tower::ServiceBuilder;
+
+use crate::frontend::metrics::Metrics;
+use crate::frontend::nodes::NodeState;
+use crate::frontend::root::{Root, SearchError, SearchParams};
+
+/// Largest `size`.
+pub const MAX_SIZE: usize = 100;
+/// Deepest page: `from + size` at most this.
+pub const MAX_WINDOW: usize = 10_000;
+/// Longest query, in bytes.
+pub const MAX_QUERY_BYTES: usize = 4096;
+/// Public requests served at once before new ones are shed with 503.
+const MAX_CONCURRENT_REQUESTS: usize = 1024;
+
+const PAGE: &str = include_str!("page.html");
+
+/// What the handlers share.
+pub struct AppState {
+    pub root: Root,
+    pub metrics: Arc<Metrics>,
+}
+
+/// The front-end's routes and layers.
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/", get(page))
+        .route("/search", get(search))
+        .route("/cluster", get(cluster))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/metrics", get(metrics))
+        .fallback(|| async { error(StatusCode::NOT_FOUND, "no such route".into()) })
+        .layer(
+            ServiceBuilder::new()
+                .layer(HandleErrorLayer::new(|e: tower::BoxError| async move {
+                    error(StatusCode::SERVICE_UNAVAILABLE, format!("front-end overloaded: {e}"))
+                }))
+                .load_shed()
+                .concurrency_limit(MAX_CONCURRENT_REQUESTS),
+        )
+        .with_state(state)
+}
+
+fn error(status: StatusCode, message: String) -> Response {
+    #[derive(Serialize)]
+    struct ErrorBody {
+        error: String,
+    }
+    (status, Json(ErrorBody { error: message })).into_response()
+}
+
+async fn page() -> Html<&'static str> {
+    Html(PAGE)
+}
+
+async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.metrics.render(),
+    )
+        .into_response()
+}
+
+/// `/search` parameters after validation.
+#[derive(Debug, PartialEq)]
+pub struct Validated {
+    pub params: SearchParams,
+    pub allow_partial: bool,
+}
+
+/// Checks the query string of `/search`.
+pub fn validate(raw: &HashMap<String, String>) -> Result<Validated, String> {
+    let q = raw.get("q").map(String::as_str).unwrap_or("");
+    if q.trim().is_empty() {
+        return Err("missing query: use /search?q=words".into());
+    }
+    if q.len() > MAX_QUERY_BYTES {
+        return Err(format!("query is {} bytes; the limit is {MAX_QUERY_BYTES}", q.len()));
+    }
+    let number = |name: &str, default: usize| -> Result<usize, String> {
+        match raw.get(name) {
+            None => Ok(default),
+            Some(text) => text
+                .trim()
+                .parse::<usize>()
+                .map_err(|_| format!("{name} must be a non-negative integer, got {text:?}")),
+        }
+    };
+    let size = number("size", 10)?;
+    let from = number("from", 0)?;
+    if size > MAX_SIZE {
+        return Err(format!("size must be at most {MAX_SIZE}, got {size}"));
+    }
+    if from.saturating_add(size) > MAX_WINDOW {
+        return Err(format!("from + size must be at most {MAX_WINDOW}, got {}", from.saturating_add(size)));
+    }
+    let allow_partial = match raw.get("allow_partial").map(|s| s.trim()) {
+        None | Some("true") | Some("1") => true,
+        Some("false") | Some("0") => false,
+        Some(other) => return Err(format!("allow_partial must be true or false, got {other:?}")),
+    };
+    Ok(Validated {
+        params: SearchParams {
+            q: q.to_string(),
+            from,
+            size,
+        },
+        allow_partial,
+    })
+}
+
+async fn search(
+    State(state): State<Arc<AppState>>,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Response {
+    let started = Instant::now();
+    let (outcome, response) = search_outcome(&state, query).await;
+    state.metrics.observe_request(outcome, started.elapsed().as_secs_f64());
+    response
+}
+
+async fn search_outcome(
+    state: &AppState,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> (&'static str, Response) {
+    let raw = match query {
+        Ok(Query(raw)) => raw,
+        Err(rejection) => return ("bad_request", error(StatusCode::BAD_REQUEST, rejection.body_text())),
+    };
+    let validated = match validate(&raw) {
+        Ok(v) => v,
+        Err(message) => return ("bad_request", error(StatusCode::BAD_REQUEST, message)),
+    };
+    let answer = match state.root.search(&validated.params).await {
+        Ok(answer) => answer,
+        Err(SearchError::BadQuery(message)) => {
+            return ("bad_request", error(StatusCode::BAD_REQUEST, format!("bad query: {message}")))
+        }
+    };
+    if !answer.partial {
+        return ("ok", Json(answer).into_response());
+    }
+    state.metrics.partial_answers.inc();
+    if validated.allow_partial {
+        ("partial", Json(answer).into_response())
+    } else {
+        ("unavailable", (StatusCode::SERVICE_UNAVAILABLE, Json(answer)).into_response())
+    }
+}
+
+#[derive(Serialize)]
+struct ClusterView {
+    nodes: Vec<NodeView>,
+    shards: Vec<ShardView>,
+    docs_total: u64,
+}
+
+#[derive(Serialize)]
+struct NodeView {
+    id: String,
+    addr: String,
+    state: &'static str,
+    last_error: Option<String>,
+    latency_ms: f64,
+    in_flight: u32,
+    pid: Option<u32>,
+    replicas: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct ShardView {
+    id: String,
+    docs: u64,
+    replicas: Vec<ReplicaView>,
+    last_served_by: Option<String>,
+}
+
+#[derive(Serialize)]
+struct ReplicaView {
+    node: String,
+    state: &'static str,
+}
+
+async fn cluster(State(state): State<Arc<AppState>>) -> Json<ClusterView> {
+    let root = &state.root;
+    let replicas = &root.fanout.replicas;
+    let nodes = replicas
+        .nodes
+        .iter()
+        .map(|node| NodeView {
+            id: node.id.clone(),
+            addr: node.addr.to_string(),
+            state: node.state().as_str(),
+            last_error: node.last_error(),
+            latency_ms: node.latency_ewma_ms(),
+            in_flight: node.in_flight(),
+            pid: node.pid(),
+            replicas: replicas
+                .replicas
+                .iter()
+                .filter(|(_, holders)| holders.contains(&node.index))
+                .map(|(shard, _)| shard.to_string())
+                .collect(),
+        })
+        .collect();
+    let shards = root
+        .shard_docs
+        .iter()
+        .map(|(shard, docs)| ShardView {
+            id: shard.to_string(),
+            docs: *docs,
+            replicas: replicas.replicas.get(shard).map_or_else(Vec::new, |holders| {
+                holders
+                    .iter()
+                    .map(|&i| {
+                        let node = &replicas.nodes[i];
+                        let state = if node.replica_failed(shard) {
+                            "failed"
+                        } else if node.state() == NodeState::Down {
+                            "down"
+                        } else {
+                            "serving"
+                        };
+                        ReplicaView {
+                            node: node.id.clone(),
+                            state,
+                        }
+                    })
+                    .collect()
+            }),
+            last_served_by: root.last_served_by(shard).map(|i| replicas.nodes[i].id.clone()),
+        })
+        .collect();
+    Json(ClusterView {
+        nodes,
+        shards,
+        docs_total: root.shard_docs.values().sum(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn accepts_defaults_and_explicit_values() {
+        let v = validate(&raw(&[("q", "albedo")])).unwrap();
+        assert_eq!((v.params.from, v.params.size, v.allow_partial), (0, 10, true));
+        let v = validate(&raw(&[("q", "a"), ("from", "20"), ("size", "100"), ("allow_partial", "false")]))
+            .unwrap();
+        assert_eq!((v.params.from, v.params.size, v.allow_partial), (20, 100, false));
+    }
+
+    #[test]
+    fn rejects_bad_parameters_with_a_message() {
+        let long = "a ".repeat(50_000);
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (&[], "missing query"),
+            (&[("q", "  ")], "missing query"),
+            (&[("q", &long)], "limit is 4096"),
+            (&[("q", "a"), ("size", "101")], "size must be at most 100"),
+            (&[("q", "a"), ("size", "ten")], "size must be"),
+            (&[("q", "a"), ("from", "-1")], "from must be"),
+            (&[("q", "a"), ("from", "9995"), ("size", "10")], "from + size"),
+            (&[("q", "a"), ("from", "18446744073709551615"), ("size", "10")], "from + size"),
+            (&[("q", "a"), ("allow_partial", "maybe")], "allow_partial"),
+        ];
+        for (pairs, expected) in cases {
+            let message = validate(&raw(pairs)).unwrap_err();
+            assert!(message.contains(expected), "{pairs:?}: {message}");
+        }
+    }
+}

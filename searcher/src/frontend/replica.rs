@@ -1,0 +1,103 @@
+//! Placement-aware, load-aware replica choice: which node answers for which shard.
+//!
+//! Every query ranks the live nodes once — healthy before suspect, then by tower's
+//! `PeakEwma` cost (decayed peak latency × (in-flight + 1)), ties rotated so idle nodes
+//! share the work — and gives each shard to the best-ranked node holding a live replica
+//! of it. Because every shard prefers the same least-loaded node, the plan needs as few
+//! nodes as placement allows, so a query costs one request per node, not per shard (the
+//! per-node batching of Quickwit's root). Retries and hedges plan again with the nodes
+//! already tried for a shard excluded: a shard never goes twice to the same node.
+
+use std::cmp::Ordering as CmpOrdering;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use shard_proto::ShardId;
+
+use crate::frontend::nodes::{NodeHandle, NodeState};
+use crate::placement::Placement;
+
+/// The placement table in node indices, plus the nodes.
+pub struct ReplicaSet {
+    pub nodes: Vec<Arc<NodeHandle>>,
+    /// Shard → indices (into `nodes`) of the nodes holding a replica, placement order.
+    pub replicas: BTreeMap<ShardId, Vec<usize>>,
+    rotation: AtomicUsize,
+}
+
+/// A plan: node index → shards it is asked for, plus the shards no live node holds.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Plan {
+    pub by_node: BTreeMap<usize, Vec<ShardId>>,
+    pub unavailable: Vec<ShardId>,
+}
+
+impl ReplicaSet {
+    pub fn new(nodes: Vec<Arc<NodeHandle>>, placement: &Placement) -> Self {
+        let index_of = |id: &str| nodes.iter().position(|n| n.id == id);
+        let replicas = placement
+            .replicas
+            .iter()
+            .map(|(shard, ids)| (*shard, ids.iter().filter_map(|id| index_of(id)).collect()))
+            .collect();
+        ReplicaSet {
+            nodes,
+            replicas,
+            rotation: AtomicUsize::new(0),
+        }
+    }
+
+    /// Node indices, best first.
+    pub fn ranking(&self) -> Vec<usize> {
+        let n = self.nodes.len();
+        let start = self.rotation.fetch_add(1, Ordering::Relaxed) % n.max(1);
+        let mut ranked: Vec<(NodeState, tower::load::peak_ewma::Cost, usize, usize)> = self
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(i, node)| (node.state(), node.cost(), (i + n - start) % n, i))
+            .collect();
+        ranked.sort_by(|a, b| {
+            a.0.cmp(&b.0)
+                .then(a.1.partial_cmp(&b.1).unwrap_or(CmpOrdering::Equal))
+                .then(a.2.cmp(&b.2))
+        });
+        ranked.into_iter().map(|(_, _, _, i)| i).collect()
+    }
+
+    /// Gives each shard to the best-ranked node that serves it and is not in `excluded`
+    /// (nodes already tried for that shard).
+    pub fn plan(
+        &self,
+        ranking: &[usize],
+        shards: impl IntoIterator<Item = ShardId>,
+        excluded: impl Fn(&ShardId, usize) -> bool,
+    ) -> Plan {
+        let mut plan = Plan::default();
+        for shard in shards {
+            let holders = self.replicas.get(&shard).map(Vec::as_slice).unwrap_or(&[]);
+            let chosen = ranking.iter().copied().find(|&node| {
+                holders.contains(&node) && !excluded(&shard, node) && self.nodes[node].serves(&shard)
+            });
+            match chosen {
+                Some(node) => plan.by_node.entry(node).or_default().push(shard),
+                None => plan.unavailable.push(shard),
+            }
+        }
+        plan
+    }
+
+    /// Why no replica of `shard` can answer (each holder's state and last error).
+    pub fn unavailable_reason(&self, shard: &ShardId) -> String {
+        let holders = self.replicas.get(shard).map(Vec::as_slice).unwrap_or(&[]);
+        if holders.is_empty() {
+            return "no node holds a replica".to_string();
+        }
+        let reasons: Vec<String> = holders
+            .iter()
+            .map(|&node| self.nodes[node].unavailable_reason(shard))
+            .collect();
+        format!("no live replica ({})", reasons.join("; "))
+    }
+}

@@ -1,0 +1,319 @@
+//! The leaf's three phases, as plain synchronous functions over the node's replicas:
+//! term statistics, query (top-k by globally-scored BM25 plus the hit count) and fetch
+//! (stored fields and a highlighted snippet).
+//!
+//! One request covers every shard the node is asked for; shards are searched in parallel
+//! on the caller's rayon pool. Anything wrong with the request as a whole (a query that
+//! does not parse, limits exceeded, unknown field ids) is a [`BadRequest`]; anything wrong
+//! with one shard is that shard's `ShardOutcome::Failed`, never the others'. A panic inside
+//! tantivy on odd input is caught and becomes a failed shard rather than a dead node.
+
+use std::collections::BTreeMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+
+use rayon::prelude::*;
+use shard_proto::stats::ShardTermStats;
+use shard_proto::wire::{
+    DocRef, FetchRequest, FetchResponse, FetchedDoc, LeafHit, SearchRequest, SearchResponse,
+    ShardHits, ShardOutcome, StatsRequest, StatsResponse,
+};
+use shard_proto::{query_parser, GlobalStats, ShardId, WikiSchema};
+use tantivy::collector::{Count, TopDocs};
+use tantivy::query::{Query, QueryParser};
+use tantivy::schema::{Field, Value};
+use tantivy::snippet::SnippetGenerator;
+use tantivy::{DocAddress, TantivyDocument};
+
+use super::replicas::Replica;
+
+/// Largest `top_k` of a query phase (the front-end allows `from + size` ≤ 10,000).
+pub const MAX_TOP_K: u32 = 10_000;
+/// Longest query accepted, in bytes.
+pub const MAX_QUERY_BYTES: usize = 64 * 1024;
+/// Most documents in one fetch request.
+pub const MAX_FETCH_DOCS: usize = 10_000;
+/// Longest snippet, in characters.
+pub const MAX_SNIPPET_CHARS: u32 = 2_000;
+/// What a shard this node does not hold answers.
+pub const NOT_SERVED: &str = "not served here";
+
+/// A request refused as a whole (answered with 400 and this message).
+#[derive(Debug, PartialEq, Eq)]
+pub struct BadRequest(pub String);
+
+/// The parsed schema, the query parser and the open replicas of one node.
+pub struct Leaf {
+    pub node_id: String,
+    schema: WikiSchema,
+    parser: QueryParser,
+    replicas: BTreeMap<ShardId, Arc<Replica>>,
+}
+
+impl Leaf {
+    pub fn new(node_id: String, schema: WikiSchema, replicas: BTreeMap<ShardId, Arc<Replica>>) -> Self {
+        let parser = query_parser(&schema);
+        Leaf {
+            node_id,
+            schema,
+            parser,
+            replicas,
+        }
+    }
+
+    fn parse(&self, query: &str) -> Result<Box<dyn Query>, BadRequest> {
+        if query.len() > MAX_QUERY_BYTES {
+            return Err(BadRequest(format!(
+                "query of {} bytes exceeds the {MAX_QUERY_BYTES}-byte limit",
+                query.len()
+            )));
+        }
+        self.parser
+            .parse_query(query)
+            .map_err(|e| BadRequest(format!("query does not parse: {e}")))
+    }
+
+    fn field(&self, id: u32) -> Result<Field, BadRequest> {
+        let count = self.schema.schema.fields().count();
+        match (id as usize) < count {
+            true => Ok(Field::from_field_id(id)),
+            false => Err(BadRequest(format!("unknown field id {id} (schema has {count})"))),
+        }
+    }
+
+    /// Statistics phase: each shard's document count, token totals and document
+    /// frequencies for the requested fields and terms.
+    pub fn stats(&self, request: &StatsRequest) -> Result<StatsResponse, BadRequest> {
+        let fields = request
+            .fields
+            .iter()
+            .map(|&id| self.field(id))
+            .collect::<Result<Vec<_>, _>>()?;
+        for term in &request.terms {
+            self.field(term.field().field_id())?;
+        }
+        let shards = self.per_shard(&request.shards, |replica| {
+            ShardTermStats::collect(&replica.searcher, &fields, &request.terms).map_err(|e| e.to_string())
+        });
+        Ok(StatsResponse {
+            node: self.node_id.clone(),
+            shards,
+        })
+    }
+
+    /// Query phase: each shard's top `top_k` and hit count, scored with global statistics.
+    pub fn search(&self, request: &SearchRequest) -> Result<SearchResponse, BadRequest> {
+        let start = std::time::Instant::now();
+        if request.top_k > MAX_TOP_K {
+            return Err(BadRequest(format!("top_k {} exceeds {MAX_TOP_K}", request.top_k)));
+        }
+        let query = self.parse(&request.query)?;
+        let shards = self.per_shard(&request.shards, |replica| {
+            search_shard(replica, query.as_ref(), request.top_k as usize, &request.stats)
+        });
+        Ok(SearchResponse {
+            node: self.node_id.clone(),
+            shards,
+            took_micros: start.elapsed().as_micros() as u64,
+        })
+    }
+
+    /// Runs `phase` on every requested shard in parallel, in request order.
+    fn per_shard<T: Send>(
+        &self,
+        shards: &[ShardId],
+        phase: impl Fn(&Replica) -> Result<T, String> + Sync,
+    ) -> Vec<(ShardId, ShardOutcome<T>)> {
+        let run = |shard: &ShardId| {
+            let outcome = match self.replicas.get(shard) {
+                Some(replica) => guarded(|| phase(replica)),
+                None => ShardOutcome::Failed(NOT_SERVED.to_string()),
+            };
+            (*shard, outcome)
+        };
+        // One shard (the common case with many nodes) costs no extra task hop.
+        match shards.len() {
+            0 | 1 => shards.iter().map(run).collect(),
+            _ => shards.par_iter().map(run).collect(),
+        }
+    }
+
+    /// Fetch phase: stored fields and a snippet for each address, in request order.
+    pub fn fetch(&self, request: &FetchRequest) -> Result<FetchResponse, BadRequest> {
+        if request.docs.len() > MAX_FETCH_DOCS {
+            return Err(BadRequest(format!(
+                "{} documents asked, at most {MAX_FETCH_DOCS}",
+                request.docs.len()
+            )));
+        }
+        let query = self.parse(&request.query)?;
+        let chars = request.snippet_chars.min(MAX_SNIPPET_CHARS) as usize;
+        let mut by_shard: BTreeMap<ShardId, Vec<(usize, DocRef)>> = BTreeMap::new();
+        for (slot, doc) in request.docs.iter().enumerate() {
+            by_shard.entry(doc.shard).or_default().push((slot, *doc));
+        }
+        let groups: Vec<_> = by_shard.into_iter().collect();
+        let fetch_group = |(shard, docs): &(ShardId, Vec<(usize, DocRef)>)| match self.replicas.get(shard) {
+            Some(replica) => fetch_shard(replica, &self.schema, query.as_ref(), docs, chars),
+            None => failed_all(docs, NOT_SERVED),
+        };
+        let fetched: Vec<Vec<(usize, ShardOutcome<FetchedDoc>)>> = match groups.len() {
+            0 | 1 => groups.iter().map(fetch_group).collect(),
+            _ => groups.par_iter().map(fetch_group).collect(),
+        };
+        let mut docs: Vec<Option<ShardOutcome<FetchedDoc>>> = vec![None; request.docs.len()];
+        for (slot, outcome) in fetched.into_iter().flatten() {
+            docs[slot] = Some(outcome);
+        }
+        Ok(FetchResponse {
+            node: self.node_id.clone(),
+            docs: docs
+                .into_iter()
+                .map(|d| d.unwrap_or_else(|| ShardOutcome::Failed("not fetched".into())))
+                .collect(),
+        })
+    }
+}
+
+/// Runs one shard's work, turning an error or a panic into a failed outcome.
+fn guarded<T>(work: impl FnOnce() -> Result<T, String>) -> ShardOutcome<T> {
+    match catch_unwind(AssertUnwindSafe(work)) {
+        Ok(Ok(value)) => ShardOutcome::Ok(value),
+        Ok(Err(reason)) => ShardOutcome::Failed(reason),
+        Err(panic) => ShardOutcome::Failed(format!("internal error: {}", panic_message(&panic))),
+    }
+}
+
+fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        s.to_string()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "panic".to_string()
+    }
+}
+
+/// One shard's query phase.
+fn search_shard(replica: &Replica, query: &dyn Query, top_k: usize, stats: &GlobalStats) -> Result<ShardHits, String> {
+    let searcher = &replica.searcher;
+    let provider = stats.provider(searcher);
+    if top_k == 0 {
+        // TopDocs refuses a limit of 0: a count-only request just counts.
+        let total = searcher
+            .search_with_statistics_provider(query, &Count, &provider)
+            .map_err(|e| e.to_string())?;
+        return Ok(ShardHits {
+            hits: Vec::new(),
+            total: total as u64,
+        });
+    }
+    let collector = (TopDocs::with_limit(top_k).order_by_score(), Count);
+    let (top, total) = searcher
+        .search_with_statistics_provider(query, &collector, &provider)
+        .map_err(|e| e.to_string())?;
+    let hits = top
+        .into_iter()
+        .map(|(score, address)| {
+            let id = replica
+                .page_id(address)
+                .ok_or_else(|| format!("document {address:?} has no id"))?;
+            Ok(LeafHit {
+                score,
+                id,
+                segment: address.segment_ord,
+                doc: address.doc_id,
+            })
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    Ok(ShardHits {
+        hits,
+        total: total as u64,
+    })
+}
+
+fn failed_all(docs: &[(usize, DocRef)], reason: &str) -> Vec<(usize, ShardOutcome<FetchedDoc>)> {
+    docs.iter()
+        .map(|(slot, _)| (*slot, ShardOutcome::Failed(reason.to_string())))
+        .collect()
+}
+
+/// One shard's fetch phase: one snippet generator for all of its documents.
+fn fetch_shard(
+    replica: &Replica,
+    schema: &WikiSchema,
+    query: &dyn Query,
+    docs: &[(usize, DocRef)],
+    chars: usize,
+) -> Vec<(usize, ShardOutcome<FetchedDoc>)> {
+    let generator = match chars {
+        0 => Ok(None),
+        _ => SnippetGenerator::create(&replica.searcher, query, schema.fields.body).map(|mut g| {
+            g.set_max_num_chars(chars);
+            Some(g)
+        }),
+    };
+    let generator = match generator {
+        Ok(generator) => generator,
+        Err(e) => return failed_all(docs, &format!("snippets: {e}")),
+    };
+    docs.iter()
+        .map(|(slot, doc)| {
+            let outcome = guarded(|| fetch_doc(replica, schema, generator.as_ref(), doc, chars));
+            (*slot, outcome)
+        })
+        .collect()
+}
+
+fn fetch_doc(
+    replica: &Replica,
+    schema: &WikiSchema,
+    generator: Option<&SnippetGenerator>,
+    doc: &DocRef,
+    chars: usize,
+) -> Result<FetchedDoc, String> {
+    if !replica.contains(doc.segment, doc.doc) {
+        return Err(format!("no document {}/{} in shard {}", doc.segment, doc.doc, doc.shard));
+    }
+    let address = DocAddress::new(doc.segment, doc.doc);
+    let stored: TantivyDocument = replica.searcher.doc(address).map_err(|e| e.to_string())?;
+    let text = |field: Field| stored.get_first(field).and_then(|v| v.as_str()).unwrap_or("");
+    let f = &schema.fields;
+    let snippet_html = match generator {
+        None => String::new(),
+        Some(generator) => snippet(generator, text(f.body), chars),
+    };
+    Ok(FetchedDoc {
+        id: replica.page_id(address).ok_or("document has no id")?,
+        title: text(f.title).to_string(),
+        url: text(f.url).to_string(),
+        snippet_html,
+    })
+}
+
+/// The best-matching fragment of the body with matches in `<b>`; when the body has no
+/// match (a title-only hit), its opening words instead, so every result has a preview.
+fn snippet(generator: &SnippetGenerator, body: &str, chars: usize) -> String {
+    let snippet = generator.snippet(body);
+    if !snippet.fragment().is_empty() {
+        return snippet.to_html();
+    }
+    let end = body.char_indices().nth(chars).map_or(body.len(), |(i, _)| i);
+    escape_html(&body[..end])
+}
+
+/// Minimal HTML escaping for text placed in element content or a quoted attribute.
+pub fn escape_html(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + text.len() / 8);
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#x27;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
