@@ -8,9 +8,9 @@ use std::hint::black_box;
 use std::io::BufReader;
 
 use bzip2::read::MultiBzDecoder;
+use corpus::wikitext::{clean, CleanOptions};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use quick_xml::events::Event;
-use corpus::wikitext::{clean, CleanOptions};
 
 const SAMPLE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),

@@ -99,7 +99,10 @@ fn site_prefix(site: &SiteInfo) -> String {
             return format!("{}/wiki/", &base[..host_end]);
         }
     }
-    format!("https://{}.wikipedia.org/wiki/", site.lang.as_deref().unwrap_or("en"))
+    format!(
+        "https://{}.wikipedia.org/wiki/",
+        site.lang.as_deref().unwrap_or("en")
+    )
 }
 
 #[cfg(test)]
@@ -120,7 +123,11 @@ mod tests {
 
     #[test]
     fn classify_uses_ns_and_redirect_not_title() {
-        let mut page = Page { ns: 0, title: "Star Wars: Episode IV".into(), ..Page::default() };
+        let mut page = Page {
+            ns: 0,
+            title: "Star Wars: Episode IV".into(),
+            ..Page::default()
+        };
         assert_eq!(classify(&page), PageKind::Article);
         page.ns = 4;
         assert_eq!(classify(&page), PageKind::OtherNamespace);

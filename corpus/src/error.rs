@@ -36,11 +36,20 @@ pub enum Error {
     /// Corrupt or truncated compressed data; `offset` is in the compressed file.
     #[error("{path}: corrupt or truncated compressed data at byte offset {offset}: {detail}",
         path = path.display())]
-    Decompress { path: PathBuf, offset: u64, detail: String },
+    Decompress {
+        path: PathBuf,
+        offset: u64,
+        detail: String,
+    },
 
     /// Text that is not UTF-8 / UTF-16 with BOM.
     #[error("{path}: undecodable text at {offset_kind} {offset}: {detail}", path = path.display())]
-    Encoding { path: PathBuf, offset: u64, offset_kind: String, detail: String },
+    Encoding {
+        path: PathBuf,
+        offset: u64,
+        offset_kind: String,
+        detail: String,
+    },
 
     /// Ill-formed XML outside any recoverable page, or input that ends inside a page.
     #[error("{path}: malformed XML at {offset_kind} {offset}{after}: {detail}",
@@ -55,7 +64,11 @@ pub enum Error {
     },
 
     #[error("{path}: line {line}: bad multistream index entry: {detail}", path = path.display())]
-    Index { path: PathBuf, line: u64, detail: String },
+    Index {
+        path: PathBuf,
+        line: u64,
+        detail: String,
+    },
 
     #[error("invalid split: {0}")]
     Split(String),
@@ -67,6 +80,9 @@ pub enum Error {
 impl Error {
     /// Wraps an I/O error with the file it concerns.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Error {
-        Error::Io { path: path.into(), source }
+        Error::Io {
+            path: path.into(),
+            source,
+        }
     }
 }

@@ -46,11 +46,18 @@ impl SiteInfo {
         });
         from_host.or_else(|| {
             let db = dbname?;
-            ["wikivoyage", "wiktionary", "wikibooks", "wikinews", "wikiquote", "wiki"]
-                .iter()
-                .find_map(|suffix| db.strip_suffix(suffix))
-                .filter(|lang| !lang.is_empty())
-                .map(|lang| lang.replace('_', "-"))
+            [
+                "wikivoyage",
+                "wiktionary",
+                "wikibooks",
+                "wikinews",
+                "wikiquote",
+                "wiki",
+            ]
+            .iter()
+            .find_map(|suffix| db.strip_suffix(suffix))
+            .filter(|lang| !lang.is_empty())
+            .map(|lang| lang.replace('_', "-"))
         })
     }
 }

@@ -32,7 +32,10 @@ impl ScanStats {
                 PageKind::OtherNamespace => self.other_namespaces += 1,
             },
             PageEvent::Skipped(skip) => {
-                *self.skipped.entry(skip.reason.as_str().to_string()).or_default() += 1;
+                *self
+                    .skipped
+                    .entry(skip.reason.as_str().to_string())
+                    .or_default() += 1;
             }
         }
     }
@@ -41,7 +44,11 @@ impl ScanStats {
     pub fn finish(&mut self, bytes_read: u64, seconds: f64) {
         self.bytes_read = bytes_read;
         self.seconds = seconds;
-        self.mb_per_s = if seconds > 0.0 { bytes_read as f64 / 1e6 / seconds } else { 0.0 };
+        self.mb_per_s = if seconds > 0.0 {
+            bytes_read as f64 / 1e6 / seconds
+        } else {
+            0.0
+        };
     }
 
     /// Total skipped pages.

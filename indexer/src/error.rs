@@ -1,6 +1,7 @@
 //! The indexer library's one error type. Every variant says what failed and where (input
 //! file and offset come from the corpus error, shard directories from the I/O paths), so
-//! that a failed build tells the operator what to fix.
+//! that a failed build tells the operator what to fix. Wrapped errors are part of the
+//! message rather than `#[source]`s, so `{:#}` in the binary does not print them twice.
 
 use std::path::PathBuf;
 
@@ -9,29 +10,20 @@ use std::path::PathBuf;
 pub enum Error {
     /// Reading the input failed fatally (truncated or corrupt dump...). Nothing was
     /// published.
-    #[error("reading the input failed after {pages} pages, nothing was published: {source}")]
-    Read {
-        pages: u64,
-        #[source]
-        source: corpus::Error,
-    },
+    #[error("reading the input failed after {pages} pages, nothing was published: {error}")]
+    Read { pages: u64, error: corpus::Error },
     /// Opening the input failed.
     #[error(transparent)]
     Corpus(#[from] corpus::Error),
     #[error(transparent)]
     Proto(#[from] shard_proto::Error),
-    #[error("shard {shard}: tantivy: {source}")]
+    #[error("shard {shard}: tantivy: {error}")]
     Tantivy {
         shard: String,
-        #[source]
-        source: tantivy::TantivyError,
+        error: tantivy::TantivyError,
     },
-    #[error("{path}: {source}", path = path.display())]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error("{path}: {error}", path = path.display())]
+    Io { path: PathBuf, error: std::io::Error },
     /// Flags that cannot work together (memory budget too small, zero shards...).
     #[error("invalid configuration: {0}")]
     Config(String),
@@ -51,7 +43,7 @@ impl Error {
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io {
             path: path.into(),
-            source,
+            error: source,
         }
     }
 
@@ -59,7 +51,7 @@ impl Error {
     pub fn tantivy(shard: impl ToString, source: tantivy::TantivyError) -> Self {
         Error::Tantivy {
             shard: shard.to_string(),
-            source,
+            error: source,
         }
     }
 }

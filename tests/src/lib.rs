@@ -150,3 +150,136 @@ pub fn get_json(url: &str) -> Option<(u16, serde_json::Value)> {
     let body: serde_json::Value = response.body_mut().read_json().ok()?;
     Some((status, body))
 }
+
+/// A running `searcher demo` started by a test: its printed output (collected line by line
+/// as it arrives) and the pids from the node table it prints once the cluster is up.
+/// Dropping it SIGKILLs the demo, whose children then die with it (PR_SET_PDEATHSIG).
+pub struct Demo {
+    pub guard: ChildGuard,
+    /// `http://127.0.0.1:<port>`.
+    pub url: String,
+    /// `(name, pid)` of every process in the printed table (`node-1`..., `frontend`).
+    pub pids: Vec<(String, u32)>,
+    output: std::sync::Arc<std::sync::Mutex<String>>,
+    readers: Vec<std::thread::JoinHandle<()>>,
+}
+
+/// How long a demo may take to index the sample and start (debug binaries, 2 noisy cores).
+pub const DEMO_START_DEADLINE: Duration = Duration::from_secs(600);
+
+impl Demo {
+    /// Starts `searcher demo --data DATA --listen 127.0.0.1:<free port> EXTRA...` from the
+    /// workspace root (where the default `--dump ../shared/corpus/enwiki-sample.xml.bz2`
+    /// resolves, as in the README) and waits until it prints its node table.
+    pub fn start(data: &Path, extra: &[&str]) -> Demo {
+        let port = free_port();
+        let mut cmd = Command::new(bin("searcher"));
+        cmd.current_dir(workspace_root())
+            .arg("demo")
+            .arg("--data")
+            .arg(data)
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .args(extra)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut guard = ChildGuard::spawn("searcher demo", &mut cmd);
+        let output = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let mut readers = Vec::new();
+        for stream in [
+            guard.child.stdout.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+            guard.child.stderr.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let output = std::sync::Arc::clone(&output);
+            readers.push(std::thread::spawn(move || {
+                use std::io::BufRead;
+                for line in std::io::BufReader::new(stream).lines().map_while(Result::ok) {
+                    let mut all = output.lock().unwrap();
+                    all.push_str(&line);
+                    all.push('\n');
+                }
+            }));
+        }
+        let mut demo = Demo {
+            guard,
+            url: format!("http://127.0.0.1:{port}"),
+            pids: Vec::new(),
+            output,
+            readers,
+        };
+        wait_for("the demo to print its node table", DEMO_START_DEADLINE, || {
+            if let Ok(Some(status)) = demo.guard.child.try_wait() {
+                panic!("the demo exited ({status}) before it was ready; output:\n{}", demo.output());
+            }
+            demo.output().contains("kill -9 ").then_some(())
+        });
+        demo.pids = parse_demo_table(&demo.output());
+        assert!(
+            demo.pids.iter().any(|(name, _)| name == "frontend"),
+            "no front-end in the demo's table:\n{}",
+            demo.output()
+        );
+        demo
+    }
+
+    /// Everything the demo printed so far (stdout and stderr).
+    pub fn output(&self) -> String {
+        self.output.lock().unwrap().clone()
+    }
+
+    /// The pid the demo printed for `name`.
+    pub fn pid(&self, name: &str) -> u32 {
+        self.pids
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, pid)| *pid)
+            .unwrap_or_else(|| panic!("no {name} in the demo's table:\n{}", self.output()))
+    }
+
+    /// Node ids from the table.
+    pub fn node_ids(&self) -> Vec<String> {
+        self.pids
+            .iter()
+            .map(|(n, _)| n.clone())
+            .filter(|n| n.starts_with("node-"))
+            .collect()
+    }
+
+    /// The restart command the demo printed after "restart it with: ".
+    pub fn restart_command(&self) -> String {
+        let output = self.output();
+        output
+            .lines()
+            .find_map(|l| l.split_once("restart it with: ").map(|(_, cmd)| cmd.trim().to_string()))
+            .unwrap_or_else(|| panic!("no restart command in the demo's output:\n{output}"))
+    }
+
+    /// Waits for the demo to exit on its own (after a signal), then for its last lines.
+    pub fn wait_exit(&mut self, deadline: Duration) -> std::process::ExitStatus {
+        let child = &mut self.guard.child;
+        let status = wait_for("the demo to exit", deadline, || child.try_wait().ok().flatten());
+        for reader in self.readers.drain(..) {
+            let _ = reader.join();
+        }
+        status
+    }
+}
+
+/// `(name, pid)` rows of the demo's table: lines `  <name> <pid> <port> ...`.
+pub fn parse_demo_table(output: &str) -> Vec<(String, u32)> {
+    output
+        .lines()
+        .filter_map(|line| {
+            let mut words = line.split_whitespace();
+            let name = words.next()?;
+            let pid = words.next()?.parse().ok()?;
+            let _port: u16 = words.next()?.parse().ok()?;
+            (name.starts_with("node-") || name == "frontend").then(|| (name.to_string(), pid))
+        })
+        .collect()
+}
+

@@ -26,7 +26,11 @@ pub(crate) struct InputFault {
 
 impl std::fmt::Display for InputFault {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{:?} fault at byte offset {}: {}", self.kind, self.offset, self.detail)
+        write!(
+            f,
+            "{:?} fault at byte offset {}: {}",
+            self.kind, self.offset, self.detail
+        )
     }
 }
 
@@ -34,7 +38,11 @@ impl std::error::Error for InputFault {}
 
 impl InputFault {
     pub fn io(kind: FaultKind, offset: u64, detail: impl Into<String>) -> io::Error {
-        io::Error::other(InputFault { kind, offset, detail: detail.into() })
+        io::Error::other(InputFault {
+            kind,
+            offset,
+            detail: detail.into(),
+        })
     }
 
     /// The fault inside an `io::Error`, if it carries one.
@@ -54,7 +62,13 @@ pub(crate) struct MmapSlice {
 
 impl MmapSlice {
     pub fn new(map: Arc<Mmap>, start: usize, end: usize, progress: Arc<AtomicU64>) -> Self {
-        MmapSlice { map, start, pos: start, end, progress }
+        MmapSlice {
+            map,
+            start,
+            pos: start,
+            end,
+            progress,
+        }
     }
 }
 
@@ -75,7 +89,8 @@ impl BufRead for MmapSlice {
     fn consume(&mut self, amt: usize) {
         self.pos = (self.pos + amt).min(self.end);
         // A plain store (not a read-modify-write): cheap enough to do per event.
-        self.progress.store((self.pos - self.start) as u64, Ordering::Relaxed);
+        self.progress
+            .store((self.pos - self.start) as u64, Ordering::Relaxed);
     }
 }
 
@@ -88,7 +103,11 @@ pub(crate) struct DecodeFaults<R> {
 
 impl<R: Read> DecodeFaults<R> {
     pub fn new(inner: R, progress: Arc<AtomicU64>, what: &'static str) -> Self {
-        DecodeFaults { inner, progress, what }
+        DecodeFaults {
+            inner,
+            progress,
+            what,
+        }
     }
 }
 
@@ -99,7 +118,11 @@ impl<R: Read> Read for DecodeFaults<R> {
                 return err;
             }
             let offset = self.progress.load(Ordering::Relaxed);
-            InputFault::io(FaultKind::Decompress, offset, format!("{}: {err}", self.what))
+            InputFault::io(
+                FaultKind::Decompress,
+                offset,
+                format!("{}: {err}", self.what),
+            )
         })
     }
 }
@@ -156,7 +179,11 @@ impl<R: Read> Utf16Reader<R> {
         let mut i = 0;
         while i < whole {
             let pair = [self.raw[i], self.raw[i + 1]];
-            let unit = if self.big_endian { u16::from_be_bytes(pair) } else { u16::from_le_bytes(pair) };
+            let unit = if self.big_endian {
+                u16::from_be_bytes(pair)
+            } else {
+                u16::from_le_bytes(pair)
+            };
             let ch = match (self.pending_high.take(), unit) {
                 (None, 0xD800..=0xDBFF) => {
                     self.pending_high = Some(unit);
@@ -175,7 +202,8 @@ impl<R: Read> Utf16Reader<R> {
                 return Err(self.fault("unpaired UTF-16 surrogate"));
             };
             let mut utf8 = [0u8; 4];
-            self.out.extend_from_slice(ch.encode_utf8(&mut utf8).as_bytes());
+            self.out
+                .extend_from_slice(ch.encode_utf8(&mut utf8).as_bytes());
             i += 2;
         }
         self.raw.drain(..whole);
@@ -184,7 +212,11 @@ impl<R: Read> Utf16Reader<R> {
     }
 
     fn fault(&self, detail: &str) -> io::Error {
-        InputFault::io(FaultKind::Encoding, self.raw_offset, format!("UTF-16 input: {detail}"))
+        InputFault::io(
+            FaultKind::Encoding,
+            self.raw_offset,
+            format!("UTF-16 input: {detail}"),
+        )
     }
 }
 
@@ -205,4 +237,167 @@ pub(crate) fn read_prefix<R: Read>(reader: &mut R, limit: usize) -> io::Result<V
     let mut prefix = Vec::with_capacity(limit);
     reader.take(limit as u64).read_to_end(&mut prefix)?;
     Ok(prefix)
+}
+
+/// Offsets (in the repaired output) where invalid UTF-8 was replaced, oldest first.
+pub(crate) type Utf8Faults = Arc<std::sync::Mutex<std::collections::VecDeque<u64>>>;
+
+const REPLACEMENT: &[u8] = "\u{FFFD}".as_bytes();
+
+/// Passes UTF-8 through, replacing each invalid sequence by U+FFFD and recording where,
+/// so that the XML parser (which gives up on invalid UTF-8) can read on and the page
+/// holding the fault is skipped with its id instead of stopping the whole dump.
+pub(crate) struct Utf8Repair<R> {
+    inner: R,
+    buf: Vec<u8>,
+    pos: usize,
+    /// Output offset of `buf[0]`.
+    out_offset: u64,
+    carry: Vec<u8>,
+    eof: bool,
+    faults: Utf8Faults,
+}
+
+impl<R: Read> Utf8Repair<R> {
+    pub fn new(inner: R, faults: Utf8Faults) -> Self {
+        Utf8Repair {
+            inner,
+            buf: Vec::with_capacity(256 << 10),
+            pos: 0,
+            out_offset: 0,
+            carry: Vec::new(),
+            eof: false,
+            faults,
+        }
+    }
+
+    fn refill(&mut self) -> io::Result<()> {
+        self.out_offset += self.buf.len() as u64;
+        let mut raw = std::mem::take(&mut self.buf);
+        raw.clear();
+        raw.append(&mut self.carry);
+        if !self.eof {
+            let have = raw.len();
+            raw.resize(have + (256 << 10), 0);
+            let read = loop {
+                match self.inner.read(&mut raw[have..]) {
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    other => break other,
+                }
+            };
+            raw.truncate(have + read.as_ref().copied().unwrap_or(0));
+            if read? == 0 {
+                self.eof = true;
+            }
+        }
+        self.pos = 0;
+        if std::str::from_utf8(&raw).is_ok() {
+            self.buf = raw;
+            return Ok(());
+        }
+        self.buf = self.repair(&raw);
+        Ok(())
+    }
+
+    /// Copies `raw` replacing invalid sequences; an incomplete sequence at the end is
+    /// kept for the next read unless the input has ended.
+    fn repair(&mut self, raw: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(raw.len() + 16);
+        let mut faults = self.faults.lock().unwrap_or_else(|p| p.into_inner());
+        let mut chunks = raw.utf8_chunks().peekable();
+        while let Some(chunk) = chunks.next() {
+            out.extend_from_slice(chunk.valid().as_bytes());
+            let invalid = chunk.invalid();
+            if invalid.is_empty() {
+                continue;
+            }
+            let last = chunks.peek().is_none();
+            let incomplete = std::str::from_utf8(invalid).is_err_and(|e| e.error_len().is_none());
+            if last && incomplete && !self.eof && invalid.len() < 4 {
+                self.carry.extend_from_slice(invalid);
+            } else {
+                faults.push_back(self.out_offset + out.len() as u64);
+                out.extend_from_slice(REPLACEMENT);
+            }
+        }
+        out
+    }
+}
+
+impl<R: Read> Read for Utf8Repair<R> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        let available = self.fill_buf()?;
+        let n = available.len().min(out.len());
+        out[..n].copy_from_slice(&available[..n]);
+        self.consume(n);
+        Ok(n)
+    }
+}
+
+impl<R: Read> BufRead for Utf8Repair<R> {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        while self.pos >= self.buf.len() && !(self.eof && self.carry.is_empty()) {
+            self.refill()?;
+        }
+        Ok(&self.buf[self.pos.min(self.buf.len())..])
+    }
+
+    fn consume(&mut self, amt: usize) {
+        self.pos += amt;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn repair(input: &[u8], chunk: usize) -> (Vec<u8>, Vec<u64>) {
+        struct Chunked<'a>(&'a [u8], usize);
+        impl Read for Chunked<'_> {
+            fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+                let n = self.0.len().min(self.1).min(out.len());
+                out[..n].copy_from_slice(&self.0[..n]);
+                self.0 = &self.0[n..];
+                Ok(n)
+            }
+        }
+        let faults = Utf8Faults::default();
+        let mut out = Vec::new();
+        Utf8Repair::new(Chunked(input, chunk), faults.clone())
+            .read_to_end(&mut out)
+            .unwrap();
+        let faults = faults.lock().unwrap().iter().copied().collect();
+        (out, faults)
+    }
+
+    #[test]
+    fn utf8_repair_replaces_and_records() {
+        let input = "aé€😀b".as_bytes();
+        for chunk in 1..8 {
+            assert_eq!(
+                repair(input, chunk),
+                (input.to_vec(), vec![]),
+                "chunk {chunk}"
+            );
+        }
+        let (out, faults) = repair(b"ab\xFFcd\xE2\x82", 3);
+        assert_eq!(out, "ab\u{FFFD}cd\u{FFFD}".as_bytes());
+        assert_eq!(faults, [2, 7]);
+    }
+
+    #[test]
+    fn utf16_decodes_surrogate_pairs() {
+        let text = "Бг 😀";
+        let mut raw: Vec<u8> = Vec::new();
+        for unit in text.encode_utf16() {
+            raw.extend_from_slice(&unit.to_le_bytes());
+        }
+        let mut out = String::new();
+        Utf16Reader::new(&raw[..], false)
+            .read_to_string(&mut out)
+            .unwrap();
+        assert_eq!(out, text);
+        let err = Utf16Reader::new(&[0x00u8, 0xD8, 0x41, 0x00][..], false).read_to_string(&mut out);
+        assert!(InputFault::find(&err.unwrap_err()).is_some());
+    }
 }

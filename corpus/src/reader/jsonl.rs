@@ -87,7 +87,10 @@ impl JsonPages {
                 Line::TooLong(len) => skip(
                     SkipReason::TooLarge,
                     offset,
-                    format!("line is {len} bytes, over the {} byte limit", self.max_page_bytes),
+                    format!(
+                        "line is {len} bytes, over the {} byte limit",
+                        self.max_page_bytes
+                    ),
                 ),
                 _ => parse_line(&self.line, offset),
             };
@@ -153,7 +156,13 @@ impl JsonPages {
 }
 
 fn skip(reason: SkipReason, offset: u64, detail: String) -> PageEvent {
-    PageEvent::Skipped(Skip { reason, page_id: None, title: None, offset, detail })
+    PageEvent::Skipped(Skip {
+        reason,
+        page_id: None,
+        title: None,
+        offset,
+        detail,
+    })
 }
 
 fn parse_line(line: &[u8], offset: u64) -> PageEvent {
@@ -163,12 +172,21 @@ fn parse_line(line: &[u8], offset: u64) -> PageEvent {
     };
     let doc: JsonDoc = match serde_json::from_str(text) {
         Ok(doc) => doc,
-        Err(err) => return skip(SkipReason::Malformed, offset, format!("invalid JSON: {err}")),
+        Err(err) => {
+            return skip(
+                SkipReason::Malformed,
+                offset,
+                format!("invalid JSON: {err}"),
+            )
+        }
     };
     let id = match doc.id.as_ref().map(json_id) {
         Some(Some(id)) => id,
         Some(None) => {
-            let detail = format!("\"id\" {} is not an unsigned integer", doc.id.unwrap_or_default());
+            let detail = format!(
+                "\"id\" {} is not an unsigned integer",
+                doc.id.unwrap_or_default()
+            );
             return skip(SkipReason::Malformed, offset, detail);
         }
         None => match doc.url.as_deref().or(doc.title.as_deref()) {

@@ -211,9 +211,15 @@ impl Iterator for PageReader {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Content {
     /// UTF-8 XML, after a BOM of this many bytes.
-    Xml { bom: usize },
-    Utf16Xml { big_endian: bool },
-    Json { bom: usize },
+    Xml {
+        bom: usize,
+    },
+    Utf16Xml {
+        big_endian: bool,
+    },
+    Json {
+        bom: usize,
+    },
     Unknown,
 }
 
@@ -224,7 +230,11 @@ fn sniff(head: &[u8]) -> Content {
     if head.starts_with(&[0xFE, 0xFF]) {
         return Content::Utf16Xml { big_endian: true };
     }
-    let bom = if head.starts_with(&[0xEF, 0xBB, 0xBF]) { 3 } else { 0 };
+    let bom = if head.starts_with(&[0xEF, 0xBB, 0xBF]) {
+        3
+    } else {
+        0
+    };
     match head[bom..].iter().find(|b| !b.is_ascii_whitespace()) {
         Some(b'<') => Content::Xml { bom },
         Some(b'{') => Content::Json { bom },
@@ -244,7 +254,11 @@ pub fn open(path: &Path, opts: &OpenOptions) -> Result<PageReader> {
             path.display()
         )));
     }
-    let input = Input { path: path.to_path_buf(), map, split };
+    let input = Input {
+        path: path.to_path_buf(),
+        map,
+        split,
+    };
     if is_bzip2 {
         if opts.index.is_some() || multistream::looks_multistream(&input.map) {
             return input.open_multistream(opts);
@@ -268,14 +282,20 @@ pub fn open(path: &Path, opts: &OpenOptions) -> Result<PageReader> {
 /// truncates would be undefined behaviour (SIGBUS), hence never map files being written.
 fn map_file(path: &Path) -> Result<Arc<Mmap>> {
     let meta = std::fs::metadata(path).map_err(|err| match err.kind() {
-        std::io::ErrorKind::NotFound => Error::NotFound { path: path.to_path_buf() },
+        std::io::ErrorKind::NotFound => Error::NotFound {
+            path: path.to_path_buf(),
+        },
         _ => Error::io(path, err),
     })?;
     if meta.is_dir() {
-        return Err(Error::IsDirectory { path: path.to_path_buf() });
+        return Err(Error::IsDirectory {
+            path: path.to_path_buf(),
+        });
     }
     if meta.len() == 0 {
-        return Err(Error::Empty { path: path.to_path_buf() });
+        return Err(Error::Empty {
+            path: path.to_path_buf(),
+        });
     }
     let file = std::fs::File::open(path).map_err(|err| Error::io(path, err))?;
     // SAFETY: read-only mapping of an input file that is not modified while we read it
@@ -299,12 +319,22 @@ impl Input {
         MmapSlice::new(self.map.clone(), 0, self.map.len(), bytes.clone())
     }
 
-    fn reader(&self, format: InputFormat, site: SiteInfo, bytes: Arc<AtomicU64>, total: u64, pages: Pages) -> PageReader {
+    fn reader(
+        &self,
+        format: InputFormat,
+        site: SiteInfo,
+        bytes: Arc<AtomicU64>,
+        total: u64,
+        pages: Pages,
+    ) -> PageReader {
         PageReader {
             path: self.path.clone(),
             format,
             site,
-            progress: ReadProgress { bytes, total: Some(total) },
+            progress: ReadProgress {
+                bytes,
+                total: Some(total),
+            },
             pages,
             done: false,
         }
@@ -327,9 +357,10 @@ impl Input {
         };
         let rest = Cursor::new(head[skip..].to_vec()).chain(decoded);
         let input: Box<dyn BufRead + Send> = match content {
-            Content::Utf16Xml { big_endian } => {
-                Box::new(BufReader::with_capacity(256 << 10, Utf16Reader::new(rest, big_endian)))
-            }
+            Content::Utf16Xml { big_endian } => Box::new(BufReader::with_capacity(
+                256 << 10,
+                Utf16Reader::new(rest, big_endian),
+            )),
             _ => Box::new(BufReader::with_capacity(256 << 10, rest)),
         };
         let split = Some(self.split);
@@ -339,7 +370,9 @@ impl Input {
             return Ok(self.reader(format, SiteInfo::default(), bytes, total, pages));
         }
         let kind = match (format, content) {
-            (InputFormat::Xml, Content::Utf16Xml { .. }) => "offset in the UTF-8 text decoded from UTF-16",
+            (InputFormat::Xml, Content::Utf16Xml { .. }) => {
+                "offset in the UTF-8 text decoded from UTF-16"
+            }
             (InputFormat::Xml, _) => "byte offset",
             _ => "offset in the decompressed XML",
         };
@@ -361,26 +394,50 @@ impl Input {
             }
             Content::Json { bom } => {
                 let (start, end) = self.aligned_range(bom as u64, |pos| self.line_start(pos));
-                let input = MmapSlice::new(self.map.clone(), start as usize, end as usize, bytes.clone());
+                let input = MmapSlice::new(
+                    self.map.clone(),
+                    start as usize,
+                    end as usize,
+                    bytes.clone(),
+                );
                 let pages = JsonPages::new(Box::new(input), &self.path, start, None);
                 let site = SiteInfo::default();
-                Ok(self.reader(InputFormat::JsonLines, site, bytes, end - start, Pages::Json(Box::new(pages))))
+                Ok(self.reader(
+                    InputFormat::JsonLines,
+                    site,
+                    bytes,
+                    end - start,
+                    Pages::Json(Box::new(pages)),
+                ))
             }
             Content::Xml { bom } => {
                 let (start, end) = self.aligned_range(bom as u64, |pos| self.page_start(pos));
-                let input = MmapSlice::new(self.map.clone(), start as usize, end as usize, bytes.clone());
+                let input = MmapSlice::new(
+                    self.map.clone(),
+                    start as usize,
+                    end as usize,
+                    bytes.clone(),
+                );
                 let expect_footer = end == self.len() && start < end;
                 let offsets = (start, "byte offset".to_string());
-                let mut pages = XmlPages::new(Box::new(input), &self.path, offsets, expect_footer, None);
+                let mut pages =
+                    XmlPages::new(Box::new(input), &self.path, offsets, expect_footer, None);
                 let site = if start == bom as u64 {
                     pages.read_header()?
                 } else {
                     let header = self.whole(&Arc::new(AtomicU64::new(0)));
                     let offsets = (0, "byte offset".to_string());
-                    XmlPages::new(Box::new(header), &self.path, offsets, false, None).read_header()?
+                    XmlPages::new(Box::new(header), &self.path, offsets, false, None)
+                        .read_header()?
                 };
                 let site = site.unwrap_or_default();
-                Ok(self.reader(InputFormat::Xml, site, bytes, end - start, Pages::Xml(Box::new(pages))))
+                Ok(self.reader(
+                    InputFormat::Xml,
+                    site,
+                    bytes,
+                    end - start,
+                    Pages::Xml(Box::new(pages)),
+                ))
             }
         }
     }
@@ -388,12 +445,19 @@ impl Input {
     fn open_multistream(self, opts: &OpenOptions) -> Result<PageReader> {
         let bytes = Arc::new(AtomicU64::new(0));
         let first = bzip2::read::BzDecoder::new(&self.map[..]);
-        let head = read_prefix(&mut DecodeFaults::new(first, bytes.clone(), "bzip2"), SNIFF_BYTES)
-            .map_err(|err| self.io_error(err))?;
+        let head = read_prefix(
+            &mut DecodeFaults::new(first, bytes.clone(), "bzip2"),
+            SNIFF_BYTES,
+        )
+        .map_err(|err| self.io_error(err))?;
         if !matches!(sniff(&head), Content::Xml { bom: 0 }) {
             // UTF-16 or JSON inside streams: stream boundaries are not record boundaries.
             let raw = self.whole(&bytes);
-            let decoded = DecodeFaults::new(bzip2::bufread::MultiBzDecoder::new(raw), bytes.clone(), "bzip2");
+            let decoded = DecodeFaults::new(
+                bzip2::bufread::MultiBzDecoder::new(raw),
+                bytes.clone(),
+                "bzip2",
+            );
             return self.open_sequential(InputFormat::Bzip2Multistream, Box::new(decoded), bytes);
         }
         let boundaries = match &opts.index {
@@ -401,28 +465,59 @@ impl Input {
             None => Boundaries::Scan,
         };
         let (start, end) = self.aligned_range(0, |pos| boundaries.align(&self.map, pos));
-        let streams = ParallelStreams::spawn(self.map.clone(), &boundaries, (start, end), opts.threads, bytes.clone())?;
+        let streams = ParallelStreams::spawn(
+            self.map.clone(),
+            &boundaries,
+            (start, end),
+            opts.threads,
+            bytes.clone(),
+        )?;
         let expect_footer = end == self.len() && start < end;
-        let kind = format!("offset in the XML decompressed from the streams at bytes {start}..{end}");
-        let mut pages = XmlPages::new(Box::new(streams), &self.path, (0, kind), expect_footer, None);
+        let kind =
+            format!("offset in the XML decompressed from the streams at bytes {start}..{end}");
+        let mut pages = XmlPages::new(
+            Box::new(streams),
+            &self.path,
+            (0, kind),
+            expect_footer,
+            None,
+        );
         let site = if start == 0 {
             pages.read_header()?
         } else {
             let first = bzip2::read::BzDecoder::new(self.whole(&Arc::new(AtomicU64::new(0))));
-            let header = BufReader::new(DecodeFaults::new(first, Arc::new(AtomicU64::new(0)), "bzip2"));
+            let header = BufReader::new(DecodeFaults::new(
+                first,
+                Arc::new(AtomicU64::new(0)),
+                "bzip2",
+            ));
             let offsets = (0, "offset in the first stream".to_string());
             XmlPages::new(Box::new(header), &self.path, offsets, false, None).read_header()?
         };
         let site = site.unwrap_or_default();
-        Ok(self.reader(InputFormat::Bzip2Multistream, site, bytes, end - start, Pages::Xml(Box::new(pages))))
+        Ok(self.reader(
+            InputFormat::Bzip2Multistream,
+            site,
+            bytes,
+            end - start,
+            Pages::Xml(Box::new(pages)),
+        ))
     }
 
     /// This slice's `[start, end)`, both ends moved forward by `align` (the first slice
     /// starts at `first`, the last ends at the end of the file).
     fn aligned_range(&self, first: u64, align: impl Fn(u64) -> u64) -> (u64, u64) {
         let (lo, hi) = self.split.nominal_range(self.len());
-        let start = if self.split.node == 0 { first } else { align(lo.max(first)) };
-        let end = if self.split.is_last() { self.len() } else { align(hi.max(first)) };
+        let start = if self.split.node == 0 {
+            first
+        } else {
+            align(lo.max(first))
+        };
+        let end = if self.split.is_last() {
+            self.len()
+        } else {
+            align(hi.max(first))
+        };
         (start, end.max(start))
     }
 
@@ -432,7 +527,9 @@ impl Input {
         let map = &self.map[..];
         let mut at = pos as usize;
         while at < map.len() {
-            let Some(rel) = map[at..].iter().position(|&b| b == b'<') else { break };
+            let Some(rel) = map[at..].iter().position(|&b| b == b'<') else {
+                break;
+            };
             at += rel;
             let after = map.get(at + 5).copied();
             if map[at..].starts_with(b"<page")
@@ -458,7 +555,10 @@ impl Input {
     }
 
     fn unknown(&self, head: &[u8]) -> Error {
-        Error::UnknownFormat { path: self.path.clone(), head: head[..head.len().min(16)].to_vec() }
+        Error::UnknownFormat {
+            path: self.path.clone(),
+            head: head[..head.len().min(16)].to_vec(),
+        }
     }
 
     fn io_error(&self, err: std::io::Error) -> Error {

@@ -76,8 +76,9 @@ impl Boundaries {
                 let at = offsets.partition_point(|&o| o < pos);
                 offsets.get(at).copied().unwrap_or(len)
             }
-            Boundaries::Scan => find_stream_start(map, pos as usize, map.len())
-                .map_or(len, |at| at as u64),
+            Boundaries::Scan => {
+                find_stream_start(map, pos as usize, map.len()).map_or(len, |at| at as u64)
+            }
         }
     }
 
@@ -88,8 +89,9 @@ impl Boundaries {
                 let at = offsets.partition_point(|&o| o <= pos);
                 offsets.get(at).copied().filter(|&o| o < end).unwrap_or(end)
             }
-            Boundaries::Scan => find_stream_start(map, pos as usize + 4, end as usize)
-                .map_or(end, |at| at as u64),
+            Boundaries::Scan => {
+                find_stream_start(map, pos as usize + 4, end as usize).map_or(end, |at| at as u64)
+            }
         }
     }
 
@@ -105,7 +107,9 @@ impl Boundaries {
 /// unique stream offsets, checked against the dump's length.
 pub(crate) fn read_index(path: &Path, dump_len: u64) -> Result<Vec<u64>> {
     let file = std::fs::File::open(path).map_err(|e| match e.kind() {
-        io::ErrorKind::NotFound => Error::NotFound { path: path.to_path_buf() },
+        io::ErrorKind::NotFound => Error::NotFound {
+            path: path.to_path_buf(),
+        },
         _ => Error::io(path, e),
     })?;
     let mut raw = io::BufReader::new(file);
@@ -156,7 +160,12 @@ fn parse_index_line(line: &[u8]) -> std::result::Result<u64, String> {
         std::str::from_utf8(field)
             .ok()
             .and_then(|s| s.trim().parse::<u64>().ok())
-            .ok_or_else(|| format!("{what} {:?} is not a number", String::from_utf8_lossy(field)))
+            .ok_or_else(|| {
+                format!(
+                    "{what} {:?} is not a number",
+                    String::from_utf8_lossy(field)
+                )
+            })
     };
     number(page_id.unwrap_or_default(), "page id")?;
     number(offset, "offset")
@@ -199,7 +208,14 @@ impl ParallelStreams {
             .name("bz2-streams".into())
             .spawn(move || produce(&map, &boundaries, start, end, &pool, batch, &tx))
             .map_err(|e| Error::Other(format!("cannot start decompression thread: {e}")))?;
-        Ok(ParallelStreams { rx, current: Vec::new(), pos: 0, progress, consumed: 0, done: false })
+        Ok(ParallelStreams {
+            rx,
+            current: Vec::new(),
+            pos: 0,
+            progress,
+            consumed: 0,
+            done: false,
+        })
     }
 }
 
@@ -220,8 +236,12 @@ fn produce(
             ranges.push((at, next));
             at = next;
         }
-        let decoded: Vec<io::Result<Chunk>> =
-            pool.install(|| ranges.par_iter().map(|&(a, b)| decode_range(map, a, b)).collect());
+        let decoded: Vec<io::Result<Chunk>> = pool.install(|| {
+            ranges
+                .par_iter()
+                .map(|&(a, b)| decode_range(map, a, b))
+                .collect()
+        });
         for chunk in decoded {
             let failed = chunk.is_err();
             if tx.send(chunk).is_err() || failed {
@@ -242,7 +262,10 @@ fn decode_range(map: &[u8], a: u64, b: u64) -> io::Result<Chunk> {
             a,
             format!("bzip2 stream inflates beyond {MAX_STREAM_OUTPUT} bytes"),
         )),
-        Ok(_) => Ok(Chunk { data, compressed: b - a }),
+        Ok(_) => Ok(Chunk {
+            data,
+            compressed: b - a,
+        }),
         Err(err) => Err(InputFault::io(
             FaultKind::Decompress,
             a,

@@ -17,7 +17,7 @@ use quick_xml::events::{BytesRef, BytesStart, Event};
 use quick_xml::name::QName;
 use quick_xml::Reader;
 
-use super::io::{FaultKind, InputFault};
+use super::io::{FaultKind, InputFault, Utf8Faults, Utf8Repair};
 use super::{PageEvent, Skip, SkipReason};
 use crate::error::{Error, Result};
 use crate::page::{Page, SiteInfo};
@@ -108,6 +108,7 @@ pub(crate) struct XmlPages {
     scratch: String,
     stack: Vec<Tag>,
     page_qname: String,
+    utf8_faults: Utf8Faults,
 }
 
 impl XmlPages {
@@ -118,6 +119,8 @@ impl XmlPages {
         expect_footer: bool,
         ordinal_split: Option<Split>,
     ) -> XmlPages {
+        let faults = Utf8Faults::default();
+        let input: Box<dyn BufRead + Send> = Box::new(Utf8Repair::new(input, faults.clone()));
         let mut reader = Reader::from_reader(input);
         let config = reader.config_mut();
         config.check_end_names = true;
@@ -140,6 +143,7 @@ impl XmlPages {
             scratch: String::new(),
             stack: Vec::with_capacity(16),
             page_qname: "page".to_string(),
+            utf8_faults: faults,
         }
     }
 
@@ -234,8 +238,7 @@ impl XmlPages {
                 offset: self.base_offset + self.reader.buffer_position(),
                 offset_kind: self.offset_kind.clone(),
                 last_page: self.last_page,
-                detail: "input ends before </mediawiki>: truncated, or not a MediaWiki dump"
-                    .into(),
+                detail: "input ends before </mediawiki>: truncated, or not a MediaWiki dump".into(),
             });
         }
         Ok(())
@@ -244,7 +247,9 @@ impl XmlPages {
     /// Skips the element whose start tag was just read (its name is in `page_qname`).
     fn skip_element(&mut self) -> Result<()> {
         let name = std::mem::take(&mut self.page_qname);
-        let result = self.reader.read_to_end_into(QName(&name), &mut self.skip_buf);
+        let result = self
+            .reader
+            .read_to_end_into(QName(&name), &mut self.skip_buf);
         self.page_qname = name;
         shrink(&mut self.skip_buf);
         result.map(|_| ()).map_err(|err| self.xml_error(err))
@@ -270,12 +275,22 @@ impl XmlPages {
                     start_capture(parent, Tag::of(e.local_name().as_ref()), &e, &mut st);
                     capture = Capture::None;
                 }
-                Ok(Event::Text(e)) => append(capture, &e, &mut st, &mut self.scratch, self.max_page_bytes),
-                Ok(Event::CData(e)) => append(capture, &e, &mut st, &mut self.scratch, self.max_page_bytes),
+                Ok(Event::Text(e)) => {
+                    append(capture, &e, &mut st, &mut self.scratch, self.max_page_bytes)
+                }
+                Ok(Event::CData(e)) => {
+                    append(capture, &e, &mut st, &mut self.scratch, self.max_page_bytes)
+                }
                 Ok(Event::GeneralRef(e)) => {
                     let mut utf8 = [0u8; 4];
                     let text = resolve_entity(&e, &mut utf8, &mut st);
-                    append(capture, text, &mut st, &mut self.scratch, self.max_page_bytes);
+                    append(
+                        capture,
+                        text,
+                        &mut st,
+                        &mut self.scratch,
+                        self.max_page_bytes,
+                    );
                 }
                 Ok(Event::End(_)) => {
                     self.finish_field(capture, &mut st);
@@ -284,16 +299,25 @@ impl XmlPages {
                 }
                 Ok(Event::Eof) => return Err(self.truncated_in_page(offset, &st)),
                 Ok(_) => {}
-                Err(quick_xml::Error::Encoding(err)) => {
-                    // quick-xml consumed the bad bytes: note it and read on to </page>.
-                    let at = self.base_offset + self.reader.buffer_position();
-                    st.invalid_utf8.get_or_insert(format!("invalid UTF-8 near {} {at}: {err}", self.offset_kind));
-                }
                 Err(err) => return Err(self.xml_error(err)),
             }
         }
         shrink(&mut self.buf);
+        self.note_utf8_faults(pos, &mut st);
         Ok(self.finish_page(st, offset))
+    }
+
+    /// Marks the page invalid if UTF-8 was repaired between its start and here.
+    fn note_utf8_faults(&mut self, page_start: u64, st: &mut PageState) {
+        let page_end = self.reader.buffer_position();
+        let mut faults = self.utf8_faults.lock().unwrap_or_else(|p| p.into_inner());
+        while let Some(&at) = faults.front().filter(|&&at| at < page_end) {
+            faults.pop_front();
+            if at >= page_start && st.invalid_utf8.is_none() {
+                let at = self.base_offset + at;
+                st.invalid_utf8 = Some(format!("invalid UTF-8 at {} {at}", self.offset_kind));
+            }
+        }
     }
 
     fn finish_field(&mut self, capture: Capture, st: &mut PageState) {
@@ -404,8 +428,12 @@ impl XmlPages {
     }
 
     fn check_declared_encoding(&self, encoding: Option<&str>, pos: u64) -> Result<()> {
-        let Some(encoding) = encoding else { return Ok(()) };
-        let known = ["utf-8", "utf8", "utf-16", "utf-16le", "utf-16be", "us-ascii", "ascii"];
+        let Some(encoding) = encoding else {
+            return Ok(());
+        };
+        let known = [
+            "utf-8", "utf8", "utf-16", "utf-16le", "utf-16be", "us-ascii", "ascii",
+        ];
         if known.iter().any(|k| k.eq_ignore_ascii_case(encoding)) {
             return Ok(());
         }
@@ -418,7 +446,11 @@ impl XmlPages {
     }
 
     fn truncated_in_page(&self, offset: u64, st: &PageState) -> Error {
-        let page = if st.has_id { format!("page id {}", st.page.id) } else { "a page".into() };
+        let page = if st.has_id {
+            format!("page id {}", st.page.id)
+        } else {
+            "a page".into()
+        };
         Error::Xml {
             path: self.path.clone(),
             offset: self.base_offset + self.reader.buffer_position(),
@@ -458,7 +490,13 @@ impl XmlPages {
 }
 
 /// Appends text to the field being captured, within the size limits.
-fn append(capture: Capture, text: &str, st: &mut PageState, scratch: &mut String, max_page_bytes: usize) {
+fn append(
+    capture: Capture,
+    text: &str,
+    st: &mut PageState,
+    scratch: &mut String,
+    max_page_bytes: usize,
+) {
     match capture {
         Capture::None => {}
         Capture::Text => {
@@ -471,7 +509,8 @@ fn append(capture: Capture, text: &str, st: &mut PageState, scratch: &mut String
             }
         }
         _ if scratch.len() + text.len() > MAX_FIELD_BYTES => {
-            st.malformed.get_or_insert(format!("{capture:?} longer than {MAX_FIELD_BYTES} bytes"));
+            st.malformed
+                .get_or_insert(format!("{capture:?} longer than {MAX_FIELD_BYTES} bytes"));
         }
         _ => scratch.push_str(text),
     }
@@ -485,7 +524,11 @@ fn start_capture(parent: Tag, tag: Tag, e: &BytesStart<'_>, st: &mut PageState) 
         (Tag::Page, Tag::Id) => Capture::Id,
         (Tag::Page, Tag::Redirect) => {
             let title = e.try_get_attribute("title").ok().flatten();
-            let target = title.and_then(|a| a.normalized_value(quick_xml::XmlVersion::Implicit1_0).ok().map(|v| v.into_owned()));
+            let target = title.and_then(|a| {
+                a.normalized_value(quick_xml::XmlVersion::Implicit1_0)
+                    .ok()
+                    .map(|v| v.into_owned())
+            });
             st.page.redirect_target = Some(target.unwrap_or_default());
             Capture::None
         }
@@ -506,7 +549,13 @@ fn namespace_key_of(e: &BytesStart<'_>) -> Option<i32> {
     if e.local_name().as_ref() != "namespace" {
         return None;
     }
-    e.try_get_attribute("key").ok().flatten()?.value.trim().parse().ok()
+    e.try_get_attribute("key")
+        .ok()
+        .flatten()?
+        .value
+        .trim()
+        .parse()
+        .ok()
 }
 
 /// `&lt;` → `<`, `&#x3b1;` → `α`. An unknown named entity (no DTD declares any) marks
@@ -522,7 +571,8 @@ fn resolve_entity<'a>(e: &'a BytesRef<'_>, utf8: &'a mut [u8; 4], st: &mut PageS
         _ => match e.resolve_char_ref() {
             Ok(Some(ch)) => ch.encode_utf8(utf8),
             Ok(None) => {
-                st.malformed.get_or_insert(format!("unknown entity &{name};"));
+                st.malformed
+                    .get_or_insert(format!("unknown entity &{name};"));
                 ""
             }
             Err(_) => "\u{FFFD}",

@@ -39,7 +39,11 @@ pub struct SynthOptions {
 
 impl Default for SynthOptions {
     fn default() -> Self {
-        SynthOptions { pages: 1000, seed: 42, pages_per_stream: 100 }
+        SynthOptions {
+            pages: 1000,
+            seed: 42,
+            pages_per_stream: 100,
+        }
     }
 }
 
@@ -62,7 +66,10 @@ pub struct SynthSummary {
 
 /// The index path of a dump: `X.xml.bz2` → `X-index.txt.bz2`.
 pub fn index_path(out: &Path) -> PathBuf {
-    let name = out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = out
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let stem = name
         .strip_suffix(".xml.bz2")
         .or_else(|| name.strip_suffix(".bz2"))
@@ -92,7 +99,11 @@ pub fn write_synthetic_dump(out: &Path, opts: &SynthOptions) -> Result<SynthSumm
     let index_file = BufWriter::new(File::create(&index).map_err(io(&index))?);
     let mut index_bz = BzEncoder::new(index_file, Compression::new(9));
     let model = text::Model::new(opts.seed);
-    let mut summary = SynthSummary { path: out.into(), index: index.clone(), ..Default::default() };
+    let mut summary = SynthSummary {
+        path: out.into(),
+        index: index.clone(),
+        ..Default::default()
+    };
 
     let header = text::header();
     let mut offset = write_stream(&mut dump, header.as_bytes(), &mut summary).map_err(io(out))?;
@@ -104,7 +115,13 @@ pub fn write_synthetic_dump(out: &Path, opts: &SynthOptions) -> Result<SynthSumm
         let last = (first + batch).min(streams);
         let built: Vec<Stream> = (first..last)
             .into_par_iter()
-            .map(|s| build_stream(&model, s * per_stream, ((s + 1) * per_stream).min(opts.pages)))
+            .map(|s| {
+                build_stream(
+                    &model,
+                    s * per_stream,
+                    ((s + 1) * per_stream).min(opts.pages),
+                )
+            })
             .collect::<std::io::Result<_>>()
             .map_err(io(out))?;
         for stream in built {
@@ -124,14 +141,21 @@ pub fn write_synthetic_dump(out: &Path, opts: &SynthOptions) -> Result<SynthSumm
     }
     offset += write_stream(&mut dump, b"</mediawiki>\n", &mut summary).map_err(io(out))?;
     dump.flush().map_err(io(out))?;
-    index_bz.finish().and_then(|mut w| w.flush()).map_err(io(&index))?;
+    index_bz
+        .finish()
+        .and_then(|mut w| w.flush())
+        .map_err(io(&index))?;
     summary.pages = summary.articles + summary.redirects + summary.other_namespaces;
     summary.compressed_bytes = offset;
     Ok(summary)
 }
 
 /// Compresses `xml` as one stream onto `dump`; returns its compressed size.
-fn write_stream(dump: &mut impl Write, xml: &[u8], summary: &mut SynthSummary) -> std::io::Result<u64> {
+fn write_stream(
+    dump: &mut impl Write,
+    xml: &[u8],
+    summary: &mut SynthSummary,
+) -> std::io::Result<u64> {
     let compressed = compress(xml)?;
     dump.write_all(&compressed)?;
     summary.streams += 1;
@@ -155,5 +179,10 @@ fn build_stream(model: &text::Model, first: u64, end: u64) -> std::io::Result<St
         let (id, title) = model.write_page(number, &mut xml, &mut scratch, &mut counts);
         entries.push((id, title));
     }
-    Ok(Stream { compressed: compress(xml.as_bytes())?, xml_bytes: xml.len() as u64, entries, counts })
+    Ok(Stream {
+        compressed: compress(xml.as_bytes())?,
+        xml_bytes: xml.len() as u64,
+        entries,
+        counts,
+    })
 }

@@ -9,16 +9,108 @@ use rand_chacha::ChaCha8Rng;
 pub const VOCABULARY: usize = 600_000;
 
 const COMMON: &[&str] = &[
-    "the", "of", "and", "in", "to", "was", "is", "for", "on", "as", "by", "with", "he",
-    "that", "at", "from", "his", "it", "an", "were", "are", "which", "this", "also", "be",
-    "had", "first", "one", "their", "its", "new", "after", "but", "who", "not", "they",
-    "have", "her", "she", "two", "been", "other", "when", "there", "all", "during", "into",
-    "school", "time", "may", "years", "more", "most", "only", "over", "city", "some",
-    "world", "would", "where", "later", "up", "such", "used", "many", "can", "state",
-    "about", "national", "out", "known", "university", "united", "then", "made", "team",
-    "series", "between", "war", "film", "these", "american", "both", "three", "under",
-    "album", "season", "became", "while", "river", "church", "music", "village", "party",
-    "league", "born", "group", "family", "history", "species", "government", "county",
+    "the",
+    "of",
+    "and",
+    "in",
+    "to",
+    "was",
+    "is",
+    "for",
+    "on",
+    "as",
+    "by",
+    "with",
+    "he",
+    "that",
+    "at",
+    "from",
+    "his",
+    "it",
+    "an",
+    "were",
+    "are",
+    "which",
+    "this",
+    "also",
+    "be",
+    "had",
+    "first",
+    "one",
+    "their",
+    "its",
+    "new",
+    "after",
+    "but",
+    "who",
+    "not",
+    "they",
+    "have",
+    "her",
+    "she",
+    "two",
+    "been",
+    "other",
+    "when",
+    "there",
+    "all",
+    "during",
+    "into",
+    "school",
+    "time",
+    "may",
+    "years",
+    "more",
+    "most",
+    "only",
+    "over",
+    "city",
+    "some",
+    "world",
+    "would",
+    "where",
+    "later",
+    "up",
+    "such",
+    "used",
+    "many",
+    "can",
+    "state",
+    "about",
+    "national",
+    "out",
+    "known",
+    "university",
+    "united",
+    "then",
+    "made",
+    "team",
+    "series",
+    "between",
+    "war",
+    "film",
+    "these",
+    "american",
+    "both",
+    "three",
+    "under",
+    "album",
+    "season",
+    "became",
+    "while",
+    "river",
+    "church",
+    "music",
+    "village",
+    "party",
+    "league",
+    "born",
+    "group",
+    "family",
+    "history",
+    "species",
+    "government",
+    "county",
 ];
 const CONSONANTS: &[u8; 20] = b"bcdfghjklmnprstvwxyz";
 const VOWELS: &[u8; 5] = b"aeiou";
@@ -62,11 +154,20 @@ impl Model {
             }
             ends.push(words.len() as u32);
         }
-        Model { seed, words, ends, ln_vocabulary: ((VOCABULARY + 1) as f64).ln() }
+        Model {
+            seed,
+            words,
+            ends,
+            ln_vocabulary: ((VOCABULARY + 1) as f64).ln(),
+        }
     }
 
     fn word(&self, rank: usize) -> &str {
-        let start = if rank == 0 { 0 } else { self.ends[rank - 1] as usize };
+        let start = if rank == 0 {
+            0
+        } else {
+            self.ends[rank - 1] as usize
+        };
         &self.words[start..self.ends[rank] as usize]
     }
 
@@ -78,7 +179,8 @@ impl Model {
     }
 
     fn rng(&self, number: u64, purpose: u64) -> ChaCha8Rng {
-        let mut rng = ChaCha8Rng::seed_from_u64(self.seed ^ purpose.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        let mut rng =
+            ChaCha8Rng::seed_from_u64(self.seed ^ purpose.wrapping_mul(0x9E37_79B9_7F4A_7C15));
         rng.set_stream(number);
         rng
     }
@@ -101,7 +203,13 @@ impl Model {
     }
 
     /// Appends page `number` as XML to `xml`; returns its id and title.
-    pub fn write_page(&self, number: u64, xml: &mut String, text: &mut String, counts: &mut Counts) -> (u64, String) {
+    pub fn write_page(
+        &self,
+        number: u64,
+        xml: &mut String,
+        text: &mut String,
+        counts: &mut Counts,
+    ) -> (u64, String) {
         let mut rng = self.rng(number, 2);
         let id = Model::page_id(number);
         let kind: f64 = rng.random();
@@ -111,12 +219,18 @@ impl Model {
         text.clear();
         if number > 0 && kind < 0.08 {
             let target = self.title(rng.random_range(0..number));
-            text.push_str(&format!("#REDIRECT [[{target}]]\n\n{{{{R from alternative name}}}}"));
+            text.push_str(&format!(
+                "#REDIRECT [[{target}]]\n\n{{{{R from alternative name}}}}"
+            ));
             redirect = Some(target);
             counts.redirects += 1;
         } else if number > 0 && kind < 0.10 {
-            let (key, name) = [(1, "Talk"), (4, "Wikipedia"), (10, "Template"), (14, "Category")]
-                [rng.random_range(0..4)];
+            let (key, name) = [
+                (1, "Talk"),
+                (4, "Wikipedia"),
+                (10, "Template"),
+                (14, "Category"),
+            ][rng.random_range(0..4)];
             ns = key;
             title = format!("{name}:{title}");
             self.paragraph(&mut rng, text, 60);
@@ -170,7 +284,9 @@ impl Model {
     }
 
     fn infobox(&self, rng: &mut ChaCha8Rng, title: &str, out: &mut String) {
-        out.push_str(&format!("{{{{Infobox settlement\n| name = {title}\n| image = File:"));
+        out.push_str(&format!(
+            "{{{{Infobox settlement\n| name = {title}\n| image = File:"
+        ));
         self.words(rng, out, 2, true);
         out.push_str(".jpg\n| caption = {{lang|fr|");
         self.words(rng, out, 2, false);
@@ -303,7 +419,10 @@ fn capitalize_first(s: &mut String) {
 
 /// Upper-cases the ASCII letter at `at` (markup such as `[[` or `''` is skipped).
 fn capitalize_at(s: &mut String, at: usize) {
-    let skip = s.as_bytes()[at..].iter().take_while(|b| matches!(b, b'[' | b'\'')).count();
+    let skip = s.as_bytes()[at..]
+        .iter()
+        .take_while(|b| matches!(b, b'[' | b'\''))
+        .count();
     if let Some(b) = s.as_bytes().get(at + skip) {
         if b.is_ascii_lowercase() {
             let upper = (b.to_ascii_uppercase() as char).to_string();
@@ -325,15 +444,30 @@ pub fn header() -> String {
          <namespaces>\n",
     );
     let namespaces = [
-        (-2, "Media"), (-1, "Special"), (0, ""), (1, "Talk"), (2, "User"), (3, "User talk"),
-        (4, "Wikipedia"), (5, "Wikipedia talk"), (6, "File"), (7, "File talk"),
-        (10, "Template"), (11, "Template talk"), (14, "Category"), (15, "Category talk"),
+        (-2, "Media"),
+        (-1, "Special"),
+        (0, ""),
+        (1, "Talk"),
+        (2, "User"),
+        (3, "User talk"),
+        (4, "Wikipedia"),
+        (5, "Wikipedia talk"),
+        (6, "File"),
+        (7, "File talk"),
+        (10, "Template"),
+        (11, "Template talk"),
+        (14, "Category"),
+        (15, "Category talk"),
     ];
     for (key, name) in namespaces {
         if name.is_empty() {
-            xml.push_str(&format!("      <namespace key=\"{key}\" case=\"first-letter\" />\n"));
+            xml.push_str(&format!(
+                "      <namespace key=\"{key}\" case=\"first-letter\" />\n"
+            ));
         } else {
-            xml.push_str(&format!("      <namespace key=\"{key}\" case=\"first-letter\">{name}</namespace>\n"));
+            xml.push_str(&format!(
+                "      <namespace key=\"{key}\" case=\"first-letter\">{name}</namespace>\n"
+            ));
         }
     }
     xml.push_str("    </namespaces>\n  </siteinfo>\n");
@@ -350,7 +484,11 @@ fn write_page_xml(
     rng: &mut ChaCha8Rng,
 ) {
     let revision = 1_000_000_000 + id * 3;
-    let (year, month, day) = (rng.random_range(2005..2025u32), rng.random_range(1..13u32), rng.random_range(1..29u32));
+    let (year, month, day) = (
+        rng.random_range(2005..2025u32),
+        rng.random_range(1..13u32),
+        rng.random_range(1..29u32),
+    );
     xml.push_str("  <page>\n    <title>");
     escape_into(xml, title);
     xml.push_str(&format!("</title>\n    <ns>{ns}</ns>\n    <id>{id}</id>\n"));
@@ -370,7 +508,9 @@ fn write_page_xml(
         text.len()
     ));
     escape_into(xml, text);
-    xml.push_str("</text>\n      <sha1>0000000000000000000000000000000</sha1>\n    </revision>\n  </page>\n");
+    xml.push_str(
+        "</text>\n      <sha1>0000000000000000000000000000000</sha1>\n    </revision>\n  </page>\n",
+    );
 }
 
 /// XML-escapes `<`, `>`, `&` and `"` the way MediaWiki's dumper does.

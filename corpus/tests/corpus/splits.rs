@@ -31,7 +31,9 @@ fn plain_xml_partitions() {
     let xml = dir.path().join("el.xml");
     let mut decoded = Vec::new();
     std::io::Read::read_to_end(
-        &mut bzip2::read::MultiBzDecoder::new(std::fs::File::open(sample("elwikivoyage-sample.xml.bz2")).unwrap()),
+        &mut bzip2::read::MultiBzDecoder::new(
+            std::fs::File::open(sample("elwikivoyage-sample.xml.bz2")).unwrap(),
+        ),
         &mut decoded,
     )
     .unwrap();
@@ -58,7 +60,15 @@ fn json_lines_partition() {
 fn generated_multistream_partitions_with_and_without_index() {
     let dir = temp_dir();
     let out = dir.path().join("synth.xml.bz2");
-    let summary = write_synthetic_dump(&out, &SynthOptions { pages: 1_050, seed: 7, pages_per_stream: 100 }).unwrap();
+    let summary = write_synthetic_dump(
+        &out,
+        &SynthOptions {
+            pages: 1_050,
+            seed: 7,
+            pages_per_stream: 100,
+        },
+    )
+    .unwrap();
     assert_partitions(&out, None);
     assert_partitions(&out, Some(&summary.index));
 }

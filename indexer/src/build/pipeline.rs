@@ -126,9 +126,9 @@ fn read_slice(
     let mut batch = Vec::new();
     let mut bytes = 0usize;
     for event in reader {
-        let event = event.map_err(|source| Error::Read {
+        let event = event.map_err(|error| Error::Read {
             pages: stats.pages,
-            source,
+            error,
         })?;
         stats.record(&event);
         counters.pages.fetch_add(1, Ordering::Relaxed);

@@ -108,7 +108,7 @@ pub fn to_tantivy(schema: &WikiSchema, d: &corpus::Document) -> (TantivyDocument
 }
 
 /// How a shard writer is sized.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct WriterConfig {
     pub threads: usize,
     /// Arena budget per indexing thread (tantivy requires at least 15 MB).

@@ -80,13 +80,19 @@ async fn search(
         }))
         .into_response(),
         Err(SearchError::BadRequest(message)) => bad_request(message),
-        Err(SearchError::Internal(message)) => {
-            (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({ "error": message }))).into_response()
-        }
+        Err(SearchError::Internal(message)) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Json(json!({ "error": message })),
+        )
+            .into_response(),
     }
 }
 
-fn parse_number(name: &str, value: Option<&str>, default: usize) -> std::result::Result<usize, String> {
+fn parse_number(
+    name: &str,
+    value: Option<&str>,
+    default: usize,
+) -> std::result::Result<usize, String> {
     match value {
         None | Some("") => Ok(default),
         Some(text) => text
@@ -128,17 +134,28 @@ mod tests {
 
         let (status, body) = get(addr, "/search?q=observatory&size=1").await;
         assert_eq!(status, 200);
-        assert_eq!((body["total"].as_u64(), body["partial"].as_bool()), (Some(2), Some(false)));
+        assert_eq!(
+            (body["total"].as_u64(), body["partial"].as_bool()),
+            (Some(2), Some(false))
+        );
         let hit = &body["hits"][0];
         for field in ["id", "title", "url", "score", "snippet"] {
             assert!(!hit[field].is_null(), "{field} missing in {hit}");
         }
         assert_eq!(body["hits"].as_array().unwrap().len(), 1);
 
-        for bad in ["/search", "/search?q=title:(", "/search?q=a&size=x", "/search?q=a&size=1000"] {
+        for bad in [
+            "/search",
+            "/search?q=title:(",
+            "/search?q=a&size=x",
+            "/search?q=a&size=1000",
+        ] {
             let (status, body) = get(addr, bad).await;
             assert_eq!(status, 400, "{bad}");
-            assert!(body["error"].as_str().is_some_and(|m| !m.is_empty()), "{bad}: {body}");
+            assert!(
+                body["error"].as_str().is_some_and(|m| !m.is_empty()),
+                "{bad}: {body}"
+            );
         }
         let (status, _) = get(addr, "/search?q=observatory").await;
         assert_eq!(status, 200, "still serving after bad requests");

@@ -30,7 +30,10 @@ use super::single_index::SingleIndex;
 use crate::bench::procs::{free_addr, Processes};
 
 /// The shared benchmark queries, read in place.
-const DEFAULT_QUERIES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/bench/queries-aol.jsonl");
+const DEFAULT_QUERIES: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../shared/bench/queries-aol.jsonl"
+);
 /// Cluster shape the issue sets.
 const INDEXERS: usize = 2;
 const SHARDS_PER_INDEXER: usize = 3;
@@ -107,7 +110,10 @@ pub fn run_cli(args: CompareArgs) -> anyhow::Result<()> {
 /// Builds everything, measures every configuration, stops every process.
 pub fn run(args: &CompareArgs, searcher: &Path) -> anyhow::Result<(Vec<Measurement>, Goals)> {
     if !searcher.is_file() {
-        bail!("{} not found: build it (cargo build --release -p searcher)", searcher.display());
+        bail!(
+            "{} not found: build it (cargo build --release -p searcher)",
+            searcher.display()
+        );
     }
     let duration = super::seconds("duration", args.duration)?;
     let warmup = super::seconds("warmup", args.warmup)?;
@@ -120,7 +126,9 @@ pub fn run(args: &CompareArgs, searcher: &Path) -> anyhow::Result<(Vec<Measureme
     let mut procs = Processes::new(work.join("logs"))?;
     let frontend = start_cluster(&mut procs, searcher, &work, &built.store)?;
     let single_http = start_single_http(&mut procs, searcher, &built.single)?;
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     for (name, url) in [("front-end", &frontend), ("single HTTP", &single_http)] {
         runtime
             .block_on(wait_until_serving(&procs, url, Duration::from_secs(300)))
@@ -170,7 +178,12 @@ fn load(
     concurrency: usize,
     duration: Duration,
 ) -> anyhow::Result<LoadReport> {
-    let spec = LoadSpec::new(url, queries.to_vec(), LoadMode::Closed { concurrency }, duration);
+    let spec = LoadSpec::new(
+        url,
+        queries.to_vec(),
+        LoadMode::Closed { concurrency },
+        duration,
+    );
     Ok(runtime.block_on(loadgen::run(spec))?)
 }
 
@@ -209,7 +222,10 @@ fn build_indexes(searcher: &Path, work: &Path, pages: u64, rebuild: bool) -> any
         let _ = std::fs::remove_file(&dump);
     }
     if !dump.is_file() {
-        eprintln!("generating {pages} synthetic pages into {} ...", dump.display());
+        eprintln!(
+            "generating {pages} synthetic pages into {} ...",
+            dump.display()
+        );
         let mut synth = Command::new(searcher);
         synth.args(["indexer", "synth", "--out"]).arg(&dump);
         synth.args(["--pages", &pages.to_string()]);
@@ -219,14 +235,18 @@ fn build_indexes(searcher: &Path, work: &Path, pages: u64, rebuild: bool) -> any
         let _ = std::fs::remove_dir_all(&store);
         eprintln!("building {} shards ...", INDEXERS * SHARDS_PER_INDEXER);
         for node in 0..INDEXERS {
-            let mut build = build_command(searcher, &dump, &store, SHARDS_PER_INDEXER, node, INDEXERS);
+            let mut build =
+                build_command(searcher, &dump, &store, SHARDS_PER_INDEXER, node, INDEXERS);
             run_step("indexer build (cluster)", &mut build)?;
         }
     }
     if count_shards(&single) != 1 {
         let _ = std::fs::remove_dir_all(&single);
         eprintln!("building the single index ...");
-        run_step("indexer build (single)", &mut build_command(searcher, &dump, &single, 1, 0, 1))?;
+        run_step(
+            "indexer build (single)",
+            &mut build_command(searcher, &dump, &single, 1, 0, 1),
+        )?;
     }
     Ok(Built { store, single })
 }
@@ -240,7 +260,11 @@ fn build_command(
     nodes: usize,
 ) -> Command {
     let mut command = Command::new(searcher);
-    command.args(["indexer", "build", "--input"]).arg(dump).arg("--out").arg(out);
+    command
+        .args(["indexer", "build", "--input"])
+        .arg(dump)
+        .arg("--out")
+        .arg(out);
     command.args(["--shards", &shards.to_string()]);
     command.args(["--node", &node.to_string(), "--nodes", &nodes.to_string()]);
     command
@@ -258,7 +282,9 @@ fn count_shards(store: &Path) -> usize {
 
 fn run_step(what: &str, command: &mut Command) -> anyhow::Result<()> {
     let started = Instant::now();
-    let status = command.status().with_context(|| format!("cannot run {what}"))?;
+    let status = command
+        .status()
+        .with_context(|| format!("cannot run {what}"))?;
     if !status.success() {
         bail!("{what} failed ({status}): {command:?}");
     }
@@ -283,13 +309,19 @@ fn start_cluster(
     );
     let ids: Vec<String> = (1..=NODES).map(|n| format!("node-{n}")).collect();
     for id in &ids {
-        toml.push_str(&format!("\n[[node]]\nid = \"{id}\"\nrpc = \"{}\"\n", free_addr()?));
+        toml.push_str(&format!(
+            "\n[[node]]\nid = \"{id}\"\nrpc = \"{}\"\n",
+            free_addr()?
+        ));
     }
     let config = dir.join("cluster.toml");
     std::fs::write(&config, toml).with_context(|| format!("cannot write {}", config.display()))?;
     for id in &ids {
         let mut node = Command::new(searcher);
-        node.arg("node").arg("--config").arg(&config).args(["--id", id]);
+        node.arg("node")
+            .arg("--config")
+            .arg(&config)
+            .args(["--id", id]);
         procs.spawn(id, &mut node)?;
     }
     let mut command = Command::new(searcher);
@@ -298,7 +330,11 @@ fn start_cluster(
     Ok(format!("http://{frontend}"))
 }
 
-fn start_single_http(procs: &mut Processes, searcher: &Path, index: &Path) -> anyhow::Result<String> {
+fn start_single_http(
+    procs: &mut Processes,
+    searcher: &Path,
+    index: &Path,
+) -> anyhow::Result<String> {
     let addr = free_addr()?;
     let mut command = Command::new(searcher);
     command.args(["baseline", "serve", "--index"]).arg(index);
@@ -308,7 +344,11 @@ fn start_single_http(procs: &mut Processes, searcher: &Path, index: &Path) -> an
 }
 
 /// Waits until a search answers 200 with every shard (not partial).
-async fn wait_until_serving(procs: &Processes, url: &str, deadline: Duration) -> anyhow::Result<()> {
+async fn wait_until_serving(
+    procs: &Processes,
+    url: &str,
+    deadline: Duration,
+) -> anyhow::Result<()> {
     let client = loadgen::http_client(1);
     let uri: http::Uri = format!("{url}/search?q=the&size=1").parse()?;
     let started = Instant::now();
@@ -325,7 +365,11 @@ async fn wait_until_serving(procs: &Processes, url: &str, deadline: Duration) ->
     }
 }
 
-fn find<'a>(measurements: &'a [Measurement], prefix: &str, concurrency: usize) -> anyhow::Result<&'a LoadReport> {
+fn find<'a>(
+    measurements: &'a [Measurement],
+    prefix: &str,
+    concurrency: usize,
+) -> anyhow::Result<&'a LoadReport> {
     measurements
         .iter()
         .find(|m| m.setup.starts_with(prefix) && m.concurrency == concurrency)

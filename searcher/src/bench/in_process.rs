@@ -117,7 +117,8 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         write_test_index(tmp.path());
         let index = Arc::new(SingleIndex::open(tmp.path()).unwrap());
-        let queries = super::super::queries::parse("observatory\n\"los angeles\"\ntitle:(\n").unwrap();
+        let queries =
+            super::super::queries::parse("observatory\n\"los angeles\"\ntitle:(\n").unwrap();
         let spec = InProcessSpec {
             queries,
             threads: 2,

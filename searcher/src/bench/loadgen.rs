@@ -227,7 +227,9 @@ impl Target {
             .parse()
             .map_err(|e| Error::Other(format!("bad URL {url:?}: {e}")))?;
         if uri.scheme_str() != Some("http") {
-            return Err(Error::Other(format!("bad URL {url:?}: only http:// is supported")));
+            return Err(Error::Other(format!(
+                "bad URL {url:?}: only http:// is supported"
+            )));
         }
         if uri.query().is_some() {
             return Err(Error::Other(format!(
@@ -249,7 +251,11 @@ impl Target {
     fn search_uri(&self, query: &str, size: u32, params: &[(String, String)]) -> Result<Uri> {
         let mut uri = format!("{}?q={}&size={size}", self.search, percent_encode(query));
         for (name, value) in params {
-            uri.push_str(&format!("&{}={}", percent_encode(name), percent_encode(value)));
+            uri.push_str(&format!(
+                "&{}={}",
+                percent_encode(name),
+                percent_encode(value)
+            ));
         }
         uri.parse()
             .map_err(|e| Error::Other(format!("cannot build a URL for query {query:?}: {e}")))
@@ -350,7 +356,10 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 }
 
 fn skip_ws(bytes: &[u8]) -> &[u8] {
-    let start = bytes.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(bytes.len());
+    let start = bytes
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(bytes.len());
     &bytes[start..]
 }
 
@@ -381,7 +390,11 @@ impl Shared {
         if Instant::now() >= self.deadline {
             return None;
         }
-        if self.stop.as_ref().is_some_and(|s| s.load(Ordering::Relaxed)) {
+        if self
+            .stop
+            .as_ref()
+            .is_some_and(|s| s.load(Ordering::Relaxed))
+        {
             return None;
         }
         let issued = self.issued.fetch_add(1, Ordering::Relaxed);
@@ -405,7 +418,10 @@ impl Shared {
         let mut stats = self.stats.lock().expect("stats lock");
         let length = now.saturating_duration_since(stats.window_start);
         stats.window_start = now;
-        let window = stats.window.replace(KindStats::default()).unwrap_or_default();
+        let window = stats
+            .window
+            .replace(KindStats::default())
+            .unwrap_or_default();
         (window, length)
     }
 }
@@ -417,8 +433,8 @@ async fn closed_loop(shared: &Arc<Shared>, concurrency: usize) {
             tokio::spawn(async move {
                 while let Some(query) = shared.claim() {
                     let sent = Instant::now();
-                    let outcome = send(&shared.client, &shared.uris[query], shared.request_timeout)
-                        .await;
+                    let outcome =
+                        send(&shared.client, &shared.uris[query], shared.request_timeout).await;
                     shared.record(query, sent.elapsed(), &outcome);
                 }
             })
@@ -492,7 +508,10 @@ impl MetricsScraper {
             let body = response.into_body().collect().await.ok()?.to_bytes();
             Some(FailoverCounters::parse(&String::from_utf8_lossy(&body)))
         };
-        tokio::time::timeout(Duration::from_millis(500), exchange).await.ok().flatten()
+        tokio::time::timeout(Duration::from_millis(500), exchange)
+            .await
+            .ok()
+            .flatten()
     }
 
     /// Increase since the previous successful scrape; `None` when unknown.
@@ -516,7 +535,8 @@ async fn timeline_task(
         scraper.uri = None;
     }
     let mut rows = Vec::new();
-    let mut ticks = tokio::time::interval_at(start + Duration::from_secs(1), Duration::from_secs(1));
+    let mut ticks =
+        tokio::time::interval_at(start + Duration::from_secs(1), Duration::from_secs(1));
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let finished = tokio::select! {
@@ -525,11 +545,12 @@ async fn timeline_task(
         };
         let now = Instant::now();
         let (window, length) = shared.take_window(now);
-        if finished && window.requests == 0 && !rows.is_empty() {
+        // The stragglers after the last full second would make a noisy row of a few
+        // milliseconds; they count in the summary only.
+        if finished && !rows.is_empty() && length < Duration::from_millis(500) {
             break;
         }
-        let mut row =
-            TimelineRow::from_window(rows.len() as u64 + 1, now - start, length, &window);
+        let mut row = TimelineRow::from_window(rows.len() as u64 + 1, now - start, length, &window);
         if let Some(increase) = scraper.increase().await {
             row.hedges = Some(increase.hedges);
             row.retries = Some(increase.retries);
@@ -551,16 +572,23 @@ mod tests {
 
     #[test]
     fn partial_detection() {
-        assert!(says_partial(br#"{"hits":[],"partial":true,"coverage":0.5}"#));
+        assert!(says_partial(
+            br#"{"hits":[],"partial":true,"coverage":0.5}"#
+        ));
         assert!(says_partial(b"{\"partial\" :\n true}"));
         assert!(!says_partial(br#"{"hits":[],"partial":false}"#));
-        assert!(!says_partial(br#"{"snippet":"a \"partial\": true b","partial":false}"#));
+        assert!(!says_partial(
+            br#"{"snippet":"a \"partial\": true b","partial":false}"#
+        ));
         assert!(!says_partial(b"{}"));
     }
 
     #[test]
     fn encodes_query_values() {
-        assert_eq!(percent_encode("\"a b\" +c&d=é"), "%22a%20b%22%20%2Bc%26d%3D%C3%A9");
+        assert_eq!(
+            percent_encode("\"a b\" +c&d=é"),
+            "%22a%20b%22%20%2Bc%26d%3D%C3%A9"
+        );
         assert_eq!(percent_encode("Az09-_.~"), "Az09-_.~");
     }
 
@@ -570,9 +598,17 @@ mod tests {
         assert_eq!(t.search, "http://127.0.0.1:8080/search");
         assert_eq!(t.metrics_uri().unwrap(), "http://127.0.0.1:8080/metrics");
         let t = Target::parse("http://h:1/api/search").unwrap();
-        assert_eq!((t.search.as_str(), t.base.as_str()), ("http://h:1/api/search", "http://h:1/api"));
-        let uri = t.search_uri("+a b", 10, &[("allow_partial".into(), "false".into())]).unwrap();
-        assert_eq!(uri, "http://h:1/api/search?q=%2Ba%20b&size=10&allow_partial=false");
+        assert_eq!(
+            (t.search.as_str(), t.base.as_str()),
+            ("http://h:1/api/search", "http://h:1/api")
+        );
+        let uri = t
+            .search_uri("+a b", 10, &[("allow_partial".into(), "false".into())])
+            .unwrap();
+        assert_eq!(
+            uri,
+            "http://h:1/api/search?q=%2Ba%20b&size=10&allow_partial=false"
+        );
         assert!(Target::parse("https://h/").is_err());
         assert!(Target::parse("http://h/search?q=x").is_err());
         assert!(Target::parse("http://[::1").is_err());

@@ -133,7 +133,12 @@ pub fn run_cli(args: BenchArgs) -> anyhow::Result<()> {
             concurrency: concurrency.unwrap_or(1),
         },
     };
-    let mut spec = LoadSpec::new(&args.url, queries, mode, seconds("duration", args.duration)?);
+    let mut spec = LoadSpec::new(
+        &args.url,
+        queries,
+        mode,
+        seconds("duration", args.duration)?,
+    );
     spec.max_requests = args.max_requests;
     spec.size = args.size;
     spec.params = args.params;
@@ -142,10 +147,14 @@ pub fn run_cli(args: BenchArgs) -> anyhow::Result<()> {
     if args.timeline {
         let json = args.json;
         if !json {
-            println!("{}", timeline::TimelineRow::header());
+            writeln!(std::io::stdout(), "{}", timeline::TimelineRow::header())?;
         }
         spec.on_row = Some(Box::new(move |row| {
-            let line = if json { row.to_json_line() } else { row.to_line() };
+            let line = if json {
+                row.to_json_line()
+            } else {
+                row.to_line()
+            };
             let mut out = std::io::stdout().lock();
             let _ = writeln!(out, "{line}");
             let _ = out.flush();
@@ -156,7 +165,7 @@ pub fn run_cli(args: BenchArgs) -> anyhow::Result<()> {
         // The rows were printed live.
         report.timeline.clear();
         if !args.json {
-            println!();
+            writeln!(std::io::stdout())?;
         }
     }
     print_report(&report, args.json)
@@ -213,14 +222,17 @@ fn in_process_cli(args: InProcessArgs) -> anyhow::Result<()> {
     print_report(&report, args.json)
 }
 
+/// Prints the summary; a closed stdout (`| head`) is an error, not a panic.
 fn print_report(report: &LoadReport, json: bool) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
     if json {
         let mut value = serde_json::to_value(report)?;
         value["type"] = "summary".into();
-        println!("{value}");
+        writeln!(out, "{value}")?;
     } else {
-        print!("{}", report.to_table());
+        write!(out, "{}", report.to_table())?;
     }
+    out.flush()?;
     Ok(())
 }
 

@@ -22,7 +22,8 @@ pub struct Processes {
 
 impl Processes {
     pub fn new(logs: PathBuf) -> anyhow::Result<Self> {
-        std::fs::create_dir_all(&logs).with_context(|| format!("cannot create {}", logs.display()))?;
+        std::fs::create_dir_all(&logs)
+            .with_context(|| format!("cannot create {}", logs.display()))?;
         Ok(Processes {
             logs,
             children: Vec::new(),
@@ -32,7 +33,8 @@ impl Processes {
     /// Starts `command` with its stdout and stderr in `<logs>/<name>.log`.
     pub fn spawn(&mut self, name: &str, command: &mut Command) -> anyhow::Result<()> {
         let log_path = self.log_path(name);
-        let log = File::create(&log_path).with_context(|| format!("cannot create {}", log_path.display()))?;
+        let log = File::create(&log_path)
+            .with_context(|| format!("cannot create {}", log_path.display()))?;
         let child = command
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
@@ -56,7 +58,11 @@ impl Processes {
                 let log = std::fs::read_to_string(self.log_path(name)).unwrap_or_default();
                 let tail: Vec<&str> = log.lines().rev().take(20).collect();
                 let tail: Vec<&str> = tail.into_iter().rev().collect();
-                bail!("{name} (pid {}) exited; end of its log:\n{}", child.id(), tail.join("\n"));
+                bail!(
+                    "{name} (pid {}) exited; end of its log:\n{}",
+                    child.id(),
+                    tail.join("\n")
+                );
             }
         }
         Ok(())
@@ -124,16 +130,23 @@ mod tests {
     fn reports_an_exited_child_and_stops_the_rest() {
         let tmp = tempfile::tempdir().unwrap();
         let mut procs = Processes::new(tmp.path().join("logs")).unwrap();
-        procs.spawn("sleeper", Command::new("sleep").arg("60")).unwrap();
+        procs
+            .spawn("sleeper", Command::new("sleep").arg("60"))
+            .unwrap();
         procs.check_alive().unwrap();
         procs
-            .spawn("quitter", Command::new("sh").args(["-c", "echo bye; exit 3"]))
+            .spawn(
+                "quitter",
+                Command::new("sh").args(["-c", "echo bye; exit 3"]),
+            )
             .unwrap();
         let deadline = Instant::now() + Duration::from_secs(30);
         let err = loop {
             match procs.check_alive() {
                 Err(err) => break err.to_string(),
-                Ok(()) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+                Ok(()) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20))
+                }
                 Ok(()) => panic!("the exit was never noticed"),
             }
         };

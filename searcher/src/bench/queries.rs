@@ -117,8 +117,10 @@ mod tests {
                     griffith observatory\n\
                     \"griffith observatory\"\n";
         let queries = parse(text).unwrap();
-        let got: Vec<(&str, &str)> =
-            queries.iter().map(|q| (q.text.as_str(), q.kind.as_str())).collect();
+        let got: Vec<(&str, &str)> = queries
+            .iter()
+            .map(|q| (q.text.as_str(), q.kind.as_str()))
+            .collect();
         assert_eq!(
             got,
             [
@@ -139,7 +141,10 @@ mod tests {
         let err = parse("{\"query\": \"  \"}").unwrap_err();
         assert!(err.starts_with("line 1:") && err.contains("empty"), "{err}");
         let err = parse("{\"query\": \"a\", \"kind\": \"term\", \"x\": 1}").unwrap_err();
-        assert!(err.starts_with("line 1:") && err.contains("unknown field"), "{err}");
+        assert!(
+            err.starts_with("line 1:") && err.contains("unknown field"),
+            "{err}"
+        );
         let err = parse("{\"query\": \"a\"").unwrap_err();
         assert!(err.starts_with("line 1:"), "{err}");
     }
@@ -152,7 +157,10 @@ mod tests {
 
     #[test]
     fn shared_query_file_parses_with_its_four_kinds() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/bench/queries-aol.jsonl");
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../shared/bench/queries-aol.jsonl"
+        );
         let queries = load(Path::new(path)).unwrap();
         assert_eq!(queries.len(), 898);
         let (kinds, ids) = kind_table(&queries);

@@ -82,7 +82,9 @@ impl KindStats {
     }
 
     pub fn merge(&mut self, other: &KindStats) {
-        self.latency.add(&other.latency).expect("histograms share their bounds");
+        self.latency
+            .add(&other.latency)
+            .expect("histograms share their bounds");
         self.requests += other.requests;
         self.errors += other.errors;
         self.partial += other.partial;
@@ -206,7 +208,11 @@ impl KindFigures {
     pub fn of(stats: &KindStats, secs: f64) -> Self {
         KindFigures {
             requests: stats.requests,
-            qps: if secs > 0.0 { stats.requests as f64 / secs } else { 0.0 },
+            qps: if secs > 0.0 {
+                stats.requests as f64 / secs
+            } else {
+                0.0
+            },
             errors: stats.errors,
             partial: stats.partial,
             latency_ms: LatencySummary::of(&stats.latency),
@@ -255,7 +261,10 @@ impl LoadReport {
             (_, Some(c), _) => format!("closed loop, concurrency {c}"),
             _ => s.mode.clone(),
         };
-        format!("{} | {load} | {:.1} s | top {}", s.target, self.elapsed_s, s.size)
+        format!(
+            "{} | {load} | {:.1} s | top {}",
+            s.target, self.elapsed_s, s.size
+        )
     }
 
     /// The human-readable table.
@@ -295,7 +304,12 @@ mod tests {
     fn percentiles_of_one_to_a_hundred_ms() {
         let mut stats = KindStats::default();
         for n in 1..=100 {
-            stats.record(ms(n), &Outcome::Answered { partial: n % 10 == 0 });
+            stats.record(
+                ms(n),
+                &Outcome::Answered {
+                    partial: n % 10 == 0,
+                },
+            );
         }
         let f = KindFigures::of(&stats, 2.0);
         assert_eq!((f.requests, f.errors, f.partial), (100, 0, 10));
@@ -335,7 +349,11 @@ mod tests {
         a.merge(&b);
         let f = KindFigures::of(&a.kinds[0], 1.0);
         assert_eq!((f.requests, f.errors), (101, 1));
-        assert!((f.latency_ms.p99 - 99.0).abs() < 0.1, "{}", f.latency_ms.p99);
+        assert!(
+            (f.latency_ms.p99 - 99.0).abs() < 0.1,
+            "{}",
+            f.latency_ms.p99
+        );
         assert_eq!(a.error_samples["HTTP 500"], 1);
     }
 

@@ -10,6 +10,7 @@
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
+use shard_proto::manifest::{ShardManifest, MANIFEST_FILE};
 use shard_proto::{query_parser, WikiSchema};
 use tantivy::collector::{Count, TopDocs};
 use tantivy::query::QueryParser;
@@ -73,6 +74,12 @@ impl SingleIndex {
         let index = Index::open_in_dir(&dir)
             .map_err(|e| Error::Other(format!("{}: cannot open the index: {e}", dir.display())))?;
         let schema = WikiSchema::new();
+        // A published shard proves its schema in its manifest (its files are not hashed
+        // again here: the baseline is what a user runs on one machine, without a cluster's
+        // replica installation).
+        if dir.join(MANIFEST_FILE).is_file() {
+            ShardManifest::read(&dir)?.check_schema(&schema)?;
+        }
         if index.schema() != schema.schema {
             return Err(Error::Other(format!(
                 "{}: the index was built with another schema than this binary's {}",
@@ -126,7 +133,10 @@ impl SingleIndex {
             });
         }
         let collector = (Count, TopDocs::with_limit(from + size).order_by_score());
-        let (total, top) = self.searcher.search(&parsed, &collector).map_err(internal)?;
+        let (total, top) = self
+            .searcher
+            .search(&parsed, &collector)
+            .map_err(internal)?;
         let fields = &self.schema.fields;
         let mut snippets =
             SnippetGenerator::create(&self.searcher, &parsed, fields.body).map_err(internal)?;
@@ -143,7 +153,10 @@ impl SingleIndex {
             let body = text(fields.body);
             let snippet = snippets.snippet(&body);
             hits.push(PageHit {
-                id: doc.get_first(fields.id).and_then(|v| v.as_u64()).unwrap_or_default(),
+                id: doc
+                    .get_first(fields.id)
+                    .and_then(|v| v.as_u64())
+                    .unwrap_or_default(),
                 title: text(fields.title),
                 url: text(fields.url),
                 score,
@@ -167,10 +180,14 @@ fn check_page(query: &str, from: usize, size: usize) -> std::result::Result<(), 
         return Err(SearchError::BadRequest("missing or empty q".into()));
     }
     if size > MAX_SIZE {
-        return Err(SearchError::BadRequest(format!("size must be at most {MAX_SIZE}")));
+        return Err(SearchError::BadRequest(format!(
+            "size must be at most {MAX_SIZE}"
+        )));
     }
     if from.saturating_add(size) > MAX_DEPTH {
-        return Err(SearchError::BadRequest(format!("from + size must be at most {MAX_DEPTH}")));
+        return Err(SearchError::BadRequest(format!(
+            "from + size must be at most {MAX_DEPTH}"
+        )));
     }
     Ok(())
 }
@@ -205,7 +222,10 @@ fn locate_index(dir: &Path) -> Result<PathBuf> {
 
 /// The start of the body, escaped, when no query term occurs in it (a title-only match).
 fn leading_text_html(body: &str) -> String {
-    let end = body.char_indices().nth(SNIPPET_CHARS).map_or(body.len(), |(i, _)| i);
+    let end = body
+        .char_indices()
+        .nth(SNIPPET_CHARS)
+        .map_or(body.len(), |(i, _)| i);
     escape_html(&body[..end])
 }
 
@@ -236,9 +256,21 @@ pub(crate) mod tests {
         let index = Index::create_in_dir(dir, schema.schema.clone()).unwrap();
         let mut writer = index.writer_with_num_threads(1, 20_000_000).unwrap();
         let pages = [
-            (1u64, "Griffith Observatory", "An observatory in Los Angeles on Mount Hollywood."),
-            (2, "Bowel obstruction", "A bowel obstruction is a <mechanical> blockage."),
-            (3, "Los Angeles", "The observatory overlooks the city & its basin."),
+            (
+                1u64,
+                "Griffith Observatory",
+                "An observatory in Los Angeles on Mount Hollywood.",
+            ),
+            (
+                2,
+                "Bowel obstruction",
+                "A bowel obstruction is a <mechanical> blockage.",
+            ),
+            (
+                3,
+                "Los Angeles",
+                "The observatory overlooks the city & its basin.",
+            ),
         ];
         for (id, title, body) in pages {
             writer
@@ -263,7 +295,11 @@ pub(crate) mod tests {
         let page = index.search("observatory", 0, 10).unwrap();
         assert_eq!(page.total, 2);
         assert_eq!(page.hits[0].id, 1, "the title match ranks first");
-        assert!(page.hits[0].snippet.contains("<b>observatory</b>"), "{:?}", page.hits[0]);
+        assert!(
+            page.hits[0].snippet.contains("<b>observatory</b>"),
+            "{:?}",
+            page.hits[0]
+        );
         assert!(page.hits[1].snippet.contains("&amp;"), "{:?}", page.hits[1]);
         assert_eq!(index.search("observatory", 1, 10).unwrap().hits.len(), 1);
         assert_eq!(index.search("observatory", 0, 0).unwrap().total, 2);
@@ -276,7 +312,12 @@ pub(crate) mod tests {
         let tmp = tempfile::tempdir().unwrap();
         write_test_index(tmp.path());
         let index = SingleIndex::open(tmp.path()).unwrap();
-        for (q, from, size) in [("title:(", 0, 10), ("", 0, 10), ("a", 0, 101), ("a", 9995, 10)] {
+        for (q, from, size) in [
+            ("title:(", 0, 10),
+            ("", 0, 10),
+            ("a", 0, 101),
+            ("a", 9995, 10),
+        ] {
             match index.search(q, from, size) {
                 Err(SearchError::BadRequest(message)) => assert!(!message.is_empty()),
                 other => panic!("{q:?} {from} {size}: {other:?}"),

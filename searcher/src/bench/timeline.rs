@@ -47,7 +47,11 @@ impl TimelineRow {
             t_s: t.as_secs_f64(),
             window_s,
             requests: stats.requests,
-            qps: if window_s > 0.0 { stats.requests as f64 / window_s } else { 0.0 },
+            qps: if window_s > 0.0 {
+                stats.requests as f64 / window_s
+            } else {
+                0.0
+            },
             p50_ms: latency.p50,
             p99_ms: latency.p99,
             errors: stats.errors,
@@ -70,7 +74,7 @@ impl TimelineRow {
         let opt = |v: Option<u64>| v.map_or_else(|| "-".to_string(), |v| v.to_string());
         format!(
             "{:>6.0}{:>9.0}{:>10.2}{:>10.2}{:>8}{:>9}{:>8}{:>9}",
-            self.t_s.ceil(),
+            self.t_s.round(),
             self.qps,
             self.p50_ms,
             self.p99_ms,
@@ -200,7 +204,9 @@ mod tests {
             let outcome = if ms % 50 == 0 {
                 Outcome::Status(500)
             } else {
-                Outcome::Answered { partial: ms % 100 == 1 }
+                Outcome::Answered {
+                    partial: ms % 100 == 1,
+                }
             };
             window.record(Duration::from_millis(ms), &outcome);
         }
@@ -210,7 +216,10 @@ mod tests {
             Duration::from_millis(500),
             &window,
         );
-        assert_eq!((row.second, row.requests, row.errors, row.partial), (3, 200, 4, 2));
+        assert_eq!(
+            (row.second, row.requests, row.errors, row.partial),
+            (3, 200, 4, 2)
+        );
         assert_eq!(row.qps, 400.0);
         assert!((row.p50_ms - 100.0).abs() < 0.1, "{}", row.p50_ms);
         assert!((row.p99_ms - 198.0).abs() < 0.2, "{}", row.p99_ms);
@@ -228,7 +237,10 @@ mod tests {
             Duration::from_secs(1),
             &KindStats::default(),
         );
-        assert_eq!((row.requests, row.qps, row.p50_ms, row.p99_ms), (0, 0.0, 0.0, 0.0));
+        assert_eq!(
+            (row.requests, row.qps, row.p50_ms, row.p99_ms),
+            (0, 0.0, 0.0, 0.0)
+        );
     }
 
     #[test]

@@ -29,8 +29,9 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(3);
 #[derive(Clone, Debug, Deserialize)]
 pub struct ClusterDoc {
     pub nodes: Vec<NodeDoc>,
+    /// Only counted.
     #[serde(default)]
-    pub shards: Vec<ShardDoc>,
+    pub shards: Vec<serde::de::IgnoredAny>,
     #[serde(default)]
     pub docs_total: u64,
 }
@@ -45,11 +46,6 @@ pub struct NodeDoc {
     pub pid: Option<u32>,
     #[serde(default)]
     pub replicas: Vec<String>,
-}
-
-#[derive(Clone, Debug, Deserialize)]
-pub struct ShardDoc {
-    pub id: String,
 }
 
 /// A client for the demo's own front-end.
@@ -104,7 +100,6 @@ pub async fn wait_ready(
     timeout: Duration,
 ) -> anyhow::Result<Option<ClusterDoc>> {
     let deadline = Instant::now() + timeout;
-    let mut pending = String::from("the front-end has not answered yet");
     loop {
         if let Some(exited) = procs.reap_exited().first() {
             bail!(
@@ -116,7 +111,7 @@ pub async fn wait_ready(
                 log_tail(&exited.log, 25)
             );
         }
-        match frontend.cluster().await {
+        let pending = match frontend.cluster().await {
             Ok(doc) => {
                 let waiting: Vec<String> = config
                     .nodes
@@ -129,10 +124,10 @@ pub async fn wait_ready(
                 if waiting.is_empty() {
                     return Ok(Some(doc));
                 }
-                pending = waiting.join("; ");
+                waiting.join("; ")
             }
-            Err(e) => pending = format!("the front-end does not answer /cluster: {e:#}"),
-        }
+            Err(e) => format!("the front-end does not answer /cluster: {e:#}"),
+        };
         if Instant::now() >= deadline {
             bail!("{}", timeout_report(timeout, &pending, config, procs));
         }

@@ -181,6 +181,16 @@ impl Monitor {
             .map(|t| t.at)
     }
 
+    /// The node's state as last seen at or before `at`.
+    pub fn state_at(&self, node: &str, at: Instant) -> Option<String> {
+        let seen = self.seen.lock().expect("monitor lock");
+        seen.transitions
+            .iter()
+            .rev()
+            .find(|t| t.node == node && t.at <= at)
+            .map(|t| t.to.clone())
+    }
+
     /// How many polls of `/cluster` failed (the front-end API itself did not answer).
     pub fn poll_errors(&self) -> u64 {
         self.seen.lock().expect("monitor lock").poll_errors

@@ -40,6 +40,18 @@ pub enum Fault {
 }
 
 impl Fault {
+    /// The name on the command line (`kill-shard`...).
+    pub fn name(self) -> &'static str {
+        match self {
+            Fault::Kill => "kill",
+            Fault::Stop => "stop",
+            Fault::Restart => "restart",
+            Fault::KillShard => "kill-shard",
+            Fault::RollingRestart => "rolling-restart",
+            Fault::Partition => "partition",
+        }
+    }
+
     /// Whether `--heal-after` means anything for this fault.
     pub fn uses_heal_after(self) -> bool {
         !matches!(self, Fault::Restart | Fault::RollingRestart)
@@ -82,7 +94,6 @@ pub struct FaultContext {
 }
 
 /// Harms not yet undone; undone on drop.
-#[derive(Default)]
 pub struct Healer {
     stopped: Vec<u32>,
     killed: Vec<String>,
@@ -96,9 +107,12 @@ pub struct Healer {
 impl Healer {
     pub fn new(config: &Path, log_dir: &Path) -> Self {
         Healer {
+            stopped: Vec::new(),
+            killed: Vec::new(),
+            partitions: Vec::new(),
             config: config.to_path_buf(),
             log_dir: log_dir.to_path_buf(),
-            ..Healer::default()
+            started: Vec::new(),
         }
     }
 
@@ -165,7 +179,13 @@ pub async fn run_fault(
     }
     for outcome in &mut outcomes {
         if let Some(injected) = outcome.injected_at {
-            outcome.ejected_at = ctx.monitor.first_seen(&outcome.node, "down", injected, None);
+            let monitor = &ctx.monitor;
+            let already_down = monitor.state_at(&outcome.node, injected).as_deref() == Some("down");
+            outcome.ejected_at = if already_down {
+                Some(injected)
+            } else {
+                monitor.first_seen(&outcome.node, "down", injected, None)
+            };
         }
     }
     Ok(outcomes)

@@ -175,8 +175,8 @@ fn describe(args: &DrillArgs, plan: &Plan) -> String {
     };
     let shard = plan.shard.map(|s| format!(" (shard {s})")).unwrap_or_default();
     format!(
-        "drill: {:?} of node(s) {}{shard} at {} s{heal}; {} s of load at {load} against {}",
-        args.fault,
+        "drill: {} of node(s) {}{shard} at {} s{heal}; {} s of load at {load} against {}",
+        args.fault.name(),
         targets.join(", "),
         args.at,
         args.duration,

@@ -51,7 +51,11 @@ pub struct Leaf {
 }
 
 impl Leaf {
-    pub fn new(node_id: String, schema: WikiSchema, replicas: BTreeMap<ShardId, Arc<Replica>>) -> Self {
+    pub fn new(
+        node_id: String,
+        schema: WikiSchema,
+        replicas: BTreeMap<ShardId, Arc<Replica>>,
+    ) -> Self {
         let parser = query_parser(&schema);
         Leaf {
             node_id,
@@ -77,7 +81,9 @@ impl Leaf {
         let count = self.schema.schema.fields().count();
         match (id as usize) < count {
             true => Ok(Field::from_field_id(id)),
-            false => Err(BadRequest(format!("unknown field id {id} (schema has {count})"))),
+            false => Err(BadRequest(format!(
+                "unknown field id {id} (schema has {count})"
+            ))),
         }
     }
 
@@ -93,7 +99,8 @@ impl Leaf {
             self.field(term.field().field_id())?;
         }
         let shards = self.per_shard(&request.shards, |replica| {
-            ShardTermStats::collect(&replica.searcher, &fields, &request.terms).map_err(|e| e.to_string())
+            ShardTermStats::collect(&replica.searcher, &fields, &request.terms)
+                .map_err(|e| e.to_string())
         });
         Ok(StatsResponse {
             node: self.node_id.clone(),
@@ -105,11 +112,19 @@ impl Leaf {
     pub fn search(&self, request: &SearchRequest) -> Result<SearchResponse, BadRequest> {
         let start = std::time::Instant::now();
         if request.top_k > MAX_TOP_K {
-            return Err(BadRequest(format!("top_k {} exceeds {MAX_TOP_K}", request.top_k)));
+            return Err(BadRequest(format!(
+                "top_k {} exceeds {MAX_TOP_K}",
+                request.top_k
+            )));
         }
         let query = self.parse(&request.query)?;
         let shards = self.per_shard(&request.shards, |replica| {
-            search_shard(replica, query.as_ref(), request.top_k as usize, &request.stats)
+            search_shard(
+                replica,
+                query.as_ref(),
+                request.top_k as usize,
+                &request.stats,
+            )
         });
         Ok(SearchResponse {
             node: self.node_id.clone(),
@@ -153,10 +168,11 @@ impl Leaf {
             by_shard.entry(doc.shard).or_default().push((slot, *doc));
         }
         let groups: Vec<_> = by_shard.into_iter().collect();
-        let fetch_group = |(shard, docs): &(ShardId, Vec<(usize, DocRef)>)| match self.replicas.get(shard) {
-            Some(replica) => fetch_shard(replica, &self.schema, query.as_ref(), docs, chars),
-            None => failed_all(docs, NOT_SERVED),
-        };
+        let fetch_group =
+            |(shard, docs): &(ShardId, Vec<(usize, DocRef)>)| match self.replicas.get(shard) {
+                Some(replica) => fetch_shard(replica, &self.schema, query.as_ref(), docs, chars),
+                None => failed_all(docs, NOT_SERVED),
+            };
         let fetched: Vec<Vec<(usize, ShardOutcome<FetchedDoc>)>> = match groups.len() {
             0 | 1 => groups.iter().map(fetch_group).collect(),
             _ => groups.par_iter().map(fetch_group).collect(),
@@ -195,7 +211,12 @@ fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
 }
 
 /// One shard's query phase.
-fn search_shard(replica: &Replica, query: &dyn Query, top_k: usize, stats: &GlobalStats) -> Result<ShardHits, String> {
+fn search_shard(
+    replica: &Replica,
+    query: &dyn Query,
+    top_k: usize,
+    stats: &GlobalStats,
+) -> Result<ShardHits, String> {
     let searcher = &replica.searcher;
     let provider = stats.provider(searcher);
     if top_k == 0 {
@@ -273,11 +294,19 @@ fn fetch_doc(
     chars: usize,
 ) -> Result<FetchedDoc, String> {
     if !replica.contains(doc.segment, doc.doc) {
-        return Err(format!("no document {}/{} in shard {}", doc.segment, doc.doc, doc.shard));
+        return Err(format!(
+            "no document {}/{} in shard {}",
+            doc.segment, doc.doc, doc.shard
+        ));
     }
     let address = DocAddress::new(doc.segment, doc.doc);
     let stored: TantivyDocument = replica.searcher.doc(address).map_err(|e| e.to_string())?;
-    let text = |field: Field| stored.get_first(field).and_then(|v| v.as_str()).unwrap_or("");
+    let text = |field: Field| {
+        stored
+            .get_first(field)
+            .and_then(|v| v.as_str())
+            .unwrap_or("")
+    };
     let f = &schema.fields;
     let snippet_html = match generator {
         None => String::new(),
@@ -298,7 +327,10 @@ fn snippet(generator: &SnippetGenerator, body: &str, chars: usize) -> String {
     if !snippet.fragment().is_empty() {
         return snippet.to_html();
     }
-    let end = body.char_indices().nth(chars).map_or(body.len(), |(i, _)| i);
+    let end = body
+        .char_indices()
+        .nth(chars)
+        .map_or(body.len(), |(i, _)| i);
     escape_html(&body[..end])
 }
 

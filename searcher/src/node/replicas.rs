@@ -68,7 +68,8 @@ impl Replicas {
         match outcome {
             Ok(replica) => {
                 tracing::info!(%shard, docs = replica.docs, "replica serving");
-                self.states.push((shard, ReplicaState::Serving { docs: replica.docs }));
+                self.states
+                    .push((shard, ReplicaState::Serving { docs: replica.docs }));
                 self.serving.insert(shard, Arc::new(replica));
             }
             Err(reason) => {
@@ -107,7 +108,9 @@ pub fn install_assigned(
 /// Every shard directory of the store with its manifest or why it cannot be read. Unlike
 /// `ClusterConfig::shard_manifests`, a shard with a bad manifest keeps its id, so the node
 /// it is placed on can report it instead of silently not serving it.
-fn scan_store(store: &Path) -> Result<BTreeMap<ShardId, std::result::Result<ShardManifest, String>>> {
+fn scan_store(
+    store: &Path,
+) -> Result<BTreeMap<ShardId, std::result::Result<ShardManifest, String>>> {
     let mut found = BTreeMap::new();
     for entry in fs::read_dir(store).map_err(|e| Error::io(store, e))? {
         let entry = entry.map_err(|e| Error::io(store, e))?;
@@ -121,7 +124,10 @@ fn scan_store(store: &Path) -> Result<BTreeMap<ShardId, std::result::Result<Shar
             .map_err(|e| format!("manifest in the shard store: {e}"))
             .and_then(|m| match m.shard == shard {
                 true => Ok(m),
-                false => Err(format!("directory {shard} holds the manifest of shard {}", m.shard)),
+                false => Err(format!(
+                    "directory {shard} holds the manifest of shard {}",
+                    m.shard
+                )),
             });
         found.insert(shard, manifest);
     }
@@ -175,7 +181,11 @@ fn is_verified_copy(target: &Path, manifest: &ShardManifest, schema: &WikiSchema
 }
 
 /// Links (or copies) the manifest's files and the manifest itself into `staging`.
-fn assemble(source: &Path, staging: &Path, manifest: &ShardManifest) -> std::result::Result<(), String> {
+fn assemble(
+    source: &Path,
+    staging: &Path,
+    manifest: &ShardManifest,
+) -> std::result::Result<(), String> {
     let _ = fs::remove_dir_all(staging);
     fs::create_dir_all(staging).map_err(|e| format!("{}: {e}", staging.display()))?;
     let names = manifest.files.iter().map(|f| f.name.as_str());
@@ -211,7 +221,11 @@ fn replace_dir(staging: &Path, target: &Path) -> io::Result<()> {
 
 /// Opens a verified replica read-only: mmap directory, manual reload (shards never
 /// change, and the default policy would start a file watcher), one searcher for good.
-pub fn open(dir: &Path, manifest: &ShardManifest, schema: &WikiSchema) -> std::result::Result<Replica, String> {
+pub fn open(
+    dir: &Path,
+    manifest: &ShardManifest,
+    schema: &WikiSchema,
+) -> std::result::Result<Replica, String> {
     let open_err = |e: tantivy::TantivyError| format!("opening {}: {e}", dir.display());
     let index = Index::open_in_dir(dir).map_err(open_err)?;
     if index.schema() != schema.schema {
@@ -225,7 +239,10 @@ pub fn open(dir: &Path, manifest: &ShardManifest, schema: &WikiSchema) -> std::r
     let searcher = reader.searcher();
     let docs = searcher.num_docs();
     if docs != manifest.docs {
-        return Err(format!("index holds {docs} documents, manifest says {}", manifest.docs));
+        return Err(format!(
+            "index holds {docs} documents, manifest says {}",
+            manifest.docs
+        ));
     }
     let id_columns = searcher
         .segment_readers()

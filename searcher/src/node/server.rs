@@ -24,8 +24,8 @@ use hyper_util::server::graceful::GracefulShutdown;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use shard_proto::wire::{
-    self, paths, FetchRequest, HealthResponse, ReplicaState, SearchRequest, StatsRequest, CONTENT_TYPE, MAX_FRAME_BYTES, WIRE_VERSION,
-    WIRE_VERSION_HEADER,
+    self, paths, FetchRequest, HealthResponse, ReplicaState, SearchRequest, StatsRequest,
+    CONTENT_TYPE, MAX_FRAME_BYTES, WIRE_VERSION, WIRE_VERSION_HEADER,
 };
 use shard_proto::ShardId;
 use tokio::net::TcpListener;
@@ -50,7 +50,12 @@ pub struct NodeState {
 impl NodeState {
     /// `threads` rayon workers run searches; up to twice as many requests hold a permit,
     /// so a worker never idles waiting for the next request to be decoded.
-    pub fn new(leaf: Leaf, states: Vec<(ShardId, ReplicaState)>, fingerprint: String, threads: usize) -> Self {
+    pub fn new(
+        leaf: Leaf,
+        states: Vec<(ShardId, ReplicaState)>,
+        fingerprint: String,
+        threads: usize,
+    ) -> Self {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
             .thread_name(|i| format!("leaf-{i}"))
@@ -85,7 +90,8 @@ impl NodeState {
     /// Routes one request.
     pub async fn handle(self: Arc<Self>, request: Request<Incoming>) -> Response<Full<Bytes>> {
         if let Some(version) = request.headers().get(WIRE_VERSION_HEADER) {
-            if version.as_bytes() != WIRE_VERSION.to_string().as_bytes() {
+            let parsed = version.to_str().ok().and_then(|v| v.parse::<u32>().ok());
+            if parsed != Some(WIRE_VERSION) {
                 let message = format!("wire version {version:?} (this node speaks {WIRE_VERSION})");
                 return text(StatusCode::BAD_REQUEST, message);
             }
@@ -93,9 +99,18 @@ impl NodeState {
         let post = request.method() == Method::POST;
         match request.uri().path() {
             paths::HEALTH if request.method() == Method::GET => frame(&self.health()),
-            paths::STATS if post => self.rpc(request, |leaf, r: StatsRequest| leaf.stats(&r)).await,
-            paths::SEARCH if post => self.rpc(request, |leaf, r: SearchRequest| leaf.search(&r)).await,
-            paths::FETCH if post => self.rpc(request, |leaf, r: FetchRequest| leaf.fetch(&r)).await,
+            paths::STATS if post => {
+                self.rpc(request, |leaf, r: StatsRequest| leaf.stats(&r))
+                    .await
+            }
+            paths::SEARCH if post => {
+                self.rpc(request, |leaf, r: SearchRequest| leaf.search(&r))
+                    .await
+            }
+            paths::FETCH if post => {
+                self.rpc(request, |leaf, r: FetchRequest| leaf.fetch(&r))
+                    .await
+            }
             paths::HEALTH => wrong_method("GET"),
             paths::STATS | paths::SEARCH | paths::FETCH => wrong_method("POST"),
             path => text(StatusCode::NOT_FOUND, format!("no RPC at {path}")),
@@ -119,7 +134,10 @@ impl NodeState {
             Err(response) => return response,
         };
         let Ok(permit) = self.searches.clone().acquire_owned().await else {
-            return text(StatusCode::SERVICE_UNAVAILABLE, "node is shutting down".into());
+            return text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "node is shutting down".into(),
+            );
         };
         let (done, answer) = oneshot::channel();
         let leaf = self.leaf.clone();
@@ -130,7 +148,10 @@ impl NodeState {
         match answer.await {
             Ok(Ok(response)) => frame(&response),
             Ok(Err(BadRequest(reason))) => text(StatusCode::BAD_REQUEST, reason),
-            Err(_) => text(StatusCode::INTERNAL_SERVER_ERROR, "internal error: the search task failed".into()),
+            Err(_) => text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal error: the search task failed".into(),
+            ),
         }
     }
 }
@@ -152,7 +173,9 @@ impl Drop for InFlight<'_> {
 }
 
 /// Reads a body of at most `MAX_FRAME_BYTES` and decodes it; the error is the response.
-async fn read_frame<T: DeserializeOwned>(request: Request<Incoming>) -> Result<T, Response<Full<Bytes>>> {
+async fn read_frame<T: DeserializeOwned>(
+    request: Request<Incoming>,
+) -> Result<T, Response<Full<Bytes>>> {
     let too_large = || {
         let message = format!("body exceeds the {MAX_FRAME_BYTES}-byte frame limit");
         text(StatusCode::PAYLOAD_TOO_LARGE, message)
@@ -165,10 +188,18 @@ async fn read_frame<T: DeserializeOwned>(request: Request<Incoming>) -> Result<T
     if declared.is_some_and(|len| len > MAX_FRAME_BYTES as u64) {
         return Err(too_large()); // refused before reading a byte of it
     }
-    let body = match Limited::new(request.into_body(), MAX_FRAME_BYTES).collect().await {
+    let body = match Limited::new(request.into_body(), MAX_FRAME_BYTES)
+        .collect()
+        .await
+    {
         Ok(collected) => collected.to_bytes(),
         Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => return Err(too_large()),
-        Err(e) => return Err(text(StatusCode::BAD_REQUEST, format!("reading the body: {e}"))),
+        Err(e) => {
+            return Err(text(
+                StatusCode::BAD_REQUEST,
+                format!("reading the body: {e}"),
+            ))
+        }
     };
     wire::decode(&body).map_err(|e| text(StatusCode::BAD_REQUEST, e.to_string()))
 }
@@ -183,7 +214,10 @@ fn frame<T: Serialize>(message: &T) -> Response<Full<Bytes>> {
             headers.insert(WIRE_VERSION_HEADER, HeaderValue::from(WIRE_VERSION));
             response
         }
-        Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, format!("encoding the answer: {e}")),
+        Err(e) => text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("encoding the answer: {e}"),
+        ),
     }
 }
 
@@ -192,7 +226,10 @@ fn text(status: StatusCode, message: String) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::from(message)));
     *response.status_mut() = status;
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     headers.insert(WIRE_VERSION_HEADER, HeaderValue::from(WIRE_VERSION));
     response
 }
@@ -208,7 +245,11 @@ fn wrong_method(allowed: &'static str) -> Response<Full<Bytes>> {
 /// Accepts connections until `shutdown` completes, then stops accepting and waits (up to
 /// [`DRAIN_TIMEOUT`]) for in-flight requests to be answered; idle keep-alive connections
 /// are closed at once.
-pub async fn serve(listener: TcpListener, state: Arc<NodeState>, shutdown: impl Future<Output = ()>) {
+pub async fn serve(
+    listener: TcpListener,
+    state: Arc<NodeState>,
+    shutdown: impl Future<Output = ()>,
+) {
     let builder = auto::Builder::new(TokioExecutor::new());
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
@@ -242,7 +283,10 @@ pub async fn serve(listener: TcpListener, state: Arc<NodeState>, shutdown: impl 
     }
     drop(listener);
     tracing::info!("shutting down: draining in-flight requests");
-    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await.is_err() {
+    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
+        .await
+        .is_err()
+    {
         tracing::warn!("some connections were still busy after {DRAIN_TIMEOUT:?}");
     }
 }

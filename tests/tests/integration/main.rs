@@ -3,3 +3,9 @@
 //! directory of its own, over the real sample dumps in `../shared/corpus`.
 
 mod failover;
+mod searcher_cluster;
+mod browser;
+mod demo;
+mod indexer_build;
+mod bench;
+mod searcher_node;

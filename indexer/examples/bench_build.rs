@@ -1,0 +1,320 @@
+//! Benchmark of `indexer build` against its upper bound, all measured in one run on a
+//! generated corpus, with the same thread count and memory budget:
+//!
+//! - (a) raw tantivy: one `IndexWriter` fed already-clean documents from memory (loaded
+//!   and cleaned before the clock starts), committed and merged to one segment;
+//! - (b) `indexer build` end to end from the uncompressed XML;
+//! - (c) `indexer build` from the multistream `.xml.bz2`;
+//! - (d) bzip2 decompression alone (`MultiBzDecoder` into a sink).
+//!
+//! Each phase runs in a child process (this example re-executed with `--phase`) so that
+//! its CPU time and peak RSS (getrusage) are its own. Prints docs/s, MB/s, CPU seconds and
+//! peak RSS per phase and the ratios b/a (throughput; goal ≥ 0.8) and
+//! c_cpu / (a_cpu + d_cpu) (goal ≤ 1.15).
+//!
+//! `--scale 10000,100000,1000000` instead builds (c) at each size and shows how time grows.
+//!
+//! ```text
+//! cargo run --release -p indexer --example bench_build -- --pages 220000 --threads 2
+//! cargo run --release -p indexer --example bench_build -- --scale 10000,100000,1000000
+//! ```
+
+use std::fs::{self, File};
+use std::io::{self, BufReader, BufWriter};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, ValueEnum};
+use corpus::{classify, OpenOptions, PageEvent, PageKind, SynthOptions};
+use indexer::build::{build, BuildOptions, Plan, ProgressMode, ResourceUsage};
+use serde::{Deserialize, Serialize};
+use shard_proto::WikiSchema;
+use tantivy::{doc, Index, IndexWriter};
+
+#[derive(Debug, Parser)]
+#[command(about = "Benchmark indexer build against raw tantivy and bzip2 alone")]
+struct Args {
+    /// Pages of the generated dump (~90% are articles).
+    #[arg(long, default_value_t = 220_000)]
+    pages: u64,
+    /// Threads for every phase; 0 = one per core.
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+    /// Memory budget (MiB) of the builds and of the raw writer's arenas.
+    #[arg(long, default_value_t = 1024)]
+    memory_mb: u64,
+    /// Shards of the builds.
+    #[arg(long, default_value_t = 1)]
+    shards: u32,
+    /// Where dumps are generated (and kept for the next run) and indexes written.
+    #[arg(long, default_value = "target/bench-build")]
+    dir: PathBuf,
+    /// Scaling mode: build (c) at each of these page counts.
+    #[arg(long, value_delimiter = ',')]
+    scale: Vec<u64>,
+    /// Internal: run one phase in this process and print its measurement.
+    #[arg(long, hide = true)]
+    phase: Option<Phase>,
+    #[arg(long, hide = true)]
+    input: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Phase {
+    Raw,
+    Build,
+    Decompress,
+}
+
+/// One phase's figures, as printed by a child process.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Measure {
+    docs: u64,
+    /// Bytes of the phase's input file.
+    input_bytes: u64,
+    seconds: f64,
+    cpu_seconds: f64,
+    peak_rss_mb: f64,
+    /// Raw phase only: memory held by the pre-cleaned documents.
+    preload_mb: f64,
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    if let Some(phase) = args.phase {
+        let input = args.input.clone().context("--phase needs --input")?;
+        let measure = run_phase(phase, &input, &args)?;
+        println!("{}", serde_json::to_string(&measure)?);
+        return Ok(());
+    }
+    fs::create_dir_all(&args.dir)?;
+    let threads = Plan::new(args.shards, args.threads, args.memory_mb)?.threads;
+    println!(
+        "threads {threads}, memory budget {} MiB, shards {}",
+        args.memory_mb, args.shards
+    );
+    if args.scale.is_empty() {
+        compare(&args)
+    } else {
+        scale(&args)
+    }
+}
+
+/// Phases a–d on one dump, and the ratios.
+fn compare(args: &Args) -> Result<()> {
+    let (bz2, xml) = dumps(&args.dir, args.pages)?;
+    let xml_mb = fs::metadata(&xml)?.len() as f64 / 1e6;
+    let a = child(args, Phase::Raw, &xml)?;
+    let b = child(args, Phase::Build, &xml)?;
+    let c = child(args, Phase::Build, &bz2)?;
+    let d = child(args, Phase::Decompress, &bz2)?;
+    println!(
+        "\n{:<34} {:>9} {:>10} {:>11} {:>11} {:>8} {:>10}",
+        "phase", "docs", "docs/s", "MB/s (xml)", "MB/s (in)", "CPU s", "peak RSS"
+    );
+    for (name, m) in [
+        ("(a) raw tantivy, docs in memory", &a),
+        ("(b) indexer build, .xml", &b),
+        ("(c) indexer build, .xml.bz2", &c),
+        ("(d) bzip2 decompression alone", &d),
+    ] {
+        println!(
+            "{name:<34} {:>9} {:>10.0} {:>11.1} {:>11.1} {:>8.1} {:>7.0} MiB",
+            m.docs,
+            m.docs as f64 / m.seconds,
+            xml_mb / m.seconds,
+            m.input_bytes as f64 / 1e6 / m.seconds,
+            m.cpu_seconds,
+            m.peak_rss_mb
+        );
+    }
+    println!(
+        "(a) peak RSS includes {:.0} MiB of pre-cleaned documents held in memory",
+        a.preload_mb
+    );
+    let rate = |m: &Measure| m.docs as f64 / m.seconds;
+    println!("\nb/a (docs/s)            = {:.3}  (goal >= 0.8)", rate(&b) / rate(&a));
+    println!("c/a (docs/s)            = {:.3}", rate(&c) / rate(&a));
+    println!(
+        "c_cpu / (a_cpu + d_cpu) = {:.3}  (goal <= 1.15; {:.1} / ({:.1} + {:.1}))",
+        c.cpu_seconds / (a.cpu_seconds + d.cpu_seconds),
+        c.cpu_seconds,
+        a.cpu_seconds,
+        d.cpu_seconds
+    );
+    println!(
+        "peak RSS of the builds: {:.0} / {:.0} MiB for a budget of {} MiB",
+        b.peak_rss_mb, c.peak_rss_mb, args.memory_mb
+    );
+    Ok(())
+}
+
+/// Build (c) at several sizes: time should grow linearly.
+fn scale(args: &Args) -> Result<()> {
+    println!(
+        "\n{:>9} {:>9} {:>9} {:>10} {:>13} {:>8} {:>10}",
+        "pages", "docs", "seconds", "docs/s", "µs/doc", "CPU s", "peak RSS"
+    );
+    for &pages in &args.scale {
+        let (bz2, _) = dumps(&args.dir, pages)?;
+        let m = child(args, Phase::Build, &bz2)?;
+        println!(
+            "{pages:>9} {:>9} {:>9.1} {:>10.0} {:>13.1} {:>8.1} {:>7.0} MiB",
+            m.docs,
+            m.seconds,
+            m.docs as f64 / m.seconds,
+            m.seconds * 1e6 / m.docs.max(1) as f64,
+            m.cpu_seconds,
+            m.peak_rss_mb
+        );
+    }
+    Ok(())
+}
+
+/// Re-executes this example for one phase and parses its measurement.
+fn child(args: &Args, phase: Phase, input: &Path) -> Result<Measure> {
+    let exe = std::env::current_exe()?;
+    let phase_name = format!("{phase:?}").to_lowercase();
+    eprintln!("running phase {phase_name} on {}", input.display());
+    let output = Command::new(exe)
+        .args(["--phase", &phase_name, "--input"])
+        .arg(input)
+        .args(["--threads", &args.threads.to_string()])
+        .args(["--memory-mb", &args.memory_mb.to_string()])
+        .args(["--shards", &args.shards.to_string()])
+        .arg("--dir")
+        .arg(&args.dir)
+        .stderr(std::process::Stdio::inherit())
+        .output()?;
+    if !output.status.success() {
+        bail!("phase {phase_name} failed: {}", output.status);
+    }
+    Ok(serde_json::from_slice(&output.stdout)?)
+}
+
+fn run_phase(phase: Phase, input: &Path, args: &Args) -> Result<Measure> {
+    let input_bytes = fs::metadata(input)?.len();
+    let mut m = match phase {
+        Phase::Raw => raw_tantivy(input, args)?,
+        Phase::Build => {
+            let out = args.dir.join("build-out");
+            let summary = build(&BuildOptions {
+                input: input.to_path_buf(),
+                out: out.clone(),
+                shards: args.shards,
+                split: corpus::Split::whole(),
+                index: None,
+                threads: args.threads,
+                memory_mb: args.memory_mb,
+                progress: ProgressMode::Quiet,
+            })?;
+            fs::remove_dir_all(&out)?;
+            Measure {
+                docs: summary.docs,
+                seconds: summary.seconds,
+                cpu_seconds: summary.cpu_seconds,
+                ..Measure::default()
+            }
+        }
+        Phase::Decompress => {
+            let start = Instant::now();
+            let file = BufReader::with_capacity(1 << 20, File::open(input)?);
+            io::copy(&mut bzip2::read::MultiBzDecoder::new(file), &mut io::sink())?;
+            Measure {
+                seconds: start.elapsed().as_secs_f64(),
+                cpu_seconds: ResourceUsage::now().cpu_seconds,
+                ..Measure::default()
+            }
+        }
+    };
+    m.input_bytes = input_bytes;
+    m.peak_rss_mb = ResourceUsage::now().peak_rss_mb;
+    Ok(m)
+}
+
+/// (a): clean every article into memory first, then time a plain tantivy writer with the
+/// builds' thread count and writer arena (60% of the budget), commit and merge.
+fn raw_tantivy(input: &Path, args: &Args) -> Result<Measure> {
+    let reader = corpus::open(input, &OpenOptions::default())?;
+    let site = reader.siteinfo().clone();
+    let mut docs = Vec::new();
+    for event in reader {
+        if let PageEvent::Page(page) = event? {
+            if classify(&page) == PageKind::Article {
+                docs.push(corpus::to_document(&page, &site));
+            }
+        }
+    }
+    let preload_mb = docs
+        .iter()
+        .map(|d| d.body.len() + d.title.len() + d.url.len())
+        .sum::<usize>() as f64
+        / (1 << 20) as f64;
+    let plan = Plan::new(1, args.threads, args.memory_mb)?;
+    let writer_threads = plan.threads.min(8);
+    let arena = (args.memory_mb as usize * (1 << 20)) / 10 * 6;
+    let dir = args.dir.join("raw-out");
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir)?;
+
+    let before = ResourceUsage::now();
+    let start = Instant::now();
+    let schema = WikiSchema::new();
+    let f = schema.fields;
+    let index = Index::create_in_dir(&dir, schema.schema.clone())?;
+    let mut writer: IndexWriter = index.writer_with_num_threads(writer_threads, arena)?;
+    writer.set_merge_policy(Box::new(tantivy::indexer::NoMergePolicy));
+    let count = docs.len() as u64;
+    for d in docs {
+        let mut doc = doc!(f.id => d.id, f.title => d.title, f.body => d.body, f.url => d.url);
+        for c in d.categories {
+            doc.add_text(f.categories, c);
+        }
+        writer.add_document(doc)?;
+    }
+    writer.commit()?;
+    let segments = index.searchable_segment_ids()?;
+    if segments.len() > 1 {
+        writer.merge(&segments).wait()?;
+    }
+    writer.wait_merging_threads()?;
+    let seconds = start.elapsed().as_secs_f64();
+    let cpu_seconds = ResourceUsage::now().cpu_seconds - before.cpu_seconds;
+    fs::remove_dir_all(&dir)?;
+    Ok(Measure {
+        docs: count,
+        seconds,
+        cpu_seconds,
+        preload_mb,
+        ..Measure::default()
+    })
+}
+
+/// The generated `.xml.bz2` of `pages` pages and its uncompressed `.xml`, made once and
+/// kept in `dir` (written under a temporary name, so an interrupted run leaves no
+/// half-written dump behind to be reused).
+fn dumps(dir: &Path, pages: u64) -> Result<(PathBuf, PathBuf)> {
+    let bz2 = dir.join(format!("synth-{pages}.xml.bz2"));
+    let xml = dir.join(format!("synth-{pages}.xml"));
+    if !bz2.exists() {
+        eprintln!("generating {}", bz2.display());
+        let tmp = dir.join(format!("synth-{pages}.tmp.xml.bz2"));
+        let opts = SynthOptions {
+            pages,
+            ..SynthOptions::default()
+        };
+        let summary = corpus::write_synthetic_dump(&tmp, &opts)?;
+        fs::rename(&summary.index, corpus::synth::index_path(&bz2))?;
+        fs::rename(&tmp, &bz2)?;
+    }
+    if !xml.exists() {
+        eprintln!("decompressing to {}", xml.display());
+        let tmp = xml.with_extension("xml.tmp");
+        let mut src = bzip2::read::MultiBzDecoder::new(BufReader::new(File::open(&bz2)?));
+        io::copy(&mut src, &mut BufWriter::new(File::create(&tmp)?))?;
+        fs::rename(&tmp, &xml)?;
+    }
+    Ok((bz2, xml))
+}

@@ -1,0 +1,174 @@
+//! The search page in a real browser: Debian's headless Chromium, driven over the DevTools
+//! protocol by the `headless_chrome` crate, against a real `searcher demo`.
+//!
+//! Types a query and sees hits; kills a node and sees the cluster panel mark it down while
+//! a new search still shows full results; checks that queries made of HTML render as text
+//! and never run. Chromium comes from `apt-get install chromium` (done by `.ci/run`);
+//! without it the test fails when `CI=true` and is skipped, with a notice, otherwise.
+//! Set `DEMO_SCREENSHOT=/path/page.png` to keep a screenshot of the page with results.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use headless_chrome::protocol::cdp::Page::CaptureScreenshotFormatOption;
+use headless_chrome::{Browser, LaunchOptions, Tab};
+use tests::{send_signal, temp_dir, wait_for, Demo};
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+/// The issue's bound for the panel to show a killed node as down.
+const MARKED_DOWN_WITHIN: Duration = Duration::from_secs(10);
+/// Waiting on the page (results, panel refreshes); generous for 2 noisy cores.
+const PAGE_DEADLINE: Duration = Duration::from_secs(60);
+
+/// Chromium's path, or `None` (after a notice) when it is missing outside CI.
+fn chromium() -> Option<PathBuf> {
+    let path = std::env::var_os("CHROMIUM").map_or_else(|| PathBuf::from(CHROMIUM), PathBuf::from);
+    if path.exists() {
+        return Some(path);
+    }
+    let message = format!(
+        "{} is not installed: the browser test needs Debian's chromium (`apt-get install -y chromium`)",
+        path.display()
+    );
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{message}");
+    }
+    eprintln!("SKIPPED browser test: {message}");
+    None
+}
+
+fn launch(chromium: &Path, profile: &Path) -> Browser {
+    let args = [
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-quic",
+        "--no-first-run",
+    ]
+    .map(std::ffi::OsStr::new);
+    let options = LaunchOptions::default_builder()
+        .path(Some(chromium.to_path_buf()))
+        .headless(true)
+        .sandbox(false)
+        .enable_gpu(false)
+        .user_data_dir(Some(profile.to_path_buf()))
+        .window_size(Some((1280, 900)))
+        .idle_browser_timeout(Duration::from_secs(600))
+        .args(args.to_vec())
+        .build()
+        .expect("launch options");
+    Browser::new(options).unwrap_or_else(|e| panic!("cannot start {}: {e:#}", chromium.display()))
+}
+
+/// Evaluates a JavaScript expression in the page and returns its JSON value.
+fn eval(tab: &Tab, expression: &str) -> serde_json::Value {
+    tab.evaluate(expression, false)
+        .unwrap_or_else(|e| panic!("evaluate {expression}: {e:#}"))
+        .value
+        .unwrap_or(serde_json::Value::Null)
+}
+
+/// Waits until `expression` is truthy.
+fn wait_js(tab: &Tab, what: &str, deadline: Duration, expression: &str) {
+    wait_for(what, deadline, || {
+        let value = eval(tab, expression);
+        (value.as_bool() == Some(true)).then_some(())
+    });
+}
+
+/// Clears the search box, types `query` like a user, and presses Enter.
+fn type_query(tab: &Arc<Tab>, query: &str) {
+    eval(tab, "document.getElementById('q').value = ''");
+    tab.wait_for_element("#q").expect("search box").click().expect("click the box");
+    tab.type_str(query).expect("type the query");
+    tab.press_key("Enter").expect("press Enter");
+}
+
+/// Waits for a finished search for `query` with at least one hit and no partial banner.
+fn wait_full_results(tab: &Tab, query: &str) {
+    let query_js = serde_json::to_string(query).unwrap();
+    wait_js(
+        tab,
+        &format!("results for {query}"),
+        PAGE_DEADLINE,
+        &format!(
+            "document.querySelectorAll('#results .hit').length > 0 && \
+             document.getElementById('summary').textContent.includes({query_js})"
+        ),
+    );
+    assert_eq!(eval(tab, "document.getElementById('banner').hidden"), true, "a banner is shown");
+}
+
+#[test]
+fn page_searches_shows_failover_live_and_renders_html_queries_as_text() {
+    let Some(chromium) = chromium() else { return };
+    let dir = temp_dir("browser");
+    let demo = Demo::start(&dir.path().join("data"), &[]);
+    let browser = launch(&chromium, &dir.path().join("profile"));
+    let tab = browser.new_tab().expect("open a tab");
+    tab.set_default_timeout(PAGE_DEADLINE);
+    tab.navigate_to(&format!("{}/", demo.url))
+        .and_then(|t| t.wait_until_navigated())
+        .expect("load the page");
+    wait_js(&tab, "the panel to list 3 nodes up", PAGE_DEADLINE,
+        "document.querySelectorAll('#nodes .node[data-state=\"up\"]').length === 3");
+
+    // A search typed like a user: hits with linked titles, highlighted snippets, the query
+    // kept in the URL.
+    type_query(&tab, "anarchism");
+    wait_full_results(&tab, "anarchism");
+    let first_title = eval(&tab, "document.querySelector('#results .hit .title').textContent");
+    assert!(first_title.as_str().is_some_and(|t| t.contains("Anarchism")), "{first_title}");
+    let href = eval(&tab, "document.querySelector('#results .hit a.title').href");
+    assert!(href.as_str().is_some_and(|h| h.starts_with("http")), "{href}");
+    assert!(eval(&tab, "document.querySelectorAll('#results .snippet b').length").as_u64() > Some(0));
+    assert_eq!(eval(&tab, "location.search"), "?q=anarchism");
+    wait_js(&tab, "the panel to mark replicas that served", PAGE_DEADLINE,
+        "document.querySelectorAll('#shards .replica.served').length > 0");
+    if let Some(path) = std::env::var_os("DEMO_SCREENSHOT") {
+        let png = tab
+            .capture_screenshot(CaptureScreenshotFormatOption::Png, None, None, true)
+            .expect("screenshot");
+        std::fs::write(&path, png).expect("write the screenshot");
+    }
+
+    // Kill a node: the panel shows it down within 10 s, and searches stay complete.
+    let victim = "node-2";
+    assert!(send_signal(demo.pid(victim), libc::SIGKILL));
+    let killed_at = Instant::now();
+    type_query(&tab, "albedo");
+    wait_full_results(&tab, "albedo");
+    let down = format!("document.querySelector('#nodes .node[data-node=\"{victim}\"]').dataset.state === 'down'");
+    wait_for(&format!("the panel to mark {victim} down"), MARKED_DOWN_WITHIN, || {
+        (eval(&tab, &down).as_bool() == Some(true)).then_some(())
+    });
+    eprintln!("{victim} shown down {:.1} s after SIGKILL", killed_at.elapsed().as_secs_f64());
+    type_query(&tab, "autism");
+    wait_full_results(&tab, "autism");
+    assert!(
+        eval(&tab, &format!("[...document.querySelectorAll('#results .hit')].every(h => h.dataset.node !== '{victim}')"))
+            .as_bool()
+            == Some(true),
+        "a hit claims to come from the dead node"
+    );
+
+    // HTML in a query is text: typed, and straight from the URL.
+    eval(&tab, "window.__xss = 0; window.alert = () => { window.__xss += 1; }");
+    let script = "<script>alert(1)</script>";
+    type_query(&tab, script);
+    let script_js = serde_json::to_string(script).unwrap();
+    wait_js(&tab, "the script query shown as text", PAGE_DEADLINE,
+        &format!("document.getElementById('summary').textContent.includes({script_js})"));
+    assert_eq!(eval(&tab, "document.querySelectorAll('body script').length"), 1, "a script element was injected");
+    assert_eq!(eval(&tab, "document.getElementById('q').value"), script);
+    let img = "<img src=x onerror=\"window.__xss += 1\">";
+    let img_js = serde_json::to_string(img).unwrap();
+    eval(&tab, &format!("history.pushState(null, '', '?q=' + encodeURIComponent({img_js})); \
+                         dispatchEvent(new PopStateEvent('popstate'))"));
+    wait_js(&tab, "the img query shown as text", PAGE_DEADLINE,
+        &format!("document.getElementById('summary').textContent.includes({img_js})"));
+    assert_eq!(eval(&tab, "document.querySelectorAll('main img').length"), 0);
+    std::thread::sleep(Duration::from_millis(300)); // an onerror would have fired by now
+    assert_eq!(eval(&tab, "window.__xss"), 0, "markup from a query ran");
+}
