@@ -135,7 +135,10 @@ fn compare(args: &Args) -> Result<()> {
         a.preload_mb
     );
     let rate = |m: &Measure| m.docs as f64 / m.seconds;
-    println!("\nb/a (docs/s)            = {:.3}  (goal >= 0.8)", rate(&b) / rate(&a));
+    println!(
+        "\nb/a (docs/s)            = {:.3}  (goal >= 0.8)",
+        rate(&b) / rate(&a)
+    );
     println!("c/a (docs/s)            = {:.3}", rate(&c) / rate(&a));
     println!(
         "c_cpu / (a_cpu + d_cpu) = {:.3}  (goal <= 1.15; {:.1} / ({:.1} + {:.1}))",

@@ -249,7 +249,11 @@ fn build_shards(
     let output = pipeline::run(reader, &writers, &schema, &cfg, &counters);
     reporter.finish();
     let output = output?;
-    tracing::info!("read done ({} pages); committing and merging {} shards", output.stats.pages, temps.len());
+    tracing::info!(
+        "read done ({} pages); committing and merging {} shards",
+        output.stats.pages,
+        temps.len()
+    );
     let docs = finish_all(writers)?;
     check_nothing_lost(&output, &docs)?;
     let manifests = std::thread::scope(|scope| {
@@ -287,7 +291,10 @@ fn finish_all(writers: Vec<ShardWriter>) -> Result<Vec<u64>> {
 fn join_all<T>(handles: Vec<std::thread::ScopedJoinHandle<'_, Result<T>>>) -> Result<Vec<T>> {
     handles
         .into_iter()
-        .map(|h| h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+        .map(|h| {
+            h.join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        })
         .collect()
 }
 
@@ -325,7 +332,9 @@ fn summarize(
     let mut skipped = output.stats.skipped.clone();
     for shard in &output.shard_skipped {
         if let Some(n) = shard.get(pipeline::CLEANER_PANIC) {
-            *skipped.entry(pipeline::CLEANER_PANIC.to_string()).or_default() += n;
+            *skipped
+                .entry(pipeline::CLEANER_PANIC.to_string())
+                .or_default() += n;
         }
     }
     BuildSummary {

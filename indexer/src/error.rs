@@ -23,7 +23,10 @@ pub enum Error {
         error: tantivy::TantivyError,
     },
     #[error("{path}: {error}", path = path.display())]
-    Io { path: PathBuf, error: std::io::Error },
+    Io {
+        path: PathBuf,
+        error: std::io::Error,
+    },
     /// Flags that cannot work together (memory budget too small, zero shards...).
     #[error("invalid configuration: {0}")]
     Config(String),

@@ -188,8 +188,16 @@ impl Demo {
         let output = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
         let mut readers = Vec::new();
         for stream in [
-            guard.child.stdout.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
-            guard.child.stderr.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+            guard
+                .child
+                .stdout
+                .take()
+                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+            guard
+                .child
+                .stderr
+                .take()
+                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
         ]
         .into_iter()
         .flatten()
@@ -197,7 +205,10 @@ impl Demo {
             let output = std::sync::Arc::clone(&output);
             readers.push(std::thread::spawn(move || {
                 use std::io::BufRead;
-                for line in std::io::BufReader::new(stream).lines().map_while(Result::ok) {
+                for line in std::io::BufReader::new(stream)
+                    .lines()
+                    .map_while(Result::ok)
+                {
                     let mut all = output.lock().unwrap();
                     all.push_str(&line);
                     all.push('\n');
@@ -211,12 +222,19 @@ impl Demo {
             output,
             readers,
         };
-        wait_for("the demo to print its node table", DEMO_START_DEADLINE, || {
-            if let Ok(Some(status)) = demo.guard.child.try_wait() {
-                panic!("the demo exited ({status}) before it was ready; output:\n{}", demo.output());
-            }
-            demo.output().contains("kill -9 ").then_some(())
-        });
+        wait_for(
+            "the demo to print its node table",
+            DEMO_START_DEADLINE,
+            || {
+                if let Ok(Some(status)) = demo.guard.child.try_wait() {
+                    panic!(
+                        "the demo exited ({status}) before it was ready; output:\n{}",
+                        demo.output()
+                    );
+                }
+                demo.output().contains("kill -9 ").then_some(())
+            },
+        );
         demo.pids = parse_demo_table(&demo.output());
         assert!(
             demo.pids.iter().any(|(name, _)| name == "frontend"),
@@ -254,14 +272,19 @@ impl Demo {
         let output = self.output();
         output
             .lines()
-            .find_map(|l| l.split_once("restart it with: ").map(|(_, cmd)| cmd.trim().to_string()))
+            .find_map(|l| {
+                l.split_once("restart it with: ")
+                    .map(|(_, cmd)| cmd.trim().to_string())
+            })
             .unwrap_or_else(|| panic!("no restart command in the demo's output:\n{output}"))
     }
 
     /// Waits for the demo to exit on its own (after a signal), then for its last lines.
     pub fn wait_exit(&mut self, deadline: Duration) -> std::process::ExitStatus {
         let child = &mut self.guard.child;
-        let status = wait_for("the demo to exit", deadline, || child.try_wait().ok().flatten());
+        let status = wait_for("the demo to exit", deadline, || {
+            child.try_wait().ok().flatten()
+        });
         for reader in self.readers.drain(..) {
             let _ = reader.join();
         }
@@ -282,4 +305,3 @@ pub fn parse_demo_table(output: &str) -> Vec<(String, u32)> {
         })
         .collect()
 }
-

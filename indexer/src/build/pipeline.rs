@@ -88,7 +88,9 @@ pub fn run(
     let (read, indexed) = std::thread::scope(|scope| {
         let read = std::thread::Builder::new()
             .name("read".into())
-            .spawn_scoped(scope, || read_slice(reader, tx, shards, cfg.batch_bytes, counters))
+            .spawn_scoped(scope, || {
+                read_slice(reader, tx, shards, cfg.batch_bytes, counters)
+            })
             .expect("spawn reader thread");
         // Returning early drops `rx`, which unblocks and stops the reader.
         let indexed = pool.install(|| rx.into_iter().par_bridge().try_for_each(|b| sink.index(b)));
@@ -106,7 +108,11 @@ pub fn run(
     Ok(PipelineOutput {
         stats,
         shard_skipped,
-        shard_docs: sink.docs.iter().map(|d| d.load(Ordering::Relaxed)).collect(),
+        shard_docs: sink
+            .docs
+            .iter()
+            .map(|d| d.load(Ordering::Relaxed))
+            .collect(),
         bytes_read: progress.bytes_read(),
     })
 }
@@ -165,8 +171,9 @@ fn read_slice(
                 // A page without an id cannot be routed: it only shows in the summary.
                 if let Some(id) = skip.page_id {
                     let shard = ShardId::route(id, shards as u32) as usize;
-                    *shard_skipped[shard].entry(skip.reason.as_str().to_string()).or_default() +=
-                        1;
+                    *shard_skipped[shard]
+                        .entry(skip.reason.as_str().to_string())
+                        .or_default() += 1;
                 }
             }
         }

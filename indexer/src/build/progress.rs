@@ -138,10 +138,8 @@ fn run_bar(sampler: Sampler, stopped: &crossbeam_channel::Receiver<()>) {
     let bar = match sampler.progress.total_bytes() {
         Some(total) => ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr())
             .with_style(
-                ProgressStyle::with_template(
-                    "{wide_bar} {bytes}/{total_bytes} ETA {eta} | {msg}",
-                )
-                .expect("valid template"),
+                ProgressStyle::with_template("{wide_bar} {bytes}/{total_bytes} ETA {eta} | {msg}")
+                    .expect("valid template"),
             ),
         None => ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr()).with_style(
             ProgressStyle::with_template("{spinner} {bytes} | {msg}").expect("valid template"),

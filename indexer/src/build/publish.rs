@@ -128,7 +128,10 @@ fn remove_superseded(out: &Path, current: &ShardId) -> Result<()> {
             continue;
         };
         if same_slice(&id, current.node, current.nodes) && id.shards != current.shards {
-            tracing::warn!("removing shard {id}: superseded by this build's {} shards", current.shards);
+            tracing::warn!(
+                "removing shard {id}: superseded by this build's {} shards",
+                current.shards
+            );
             let path = entry.path();
             fs::remove_dir_all(&path).map_err(|e| Error::io(&path, e))?;
         }

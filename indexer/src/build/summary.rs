@@ -128,8 +128,19 @@ mod tests {
         assert_eq!(summary.mb_per_s, 1.0);
         let json = serde_json::to_value(&summary).unwrap();
         for key in [
-            "docs", "skipped", "seconds", "docs_per_s", "mb_per_s", "index_bytes", "shards",
-            "pages", "articles", "redirects", "other_namespaces", "cpu_seconds", "peak_rss_mb",
+            "docs",
+            "skipped",
+            "seconds",
+            "docs_per_s",
+            "mb_per_s",
+            "index_bytes",
+            "shards",
+            "pages",
+            "articles",
+            "redirects",
+            "other_namespaces",
+            "cpu_seconds",
+            "peak_rss_mb",
         ] {
             assert!(json.get(key).is_some(), "missing {key}");
         }

@@ -39,6 +39,8 @@ const INDEXERS: usize = 2;
 const SHARDS_PER_INDEXER: usize = 3;
 const NODES: usize = 3;
 const REPLICATION: usize = 2;
+/// Queries whose answers are compared between the front-end and the single index.
+const AGREEMENT_QUERIES: usize = 100;
 /// Concurrency levels compared.
 const LEVELS: [usize; 2] = [1, 8];
 
@@ -89,6 +91,10 @@ pub struct Goals {
     pub qps_vs_single_http: f64,
     /// Front-end QPS at c=8 / in-process QPS on 8 threads (stretch ≥ 0.7).
     pub qps_vs_in_process: f64,
+    /// Queries (of the first [`AGREEMENT_QUERIES`]) whose top-10 ids, in order, were the
+    /// same from the front-end and the single index: the two serve the same documents.
+    pub top10_identical: usize,
+    pub top10_compared: usize,
 }
 
 /// Runs `searcher baseline compare`.
@@ -135,6 +141,7 @@ pub fn run(args: &CompareArgs, searcher: &Path) -> anyhow::Result<(Vec<Measureme
             .with_context(|| format!("the {name} never answered"))?;
     }
 
+    let agreement = runtime.block_on(same_top10(&frontend, &single_http, &queries))?;
     let mut measurements = Vec::new();
     for (setup, url) in [
         ("front-end (6 shards, R=2, 3 nodes)", &frontend),
@@ -167,7 +174,8 @@ pub fn run(args: &CompareArgs, searcher: &Path) -> anyhow::Result<(Vec<Measureme
             report,
         });
     }
-    let goals = goals(&measurements)?;
+    let mut goals = goals(&measurements)?;
+    (goals.top10_identical, goals.top10_compared) = agreement;
     Ok((measurements, goals))
 }
 
@@ -220,8 +228,11 @@ fn build_indexes(searcher: &Path, work: &Path, pages: u64, rebuild: bool) -> any
             let _ = std::fs::remove_dir_all(path);
         }
         let _ = std::fs::remove_file(&dump);
+        let _ = std::fs::remove_file(corpus::synth::index_path(&dump));
     }
-    if !dump.is_file() {
+    // The multistream index lets every indexer seek straight to its slice.
+    let dump_index = corpus::synth::index_path(&dump);
+    if !(dump.is_file() && dump_index.is_file()) {
         eprintln!(
             "generating {pages} synthetic pages into {} ...",
             dump.display()
@@ -235,38 +246,44 @@ fn build_indexes(searcher: &Path, work: &Path, pages: u64, rebuild: bool) -> any
         let _ = std::fs::remove_dir_all(&store);
         eprintln!("building {} shards ...", INDEXERS * SHARDS_PER_INDEXER);
         for node in 0..INDEXERS {
-            let mut build =
-                build_command(searcher, &dump, &store, SHARDS_PER_INDEXER, node, INDEXERS);
+            let slice = Slice {
+                shards: SHARDS_PER_INDEXER,
+                node,
+                nodes: INDEXERS,
+            };
+            let mut build = build_command(searcher, &dump, &dump_index, &store, slice);
             run_step("indexer build (cluster)", &mut build)?;
         }
     }
     if count_shards(&single) != 1 {
         let _ = std::fs::remove_dir_all(&single);
         eprintln!("building the single index ...");
-        run_step(
-            "indexer build (single)",
-            &mut build_command(searcher, &dump, &single, 1, 0, 1),
-        )?;
+        let slice = Slice {
+            shards: 1,
+            node: 0,
+            nodes: 1,
+        };
+        let mut build = build_command(searcher, &dump, &dump_index, &single, slice);
+        run_step("indexer build (single)", &mut build)?;
     }
     Ok(Built { store, single })
 }
 
-fn build_command(
-    searcher: &Path,
-    dump: &Path,
-    out: &Path,
+/// Which part of the corpus one indexer process builds, into how many shards.
+#[derive(Clone, Copy)]
+struct Slice {
     shards: usize,
     node: usize,
     nodes: usize,
-) -> Command {
+}
+
+fn build_command(searcher: &Path, dump: &Path, index: &Path, out: &Path, slice: Slice) -> Command {
     let mut command = Command::new(searcher);
-    command
-        .args(["indexer", "build", "--input"])
-        .arg(dump)
-        .arg("--out")
-        .arg(out);
-    command.args(["--shards", &shards.to_string()]);
-    command.args(["--node", &node.to_string(), "--nodes", &nodes.to_string()]);
+    command.args(["indexer", "build", "--input"]).arg(dump);
+    command.arg("--index").arg(index).arg("--out").arg(out);
+    command.args(["--shards", &slice.shards.to_string()]);
+    command.args(["--node", &slice.node.to_string()]);
+    command.args(["--nodes", &slice.nodes.to_string()]);
     command
 }
 
@@ -343,6 +360,43 @@ fn start_single_http(
     Ok(format!("http://{addr}"))
 }
 
+/// How many of the first [`AGREEMENT_QUERIES`] queries get the same top-10 ids, in
+/// order, from both servers.
+async fn same_top10(
+    frontend: &str,
+    single: &str,
+    queries: &[BenchQuery],
+) -> anyhow::Result<(usize, usize)> {
+    let client = loadgen::http_client(1);
+    let mut identical = 0;
+    let compared = queries.len().min(AGREEMENT_QUERIES);
+    for query in &queries[..compared] {
+        let cluster = top10_ids(&client, frontend, &query.text).await?;
+        let one_index = top10_ids(&client, single, &query.text).await?;
+        identical += usize::from(cluster == one_index);
+    }
+    Ok((identical, compared))
+}
+
+async fn top10_ids(
+    client: &loadgen::HttpClient,
+    base: &str,
+    query: &str,
+) -> anyhow::Result<Vec<u64>> {
+    use http_body_util::BodyExt;
+    let uri: http::Uri =
+        format!("{base}/search?q={}&size=10", loadgen::percent_encode(query)).parse()?;
+    let response = client
+        .get(uri)
+        .await
+        .with_context(|| format!("GET {base}/search"))?;
+    let body = response.into_body().collect().await?.to_bytes();
+    let page: serde_json::Value = serde_json::from_slice(&body)
+        .with_context(|| format!("{base}: the answer to {query:?} is not JSON"))?;
+    let hits = page["hits"].as_array().cloned().unwrap_or_default();
+    Ok(hits.iter().filter_map(|hit| hit["id"].as_u64()).collect())
+}
+
 /// Waits until a search answers 200 with every shard (not partial).
 async fn wait_until_serving(
     procs: &Processes,
@@ -392,6 +446,8 @@ fn goals(measurements: &[Measurement]) -> anyhow::Result<Goals> {
         p50_goal_met: frontend_p50 <= in_process_p50 + 0.5,
         qps_vs_single_http: ratio(frontend_8.overall.qps, http_8.overall.qps),
         qps_vs_in_process: ratio(frontend_8.overall.qps, in_process_8.overall.qps),
+        top10_identical: 0,
+        top10_compared: 0,
     })
 }
 
@@ -431,10 +487,16 @@ pub fn render(measurements: &[Measurement], goals: &Goals) -> String {
         }
         let _ = writeln!(out);
     }
+    let _ = writeln!(
+        out,
+        "\nsame documents: identical top-10 ids from the front-end and the single index \
+         for {} of {} queries",
+        goals.top10_identical, goals.top10_compared
+    );
     let verdict = |met: bool| if met { "met" } else { "MISSED" };
     let _ = writeln!(
         out,
-        "\ngoal p50 c=1: front-end {:.3} ms <= in-process {:.3} ms + 0.5 ms: {}",
+        "goal p50 c=1: front-end {:.3} ms <= in-process {:.3} ms + 0.5 ms: {}",
         goals.frontend_p50_c1_ms,
         goals.in_process_p50_t1_ms,
         verdict(goals.p50_goal_met)

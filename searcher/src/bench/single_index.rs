@@ -20,8 +20,9 @@ use tantivy::{Index, IndexReader, ReloadPolicy, Searcher, TantivyDocument};
 
 use crate::error::{Error, Result};
 
-/// Longest snippet, in characters (what the page shows under a title).
-pub const SNIPPET_CHARS: usize = 200;
+/// Longest snippet, in characters: what the front-end asks its nodes for
+/// (`frontend::root::SNIPPET_CHARS`), so both do the same work.
+pub const SNIPPET_CHARS: usize = crate::frontend::root::SNIPPET_CHARS as usize;
 /// Largest page size, as the front-end's API allows.
 pub const MAX_SIZE: usize = 100;
 /// Deepest result asked for (`from + size`), as the front-end's API allows.

@@ -101,8 +101,8 @@ pub struct FailoverCounters {
 }
 
 impl FailoverCounters {
-    /// Sums the counters of a Prometheus text exposition whose names contain `hedge` or
-    /// `retr`. Only counters count (a gauge such as a hedge budget, or a histogram of
+    /// Sums the counters of a Prometheus text exposition whose names contain `hedge` (but
+    /// not `won`) or `retr`. Only counters count (a gauge such as a hedge budget, or a histogram of
     /// hedge delays, would make the difference meaningless).
     pub fn parse(text: &str) -> Self {
         let types = metric_types(text);
@@ -119,7 +119,8 @@ impl FailoverCounters {
                 continue;
             }
             let lower = name.to_ascii_lowercase();
-            if lower.contains("hedge") {
+            // Hedges that won the race are a subset of the hedges, not more of them.
+            if lower.contains("hedge") && !lower.contains("won") {
                 sums.hedges += value as u64;
             }
             if lower.contains("retr") {
@@ -251,6 +252,8 @@ mod tests {
 frontend_hedges_total{node="n1"} 3
 frontend_hedges_total{node="n2"} 4
 frontend_hedges_created{node="n2"} 1700000000.0
+# TYPE frontend_hedges_won counter
+frontend_hedges_won_total 5
 # TYPE frontend_hedge_delay_seconds histogram
 frontend_hedge_delay_seconds_bucket{le="0.005"} 99
 frontend_hedge_delay_seconds_count 99

@@ -51,7 +51,8 @@ struct Stamp {
 
 impl Stamp {
     fn of(plan: &BuildPlan) -> anyhow::Result<Self> {
-        let meta = std::fs::metadata(&plan.dump).with_context(|| format!("cannot read {}", plan.dump.display()))?;
+        let meta = std::fs::metadata(&plan.dump)
+            .with_context(|| format!("cannot read {}", plan.dump.display()))?;
         Ok(Stamp {
             input: plan.dump.clone(),
             input_bytes: meta.len(),
@@ -116,16 +117,19 @@ pub async fn ensure_built(
         Outcome::Built => {}
         other => return Ok(other),
     }
-    reusable_store(data, plan).context("the indexers finished but the shard store is incomplete")?;
+    reusable_store(data, plan)
+        .context("the indexers finished but the shard store is incomplete")?;
     let text = serde_json::to_string_pretty(&stamp)?;
-    std::fs::write(&stamp_path, text).with_context(|| format!("cannot write {}", stamp_path.display()))?;
+    std::fs::write(&stamp_path, text)
+        .with_context(|| format!("cannot write {}", stamp_path.display()))?;
     Ok(Outcome::Built)
 }
 
 /// Why the existing build cannot be reused, if it cannot.
 fn reusable(data: &Path, plan: &BuildPlan, stamp: &Stamp, stamp_path: &Path) -> Result<(), String> {
     let text = std::fs::read_to_string(stamp_path).map_err(|_| "no previous build".to_string())?;
-    let previous: Stamp = serde_json::from_str(&text).map_err(|_| "unreadable build stamp".to_string())?;
+    let previous: Stamp =
+        serde_json::from_str(&text).map_err(|_| "unreadable build stamp".to_string())?;
     if previous != *stamp {
         return Err("the input or the settings changed since the last build".into());
     }
@@ -147,14 +151,27 @@ fn reusable_store(data: &Path, plan: &BuildPlan) -> anyhow::Result<()> {
     for manifest in store.shard_manifests()? {
         let manifest = manifest.map_err(anyhow::Error::msg)?;
         if manifest.schema != schema {
-            bail!("shard {} has schema {}, expected {schema}", manifest.shard, manifest.schema);
+            bail!(
+                "shard {} has schema {}, expected {schema}",
+                manifest.shard,
+                manifest.schema
+            );
         }
         found.insert(manifest.shard);
     }
     let expected = plan.expected_shards()?;
     if found != expected {
-        let show = |s: &BTreeSet<ShardId>| s.iter().map(|id| id.to_string()).collect::<Vec<_>>().join(" ");
-        bail!("expected shards [{}], found [{}]", show(&expected), show(&found));
+        let show = |s: &BTreeSet<ShardId>| {
+            s.iter()
+                .map(|id| id.to_string())
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        bail!(
+            "expected shards [{}], found [{}]",
+            show(&expected),
+            show(&found)
+        );
     }
     Ok(())
 }
@@ -205,7 +222,8 @@ async fn run_indexers(
     for node in 0..plan.indexers {
         let name = format!("indexer-{node}");
         let summary = procs.log_path(&format!("{name}.summary"));
-        let stdout = std::fs::File::create(&summary).with_context(|| format!("cannot create {}", summary.display()))?;
+        let stdout = std::fs::File::create(&summary)
+            .with_context(|| format!("cannot create {}", summary.display()))?;
         let mut command = Command::new(&exe);
         command
             .arg("indexer")
@@ -305,7 +323,10 @@ mod tests {
         let plan = plan(dir.path());
         let stamp = Stamp::of(&plan).unwrap();
         assert_eq!(stamp, Stamp::of(&plan).unwrap());
-        let more_shards = BuildPlan { shards: 4, ..plan.clone() };
+        let more_shards = BuildPlan {
+            shards: 4,
+            ..plan.clone()
+        };
         assert_ne!(stamp, Stamp::of(&more_shards).unwrap());
         std::fs::write(&plan.dump, "<mediawiki></mediawiki>").unwrap();
         assert_ne!(stamp, Stamp::of(&plan).unwrap());

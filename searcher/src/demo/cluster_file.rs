@@ -24,7 +24,12 @@ pub fn node_id(i: usize) -> String {
 
 /// Writes the cluster file for `nodes` nodes and returns its path and the loaded (resolved,
 /// validated) configuration.
-pub fn write(data: &Path, nodes: usize, replication: usize, listen: SocketAddr) -> anyhow::Result<(PathBuf, ClusterConfig)> {
+pub fn write(
+    data: &Path,
+    nodes: usize,
+    replication: usize,
+    listen: SocketAddr,
+) -> anyhow::Result<(PathBuf, ClusterConfig)> {
     let ports = free_ports(nodes)?;
     let config = ClusterConfig {
         shard_store: PathBuf::from(SHARD_STORE),
@@ -43,7 +48,8 @@ pub fn write(data: &Path, nodes: usize, replication: usize, listen: SocketAddr) 
     };
     let path = data.join(CLUSTER_FILE);
     config.save(&path)?;
-    let loaded = ClusterConfig::load(&path).context("the demo wrote a cluster file it cannot read back")?;
+    let loaded =
+        ClusterConfig::load(&path).context("the demo wrote a cluster file it cannot read back")?;
     Ok((path, loaded))
 }
 
@@ -75,7 +81,10 @@ mod tests {
         assert_eq!(config.frontend.listen, listen);
         let ids: Vec<&str> = config.nodes.iter().map(|n| n.id.as_str()).collect();
         assert_eq!(ids, ["node-1", "node-2", "node-3"]);
-        assert_eq!(config.node("node-2").unwrap().data_dir(), dir.path().join("nodes/node-2"));
+        assert_eq!(
+            config.node("node-2").unwrap().data_dir(),
+            dir.path().join("nodes/node-2")
+        );
         let mut ports: Vec<u16> = config.nodes.iter().map(|n| n.rpc.port()).collect();
         ports.sort_unstable();
         ports.dedup();

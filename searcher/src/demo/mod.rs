@@ -70,7 +70,8 @@ pub fn run_cli(args: DemoArgs) -> anyhow::Result<()> {
     check_settings(&args)?;
     let dump = check_dump(&args.dump)?;
     check_port_free(args.listen)?;
-    std::fs::create_dir_all(&args.data).with_context(|| format!("cannot create {}", args.data.display()))?;
+    std::fs::create_dir_all(&args.data)
+        .with_context(|| format!("cannot create {}", args.data.display()))?;
     let data = args
         .data
         .canonicalize()
@@ -106,14 +107,20 @@ async fn run_cluster(
     procs: &mut Processes,
     stop: &mut StopSignals,
 ) -> anyhow::Result<()> {
-    if let Outcome::Interrupted = build::ensure_built(data, plan, args.rebuild, procs, stop).await? {
+    if let Outcome::Interrupted = build::ensure_built(data, plan, args.rebuild, procs, stop).await?
+    {
         return Ok(());
     }
     let (config_path, config) = cluster_file::write(data, args.nodes, args.replicas, args.listen)?;
     let exe = std::env::current_exe().context("cannot find the searcher executable")?;
     for node in &config.nodes {
         let mut command = Command::new(&exe);
-        command.arg("node").arg("--config").arg(&config_path).arg("--id").arg(&node.id);
+        command
+            .arg("node")
+            .arg("--config")
+            .arg(&config_path)
+            .arg("--id")
+            .arg(&node.id);
         procs.spawn(&node.id, &mut command, false)?;
     }
     let mut command = Command::new(&exe);
@@ -126,7 +133,8 @@ async fn run_cluster(
     procs.spawn("frontend", &mut command, false)?;
     println!("Starting {} nodes and the front-end...", config.nodes.len());
     let frontend = Frontend::new(args.listen)?;
-    let Some(doc) = status::wait_ready(&frontend, &config, procs, stop, START_TIMEOUT).await? else {
+    let Some(doc) = status::wait_ready(&frontend, &config, procs, stop, START_TIMEOUT).await?
+    else {
         return Ok(());
     };
     status::print_ready(&doc, &config, procs, &config_path, data);
@@ -134,7 +142,11 @@ async fn run_cluster(
 }
 
 /// Reports children that exit until a stop signal; the front-end exiting ends the demo.
-async fn supervise(procs: &mut Processes, stop: &mut StopSignals, config_path: &Path) -> anyhow::Result<()> {
+async fn supervise(
+    procs: &mut Processes,
+    stop: &mut StopSignals,
+    config_path: &Path,
+) -> anyhow::Result<()> {
     loop {
         for exited in procs.reap_exited() {
             if exited.name == "frontend" {
@@ -189,7 +201,7 @@ fn check_settings(args: &DemoArgs) -> anyhow::Result<()> {
     if args.indexers == 0 || args.shards == 0 || args.nodes == 0 {
         bail!("--indexers, --shards and --nodes must be at least 1");
     }
-    if args.shards % args.indexers != 0 {
+    if !args.shards.is_multiple_of(args.indexers) {
         bail!(
             "--shards {} is not a multiple of --indexers {}: every indexer builds the same number of shards",
             args.shards,
@@ -210,9 +222,14 @@ fn check_settings(args: &DemoArgs) -> anyhow::Result<()> {
 fn check_dump(dump: &Path) -> anyhow::Result<PathBuf> {
     match dump.canonicalize() {
         Ok(path) if path.is_file() => Ok(path),
-        Ok(path) => bail!("{} is not a file: pass --dump PATH to a Wikipedia XML dump", path.display()),
+        Ok(path) => bail!(
+            "{} is not a file: pass --dump PATH to a Wikipedia XML dump",
+            path.display()
+        ),
         Err(e) => {
-            let cwd = std::env::current_dir().map(|d| d.display().to_string()).unwrap_or_default();
+            let cwd = std::env::current_dir()
+                .map(|d| d.display().to_string())
+                .unwrap_or_default();
             let hint = if dump == Path::new(DEFAULT_DUMP) {
                 " (the sample dump is looked for relative to the current directory: run the demo \
                  from the repository root)"
@@ -291,18 +308,26 @@ mod tests {
 
     #[test]
     fn bad_settings_are_clear_errors() {
-        let err = check_settings(&args(&["--shards", "5"])).unwrap_err().to_string();
+        let err = check_settings(&args(&["--shards", "5"]))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("not a multiple"), "{err}");
-        let err = check_settings(&args(&["--replicas", "4"])).unwrap_err().to_string();
+        let err = check_settings(&args(&["--replicas", "4"]))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("between 1 and --nodes 3"), "{err}");
-        let err = check_dump(Path::new("/no/such/dump.xml.bz2")).unwrap_err().to_string();
+        let err = check_dump(Path::new("/no/such/dump.xml.bz2"))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("Pass --dump PATH"), "{err}");
     }
 
     #[test]
     fn a_taken_port_is_a_clear_error() {
         let taken = TcpListener::bind("127.0.0.1:0").unwrap();
-        let err = check_port_free(taken.local_addr().unwrap()).unwrap_err().to_string();
+        let err = check_port_free(taken.local_addr().unwrap())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("already in use"), "{err}");
     }
 

@@ -63,9 +63,15 @@ impl Processes {
 
     /// Starts `command` as child `name`: stdin closed, stderr (and stdout unless the caller
     /// already redirected it) into a fresh `<name>.log`, killed if the demo dies.
-    pub fn spawn(&mut self, name: &str, command: &mut Command, own_stdout: bool) -> anyhow::Result<u32> {
+    pub fn spawn(
+        &mut self,
+        name: &str,
+        command: &mut Command,
+        own_stdout: bool,
+    ) -> anyhow::Result<u32> {
         let log_path = self.log_path(name);
-        let log = File::create(&log_path).with_context(|| format!("cannot create {}", log_path.display()))?;
+        let log = File::create(&log_path)
+            .with_context(|| format!("cannot create {}", log_path.display()))?;
         if !own_stdout {
             command.stdout(log.try_clone()?);
         }
@@ -141,7 +147,14 @@ fn die_with_parent(command: &mut Command) {
     // system calls (prctl, getppid) without allocating.
     unsafe {
         command.pre_exec(move || {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) != 0 {
+            if libc::prctl(
+                libc::PR_SET_PDEATHSIG,
+                libc::SIGKILL as libc::c_ulong,
+                0,
+                0,
+                0,
+            ) != 0
+            {
                 return Err(io::Error::last_os_error());
             }
             if libc::getppid() != demo_pid {
@@ -188,7 +201,10 @@ pub fn log_tail(path: &Path, lines: usize) -> String {
             if tail.is_empty() {
                 "    (empty)".to_string()
             } else {
-                tail.iter().map(|l| format!("    {l}")).collect::<Vec<_>>().join("\n")
+                tail.iter()
+                    .map(|l| format!("    {l}"))
+                    .collect::<Vec<_>>()
+                    .join("\n")
             }
         }
         Err(e) => format!("    (cannot read {}: {e})", path.display()),
@@ -202,22 +218,37 @@ mod tests {
     #[test]
     fn children_are_reaped_and_stopped() {
         let dir = tempfile::tempdir().unwrap();
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
         let mut procs = Processes::new(dir.path().join("logs")).unwrap();
         let quick = procs
-            .spawn("quick", Command::new("sh").args(["-c", "echo hello >&2; exit 3"]), false)
+            .spawn(
+                "quick",
+                Command::new("sh").args(["-c", "echo hello >&2; exit 3"]),
+                false,
+            )
             .unwrap();
-        let slow = procs.spawn("slow", Command::new("sleep").arg("600"), false).unwrap();
+        let slow = procs
+            .spawn("slow", Command::new("sleep").arg("600"), false)
+            .unwrap();
         let deadline = Instant::now() + Duration::from_secs(30);
         while procs.get("quick").unwrap().exit().is_none() {
             procs.reap_exited();
             assert!(Instant::now() < deadline, "quick child never exited");
             std::thread::sleep(POLL_EVERY);
         }
-        assert_eq!(describe_exit(procs.get("quick").unwrap().exit()), "exit code 3");
+        assert_eq!(
+            describe_exit(procs.get("quick").unwrap().exit()),
+            "exit code 3"
+        );
         assert!(log_tail(&procs.log_path("quick"), 5).contains("hello"));
         assert_ne!(quick, slow);
         runtime.block_on(procs.stop_all());
-        assert_eq!(describe_exit(procs.get("slow").unwrap().exit()), "killed by signal 15");
+        assert_eq!(
+            describe_exit(procs.get("slow").unwrap().exit()),
+            "killed by signal 15"
+        );
     }
 }

@@ -87,7 +87,13 @@ fn not_ready(doc: &ClusterDoc, id: &str, pid: u32) -> Option<String> {
             None => "not answering yet".into(),
         });
     }
-    (node.state != "up").then(|| format!("{} ({})", node.state, node.last_error.as_deref().unwrap_or("no error")))
+    (node.state != "up").then(|| {
+        format!(
+            "{} ({})",
+            node.state,
+            node.last_error.as_deref().unwrap_or("no error")
+        )
+    })
 }
 
 /// Waits until the front-end answers and reports every node up with the pid the demo
@@ -138,7 +144,12 @@ pub async fn wait_ready(
     }
 }
 
-fn timeout_report(timeout: Duration, pending: &str, config: &ClusterConfig, procs: &Processes) -> String {
+fn timeout_report(
+    timeout: Duration,
+    pending: &str,
+    config: &ClusterConfig,
+    procs: &Processes,
+) -> String {
     let mut report = format!("the cluster did not come up within {timeout:?}: {pending}");
     let names = std::iter::once("frontend").chain(config.nodes.iter().map(|n| n.id.as_str()));
     for name in names {
@@ -155,7 +166,13 @@ fn timeout_report(timeout: Duration, pending: &str, config: &ClusterConfig, proc
 }
 
 /// The banner printed once the cluster is up.
-pub fn print_ready(doc: &ClusterDoc, config: &ClusterConfig, procs: &Processes, config_path: &Path, data: &Path) {
+pub fn print_ready(
+    doc: &ClusterDoc,
+    config: &ClusterConfig,
+    procs: &Processes,
+    config_path: &Path,
+    data: &Path,
+) {
     let listen = config.frontend.listen;
     println!();
     println!("Search page:  http://{listen}/");
@@ -169,7 +186,10 @@ pub fn print_ready(doc: &ClusterDoc, config: &ClusterConfig, procs: &Processes, 
         config.replication
     );
     println!();
-    println!("  {:<10} {:>8} {:>7}  shards held", "process", "pid", "port");
+    println!(
+        "  {:<10} {:>8} {:>7}  shards held",
+        "process", "pid", "port"
+    );
     for node in &config.nodes {
         let pid = procs.get(&node.id).map_or(0, |m| m.pid);
         let held = doc
@@ -178,10 +198,20 @@ pub fn print_ready(doc: &ClusterDoc, config: &ClusterConfig, procs: &Processes, 
             .find(|n| n.id == node.id)
             .map(|n| n.replicas.join(" "))
             .unwrap_or_default();
-        println!("  {:<10} {:>8} {:>7}  {held}", node.id, pid, node.rpc.port());
+        println!(
+            "  {:<10} {:>8} {:>7}  {held}",
+            node.id,
+            pid,
+            node.rpc.port()
+        );
     }
     if let Some(frontend) = procs.get("frontend") {
-        println!("  {:<10} {:>8} {:>7}  (front-end)", "frontend", frontend.pid, listen.port());
+        println!(
+            "  {:<10} {:>8} {:>7}  (front-end)",
+            "frontend",
+            frontend.pid,
+            listen.port()
+        );
     }
     if let Some(first) = config.nodes.first() {
         let pid = procs.get(&first.id).map_or(0, |m| m.pid);
@@ -191,7 +221,10 @@ pub fn print_ready(doc: &ClusterDoc, config: &ClusterConfig, procs: &Processes, 
             restart_command(config_path, &first.id)
         );
     }
-    println!("Logs are in {}. Ctrl-C stops the cluster.", data.join("logs").display());
+    println!(
+        "Logs are in {}. Ctrl-C stops the cluster.",
+        data.join("logs").display()
+    );
 }
 
 /// The exact shell command that starts node `id` again (it works while the demo runs:
@@ -201,7 +234,12 @@ pub fn restart_command(config_path: &Path, id: &str) -> String {
         .map(|p| p.display().to_string())
         .unwrap_or_else(|_| "searcher".into());
     let config = config_path.display().to_string();
-    format!("{} node --config {} --id {}", shell_quote(&exe), shell_quote(&config), shell_quote(id))
+    format!(
+        "{} node --config {} --id {}",
+        shell_quote(&exe),
+        shell_quote(&config),
+        shell_quote(id)
+    )
 }
 
 /// Quotes a word for a POSIX shell, only when it needs it.
@@ -240,7 +278,9 @@ mod tests {
         .unwrap();
         assert_eq!(not_ready(&doc, "node-1", 42), None);
         assert!(not_ready(&doc, "node-1", 43).is_some());
-        assert!(not_ready(&doc, "node-2", 9).unwrap().contains("connection refused"));
+        assert!(not_ready(&doc, "node-2", 9)
+            .unwrap()
+            .contains("connection refused"));
         assert!(not_ready(&doc, "node-3", 7).unwrap().contains("down"));
         assert!(not_ready(&doc, "node-4", 1).unwrap().contains("not listed"));
     }

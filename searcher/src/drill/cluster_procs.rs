@@ -168,11 +168,22 @@ impl Monitor {
 
     /// The node's latest (state, pid).
     pub fn latest(&self, node: &str) -> Option<(String, Option<u32>)> {
-        self.seen.lock().expect("monitor lock").latest.get(node).cloned()
+        self.seen
+            .lock()
+            .expect("monitor lock")
+            .latest
+            .get(node)
+            .cloned()
     }
 
     /// First time at or after `since` the node was seen in `state` (with `pid`, if given).
-    pub fn first_seen(&self, node: &str, state: &str, since: Instant, pid: Option<u32>) -> Option<Instant> {
+    pub fn first_seen(
+        &self,
+        node: &str,
+        state: &str,
+        since: Instant,
+        pid: Option<u32>,
+    ) -> Option<Instant> {
         let seen = self.seen.lock().expect("monitor lock");
         seen.transitions
             .iter()

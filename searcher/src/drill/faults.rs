@@ -134,7 +134,11 @@ impl Drop for Healer {
         for node in std::mem::take(&mut self.killed) {
             match cluster_procs::start_node(&self.config, &node, &self.log_dir) {
                 Ok((child, log)) => {
-                    eprintln!("drill: started node {node} again (pid {}, log {})", child.id(), log.display());
+                    eprintln!(
+                        "drill: started node {node} again (pid {}, log {})",
+                        child.id(),
+                        log.display()
+                    );
                 }
                 Err(err) => eprintln!("drill: cannot start node {node} again: {err:#}"),
             }
@@ -248,7 +252,10 @@ async fn heal(
                 bail!("node {node} (pid {old}) is still running after SIGKILL");
             }
             let pid = healer.start(&node)?;
-            (ctx.event)(Instant::now(), format!("started node {node} again (pid {pid})"));
+            (ctx.event)(
+                Instant::now(),
+                format!("started node {node} again (pid {pid})"),
+            );
         }
         Fault::Stop => {
             let pid = pid_of(outcome)?;
@@ -295,14 +302,21 @@ async fn restart_one(
     }
     let new_pid = healer.start(&node)?;
     outcome.healed_at = Some(Instant::now());
-    (ctx.event)(Instant::now(), format!("node {node} exited; started again (pid {new_pid})"));
+    (ctx.event)(
+        Instant::now(),
+        format!("node {node} exited; started again (pid {new_pid})"),
+    );
     wait_serving(outcome, true, ctx).await;
     Ok(())
 }
 
 async fn wait_serving(outcome: &mut TargetOutcome, pid_must_change: bool, ctx: &FaultContext) {
     let since = outcome.healed_at.unwrap_or_else(Instant::now);
-    let old_pid = if pid_must_change { outcome.pid_before } else { None };
+    let old_pid = if pid_must_change {
+        outcome.pid_before
+    } else {
+        None
+    };
     outcome.serving_at = ctx
         .monitor
         .wait_up(&outcome.node, since, old_pid, REJOIN_TIMEOUT)

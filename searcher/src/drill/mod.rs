@@ -116,8 +116,15 @@ pub async fn run(args: DrillArgs) -> anyhow::Result<()> {
 
     let monitor_printer = printer.clone();
     let (monitor, monitor_task) = Monitor::start(plan.frontend.clone(), move |t| {
-        let error = t.last_error.as_deref().map(|e| format!(" ({e})")).unwrap_or_default();
-        monitor_printer.event(t.at, format!("/cluster: node {} {} → {}{error}", t.node, t.from, t.to));
+        let error = t
+            .last_error
+            .as_deref()
+            .map(|e| format!(" ({e})"))
+            .unwrap_or_default();
+        monitor_printer.event(
+            t.at,
+            format!("/cluster: node {} {} → {}{error}", t.node, t.from, t.to),
+        );
     });
     let load = start_load(&args, &plan, printer.clone())?;
 
@@ -132,7 +139,13 @@ pub async fn run(args: DrillArgs) -> anyhow::Result<()> {
     let heal_after = secs(args.heal_after);
     let probes = probe_during(&plan, &printer, inject_at, heal_after, args.fault);
     let (outcomes, probes) = tokio::join!(
-        faults::run_fault(args.fault, plan.targets.clone(), inject_at, heal_after, &ctx),
+        faults::run_fault(
+            args.fault,
+            plan.targets.clone(),
+            inject_at,
+            heal_after,
+            &ctx
+        ),
         probes
     );
     let outcomes: Vec<TargetOutcome> = outcomes?;
@@ -159,7 +172,10 @@ fn secs(s: f64) -> Duration {
 }
 
 fn log_dir(config_path: &Path) -> PathBuf {
-    config_path.parent().unwrap_or(Path::new(".")).join("drill-logs")
+    config_path
+        .parent()
+        .unwrap_or(Path::new("."))
+        .join("drill-logs")
 }
 
 fn describe(args: &DrillArgs, plan: &Plan) -> String {
@@ -173,7 +189,10 @@ fn describe(args: &DrillArgs, plan: &Plan) -> String {
     } else {
         String::new()
     };
-    let shard = plan.shard.map(|s| format!(" (shard {s})")).unwrap_or_default();
+    let shard = plan
+        .shard
+        .map(|s| format!(" (shard {s})"))
+        .unwrap_or_default();
     format!(
         "drill: {} of node(s) {}{shard} at {} s{heal}; {} s of load at {load} against {}",
         args.fault.name(),
@@ -198,7 +217,10 @@ async fn plan(args: &DrillArgs) -> anyhow::Result<Plan> {
     } else {
         listen.ip().to_string()
     };
-    let frontend = Frontend::new(format!("http://{}", std::net::SocketAddr::new(host.parse()?, listen.port())));
+    let frontend = Frontend::new(format!(
+        "http://{}",
+        std::net::SocketAddr::new(host.parse()?, listen.port())
+    ));
     let cluster = frontend.cluster().await.with_context(|| {
         format!(
             "the front-end at {} does not answer: start the cluster first (searcher demo, or \
@@ -213,16 +235,24 @@ async fn plan(args: &DrillArgs) -> anyhow::Result<Plan> {
             .node(&id)
             .with_context(|| format!("the front-end does not report node {id}"))?;
         if seen.state != "up" {
-            bail!("node {id} is {:?}, not up: heal the cluster before drilling", seen.state);
+            bail!(
+                "node {id} is {:?}, not up: heal the cluster before drilling",
+                seen.state
+            );
         }
-        let pid = seen.pid.with_context(|| format!("the front-end reports no pid for node {id}"))?;
+        let pid = seen
+            .pid
+            .with_context(|| format!("the front-end reports no pid for node {id}"))?;
         if cluster_procs::process_gone(pid) {
             bail!("node {id} has pid {pid}, which is not a process on this machine");
         }
         targets.push((id.clone(), Some(pid), config.node(&id)?.rpc.port()));
     }
     for node in cluster.nodes.iter().filter(|n| n.state != "up") {
-        eprintln!("drill: warning: node {} is {} before the drill", node.id, node.state);
+        eprintln!(
+            "drill: warning: node {} is {} before the drill",
+            node.id, node.state
+        );
     }
     let queries = load_queries(args)?;
     let mode = match (args.rate, args.concurrency) {
@@ -243,13 +273,21 @@ async fn plan(args: &DrillArgs) -> anyhow::Result<Plan> {
 }
 
 fn validate_args(args: &DrillArgs) -> anyhow::Result<()> {
-    for (name, value) in [("--at", args.at), ("--heal-after", args.heal_after), ("--duration", args.duration)] {
-        if !value.is_finite() || value < 0.0 || value > 86_400.0 {
+    for (name, value) in [
+        ("--at", args.at),
+        ("--heal-after", args.heal_after),
+        ("--duration", args.duration),
+    ] {
+        if !value.is_finite() || !(0.0..=86_400.0).contains(&value) {
             bail!("{name} must be a number of seconds between 0 and 86400, not {value}");
         }
     }
     if args.duration <= args.at {
-        bail!("--duration ({} s) must be longer than --at ({} s)", args.duration, args.at);
+        bail!(
+            "--duration ({} s) must be longer than --at ({} s)",
+            args.duration,
+            args.at
+        );
     }
     match args.fault {
         Fault::KillShard if args.node.is_some() => bail!("kill-shard takes --shard, not --node"),
@@ -260,7 +298,13 @@ fn validate_args(args: &DrillArgs) -> anyhow::Result<()> {
         _ if args.shard.is_some() => bail!("--shard only applies to kill-shard"),
         _ => {}
     }
-    let needed = args.at + if args.fault.uses_heal_after() { args.heal_after } else { 0.0 } + 5.0;
+    let needed = args.at
+        + if args.fault.uses_heal_after() {
+            args.heal_after
+        } else {
+            0.0
+        }
+        + 5.0;
     if args.duration < needed {
         eprintln!(
             "drill: warning: --duration {} s leaves little or no load after the heal; \
@@ -277,7 +321,11 @@ fn resolve_targets(
     config: &ClusterConfig,
 ) -> anyhow::Result<(Option<ShardId>, Option<f64>, Vec<String>)> {
     match args.fault {
-        Fault::RollingRestart => Ok((None, None, config.nodes.iter().map(|n| n.id.clone()).collect())),
+        Fault::RollingRestart => Ok((
+            None,
+            None,
+            config.nodes.iter().map(|n| n.id.clone()).collect(),
+        )),
         Fault::KillShard => {
             let mut docs = Vec::new();
             for manifest in config.shard_manifests()? {
@@ -285,8 +333,13 @@ fn resolve_targets(
                 docs.push((manifest.shard, manifest.docs));
             }
             let shard = match &args.shard {
-                Some(text) => text.parse::<ShardId>().map_err(|e| anyhow::anyhow!("--shard: {e}"))?,
-                None => docs.first().map(|d| d.0).context("the shard store has no shards")?,
+                Some(text) => text
+                    .parse::<ShardId>()
+                    .map_err(|e| anyhow::anyhow!("--shard: {e}"))?,
+                None => docs
+                    .first()
+                    .map(|d| d.0)
+                    .context("the shard store has no shards")?,
             };
             if !docs.iter().any(|d| d.0 == shard) {
                 bail!("no shard {shard} in {}", config.shard_store.display());
@@ -314,7 +367,10 @@ fn resolve_targets(
 }
 
 fn load_queries(args: &DrillArgs) -> anyhow::Result<Vec<BenchQuery>> {
-    let path = args.queries.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_QUERIES));
+    let path = args
+        .queries
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_QUERIES));
     if args.queries.is_none() && !path.exists() {
         bail!("no --queries given and {DEFAULT_QUERIES} does not exist here: pass --queries FILE");
     }
@@ -337,14 +393,22 @@ impl Drop for StopOnDrop {
 
 impl RunningLoad {
     async fn finish(self) -> anyhow::Result<LoadReport> {
-        let report = self.report.await.context("the load generator thread died")?;
+        let report = self
+            .report
+            .await
+            .context("the load generator thread died")?;
         drop(self.stop);
         Ok(report?)
     }
 }
 
 fn start_load(args: &DrillArgs, plan: &Plan, printer: Arc<Printer>) -> anyhow::Result<RunningLoad> {
-    let mut spec = LoadSpec::new(plan.frontend.base(), plan.queries.clone(), plan.mode, secs(args.duration));
+    let mut spec = LoadSpec::new(
+        plan.frontend.base(),
+        plan.queries.clone(),
+        plan.mode,
+        secs(args.duration),
+    );
     spec.timeline = true;
     spec.request_timeout = Duration::from_millis(plan.config.timeouts.deadline_ms.max(1_000) * 3);
     spec.on_row = Some(Box::new(move |row| printer.row(row)));
@@ -377,7 +441,9 @@ async fn probe_during(
     if fault == Fault::KillShard {
         urls.push(format!("/search?q={query}&size=10&allow_partial=false"));
     }
-    let into_fault = Duration::from_secs(1).min(heal_after / 2).max(Duration::from_millis(300));
+    let into_fault = Duration::from_secs(1)
+        .min(heal_after / 2)
+        .max(Duration::from_millis(300));
     tokio::time::sleep_until((inject_at + into_fault).into()).await;
     let mut probes = Vec::new();
     for url in urls {

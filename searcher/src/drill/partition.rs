@@ -41,7 +41,15 @@ impl Partition {
         check_permitted()?;
         let created_qdisc = ensure_clsact()?;
         // A filter left by a drill that was SIGKILLed would make `add` fail.
-        let _ = tc(&["filter", "del", "dev", DEVICE, "ingress", "pref", &port.to_string()]);
+        let _ = tc(&[
+            "filter",
+            "del",
+            "dev",
+            DEVICE,
+            "ingress",
+            "pref",
+            &port.to_string(),
+        ]);
         let program = drop_port_program(port);
         let added = tc(&[
             "filter",
@@ -98,7 +106,10 @@ impl Partition {
 impl Drop for Partition {
     fn drop(&mut self) {
         if let Err(err) = self.heal() {
-            eprintln!("drill: {err:#}: remove it with `tc filter del dev lo ingress pref {}`", self.port);
+            eprintln!(
+                "drill: {err:#}: remove it with `tc filter del dev lo ingress pref {}`",
+                self.port
+            );
         }
     }
 }
@@ -115,7 +126,10 @@ pub fn check_permitted() -> anyhow::Result<()> {
     }
     match Command::new("tc").arg("-V").output() {
         Ok(out) if out.status.success() => Ok(()),
-        Ok(out) => bail!("`tc -V` failed: {}", String::from_utf8_lossy(&out.stderr).trim()),
+        Ok(out) => bail!(
+            "`tc -V` failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ),
         Err(err) => bail!("partition needs `tc` from iproute2 ({err}); install iproute2"),
     }
 }
@@ -163,17 +177,17 @@ fn tc(args: &[&str]) -> anyhow::Result<String> {
 fn drop_port_program(port: u16) -> String {
     let p = u32::from(port);
     let ops: [(u16, u8, u8, u32); 11] = [
-        (0x30, 0, 0, 23),         // 0: A = ip protocol
-        (0x15, 0, 7, 6),          // 1: if A != TCP goto 9 (pass)
-        (0x28, 0, 0, 20),         // 2: A = flags + fragment offset
-        (0x45, 5, 0, 0x1fff),     // 3: if fragment offset != 0 goto 9 (pass)
-        (0xb1, 0, 0, 14),         // 4: X = ip header length
-        (0x48, 0, 0, 14),         // 5: A = tcp source port
-        (0x15, 3, 0, p),          // 6: if A == port goto 10 (drop)
-        (0x48, 0, 0, 16),         // 7: A = tcp destination port
-        (0x15, 1, 0, p),          // 8: if A == port goto 10 (drop)
-        (0x06, 0, 0, u32::MAX),   // 9: return TC_ACT_UNSPEC
-        (0x06, 0, 0, 2),          // 10: return TC_ACT_SHOT
+        (0x30, 0, 0, 23),       // 0: A = ip protocol
+        (0x15, 0, 7, 6),        // 1: if A != TCP goto 9 (pass)
+        (0x28, 0, 0, 20),       // 2: A = flags + fragment offset
+        (0x45, 5, 0, 0x1fff),   // 3: if fragment offset != 0 goto 9 (pass)
+        (0xb1, 0, 0, 14),       // 4: X = ip header length
+        (0x48, 0, 0, 14),       // 5: A = tcp source port
+        (0x15, 3, 0, p),        // 6: if A == port goto 10 (drop)
+        (0x48, 0, 0, 16),       // 7: A = tcp destination port
+        (0x15, 1, 0, p),        // 8: if A == port goto 10 (drop)
+        (0x06, 0, 0, u32::MAX), // 9: return TC_ACT_UNSPEC
+        (0x06, 0, 0, 2),        // 10: return TC_ACT_SHOT
     ];
     let mut text = ops.len().to_string();
     for (code, jt, jf, k) in ops {

@@ -256,9 +256,8 @@ impl Summary {
             .filter(|r| phase_of(r, injected_s, healed_s) == Phase::During)
             .collect();
         // `None` only when no row had the figure (a target without /metrics).
-        let sum_opt = |f: fn(&TimelineRow) -> Option<u64>| {
-            rows.iter().filter_map(f).reduce(|a, b| a + b)
-        };
+        let sum_opt =
+            |f: fn(&TimelineRow) -> Option<u64>| rows.iter().filter_map(f).reduce(|a, b| a + b);
         let overall = &inputs.report.overall;
         Summary {
             fault: inputs.fault,
@@ -340,7 +339,12 @@ impl Summary {
             ));
         }
         for probe in &self.probes {
-            out.push_str(&format!("  at {:.1} s {} → {}\n", probe.t_s, probe.url, probe.describe()));
+            out.push_str(&format!(
+                "  at {:.1} s {} → {}\n",
+                probe.t_s,
+                probe.url,
+                probe.describe()
+            ));
         }
         for (message, count) in &self.error_samples {
             out.push_str(&format!("  error x{count}: {message}\n"));

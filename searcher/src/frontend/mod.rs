@@ -22,6 +22,8 @@ pub mod replica;
 pub mod root;
 pub mod scatter;
 pub mod stats_cache;
+#[cfg(test)]
+mod tests;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -79,34 +81,61 @@ pub async fn run(
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
-    let shard_docs = read_shard_table(&config)?;
-    let placement = Placement::for_cluster(&config, shard_docs.keys().copied());
-    let metrics = Arc::new(Metrics::new());
-    let nodes: Vec<Arc<NodeHandle>> = config
-        .nodes
-        .iter()
-        .enumerate()
-        .map(|(i, node)| Arc::new(NodeHandle::new(i, node, &config.timeouts, &metrics)))
-        .collect();
-    let probers = health::spawn_probers(
-        &nodes,
-        config.timeouts.probe_interval(),
-        config.timeouts.attempt(),
-    );
-    let fanout = Fanout {
-        replicas: ReplicaSet::new(nodes, &placement),
-        metrics: Arc::clone(&metrics),
-        hedge_budget: HedgeBudget::default(),
-    };
-    let root = Root::new(fanout, shard_docs, config.timeouts.deadline());
-    let app = api::router(Arc::new(api::AppState { root, metrics }));
-    let served = axum::serve(listener, app)
+    let frontend = Frontend::new(&config)?;
+    axum::serve(listener, frontend.router())
         .with_graceful_shutdown(shutdown)
-        .await;
-    for prober in probers {
-        prober.abort();
+        .await
+        .map_err(|e| Error::Other(format!("front-end server: {e}")))
+}
+
+/// A front-end's state and its background probers (stopped when dropped).
+pub struct Frontend {
+    pub state: Arc<api::AppState>,
+    probers: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Frontend {
+    /// Reads the shard table, derives the placement and starts probing the nodes. Must be
+    /// called within a tokio runtime.
+    pub fn new(config: &ClusterConfig) -> Result<Self> {
+        let shard_docs = read_shard_table(config)?;
+        let placement = Placement::for_cluster(config, shard_docs.keys().copied());
+        let metrics = Arc::new(Metrics::new());
+        let nodes: Vec<Arc<NodeHandle>> = config
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(i, node)| Arc::new(NodeHandle::new(i, node, &config.timeouts, &metrics)))
+            .collect();
+        let probers = health::spawn_probers(
+            &nodes,
+            config.timeouts.probe_interval(),
+            config.timeouts.attempt(),
+        );
+        let fanout = Fanout {
+            replicas: ReplicaSet::new(nodes, &placement),
+            metrics: Arc::clone(&metrics),
+            hedge_budget: HedgeBudget::default(),
+        };
+        let root = Root::new(fanout, shard_docs, config.timeouts.deadline());
+        Ok(Frontend {
+            state: Arc::new(api::AppState { root, metrics }),
+            probers,
+        })
     }
-    served.map_err(|e| Error::Other(format!("front-end server: {e}")))
+
+    /// The public API.
+    pub fn router(&self) -> axum::Router {
+        api::router(Arc::clone(&self.state))
+    }
+}
+
+impl Drop for Frontend {
+    fn drop(&mut self) {
+        for prober in &self.probers {
+            prober.abort();
+        }
+    }
 }
 
 /// Shard → document count, from the manifests of the shard store. An unreadable manifest

@@ -80,7 +80,10 @@ fn wait_js(tab: &Tab, what: &str, deadline: Duration, expression: &str) {
 /// Clears the search box, types `query` like a user, and presses Enter.
 fn type_query(tab: &Arc<Tab>, query: &str) {
     eval(tab, "document.getElementById('q').value = ''");
-    tab.wait_for_element("#q").expect("search box").click().expect("click the box");
+    tab.wait_for_element("#q")
+        .expect("search box")
+        .click()
+        .expect("click the box");
     tab.type_str(query).expect("type the query");
     tab.press_key("Enter").expect("press Enter");
 }
@@ -97,7 +100,11 @@ fn wait_full_results(tab: &Tab, query: &str) {
              document.getElementById('summary').textContent.includes({query_js})"
         ),
     );
-    assert_eq!(eval(tab, "document.getElementById('banner').hidden"), true, "a banner is shown");
+    assert_eq!(
+        eval(tab, "document.getElementById('banner').hidden"),
+        true,
+        "a banner is shown"
+    );
 }
 
 #[test]
@@ -111,21 +118,47 @@ fn page_searches_shows_failover_live_and_renders_html_queries_as_text() {
     tab.navigate_to(&format!("{}/", demo.url))
         .and_then(|t| t.wait_until_navigated())
         .expect("load the page");
-    wait_js(&tab, "the panel to list 3 nodes up", PAGE_DEADLINE,
-        "document.querySelectorAll('#nodes .node[data-state=\"up\"]').length === 3");
+    wait_js(
+        &tab,
+        "the panel to list 3 nodes up",
+        PAGE_DEADLINE,
+        "document.querySelectorAll('#nodes .node[data-state=\"up\"]').length === 3",
+    );
 
     // A search typed like a user: hits with linked titles, highlighted snippets, the query
     // kept in the URL.
     type_query(&tab, "anarchism");
     wait_full_results(&tab, "anarchism");
-    let first_title = eval(&tab, "document.querySelector('#results .hit .title').textContent");
-    assert!(first_title.as_str().is_some_and(|t| t.contains("Anarchism")), "{first_title}");
+    let first_title = eval(
+        &tab,
+        "document.querySelector('#results .hit .title').textContent",
+    );
+    assert!(
+        first_title
+            .as_str()
+            .is_some_and(|t| t.contains("Anarchism")),
+        "{first_title}"
+    );
     let href = eval(&tab, "document.querySelector('#results .hit a.title').href");
-    assert!(href.as_str().is_some_and(|h| h.starts_with("http")), "{href}");
-    assert!(eval(&tab, "document.querySelectorAll('#results .snippet b').length").as_u64() > Some(0));
+    assert!(
+        href.as_str().is_some_and(|h| h.starts_with("http")),
+        "{href}"
+    );
+    assert!(
+        eval(
+            &tab,
+            "document.querySelectorAll('#results .snippet b').length"
+        )
+        .as_u64()
+            > Some(0)
+    );
     assert_eq!(eval(&tab, "location.search"), "?q=anarchism");
-    wait_js(&tab, "the panel to mark replicas that served", PAGE_DEADLINE,
-        "document.querySelectorAll('#shards .replica.served').length > 0");
+    wait_js(
+        &tab,
+        "the panel to mark replicas that served",
+        PAGE_DEADLINE,
+        "document.querySelectorAll('#shards .replica.served').length > 0",
+    );
     if let Some(path) = std::env::var_os("DEMO_SCREENSHOT") {
         let png = tab
             .capture_screenshot(CaptureScreenshotFormatOption::Png, None, None, true)
@@ -139,11 +172,18 @@ fn page_searches_shows_failover_live_and_renders_html_queries_as_text() {
     let killed_at = Instant::now();
     type_query(&tab, "albedo");
     wait_full_results(&tab, "albedo");
-    let down = format!("document.querySelector('#nodes .node[data-node=\"{victim}\"]').dataset.state === 'down'");
-    wait_for(&format!("the panel to mark {victim} down"), MARKED_DOWN_WITHIN, || {
-        (eval(&tab, &down).as_bool() == Some(true)).then_some(())
-    });
-    eprintln!("{victim} shown down {:.1} s after SIGKILL", killed_at.elapsed().as_secs_f64());
+    let down = format!(
+        "document.querySelector('#nodes .node[data-node=\"{victim}\"]').dataset.state === 'down'"
+    );
+    wait_for(
+        &format!("the panel to mark {victim} down"),
+        MARKED_DOWN_WITHIN,
+        || (eval(&tab, &down).as_bool() == Some(true)).then_some(()),
+    );
+    eprintln!(
+        "{victim} shown down {:.1} s after SIGKILL",
+        killed_at.elapsed().as_secs_f64()
+    );
     type_query(&tab, "autism");
     wait_full_results(&tab, "autism");
     assert!(
@@ -154,21 +194,44 @@ fn page_searches_shows_failover_live_and_renders_html_queries_as_text() {
     );
 
     // HTML in a query is text: typed, and straight from the URL.
-    eval(&tab, "window.__xss = 0; window.alert = () => { window.__xss += 1; }");
+    eval(
+        &tab,
+        "window.__xss = 0; window.alert = () => { window.__xss += 1; }",
+    );
     let script = "<script>alert(1)</script>";
     type_query(&tab, script);
     let script_js = serde_json::to_string(script).unwrap();
-    wait_js(&tab, "the script query shown as text", PAGE_DEADLINE,
-        &format!("document.getElementById('summary').textContent.includes({script_js})"));
-    assert_eq!(eval(&tab, "document.querySelectorAll('body script').length"), 1, "a script element was injected");
+    wait_js(
+        &tab,
+        "the script query shown as text",
+        PAGE_DEADLINE,
+        &format!("document.getElementById('summary').textContent.includes({script_js})"),
+    );
+    assert_eq!(
+        eval(&tab, "document.querySelectorAll('body script').length"),
+        1,
+        "a script element was injected"
+    );
     assert_eq!(eval(&tab, "document.getElementById('q').value"), script);
     let img = "<img src=x onerror=\"window.__xss += 1\">";
     let img_js = serde_json::to_string(img).unwrap();
-    eval(&tab, &format!("history.pushState(null, '', '?q=' + encodeURIComponent({img_js})); \
-                         dispatchEvent(new PopStateEvent('popstate'))"));
-    wait_js(&tab, "the img query shown as text", PAGE_DEADLINE,
-        &format!("document.getElementById('summary').textContent.includes({img_js})"));
-    assert_eq!(eval(&tab, "document.querySelectorAll('main img').length"), 0);
+    eval(
+        &tab,
+        &format!(
+            "history.pushState(null, '', '?q=' + encodeURIComponent({img_js})); \
+                         dispatchEvent(new PopStateEvent('popstate'))"
+        ),
+    );
+    wait_js(
+        &tab,
+        "the img query shown as text",
+        PAGE_DEADLINE,
+        &format!("document.getElementById('summary').textContent.includes({img_js})"),
+    );
+    assert_eq!(
+        eval(&tab, "document.querySelectorAll('main img').length"),
+        0
+    );
     std::thread::sleep(Duration::from_millis(300)); // an onerror would have fired by now
     assert_eq!(eval(&tab, "window.__xss"), 0, "markup from a query ran");
 }

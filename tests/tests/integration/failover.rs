@@ -21,10 +21,16 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use shard_proto::manifest::ShardManifest;
-use tests::{bin, free_port, get_json, run_ok, shared_corpus, shared_queries, temp_dir, wait_for, ChildGuard};
+use tests::{
+    bin, free_port, get_json, run_ok, shared_corpus, shared_queries, temp_dir, wait_for, ChildGuard,
+};
 
-/// Requests per second of the background load.
-const RATE: &str = "300";
+/// Most requests per second of the background load ("a few hundred").
+const MAX_RATE: f64 = 300.0;
+/// Fraction of the measured capacity the load may use: failover needs headroom (the
+/// surviving replicas take the failed node's share), and an overloaded cluster fails
+/// requests whatever the fault.
+const HEADROOM: f64 = 0.5;
 /// The cluster's overall search deadline; every answer must come within it.
 const DEADLINE_MS: u64 = 2_000;
 /// A client-side allowance on top of the deadline: the load generator charges its own
@@ -61,25 +67,71 @@ fn shard_store() -> &'static Path {
 
 /// Stores left by earlier test processes that are gone.
 fn remove_stale_stores(root: &Path) {
-    let Ok(entries) = std::fs::read_dir(root) else { return };
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return;
+    };
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        let pid = name.strip_prefix("failover-shards-").and_then(|p| p.parse::<u32>().ok());
+        let pid = name
+            .strip_prefix("failover-shards-")
+            .and_then(|p| p.parse::<u32>().ok());
         if pid.is_some_and(|pid| !tests::process_alive(pid)) {
             let _ = std::fs::remove_dir_all(entry.path());
         }
     }
 }
 
+/// The open-loop rate every test loads its cluster with: up to [`MAX_RATE`], but no more
+/// than [`HEADROOM`] of what this machine's cluster sustains (debug builds on 2 shared
+/// cores may not reach a few hundred queries per second). Measured once, closed loop.
+fn load_rate(url: &str) -> String {
+    static RATE: OnceLock<f64> = OnceLock::new();
+    let rate = *RATE.get_or_init(|| {
+        let output = run_ok(
+            Command::new(bin("searcher"))
+                .args([
+                    "bench",
+                    "--url",
+                    url,
+                    "--concurrency",
+                    "8",
+                    "--duration",
+                    "2",
+                    "--json",
+                ])
+                .arg("--queries")
+                .arg(shared_queries()),
+        );
+        let text = String::from_utf8_lossy(&output.stdout);
+        let summary: Value = text
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .find(|v: &Value| v["type"] == "summary")
+            .expect("bench summary");
+        let capacity = summary["overall"]["qps"].as_f64().expect("qps");
+        let rate = (capacity * HEADROOM).clamp(50.0, MAX_RATE).round();
+        println!("failover load: {rate} req/s (the cluster sustains {capacity:.0} req/s here)");
+        rate
+    });
+    rate.to_string()
+}
+
 /// Documents per shard, from the manifests.
 fn shard_docs() -> BTreeMap<String, u64> {
     let mut docs = BTreeMap::new();
-    for entry in std::fs::read_dir(shard_store()).expect("read the shard store").flatten() {
+    for entry in std::fs::read_dir(shard_store())
+        .expect("read the shard store")
+        .flatten()
+    {
         if let Ok(manifest) = ShardManifest::read(&entry.path()) {
             docs.insert(manifest.shard.to_string(), manifest.docs);
         }
     }
-    assert!(!docs.is_empty(), "no shard manifests in {}", shard_store().display());
+    assert!(
+        !docs.is_empty(),
+        "no shard manifests in {}",
+        shard_store().display()
+    );
     docs
 }
 
@@ -107,7 +159,10 @@ impl Cluster {
             shard_store().display().to_string()
         );
         for id in NODE_IDS {
-            text.push_str(&format!("\n[[node]]\nid = \"{id}\"\nrpc = \"127.0.0.1:{}\"\n", free_port()));
+            text.push_str(&format!(
+                "\n[[node]]\nid = \"{id}\"\nrpc = \"127.0.0.1:{}\"\n",
+                free_port()
+            ));
         }
         std::fs::write(&config, text).expect("write cluster.toml");
         let mut cluster = Cluster {
@@ -169,13 +224,19 @@ impl Cluster {
     }
 
     fn cluster(&self) -> Option<Value> {
-        get_json(&format!("{}/cluster", self.url)).filter(|(s, _)| *s == 200).map(|(_, v)| v)
+        get_json(&format!("{}/cluster", self.url))
+            .filter(|(s, _)| *s == 200)
+            .map(|(_, v)| v)
     }
 
     /// The node's (state, pid) as the front-end reports it.
     fn node_state(&self, id: &str) -> Option<(String, Option<u64>)> {
         let cluster = self.cluster()?;
-        let node = cluster["nodes"].as_array()?.iter().find(|n| n["id"] == id)?.clone();
+        let node = cluster["nodes"]
+            .as_array()?
+            .iter()
+            .find(|n| n["id"] == id)?
+            .clone();
         Some((node["state"].as_str()?.to_string(), node["pid"].as_u64()))
     }
 
@@ -203,7 +264,10 @@ impl Cluster {
         let mut old = self.nodes.remove(id).expect("known node");
         old.signal(libc::SIGTERM);
         let status = old.child.wait().expect("wait for the node");
-        assert!(status.success(), "node {id} did not drain and exit cleanly on SIGTERM: {status}");
+        assert!(
+            status.success(),
+            "node {id} did not drain and exit cleanly on SIGTERM: {status}"
+        );
         self.restarts += 1;
         self.start_node(id)
     }
@@ -273,10 +337,11 @@ impl Load {
         let stop = Arc::new(AtomicBool::new(false));
         let (url, flag) = (url.to_string(), stop.clone());
         let params: Vec<String> = params.iter().map(|p| p.to_string()).collect();
+        let rate = load_rate(&url);
         let thread = std::thread::spawn(move || {
             let mut figures = LoadFigures::default();
             while !flag.load(Ordering::Relaxed) {
-                run_bench(&url, &params, &mut figures);
+                run_bench(&url, &rate, &params, &mut figures);
             }
             figures
         });
@@ -291,22 +356,36 @@ impl Load {
     }
 }
 
-fn run_bench(url: &str, params: &[String], figures: &mut LoadFigures) {
+fn run_bench(url: &str, rate: &str, params: &[String], figures: &mut LoadFigures) {
     let mut cmd = Command::new(bin("searcher"));
-    cmd.args(["bench", "--url", url, "--rate", RATE, "--duration", "3", "--json", "--timeline"])
-        .arg("--queries")
-        .arg(shared_queries())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    cmd.args([
+        "bench",
+        "--url",
+        url,
+        "--rate",
+        rate,
+        "--duration",
+        "3",
+        "--json",
+        "--timeline",
+    ])
+    .arg("--queries")
+    .arg(shared_queries())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
     for param in params {
         cmd.args(["--param", param]);
     }
     let output = run_ok(&mut cmd);
     for line in String::from_utf8_lossy(&output.stdout).lines() {
-        let Ok(value) = serde_json::from_str::<Value>(line) else { continue };
+        let Ok(value) = serde_json::from_str::<Value>(line) else {
+            continue;
+        };
         match value["type"].as_str() {
             Some("second") if value["requests"].as_u64().unwrap_or(0) > 0 => {
-                figures.worst_p99_ms = figures.worst_p99_ms.max(value["p99_ms"].as_f64().unwrap_or(0.0));
+                figures.worst_p99_ms = figures
+                    .worst_p99_ms
+                    .max(value["p99_ms"].as_f64().unwrap_or(0.0));
             }
             Some("summary") => {
                 let overall = &value["overall"];
@@ -336,8 +415,15 @@ fn assert_clean(what: &str, load: &LoadFigures) {
         load.requests, load.errors, load.partial, load.worst_p99_ms, load.max_ms
     );
     assert!(load.requests > 100, "{what}: too little load ran: {load:?}");
-    assert_eq!(load.errors, 0, "{what}: failed requests: {:?}", load.error_samples);
-    assert_eq!(load.partial, 0, "{what}: partial answers under a single-node fault");
+    assert_eq!(
+        load.errors, 0,
+        "{what}: failed requests: {:?}",
+        load.error_samples
+    );
+    assert_eq!(
+        load.partial, 0,
+        "{what}: partial answers under a single-node fault"
+    );
 }
 
 #[test]
@@ -392,18 +478,22 @@ fn sigstop_one_node_costs_no_request_and_every_answer_meets_the_deadline() {
 /// After a heal the node is not only `up`: the front-end sends it queries again.
 fn assert_back_in_rotation(cluster: &Cluster, id: &str) {
     let query = format!("{}/search?q=the&size=10", cluster.url);
-    wait_for(&format!("node {id} serving a shard again"), PATIENCE, || {
-        for _ in 0..20 {
-            let (status, body) = get_json(&query)?;
-            assert_eq!(status, 200, "{body}");
-        }
-        let cluster_doc = cluster.cluster()?;
-        let served = cluster_doc["shards"]
-            .as_array()?
-            .iter()
-            .any(|s| s["last_served_by"] == id);
-        served.then_some(())
-    });
+    wait_for(
+        &format!("node {id} serving a shard again"),
+        PATIENCE,
+        || {
+            for _ in 0..20 {
+                let (status, body) = get_json(&query)?;
+                assert_eq!(status, 200, "{body}");
+            }
+            let cluster_doc = cluster.cluster()?;
+            let served = cluster_doc["shards"]
+                .as_array()?
+                .iter()
+                .any(|s| s["last_served_by"] == id);
+            served.then_some(())
+        },
+    );
 }
 
 #[test]
@@ -418,8 +508,24 @@ fn partition_of_one_node_costs_no_request_as_root() {
     let mut child = Command::new(bin("searcher"))
         .args(["drill", "--config"])
         .arg(&cluster.config)
-        .args(["--fault", "partition", "--node", "n3", "--at", "2", "--heal-after", "4"])
-        .args(["--duration", "10", "--rate", RATE, "--json", "--queries"])
+        .args([
+            "--fault",
+            "partition",
+            "--node",
+            "n3",
+            "--at",
+            "2",
+            "--heal-after",
+            "4",
+        ])
+        .args([
+            "--duration",
+            "10",
+            "--rate",
+            &load_rate(&cluster.url),
+            "--json",
+            "--queries",
+        ])
         .arg(shared_queries())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -427,14 +533,27 @@ fn partition_of_one_node_costs_no_request_as_root() {
         .expect("spawn searcher drill");
     let mut stdout = String::new();
     let mut stderr = String::new();
-    child.stdout.take().expect("stdout").read_to_string(&mut stdout).expect("read stdout");
-    child.stderr.take().expect("stderr").read_to_string(&mut stderr).expect("read stderr");
+    child
+        .stdout
+        .take()
+        .expect("stdout")
+        .read_to_string(&mut stdout)
+        .expect("read stdout");
+    child
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut stderr)
+        .expect("read stderr");
     let status = child.wait().expect("wait for the drill");
     if !status.success() && stderr.contains("cannot install a tc") {
         println!("SKIPPED partition: tc cannot filter loopback here:\n{stderr}");
         return;
     }
-    assert!(status.success(), "searcher drill failed: {status}\n{stderr}\n{stdout}");
+    assert!(
+        status.success(),
+        "searcher drill failed: {status}\n{stderr}\n{stdout}"
+    );
     let summary: Value = stdout
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
@@ -445,24 +564,52 @@ fn partition_of_one_node_costs_no_request_as_root() {
         "partition n3: p99 during {} ms, ejected after {} s, serving {} s after the heal, max {} ms",
         summary["p99_during_ms"], node["ejected_after_s"], node["serving_after_heal_s"], summary["max_ms"]
     );
-    assert_eq!(summary["failed"], 0, "failed requests: {}", summary["error_samples"]);
+    assert_eq!(
+        summary["failed"], 0,
+        "failed requests: {}",
+        summary["error_samples"]
+    );
     assert_eq!(summary["partial"], 0, "partial answers");
-    assert!(summary["requests"].as_u64().unwrap_or(0) > 100, "too little load: {summary}");
+    assert!(
+        summary["requests"].as_u64().unwrap_or(0) > 100,
+        "too little load: {summary}"
+    );
     let max = summary["max_ms"].as_f64().expect("max_ms");
-    assert!(max <= DEADLINE_MS as f64 + CLIENT_SLACK_MS, "an answer took {max} ms");
-    assert!(node["serving_after_heal_s"].is_number(), "n3 never served again: {summary}");
-    let filters = Command::new("tc").args(["filter", "show", "dev", "lo", "ingress"]).output();
-    let filters = filters.map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default();
+    assert!(
+        max <= DEADLINE_MS as f64 + CLIENT_SLACK_MS,
+        "an answer took {max} ms"
+    );
+    assert!(
+        node["serving_after_heal_s"].is_number(),
+        "n3 never served again: {summary}"
+    );
+    let filters = Command::new("tc")
+        .args(["filter", "show", "dev", "lo", "ingress"])
+        .output();
+    let filters = filters
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
     let port = cluster_port(&cluster, "n3");
-    assert!(!filters.contains(&format!("pref {port} ")), "the partition was left behind:\n{filters}");
+    assert!(
+        !filters.contains(&format!("pref {port} ")),
+        "the partition was left behind:\n{filters}"
+    );
     assert_back_in_rotation(&cluster, "n3");
 }
 
 fn cluster_port(cluster: &Cluster, id: &str) -> u16 {
     let doc = cluster.cluster().expect("GET /cluster");
-    let node = doc["nodes"].as_array().expect("nodes").iter().find(|n| n["id"] == id).expect("node");
+    let node = doc["nodes"]
+        .as_array()
+        .expect("nodes")
+        .iter()
+        .find(|n| n["id"] == id)
+        .expect("node");
     let addr = node["addr"].as_str().expect("addr");
-    addr.rsplit(':').next().and_then(|p| p.parse().ok()).expect("port in addr")
+    addr.rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("port in addr")
 }
 
 #[test]
@@ -474,7 +621,10 @@ fn rolling_restart_of_every_node_costs_no_request() {
         let begun = Instant::now();
         let pid = cluster.restart_node(id);
         let serving = cluster.wait_up(id, Some(pid));
-        println!("rolling restart: {id} serving again {:.2} s after SIGTERM", seconds(begun, serving));
+        println!(
+            "rolling restart: {id} serving again {:.2} s after SIGTERM",
+            seconds(begun, serving)
+        );
     }
     let figures = load.finish();
     assert_eq!(cluster.restarts, 3);
@@ -487,11 +637,18 @@ fn every_replica_of_a_shard_killed_gives_partial_answers_naming_it() {
     let cluster = Cluster::start("failover-kill-shard");
     let holders = cluster.holders();
     let docs = shard_docs();
-    let (shard, victims) = holders.iter().next().map(|(s, n)| (s.clone(), n.clone())).expect("a shard");
+    let (shard, victims) = holders
+        .iter()
+        .next()
+        .map(|(s, n)| (s.clone(), n.clone()))
+        .expect("a shard");
     assert_eq!(victims.len(), 2, "R = 2: {holders:?}");
     // Every shard whose replicas are all on the killed nodes is lost with it.
-    let lost: Vec<&String> =
-        holders.iter().filter(|(_, n)| n.iter().all(|n| victims.contains(n))).map(|(s, _)| s).collect();
+    let lost: Vec<&String> = holders
+        .iter()
+        .filter(|(_, n)| n.iter().all(|n| victims.contains(n)))
+        .map(|(s, _)| s)
+        .collect();
     let lost_docs: u64 = lost.iter().map(|s| docs[*s]).sum();
     let expected_coverage = 1.0 - lost_docs as f64 / docs.values().sum::<u64>() as f64;
     let killed = Instant::now();
@@ -510,14 +667,29 @@ fn every_replica_of_a_shard_killed_gives_partial_answers_naming_it() {
         assert_eq!(status, 200, "{body}");
         assert_eq!(body["partial"], true, "{body}");
         let failures = body["shards"]["failures"].as_array().expect("failures");
-        assert!(failures.iter().any(|f| f["shard"] == shard.as_str()), "{shard} not named: {body}");
-        let failed: Vec<&str> = failures.iter().filter_map(|f| f["shard"].as_str()).collect();
+        assert!(
+            failures.iter().any(|f| f["shard"] == shard.as_str()),
+            "{shard} not named: {body}"
+        );
+        let failed: Vec<&str> = failures
+            .iter()
+            .filter_map(|f| f["shard"].as_str())
+            .collect();
         assert_eq!(failed.len(), lost.len(), "failed {failed:?}, lost {lost:?}");
         let coverage = body["coverage"].as_f64().expect("coverage");
-        assert!((coverage - expected_coverage).abs() < 1e-6, "coverage {coverage} vs {expected_coverage}");
+        assert!(
+            (coverage - expected_coverage).abs() < 1e-6,
+            "coverage {coverage} vs {expected_coverage}"
+        );
         let (status, refused) = get_json(&format!("{query}&allow_partial=false")).expect("answers");
-        assert_eq!(status, 503, "allow_partial=false must refuse a partial answer: {refused}");
-        assert_eq!(refused["partial"], true, "503 carries the same body: {refused}");
+        assert_eq!(
+            status, 503,
+            "allow_partial=false must refuse a partial answer: {refused}"
+        );
+        assert_eq!(
+            refused["partial"], true,
+            "503 carries the same body: {refused}"
+        );
     }
     let figures = load.finish();
     println!(
@@ -529,11 +701,25 @@ fn every_replica_of_a_shard_killed_gives_partial_answers_naming_it() {
         figures.errors,
         figures.worst_p99_ms
     );
-    assert_eq!(figures.errors, 0, "answers must be 200: {:?}", figures.error_samples);
-    assert_eq!(figures.partial, figures.requests, "every answer must be partial");
+    assert_eq!(
+        figures.errors, 0,
+        "answers must be 200: {:?}",
+        figures.error_samples
+    );
+    assert_eq!(
+        figures.partial, figures.requests,
+        "every answer must be partial"
+    );
     let refused = Load::start(&cluster.url, &["allow_partial=false"]).finish();
-    assert_eq!(refused.errors, refused.requests, "allow_partial=false: every answer a 503");
-    assert!(refused.error_samples.iter().all(|e| e.contains("503")), "{:?}", refused.error_samples);
+    assert_eq!(
+        refused.errors, refused.requests,
+        "allow_partial=false: every answer a 503"
+    );
+    assert!(
+        refused.error_samples.iter().all(|e| e.contains("503")),
+        "{:?}",
+        refused.error_samples
+    );
 }
 
 #[test]
@@ -546,10 +732,17 @@ fn restarted_frontend_serves_as_soon_as_it_is_up() {
     let started = Instant::now();
     cluster.start_frontend(); // returns as soon as /healthz answers
     let up = Instant::now();
-    let (status, body) = get_json(&format!("{}/search?q=the&size=10", cluster.url)).expect("search");
+    let (status, body) =
+        get_json(&format!("{}/search?q=the&size=10", cluster.url)).expect("search");
     assert_eq!(status, 200, "{body}");
-    assert_eq!(body["partial"], false, "first answer after the restart: {body}");
+    assert_eq!(
+        body["partial"], false,
+        "first answer after the restart: {body}"
+    );
     let figures = Load::start(&cluster.url, &[]).finish();
-    println!("front-end restart: /healthz answered {:.2} s after the start", seconds(started, up));
+    println!(
+        "front-end restart: /healthz answered {:.2} s after the start",
+        seconds(started, up)
+    );
     assert_clean("front-end restart", &figures);
 }

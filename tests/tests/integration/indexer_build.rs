@@ -101,7 +101,11 @@ fn verified_ids(out: &Path) -> BTreeMap<ShardId, Vec<u64>> {
             let ids = stored_ids(&dir);
             assert_eq!(ids.len() as u64, manifest.docs, "{id}: manifest doc count");
             for doc in &ids {
-                assert_eq!(ShardId::route(*doc, id.shards), id.shard, "{doc} routed to {id}");
+                assert_eq!(
+                    ShardId::route(*doc, id.shards),
+                    id.shard,
+                    "{doc} routed to {id}"
+                );
             }
             (id, ids)
         })
@@ -133,7 +137,12 @@ fn three_nodes_cover_exactly_once(sample: &str, test: &str) {
         summaries.push(summary(&output));
     }
     let per_shard = verified_ids(&out);
-    assert_eq!(per_shard.len(), 6, "3 nodes x 2 shards: {:?}", per_shard.keys());
+    assert_eq!(
+        per_shard.len(),
+        6,
+        "3 nodes x 2 shards: {:?}",
+        per_shard.keys()
+    );
     let mut all: Vec<u64> = per_shard.values().flatten().copied().collect();
     all.sort_unstable();
     let unique: BTreeSet<u64> = all.iter().copied().collect();
@@ -141,9 +150,17 @@ fn three_nodes_cover_exactly_once(sample: &str, test: &str) {
     assert_eq!(all, article_ids(&input), "shards != articles of the input");
     for s in &summaries {
         let n = |key: &str| s[key].as_u64().unwrap_or_else(|| panic!("{key} in {s}"));
-        let skipped: u64 = s["skipped"].as_object().unwrap().values().map(|v| v.as_u64().unwrap()).sum();
+        let skipped: u64 = s["skipped"]
+            .as_object()
+            .unwrap()
+            .values()
+            .map(|v| v.as_u64().unwrap())
+            .sum();
         assert_eq!(n("docs"), n("articles"), "nothing lost: {s}");
-        assert_eq!(n("pages"), n("articles") + n("redirects") + n("other_namespaces") + skipped);
+        assert_eq!(
+            n("pages"),
+            n("articles") + n("redirects") + n("other_namespaces") + skipped
+        );
         assert_eq!(s["shards"].as_array().unwrap().len(), 2);
         assert!(n("index_bytes") > 0);
     }
@@ -177,7 +194,13 @@ fn three_concurrent_nodes_cover_elwikivoyage_exactly_once() {
 fn shard_opens_with_plain_tantivy_and_finds_anarchism_by_title() {
     let tmp = temp_dir("anarchism");
     let out = tmp.path().join("shards");
-    let output = run_ok(&mut build_cmd(&shared_corpus("enwiki-sample.xml.bz2"), &out, 0, 1, 1));
+    let output = run_ok(&mut build_cmd(
+        &shared_corpus("enwiki-sample.xml.bz2"),
+        &out,
+        0,
+        1,
+        1,
+    ));
     assert_eq!(summary(&output)["docs"], 106);
     let (_, dir) = published(&out).pop().expect("one shard");
     let index = Index::open_in_dir(&dir).expect("plain tantivy opens the shard");
@@ -188,23 +211,38 @@ fn shard_opens_with_plain_tantivy_and_finds_anarchism_by_title() {
         .try_into()
         .unwrap();
     let searcher = reader.searcher();
-    let query = QueryParser::for_index(&index, vec![title]).parse_query("anarchism").unwrap();
-    let hits = searcher.search(&query, &TopDocs::with_limit(5).order_by_score()).unwrap();
+    let query = QueryParser::for_index(&index, vec![title])
+        .parse_query("anarchism")
+        .unwrap();
+    let hits = searcher
+        .search(&query, &TopDocs::with_limit(5).order_by_score())
+        .unwrap();
     let titles: Vec<String> = hits
         .iter()
         .map(|(_, addr)| {
             let doc: TantivyDocument = searcher.doc(*addr).unwrap();
-            doc.get_first(title).and_then(|v| v.as_str()).unwrap().to_string()
+            doc.get_first(title)
+                .and_then(|v| v.as_str())
+                .unwrap()
+                .to_string()
         })
         .collect();
-    assert_eq!(titles.first().map(String::as_str), Some("Anarchism"), "{titles:?}");
+    assert_eq!(
+        titles.first().map(String::as_str),
+        Some("Anarchism"),
+        "{titles:?}"
+    );
 }
 
 #[test]
 fn sigkilled_build_reruns_to_the_same_result_as_a_clean_build() {
     let tmp = temp_dir("sigkill");
     let dump = tmp.path().join("synth.xml.bz2");
-    run_ok(Command::new(bin("indexer")).args(["synth", "--pages", "20000", "--out"]).arg(&dump));
+    run_ok(
+        Command::new(bin("indexer"))
+            .args(["synth", "--pages", "20000", "--out"])
+            .arg(&dump),
+    );
     let clean = tmp.path().join("clean");
     let clean_summary = summary(&run_ok(&mut build_cmd(&dump, &clean, 0, 1, 2)));
 
@@ -214,24 +252,36 @@ fn sigkilled_build_reruns_to_the_same_result_as_a_clean_build() {
         build_cmd(&dump, &out, 0, 1, 2).stdout(std::process::Stdio::null()),
     );
     // Midway: the shards are being written in their temporary directories.
-    wait_for("a segment file in a temporary shard directory", Duration::from_secs(120), || {
-        let has_segment = |dir: PathBuf| {
-            fs::read_dir(dir).ok()?.flatten().find(|f| {
-                f.file_name().to_string_lossy().ends_with(".idx")
+    wait_for(
+        "a segment file in a temporary shard directory",
+        Duration::from_secs(120),
+        || {
+            let has_segment = |dir: PathBuf| {
+                fs::read_dir(dir)
+                    .ok()?
+                    .flatten()
+                    .find(|f| f.file_name().to_string_lossy().ends_with(".idx"))
+            };
+            fs::read_dir(&out).ok()?.flatten().find_map(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if name.starts_with(".tmp-") {
+                    has_segment(e.path())
+                } else {
+                    None
+                }
             })
-        };
-        fs::read_dir(&out).ok()?.flatten().find_map(|e| {
-            let name = e.file_name().to_string_lossy().into_owned();
-            if name.starts_with(".tmp-") { has_segment(e.path()) } else { None }
-        })
-    });
+        },
+    );
     assert!(
         child.child.try_wait().unwrap().is_none(),
         "the build finished before it could be killed: use a bigger dump"
     );
     child.signal(libc::SIGKILL);
     let _ = child.child.wait();
-    assert!(published(&out).is_empty(), "a killed build published a shard");
+    assert!(
+        published(&out).is_empty(),
+        "a killed build published a shard"
+    );
 
     let rerun = run_ok(&mut build_cmd(&dump, &out, 0, 1, 2));
     assert_eq!(summary(&rerun)["docs"], clean_summary["docs"]);
@@ -247,9 +297,15 @@ fn truncated_dump_fails_naming_file_and_offset_and_publishes_nothing() {
     fs::write(&input, &bytes[..bytes.len() / 2]).unwrap();
     let out = tmp.path().join("shards");
     let output = build_cmd(&input, &out, 0, 1, 2).output().unwrap();
-    assert!(!output.status.success(), "a truncated dump must fail the build");
+    assert!(
+        !output.status.success(),
+        "a truncated dump must fail the build"
+    );
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("truncated.xml.bz2") && stderr.contains("offset"), "{stderr}");
+    assert!(
+        stderr.contains("truncated.xml.bz2") && stderr.contains("offset"),
+        "{stderr}"
+    );
     assert!(stderr.contains("nothing was published"), "{stderr}");
     assert!(published(&out).is_empty());
     assert_no_leftovers(&out);
@@ -259,7 +315,13 @@ fn truncated_dump_fails_naming_file_and_offset_and_publishes_nothing() {
 fn damaged_shards_and_manifests_are_detected_by_the_verifier() {
     let tmp = temp_dir("damaged");
     let out = tmp.path().join("shards");
-    run_ok(&mut build_cmd(&shared_corpus("elwikivoyage-sample.xml.bz2"), &out, 0, 1, 4));
+    run_ok(&mut build_cmd(
+        &shared_corpus("elwikivoyage-sample.xml.bz2"),
+        &out,
+        0,
+        1,
+        4,
+    ));
     let shards = published(&out);
     assert_eq!(shards.len(), 4);
     let schema = WikiSchema::new();
@@ -268,7 +330,13 @@ fn damaged_shards_and_manifests_are_detected_by_the_verifier() {
     // One flipped byte in the biggest segment file of shard 0.
     let dir = &shards[0].1;
     let manifest = ShardManifest::read(dir).unwrap();
-    let victim = manifest.files.iter().max_by_key(|f| f.bytes).unwrap().name.clone();
+    let victim = manifest
+        .files
+        .iter()
+        .max_by_key(|f| f.bytes)
+        .unwrap()
+        .name
+        .clone();
     let path = dir.join(&victim);
     let mut data = fs::read(&path).unwrap();
     let mid = data.len() / 2;
@@ -282,7 +350,12 @@ fn damaged_shards_and_manifests_are_detected_by_the_verifier() {
     let victim = ShardManifest::read(dir).unwrap().files[0].name.clone();
     let path = dir.join(&victim);
     let len = fs::metadata(&path).unwrap().len();
-    fs::File::options().write(true).open(&path).unwrap().set_len(len / 2).unwrap();
+    fs::File::options()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(len / 2)
+        .unwrap();
     let err = verify(dir).unwrap_err().to_string();
     assert!(err.contains(&victim), "{err}");
 
@@ -290,12 +363,21 @@ fn damaged_shards_and_manifests_are_detected_by_the_verifier() {
     let path = shards[2].1.join(MANIFEST_FILE);
     let text = fs::read(&path).unwrap();
     fs::write(&path, &text[..text.len() / 2]).unwrap();
-    assert!(verify(&shards[2].1).unwrap_err().to_string().contains("invalid manifest"));
+    assert!(verify(&shards[2].1)
+        .unwrap_err()
+        .to_string()
+        .contains("invalid manifest"));
     let path = shards[3].1.join(MANIFEST_FILE);
     let text = fs::read_to_string(&path).unwrap();
     let docs = ShardManifest::read(&shards[3].1).unwrap().docs;
-    let edited = text.replace(&format!("\"docs\": {docs}"), &format!("\"docs\": {}", docs + 1));
+    let edited = text.replace(
+        &format!("\"docs\": {docs}"),
+        &format!("\"docs\": {}", docs + 1),
+    );
     assert_ne!(edited, text);
     fs::write(&path, edited).unwrap();
-    assert!(verify(&shards[3].1).unwrap_err().to_string().contains("checksum"));
+    assert!(verify(&shards[3].1)
+        .unwrap_err()
+        .to_string()
+        .contains("checksum"));
 }

@@ -123,6 +123,17 @@ impl Cluster {
         });
     }
 
+    /// Retries, hedges and ejections so far, from `/metrics` (printed, never asserted on).
+    fn failover_counters(&self) -> String {
+        let port: u16 = self.url.rsplit(':').next().unwrap().parse().unwrap();
+        let (_, text) = raw_http(port, b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        text.lines()
+            .filter(|l| ["_retries_total", "_hedges_total", "_hedges_won_total", "_ejections_total"].iter().any(|k| l.contains(k)))
+            .filter(|l| !l.starts_with('#'))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
     fn search(&self, params: &str) -> (u16, Value) {
         get_json(&format!("{}/search?{params}", self.url)).expect("front-end answers")
     }
@@ -382,7 +393,7 @@ fn failover_kill_restart_stop_and_lost_shard() {
     cluster.node(1).signal(libc::SIGSTOP);
     let started = Instant::now();
     assert_full_answers(&cluster, &baseline, 3, "node1 stopped");
-    println!("15 queries with node1 stopped took {:?}", started.elapsed());
+    println!("15 queries with node1 stopped took {:?}; {}", started.elapsed(), cluster.failover_counters());
     cluster.node(1).signal(libc::SIGCONT);
     cluster.wait_all_up();
 

@@ -6,6 +6,7 @@
 //! cleanly on SIGTERM.
 
 use std::collections::BTreeSet;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -22,7 +23,13 @@ use tantivy::{Index, TantivyDocument};
 use tests::{bin, free_port, run_ok, shared_corpus, temp_dir, wait_for, ChildGuard};
 
 const SHARDS: u32 = 3;
-const QUERIES: [&str; 5] = ["the", "anarchism", "+political +philosophy", "\"united states\"", "autism OR albedo"];
+const QUERIES: [&str; 5] = [
+    "the",
+    "anarchism",
+    "+political +philosophy",
+    "\"united states\"",
+    "autism OR albedo",
+];
 
 /// Builds `SHARDS` shards of the English sample into `root/store` with the real indexer.
 fn build_store(root: &Path) -> PathBuf {
@@ -43,7 +50,10 @@ fn build_store(root: &Path) -> PathBuf {
 fn write_cluster(root: &Path, ids: &[&str], replication: usize) -> PathBuf {
     let mut text = format!("shard_store = \"store\"\nreplication = {replication}\n");
     for id in ids {
-        text.push_str(&format!("[[node]]\nid = \"{id}\"\nrpc = \"127.0.0.1:{}\"\n", free_port()));
+        text.push_str(&format!(
+            "[[node]]\nid = \"{id}\"\nrpc = \"127.0.0.1:{}\"\n",
+            free_port()
+        ));
     }
     let path = root.join("cluster.toml");
     std::fs::write(&path, text).unwrap();
@@ -52,7 +62,10 @@ fn write_cluster(root: &Path, ids: &[&str], replication: usize) -> PathBuf {
 
 fn rpc_addr(cluster: &Path, id: &str) -> String {
     let text = std::fs::read_to_string(cluster).unwrap();
-    let block = text.split("[[node]]").find(|b| b.contains(&format!("id = \"{id}\""))).unwrap();
+    let block = text
+        .split("[[node]]")
+        .find(|b| b.contains(&format!("id = \"{id}\"")))
+        .unwrap();
     let line = block.lines().find(|l| l.starts_with("rpc")).unwrap();
     line.split('"').nth(1).unwrap().to_string()
 }
@@ -73,7 +86,12 @@ fn post_raw(addr: &str, path: &str, body: &[u8]) -> Option<(u16, Vec<u8>)> {
         .send(body)
         .ok()?;
     let status = response.status().as_u16();
-    let bytes = response.body_mut().with_config().limit(wire::MAX_FRAME_BYTES as u64).read_to_vec().ok()?;
+    let bytes = response
+        .body_mut()
+        .with_config()
+        .limit(wire::MAX_FRAME_BYTES as u64)
+        .read_to_vec()
+        .ok()?;
     Some((status, bytes))
 }
 
@@ -95,7 +113,10 @@ fn fetch(addr: &str, request: &FetchRequest) -> FetchResponse {
 }
 
 fn health(addr: &str) -> Option<HealthResponse> {
-    let mut response = agent().get(format!("http://{addr}{}", wire::paths::HEALTH)).call().ok()?;
+    let mut response = agent()
+        .get(format!("http://{addr}{}", wire::paths::HEALTH))
+        .call()
+        .ok()?;
     let body = response.body_mut().read_to_vec().ok()?;
     wire::decode(&body).ok()
 }
@@ -103,24 +124,43 @@ fn health(addr: &str) -> Option<HealthResponse> {
 fn spawn_node(cluster: &Path, id: &str) -> (ChildGuard, HealthResponse) {
     let node = ChildGuard::spawn(
         id,
-        Command::new(bin("searcher")).arg("node").arg("--config").arg(cluster).args(["--id", id]),
+        Command::new(bin("searcher"))
+            .arg("node")
+            .arg("--config")
+            .arg(cluster)
+            .args(["--id", id]),
     );
     let addr = rpc_addr(cluster, id);
-    let health = wait_for(&format!("node {id} health"), Duration::from_secs(120), || health(&addr));
+    let health = wait_for(
+        &format!("node {id} health"),
+        Duration::from_secs(120),
+        || health(&addr),
+    );
     (node, health)
 }
 
 /// What a direct, in-process tantivy search of one shard returns: `(id, score)` and count.
 fn direct_search(shard_dir: &Path, query: &str, k: usize) -> (Vec<(u64, f32)>, usize) {
     let schema = WikiSchema::new();
-    let searcher = Index::open_in_dir(shard_dir).unwrap().reader().unwrap().searcher();
+    let searcher = Index::open_in_dir(shard_dir)
+        .unwrap()
+        .reader()
+        .unwrap()
+        .searcher();
     let parsed = query_parser(&schema).parse_query(query).unwrap();
-    let (top, count) = searcher.search(&parsed, &(TopDocs::with_limit(k).order_by_score(), Count)).unwrap();
+    let (top, count) = searcher
+        .search(&parsed, &(TopDocs::with_limit(k).order_by_score(), Count))
+        .unwrap();
     let hits = top
         .into_iter()
         .map(|(score, address)| {
             let doc: TantivyDocument = searcher.doc(address).unwrap();
-            (doc.get_first(schema.fields.id).and_then(|v| v.as_u64()).unwrap(), score)
+            (
+                doc.get_first(schema.fields.id)
+                    .and_then(|v| v.as_u64())
+                    .unwrap(),
+                score,
+            )
         })
         .collect();
     (hits, count)
@@ -152,7 +192,11 @@ fn nodes_serve_real_shards_exactly_and_survive_bad_frames() {
     assert_eq!(health_a.pid, node_a.pid());
     assert_eq!(health_a.schema, WikiSchema::new().fingerprint());
     let (held_a, held_b) = (serving(&health_a), serving(&health_b));
-    assert_eq!(held_a.len() + held_b.len(), SHARDS as usize, "{health_a:?} {health_b:?}");
+    assert_eq!(
+        held_a.len() + held_b.len(),
+        SHARDS as usize,
+        "{health_a:?} {health_b:?}"
+    );
     assert!(held_a.is_disjoint(&held_b));
 
     for (health, held) in [(&health_a, &held_a), (&health_b, &held_b)] {
@@ -173,7 +217,10 @@ fn nodes_serve_real_shards_exactly_and_survive_bad_frames() {
                 let got: Vec<(u64, f32)> = hits.hits.iter().map(|h| (h.id, h.score)).collect();
                 assert_eq!(got.len(), expected.len(), "{query} on {shard}");
                 for (g, e) in got.iter().zip(&expected) {
-                    assert!(g.0 == e.0 && (g.1 - e.1).abs() < 1e-4, "{query} on {shard}: {got:?} vs {expected:?}");
+                    assert!(
+                        g.0 == e.0 && (g.1 - e.1).abs() < 1e-4,
+                        "{query} on {shard}: {got:?} vs {expected:?}"
+                    );
                 }
             }
         }
@@ -182,23 +229,47 @@ fn nodes_serve_real_shards_exactly_and_survive_bad_frames() {
     // Fetch phase for node a's best "anarchism" hits; a shard it does not hold fails alone.
     let addr_a = rpc_addr(&cluster, "a");
     let all: Vec<ShardId> = held_a.iter().chain(&held_b).copied().collect();
-    let request = SearchRequest { query: "anarchism".into(), shards: all.clone(), top_k: 3, stats: GlobalStats::default() };
+    let request = SearchRequest {
+        query: "anarchism".into(),
+        shards: all.clone(),
+        top_k: 3,
+        stats: GlobalStats::default(),
+    };
     let response = search(&addr_a, &request);
     let mut docs = Vec::new();
     for (shard, outcome) in &response.shards {
         match outcome {
-            ShardOutcome::Ok(hits) => docs.extend(hits.hits.iter().map(|h| DocRef { shard: *shard, segment: h.segment, doc: h.doc })),
+            ShardOutcome::Ok(hits) => docs.extend(hits.hits.iter().map(|h| DocRef {
+                shard: *shard,
+                segment: h.segment,
+                doc: h.doc,
+            })),
             ShardOutcome::Failed(reason) => {
-                assert!(held_b.contains(shard) && reason == "not served here", "{shard}: {reason}")
+                assert!(
+                    held_b.contains(shard) && reason == "not served here",
+                    "{shard}: {reason}"
+                )
             }
         }
     }
     assert!(!docs.is_empty(), "no anarchism hit on node a's shards");
-    let fetched = fetch(&addr_a, &FetchRequest { query: "anarchism".into(), docs: docs.clone(), snippet_chars: 150 });
+    let fetched = fetch(
+        &addr_a,
+        &FetchRequest {
+            query: "anarchism".into(),
+            docs: docs.clone(),
+            snippet_chars: 150,
+        },
+    );
     assert_eq!(fetched.docs.len(), docs.len());
     for outcome in &fetched.docs {
-        let ShardOutcome::Ok(doc) = outcome else { panic!("{outcome:?}") };
-        assert!(!doc.title.is_empty() && doc.url.starts_with("http"), "{doc:?}");
+        let ShardOutcome::Ok(doc) = outcome else {
+            panic!("{outcome:?}")
+        };
+        assert!(
+            !doc.title.is_empty() && doc.url.starts_with("http"),
+            "{doc:?}"
+        );
         assert!(!doc.snippet_html.is_empty(), "{doc:?}");
     }
 
@@ -207,19 +278,35 @@ fn nodes_serve_real_shards_exactly_and_survive_bad_frames() {
     for (body, path, expected) in [
         (b"garbage garbage".to_vec(), wire::paths::SEARCH, 400),
         (frame[..frame.len() / 2].to_vec(), wire::paths::SEARCH, 400),
-        (vec![0u8; wire::MAX_FRAME_BYTES + 1], wire::paths::SEARCH, 413),
         (frame.clone(), "/rpc/unknown", 404),
     ] {
         let (status, message) = post_raw(&addr_a, path, &body).expect("node reachable");
         assert_eq!(status, expected, "{}", String::from_utf8_lossy(&message));
         assert!(!message.is_empty());
     }
+    // An oversized body is refused from its declared length, before it is read (a client
+    // still sending it would see the connection closed, so only the head is sent here).
+    let head = format!(
+        "POST {} HTTP/1.1\r\nhost: node\r\ncontent-length: {}\r\n\r\n",
+        wire::paths::SEARCH,
+        wire::MAX_FRAME_BYTES + 1
+    );
+    let mut stream = std::net::TcpStream::connect(&addr_a).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    stream.write_all(head.as_bytes()).unwrap();
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
     assert_eq!(health(&addr_a).unwrap().node, "a");
 
     // SIGTERM: a clean exit.
     let mut node_a = node_a;
     node_a.signal(libc::SIGTERM);
-    let status = wait_for("node a to exit", Duration::from_secs(60), || node_a.child.try_wait().unwrap());
+    let status = wait_for("node a to exit", Duration::from_secs(60), || {
+        node_a.child.try_wait().unwrap()
+    });
     assert!(status.success(), "{status:?}");
 }
 
@@ -242,18 +329,29 @@ fn node_refuses_a_corrupted_replica_and_serves_the_rest() {
     assert_eq!(health.replicas.len(), SHARDS as usize);
     for (shard, state) in &health.replicas {
         match (shard == &victim, state) {
-            (true, ReplicaState::Failed(reason)) => assert!(reason.contains(&file.name), "{reason}"),
+            (true, ReplicaState::Failed(reason)) => {
+                assert!(reason.contains(&file.name), "{reason}")
+            }
             (false, ReplicaState::Serving { docs }) => assert!(*docs > 0),
             other => panic!("{shard}: {other:?}"),
         }
     }
     let addr = rpc_addr(&cluster, "solo");
-    let shards = (0..SHARDS).map(|s| ShardId::new(0, 1, s, SHARDS).unwrap()).collect();
-    let request = SearchRequest { query: "the".into(), shards, top_k: 5, stats: GlobalStats::default() };
+    let shards = (0..SHARDS)
+        .map(|s| ShardId::new(0, 1, s, SHARDS).unwrap())
+        .collect();
+    let request = SearchRequest {
+        query: "the".into(),
+        shards,
+        top_k: 5,
+        stats: GlobalStats::default(),
+    };
     let response = search(&addr, &request);
     for (shard, outcome) in &response.shards {
         match outcome {
-            ShardOutcome::Failed(reason) => assert!(shard == &victim && reason == "not served here"),
+            ShardOutcome::Failed(reason) => {
+                assert!(shard == &victim && reason == "not served here")
+            }
             ShardOutcome::Ok(hits) => assert!(shard != &victim && !hits.hits.is_empty()),
         }
     }

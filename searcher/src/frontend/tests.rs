@@ -1,0 +1,190 @@
+//! Front-end tests against real searcher nodes run in-process (`node::run` on
+//! 127.0.0.1:0) over shards the real indexer builds from the English sample, plus the two
+//! faults a front-end must survive without a node's help: a replica whose port accepts
+//! connections but never answers (a hung process), and a port nobody listens on.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+use crate::cluster::{ClusterConfig, FrontendConfig, NodeConfig, Timeouts};
+use crate::frontend::nodes::NodeState;
+use crate::frontend::root::SearchParams;
+use crate::frontend::Frontend;
+use crate::placement::Placement;
+
+fn sample_dump() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus/enwiki-sample.xml.bz2")
+}
+
+fn build_store(out: &Path, shards: u32) {
+    let args = indexer::build::BuildArgs {
+        input: sample_dump(),
+        out: out.to_path_buf(),
+        shards,
+        node: 0,
+        nodes: 1,
+        index: None,
+        threads: 1,
+        memory_mb: 256,
+        json: false,
+    };
+    indexer::build::build(&args.options().expect("build options")).expect("build shards");
+}
+
+const PROBE_INTERVAL: Duration = Duration::from_millis(500);
+
+fn config(dir: &Path, nodes: &[(&str, std::net::SocketAddr)], replication: usize) -> ClusterConfig {
+    ClusterConfig {
+        shard_store: dir.join("store"),
+        replication,
+        frontend: FrontendConfig::default(),
+        timeouts: Timeouts {
+            attempt_ms: 300,
+            deadline_ms: 5_000,
+            probe_interval_ms: PROBE_INTERVAL.as_millis() as u64,
+            connect_ms: 250,
+            eject_after_failures: 2,
+        },
+        nodes: nodes
+            .iter()
+            .map(|(id, addr)| NodeConfig {
+                id: id.to_string(),
+                rpc: *addr,
+                data_dir: Some(dir.join("nodes").join(id)),
+            })
+            .collect(),
+    }
+}
+
+/// Starts a real node on `listener`; dropping the sender stops it.
+fn spawn_node(config: &ClusterConfig, id: &str, listener: TcpListener) -> oneshot::Sender<()> {
+    let (stop, stopped) = oneshot::channel::<()>();
+    let (config, id) = (config.clone(), id.to_string());
+    tokio::spawn(async move {
+        let shutdown = async move {
+            let _ = stopped.await;
+        };
+        if let Err(error) = crate::node::run(config, id, listener, shutdown).await {
+            panic!("node failed: {error}");
+        }
+    });
+    stop
+}
+
+/// A port that accepts connections and never answers, counting the connections.
+async fn black_hole() -> (std::net::SocketAddr, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&accepted);
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            counter.fetch_add(1, Ordering::SeqCst);
+            held.push(socket);
+        }
+    });
+    (addr, accepted)
+}
+
+async fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
+    for _ in 0..600 {
+        if condition() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+fn params(q: &str) -> SearchParams {
+    SearchParams {
+        q: q.to_string(),
+        from: 0,
+        size: 10,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hung_replica_is_failed_over_then_ejected_and_costs_no_more_attempts() {
+    let dir = tempfile::tempdir().unwrap();
+    build_store(&dir.path().join("store"), 3);
+    let live_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let (hung_addr, hung_connections) = black_hole().await;
+    let config = config(
+        dir.path(),
+        &[("live", live_listener.local_addr().unwrap()), ("hung", hung_addr)],
+        2,
+    );
+    let _stop = spawn_node(&config, "live", live_listener);
+    let frontend = Frontend::new(&config).unwrap();
+    let root = &frontend.state.root;
+    let nodes = &root.fanout.replicas.nodes;
+    wait_until("live node probed", || nodes[0].pid().is_some()).await;
+
+    for _ in 0..6 {
+        let answer = root.search(&params("anarchism")).await.unwrap();
+        assert!(!answer.partial, "{answer:?}");
+        assert_eq!(answer.hits[0].title, "Anarchism");
+        assert!(answer.hits.iter().all(|h| h.node == "live"), "{answer:?}");
+    }
+    wait_until("hung node ejected", || nodes[1].state() == NodeState::Down).await;
+    // Let in-flight attempts to the hung node finish timing out, then count.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let before = hung_connections.load(Ordering::SeqCst);
+    let started = std::time::Instant::now();
+    for _ in 0..20 {
+        let answer = root.search(&params("autism")).await.unwrap();
+        assert!(!answer.partial, "{answer:?}");
+    }
+    // Only the prober may still knock: one connection per interval, none per query.
+    let probes = (started.elapsed().as_millis() / PROBE_INTERVAL.as_millis()) as usize + 1;
+    let knocks = hung_connections.load(Ordering::SeqCst) - before;
+    assert!(knocks <= probes, "{knocks} connections to an ejected node in {probes} probe intervals");
+    let text = frontend.state.metrics.render();
+    assert!(text.contains("frontend_ejections_total 1"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shards_without_a_live_replica_are_reported_with_coverage_and_not_cached() {
+    let dir = tempfile::tempdir().unwrap();
+    build_store(&dir.path().join("store"), 4);
+    let live_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    // A port nobody listens on: connections are refused at once.
+    let dead_addr = TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap();
+    let config = config(
+        dir.path(),
+        &[("live", live_listener.local_addr().unwrap()), ("dead", dead_addr)],
+        1,
+    );
+    let shards: Vec<_> = config
+        .shard_manifests()
+        .unwrap()
+        .into_iter()
+        .map(|m| m.unwrap().shard)
+        .collect();
+    let placement = Placement::for_cluster(&config, shards);
+    let lost = placement.shards_of("dead");
+    assert!(!lost.is_empty() && !placement.shards_of("live").is_empty(), "{placement:?}");
+    let _stop = spawn_node(&config, "live", live_listener);
+    let frontend = Frontend::new(&config).unwrap();
+    let root = &frontend.state.root;
+    wait_until("live node probed", || root.fanout.replicas.nodes[0].pid().is_some()).await;
+
+    let answer = root.search(&params("the")).await.unwrap();
+    assert!(answer.partial);
+    assert_eq!(answer.shards.failed, lost.len(), "{answer:?}");
+    for shard in &lost {
+        let failure = answer.shards.failures.iter().find(|f| f.shard == shard.to_string());
+        let reason = &failure.unwrap_or_else(|| panic!("{shard} not reported: {answer:?}")).reason;
+        assert!(reason.contains("dead"), "{reason}");
+    }
+    assert!(answer.coverage > 0.0 && answer.coverage < 1.0, "{}", answer.coverage);
+    assert!(answer.hits.iter().all(|h| h.node == "live" && !h.title.is_empty()));
+    assert_eq!(root.cached_terms(), 0, "statistics missing a shard must not be cached");
+}
