@@ -77,8 +77,18 @@ fn print_placement(args: &PlacementArgs) -> anyhow::Result<()> {
         println!("{:<16} {}", shard.to_string(), nodes.join(" "));
     }
     for node in &config.nodes {
-        let held: Vec<String> = placement.shards_of(&node.id).iter().map(|s| s.to_string()).collect();
-        println!("node {} ({}) holds {}: {}", node.id, node.rpc, held.len(), held.join(" "));
+        let held: Vec<String> = placement
+            .shards_of(&node.id)
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        println!(
+            "node {} ({}) holds {}: {}",
+            node.id,
+            node.rpc,
+            held.len(),
+            held.join(" ")
+        );
     }
     Ok(())
 }

@@ -163,7 +163,9 @@ impl ClusterConfig {
         }
         let t = &self.timeouts;
         if t.attempt_ms == 0 || t.deadline_ms < t.attempt_ms || t.probe_interval_ms == 0 {
-            return Err("timeouts: need 0 < attempt_ms <= deadline_ms and probe_interval_ms > 0".into());
+            return Err(
+                "timeouts: need 0 < attempt_ms <= deadline_ms and probe_interval_ms > 0".into(),
+            );
         }
         Ok(())
     }
@@ -234,7 +236,10 @@ data_dir = "/tmp/b"
         let dir = tempfile::tempdir().unwrap();
         let config = ClusterConfig::load(&write(dir.path(), GOOD)).unwrap();
         assert_eq!(config.shard_store, dir.path().join("shards"));
-        assert_eq!(config.node("a").unwrap().data_dir(), dir.path().join("nodes/a"));
+        assert_eq!(
+            config.node("a").unwrap().data_dir(),
+            dir.path().join("nodes/a")
+        );
         assert_eq!(config.node("b").unwrap().data_dir(), Path::new("/tmp/b"));
         assert_eq!(config.timeouts, Timeouts::default());
     }
@@ -243,14 +248,22 @@ data_dir = "/tmp/b"
     fn bad_files_are_clear_errors() {
         let dir = tempfile::tempdir().unwrap();
         let cases = [
-            ("replication = 3", GOOD.replace("replication = 2", "replication = 3")),
+            (
+                "replication = 3",
+                GOOD.replace("replication = 2", "replication = 3"),
+            ),
             ("unknown field", format!("{GOOD}\nbogus = 1")),
             ("id \"a\"", GOOD.replace("id = \"b\"", "id = \"a\"")),
             ("TOML", "shard_store = ".to_string()),
         ];
         for (expected, text) in cases {
-            let err = ClusterConfig::load(&write(dir.path(), &text)).unwrap_err().to_string();
-            assert!(err.contains(expected) || err.contains("cluster.toml"), "{err}");
+            let err = ClusterConfig::load(&write(dir.path(), &text))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains(expected) || err.contains("cluster.toml"),
+                "{err}"
+            );
             assert!(err.contains("cluster.toml"), "{err}");
         }
         assert!(ClusterConfig::load(&dir.path().join("missing.toml")).is_err());

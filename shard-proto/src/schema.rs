@@ -109,7 +109,10 @@ mod tests {
 
     #[test]
     fn fingerprint_is_stable_within_a_build() {
-        assert_eq!(WikiSchema::new().fingerprint(), WikiSchema::new().fingerprint());
+        assert_eq!(
+            WikiSchema::new().fingerprint(),
+            WikiSchema::new().fingerprint()
+        );
         assert!(WikiSchema::new().fingerprint().starts_with("v1-"));
     }
 
@@ -117,7 +120,12 @@ mod tests {
     fn parser_accepts_benchmark_syntax_and_rejects_garbage() {
         let schema = WikiSchema::new();
         let parser = query_parser(&schema);
-        for q in ["the", "+griffith +observatory", "\"griffith observatory\"", "a b"] {
+        for q in [
+            "the",
+            "+griffith +observatory",
+            "\"griffith observatory\"",
+            "a b",
+        ] {
             parser.parse_query(q).unwrap();
         }
         assert!(parser.parse_query("title:(").is_err());

@@ -96,7 +96,14 @@ mod tests {
 
     #[test]
     fn rejects_malformed_and_out_of_range() {
-        for bad in ["", "n1of2", "n2of2-s0of3", "n0of2-s3of3", "x0of2-s0of3", "n0of0-s0of1"] {
+        for bad in [
+            "",
+            "n1of2",
+            "n2of2-s0of3",
+            "n0of2-s3of3",
+            "x0of2-s0of3",
+            "n0of0-s0of1",
+        ] {
             assert!(bad.parse::<ShardId>().is_err(), "{bad}");
         }
     }

@@ -125,7 +125,12 @@ pub struct StatsProvider<'a> {
 
 impl Bm25StatisticsProvider for StatsProvider<'_> {
     fn total_num_tokens(&self, field: Field) -> tantivy::Result<u64> {
-        match self.global.field_tokens.iter().find(|(f, _)| *f == field.field_id()) {
+        match self
+            .global
+            .field_tokens
+            .iter()
+            .find(|(f, _)| *f == field.field_id())
+        {
             Some(&(_, tokens)) => Ok(tokens),
             None => self.local.total_num_tokens(field),
         }

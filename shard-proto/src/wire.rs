@@ -171,7 +171,9 @@ pub struct FetchResponse {
 /// State of one replica on a node.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum ReplicaState {
-    Serving { docs: u64 },
+    Serving {
+        docs: u64,
+    },
     /// Refused (failed verification, schema mismatch, unreadable): the reason.
     Failed(String),
 }

@@ -64,7 +64,9 @@ pub fn free_port() -> u16 {
 
 /// Runs a command to completion, panicking with its output if it fails.
 pub fn run_ok(cmd: &mut Command) -> Output {
-    let output = cmd.output().unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
+    let output = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
     assert!(
         output.status.success(),
         "{cmd:?} failed with {}\nstdout:\n{}\nstderr:\n{}",
@@ -82,7 +84,10 @@ pub fn wait_for<T>(what: &str, deadline: Duration, mut condition: impl FnMut() -
         if let Some(value) = condition() {
             return value;
         }
-        assert!(start.elapsed() < deadline, "timed out after {deadline:?} waiting for {what}");
+        assert!(
+            start.elapsed() < deadline,
+            "timed out after {deadline:?} waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }

@@ -373,7 +373,14 @@ async fn same_top10(
     for query in &queries[..compared] {
         let cluster = top10_ids(&client, frontend, &query.text).await?;
         let one_index = top10_ids(&client, single, &query.text).await?;
-        identical += usize::from(cluster == one_index);
+        if cluster == one_index {
+            identical += 1;
+        } else {
+            eprintln!(
+                "top-10 differs for {:?}: front-end {cluster:?}, single index {one_index:?}",
+                query.text
+            );
+        }
     }
     Ok((identical, compared))
 }

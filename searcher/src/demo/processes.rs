@@ -75,7 +75,11 @@ impl Processes {
         if !own_stdout {
             command.stdout(log.try_clone()?);
         }
-        command.stdin(Stdio::null()).stderr(log);
+        // Logs are files: no colour escapes in them (tracing-subscriber honours NO_COLOR).
+        command
+            .stdin(Stdio::null())
+            .stderr(log)
+            .env("NO_COLOR", "1");
         die_with_parent(command);
         let child = command
             .spawn()

@@ -52,7 +52,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .layer(
             ServiceBuilder::new()
                 .layer(HandleErrorLayer::new(|e: tower::BoxError| async move {
-                    error(StatusCode::SERVICE_UNAVAILABLE, format!("front-end overloaded: {e}"))
+                    error(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        format!("front-end overloaded: {e}"),
+                    )
                 }))
                 .load_shed()
                 .concurrency_limit(MAX_CONCURRENT_REQUESTS),
@@ -97,7 +100,10 @@ pub fn validate(raw: &HashMap<String, String>) -> Result<Validated, String> {
         return Err("missing query: use /search?q=words".into());
     }
     if q.len() > MAX_QUERY_BYTES {
-        return Err(format!("query is {} bytes; the limit is {MAX_QUERY_BYTES}", q.len()));
+        return Err(format!(
+            "query is {} bytes; the limit is {MAX_QUERY_BYTES}",
+            q.len()
+        ));
     }
     let number = |name: &str, default: usize| -> Result<usize, String> {
         match raw.get(name) {
@@ -114,12 +120,19 @@ pub fn validate(raw: &HashMap<String, String>) -> Result<Validated, String> {
         return Err(format!("size must be at most {MAX_SIZE}, got {size}"));
     }
     if from.saturating_add(size) > MAX_WINDOW {
-        return Err(format!("from + size must be at most {MAX_WINDOW}, got {}", from.saturating_add(size)));
+        return Err(format!(
+            "from + size must be at most {MAX_WINDOW}, got {}",
+            from.saturating_add(size)
+        ));
     }
     let allow_partial = match raw.get("allow_partial").map(|s| s.trim()) {
         None | Some("true") | Some("1") => true,
         Some("false") | Some("0") => false,
-        Some(other) => return Err(format!("allow_partial must be true or false, got {other:?}")),
+        Some(other) => {
+            return Err(format!(
+                "allow_partial must be true or false, got {other:?}"
+            ))
+        }
     };
     Ok(Validated {
         params: SearchParams {
@@ -137,7 +150,9 @@ async fn search(
 ) -> Response {
     let started = Instant::now();
     let (outcome, response) = search_outcome(&state, query).await;
-    state.metrics.observe_request(outcome, started.elapsed().as_secs_f64());
+    state
+        .metrics
+        .observe_request(outcome, started.elapsed().as_secs_f64());
     response
 }
 
@@ -147,7 +162,12 @@ async fn search_outcome(
 ) -> (&'static str, Response) {
     let raw = match query {
         Ok(Query(raw)) => raw,
-        Err(rejection) => return ("bad_request", error(StatusCode::BAD_REQUEST, rejection.body_text())),
+        Err(rejection) => {
+            return (
+                "bad_request",
+                error(StatusCode::BAD_REQUEST, rejection.body_text()),
+            )
+        }
     };
     let validated = match validate(&raw) {
         Ok(v) => v,
@@ -156,7 +176,10 @@ async fn search_outcome(
     let answer = match state.root.search(&validated.params).await {
         Ok(answer) => answer,
         Err(SearchError::BadQuery(message)) => {
-            return ("bad_request", error(StatusCode::BAD_REQUEST, format!("bad query: {message}")))
+            return (
+                "bad_request",
+                error(StatusCode::BAD_REQUEST, format!("bad query: {message}")),
+            )
         }
     };
     if !answer.partial {
@@ -166,7 +189,10 @@ async fn search_outcome(
     if validated.allow_partial {
         ("partial", Json(answer).into_response())
     } else {
-        ("unavailable", (StatusCode::SERVICE_UNAVAILABLE, Json(answer)).into_response())
+        (
+            "unavailable",
+            (StatusCode::SERVICE_UNAVAILABLE, Json(answer)).into_response(),
+        )
     }
 }
 
@@ -231,26 +257,31 @@ async fn cluster(State(state): State<Arc<AppState>>) -> Json<ClusterView> {
         .map(|(shard, docs)| ShardView {
             id: shard.to_string(),
             docs: *docs,
-            replicas: replicas.replicas.get(shard).map_or_else(Vec::new, |holders| {
-                holders
-                    .iter()
-                    .map(|&i| {
-                        let node = &replicas.nodes[i];
-                        let state = if node.replica_failed(shard) {
-                            "failed"
-                        } else if node.state() == NodeState::Down {
-                            "down"
-                        } else {
-                            "serving"
-                        };
-                        ReplicaView {
-                            node: node.id.clone(),
-                            state,
-                        }
-                    })
-                    .collect()
-            }),
-            last_served_by: root.last_served_by(shard).map(|i| replicas.nodes[i].id.clone()),
+            replicas: replicas
+                .replicas
+                .get(shard)
+                .map_or_else(Vec::new, |holders| {
+                    holders
+                        .iter()
+                        .map(|&i| {
+                            let node = &replicas.nodes[i];
+                            let state = if node.replica_failed(shard) {
+                                "failed"
+                            } else if node.state() == NodeState::Down {
+                                "down"
+                            } else {
+                                "serving"
+                            };
+                            ReplicaView {
+                                node: node.id.clone(),
+                                state,
+                            }
+                        })
+                        .collect()
+                }),
+            last_served_by: root
+                .last_served_by(shard)
+                .map(|i| replicas.nodes[i].id.clone()),
         })
         .collect();
     Json(ClusterView {
@@ -265,16 +296,30 @@ mod tests {
     use super::*;
 
     fn raw(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
     fn accepts_defaults_and_explicit_values() {
         let v = validate(&raw(&[("q", "albedo")])).unwrap();
-        assert_eq!((v.params.from, v.params.size, v.allow_partial), (0, 10, true));
-        let v = validate(&raw(&[("q", "a"), ("from", "20"), ("size", "100"), ("allow_partial", "false")]))
-            .unwrap();
-        assert_eq!((v.params.from, v.params.size, v.allow_partial), (20, 100, false));
+        assert_eq!(
+            (v.params.from, v.params.size, v.allow_partial),
+            (0, 10, true)
+        );
+        let v = validate(&raw(&[
+            ("q", "a"),
+            ("from", "20"),
+            ("size", "100"),
+            ("allow_partial", "false"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            (v.params.from, v.params.size, v.allow_partial),
+            (20, 100, false)
+        );
     }
 
     #[test]
@@ -287,8 +332,14 @@ mod tests {
             (&[("q", "a"), ("size", "101")], "size must be at most 100"),
             (&[("q", "a"), ("size", "ten")], "size must be"),
             (&[("q", "a"), ("from", "-1")], "from must be"),
-            (&[("q", "a"), ("from", "9995"), ("size", "10")], "from + size"),
-            (&[("q", "a"), ("from", "18446744073709551615"), ("size", "10")], "from + size"),
+            (
+                &[("q", "a"), ("from", "9995"), ("size", "10")],
+                "from + size",
+            ),
+            (
+                &[("q", "a"), ("from", "18446744073709551615"), ("size", "10")],
+                "from + size",
+            ),
             (&[("q", "a"), ("allow_partial", "maybe")], "allow_partial"),
         ];
         for (pairs, expected) in cases {

@@ -93,7 +93,11 @@ fn group_by_node(pending: &[Pending]) -> BTreeMap<usize, Vec<usize>> {
     groups
 }
 
-type RoundResult = (usize, Vec<usize>, Result<Vec<ShardOutcome<FetchedDoc>>, AttemptError>);
+type RoundResult = (
+    usize,
+    Vec<usize>,
+    Result<Vec<ShardOutcome<FetchedDoc>>, AttemptError>,
+);
 
 async fn fetch_round(
     fanout: &Fanout,
@@ -139,7 +143,11 @@ fn record_round(
         let docs = match result {
             Ok(docs) if docs.len() == positions.len() => docs,
             Ok(docs) => {
-                let error = format!("{node_id}: {} documents for {} asked", docs.len(), positions.len());
+                let error = format!(
+                    "{node_id}: {} documents for {} asked",
+                    docs.len(),
+                    positions.len()
+                );
                 for &i in &positions {
                     pending[i].last_error = Some(error.clone());
                 }

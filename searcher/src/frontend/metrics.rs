@@ -80,19 +80,51 @@ impl Metrics {
 
     fn register_all(&self) {
         let mut r = self.registry.lock().expect("metrics registry");
-        r.register("requests", "Public /search requests by outcome", self.requests.clone());
+        r.register(
+            "requests",
+            "Public /search requests by outcome",
+            self.requests.clone(),
+        );
         r.register(
             "request_seconds",
             "Latency of public /search requests by outcome",
             self.request_seconds.clone(),
         );
-        r.register("rpc_seconds", "Latency of node RPCs by node and phase", self.rpc_seconds.clone());
-        r.register("rpc_errors", "Failed node RPCs by node and kind", self.rpc_errors.clone());
-        r.register("retries", "Shards re-sent to another replica after a failure", self.retries.clone());
-        r.register("hedges", "Hedged node requests (slow replica, same shards elsewhere)", self.hedges.clone());
-        r.register("hedges_won", "Hedged requests that answered first", self.hedges_won.clone());
-        r.register("partial_answers", "Answers missing at least one shard", self.partial_answers.clone());
-        r.register("ejections", "Nodes ejected after repeated failures", self.ejections.clone());
+        r.register(
+            "rpc_seconds",
+            "Latency of node RPCs by node and phase",
+            self.rpc_seconds.clone(),
+        );
+        r.register(
+            "rpc_errors",
+            "Failed node RPCs by node and kind",
+            self.rpc_errors.clone(),
+        );
+        r.register(
+            "retries",
+            "Shards re-sent to another replica after a failure",
+            self.retries.clone(),
+        );
+        r.register(
+            "hedges",
+            "Hedged node requests (slow replica, same shards elsewhere)",
+            self.hedges.clone(),
+        );
+        r.register(
+            "hedges_won",
+            "Shards first answered by a hedged request",
+            self.hedges_won.clone(),
+        );
+        r.register(
+            "partial_answers",
+            "Answers missing at least one shard",
+            self.partial_answers.clone(),
+        );
+        r.register(
+            "ejections",
+            "Nodes ejected after repeated failures",
+            self.ejections.clone(),
+        );
         r.register(
             "stats_round_trips",
             "Statistics phases run (term cache misses)",
@@ -151,9 +183,18 @@ mod tests {
         metrics.rpc_error("n1", "timeout");
         metrics.hedges.inc();
         let text = metrics.render();
-        assert!(text.contains("frontend_requests_total{outcome=\"ok\"} 1"), "{text}");
-        assert!(text.contains("frontend_rpc_seconds_count{node=\"n1\",phase=\"search\"} 1"), "{text}");
-        assert!(text.contains("frontend_rpc_errors_total{node=\"n1\",kind=\"timeout\"} 1"), "{text}");
+        assert!(
+            text.contains("frontend_requests_total{outcome=\"ok\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("frontend_rpc_seconds_count{node=\"n1\",phase=\"search\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("frontend_rpc_errors_total{node=\"n1\",kind=\"timeout\"} 1"),
+            "{text}"
+        );
         assert!(text.contains("frontend_hedges_total 1"), "{text}");
     }
 }

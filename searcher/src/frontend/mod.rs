@@ -36,13 +36,13 @@ use anyhow::Context as _;
 use crate::cluster::ClusterConfig;
 use crate::error::{Error, Result};
 use crate::placement::Placement;
-use shard_proto::ShardId;
 use metrics::Metrics;
 use nodes::NodeHandle;
 use policy::HedgeBudget;
 use replica::ReplicaSet;
 use root::Root;
 use scatter::Fanout;
+use shard_proto::ShardId;
 
 /// Flags of `searcher frontend`.
 #[derive(Debug, clap::Args)]
@@ -155,4 +155,3 @@ fn read_shard_table(config: &ClusterConfig) -> Result<BTreeMap<ShardId, u64>> {
     }
     Ok(shard_docs)
 }
-

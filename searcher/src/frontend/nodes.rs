@@ -309,11 +309,16 @@ impl NodeHandle {
     fn record_success(&self, elapsed: Duration) {
         let micros = elapsed.as_micros() as u64;
         let old = self.latency_ewma_micros.load(Ordering::Relaxed);
-        let new = if old == 0 { micros } else { (old * 4 + micros) / 5 };
+        let new = if old == 0 {
+            micros
+        } else {
+            (old * 4 + micros) / 5
+        };
         self.latency_ewma_micros.store(new, Ordering::Relaxed);
         if let Some(p95) = self.window.lock().expect("latency window").record(micros) {
             let floor = HEDGE_FLOOR.as_micros() as u64;
-            self.hedge_after_micros.store(p95.max(floor), Ordering::Relaxed);
+            self.hedge_after_micros
+                .store(p95.max(floor), Ordering::Relaxed);
         }
         {
             let mut info = self.info.lock().expect("node info");

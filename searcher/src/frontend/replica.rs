@@ -78,7 +78,9 @@ impl ReplicaSet {
         for shard in shards {
             let holders = self.replicas.get(&shard).map(Vec::as_slice).unwrap_or(&[]);
             let chosen = ranking.iter().copied().find(|&node| {
-                holders.contains(&node) && !excluded(&shard, node) && self.nodes[node].serves(&shard)
+                holders.contains(&node)
+                    && !excluded(&shard, node)
+                    && self.nodes[node].serves(&shard)
             });
             match chosen {
                 Some(node) => plan.by_node.entry(node).or_default().push(shard),

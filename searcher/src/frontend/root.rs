@@ -21,8 +21,7 @@ use std::time::Duration;
 use serde::Serialize;
 use shard_proto::stats::ShardTermStats;
 use shard_proto::wire::{
-    DocRef, FetchRequest, FetchedDoc, LeafHit, SearchRequest, ShardHits,
-    StatsRequest,
+    DocRef, FetchRequest, FetchedDoc, LeafHit, SearchRequest, ShardHits, StatsRequest,
 };
 use shard_proto::{GlobalStats, ShardId, WikiSchema};
 use tantivy::query::QueryParser;
@@ -124,7 +123,9 @@ impl Phase for StatsPhase {
     fn split(reply: RpcReply) -> Result<Outcomes<ShardTermStats>, AttemptError> {
         match reply {
             RpcReply::Stats(answer) => Ok(answer.shards),
-            other => Err(AttemptError::Decode(format!("expected statistics, got {other:?}"))),
+            other => Err(AttemptError::Decode(format!(
+                "expected statistics, got {other:?}"
+            ))),
         }
     }
 }
@@ -170,7 +171,10 @@ impl Root {
             parser: shard_proto::query_parser(&schema),
             scored_fields: schema.scored_fields().to_vec(),
             stats_cache: StatsCache::default(),
-            last_served_by: shards.iter().map(|s| (*s, AtomicUsize::new(usize::MAX))).collect(),
+            last_served_by: shards
+                .iter()
+                .map(|s| (*s, AtomicUsize::new(usize::MAX)))
+                .collect(),
             shard_docs,
             shards,
             deadline,
@@ -294,7 +298,12 @@ impl Root {
 
 /// Orders hits by score (descending), ties by page id (ascending), and keeps one page.
 pub fn merge_page(mut hits: Vec<MergedHit>, from: usize, size: usize) -> Vec<MergedHit> {
-    hits.sort_by(|a, b| b.hit.score.total_cmp(&a.hit.score).then(a.hit.id.cmp(&b.hit.id)));
+    hits.sort_by(|a, b| {
+        b.hit
+            .score
+            .total_cmp(&a.hit.score)
+            .then(a.hit.id.cmp(&b.hit.id))
+    });
     hits.into_iter().skip(from).take(size).collect()
 }
 
@@ -339,7 +348,13 @@ mod tests {
 
     #[test]
     fn merge_orders_by_score_then_id_and_pages() {
-        let hits = vec![hit(1.0, 5), hit(3.0, 9), hit(2.0, 1), hit(2.0, 0), hit(0.5, 7)];
+        let hits = vec![
+            hit(1.0, 5),
+            hit(3.0, 9),
+            hit(2.0, 1),
+            hit(2.0, 0),
+            hit(0.5, 7),
+        ];
         let ids = |page: Vec<MergedHit>| page.iter().map(|h| h.hit.id).collect::<Vec<_>>();
         assert_eq!(ids(merge_page(hits.clone(), 0, 3)), vec![9, 0, 1]);
         assert_eq!(ids(merge_page(hits.clone(), 3, 3)), vec![5, 7]);

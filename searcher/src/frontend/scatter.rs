@@ -149,9 +149,12 @@ impl<P: Phase> Scatter<'_, P> {
     /// per node. Shards no live replica can take fail here unless an attempt is running.
     fn launch_unanswered(&mut self, shards: Vec<ShardId>, is_hedge: bool) -> usize {
         let slots = &self.slots;
-        let plan = self.fanout.replicas.plan(&self.ranking, shards, |shard, node| {
-            slots.get(shard).is_some_and(|s| s.tried.contains(&node))
-        });
+        let plan = self
+            .fanout
+            .replicas
+            .plan(&self.ranking, shards, |shard, node| {
+                slots.get(shard).is_some_and(|s| s.tried.contains(&node))
+            });
         if !is_hedge {
             for shard in plan.unavailable {
                 let slot = &self.slots[&shard];
@@ -167,7 +170,10 @@ impl<P: Phase> Scatter<'_, P> {
         let launched = plan.by_node.len();
         for (node, shards) in plan.by_node {
             for shard in &shards {
-                let slot = self.slots.get_mut(shard).expect("planned shards have slots");
+                let slot = self
+                    .slots
+                    .get_mut(shard)
+                    .expect("planned shards have slots");
                 slot.tried.push(node);
                 slot.in_flight += 1;
             }
@@ -226,12 +232,17 @@ impl<P: Phase> Scatter<'_, P> {
                         self.finish_ok(shard, item, attempt.node);
                     }
                 }
-                ShardOutcome::Failed(reason) => self.release(&shard, Some(format!("{node_id}: {reason}"))),
+                ShardOutcome::Failed(reason) => {
+                    self.release(&shard, Some(format!("{node_id}: {reason}")))
+                }
             }
         }
         for shard in &attempt.shards {
             if !answered.contains(shard) {
-                self.release(shard, Some(format!("{node_id}: shard missing from its answer")));
+                self.release(
+                    shard,
+                    Some(format!("{node_id}: shard missing from its answer")),
+                );
             }
         }
     }
@@ -295,9 +306,12 @@ impl<P: Phase> Scatter<'_, P> {
 
     fn has_alternative(&self, shards: &[ShardId]) -> bool {
         let slots = &self.slots;
-        let plan = self.fanout.replicas.plan(&self.ranking, shards.iter().copied(), |s, n| {
-            slots.get(s).is_some_and(|slot| slot.tried.contains(&n))
-        });
+        let plan = self
+            .fanout
+            .replicas
+            .plan(&self.ranking, shards.iter().copied(), |s, n| {
+                slots.get(s).is_some_and(|slot| slot.tried.contains(&n))
+            });
         !plan.by_node.is_empty()
     }
 

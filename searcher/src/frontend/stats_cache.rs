@@ -39,7 +39,9 @@ pub struct StatsCache {
 pub enum Lookup {
     Hit(GlobalStats),
     /// Terms not cached (all of them if the totals are not known yet).
-    Miss { missing: Vec<Term> },
+    Miss {
+        missing: Vec<Term>,
+    },
 }
 
 impl StatsCache {
@@ -62,7 +64,10 @@ impl StatsCache {
         Lookup::Hit(GlobalStats {
             total_docs: totals.total_docs,
             field_tokens: totals.field_tokens.clone(),
-            doc_freqs: terms.iter().map(|t| (t.clone(), inner.doc_freqs[t])).collect(),
+            doc_freqs: terms
+                .iter()
+                .map(|t| (t.clone(), inner.doc_freqs[t]))
+                .collect(),
         })
     }
 
@@ -133,7 +138,9 @@ mod tests {
     #[test]
     fn misses_until_totals_and_terms_are_known() {
         let cache = StatsCache::default();
-        assert!(matches!(cache.lookup(&[term("a")]), Lookup::Miss { missing } if missing.len() == 1));
+        assert!(
+            matches!(cache.lookup(&[term("a")]), Lookup::Miss { missing } if missing.len() == 1)
+        );
         cache.insert_complete(&stats(&[("a", 3)]));
         let Lookup::Hit(hit) = cache.lookup(&[term("a")]) else {
             panic!("expected a hit")

@@ -118,7 +118,10 @@ async fn hung_replica_is_failed_over_then_ejected_and_costs_no_more_attempts() {
     let (hung_addr, hung_connections) = black_hole().await;
     let config = config(
         dir.path(),
-        &[("live", live_listener.local_addr().unwrap()), ("hung", hung_addr)],
+        &[
+            ("live", live_listener.local_addr().unwrap()),
+            ("hung", hung_addr),
+        ],
         2,
     );
     let _stop = spawn_node(&config, "live", live_listener);
@@ -145,7 +148,10 @@ async fn hung_replica_is_failed_over_then_ejected_and_costs_no_more_attempts() {
     // Only the prober may still knock: one connection per interval, none per query.
     let probes = (started.elapsed().as_millis() / PROBE_INTERVAL.as_millis()) as usize + 1;
     let knocks = hung_connections.load(Ordering::SeqCst) - before;
-    assert!(knocks <= probes, "{knocks} connections to an ejected node in {probes} probe intervals");
+    assert!(
+        knocks <= probes,
+        "{knocks} connections to an ejected node in {probes} probe intervals"
+    );
     let text = frontend.state.metrics.render();
     assert!(text.contains("frontend_ejections_total 1"), "{text}");
 }
@@ -156,10 +162,17 @@ async fn shards_without_a_live_replica_are_reported_with_coverage_and_not_cached
     build_store(&dir.path().join("store"), 4);
     let live_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     // A port nobody listens on: connections are refused at once.
-    let dead_addr = TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap();
+    let dead_addr = TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .local_addr()
+        .unwrap();
     let config = config(
         dir.path(),
-        &[("live", live_listener.local_addr().unwrap()), ("dead", dead_addr)],
+        &[
+            ("live", live_listener.local_addr().unwrap()),
+            ("dead", dead_addr),
+        ],
         1,
     );
     let shards: Vec<_> = config
@@ -170,21 +183,44 @@ async fn shards_without_a_live_replica_are_reported_with_coverage_and_not_cached
         .collect();
     let placement = Placement::for_cluster(&config, shards);
     let lost = placement.shards_of("dead");
-    assert!(!lost.is_empty() && !placement.shards_of("live").is_empty(), "{placement:?}");
+    assert!(
+        !lost.is_empty() && !placement.shards_of("live").is_empty(),
+        "{placement:?}"
+    );
     let _stop = spawn_node(&config, "live", live_listener);
     let frontend = Frontend::new(&config).unwrap();
     let root = &frontend.state.root;
-    wait_until("live node probed", || root.fanout.replicas.nodes[0].pid().is_some()).await;
+    wait_until("live node probed", || {
+        root.fanout.replicas.nodes[0].pid().is_some()
+    })
+    .await;
 
     let answer = root.search(&params("the")).await.unwrap();
     assert!(answer.partial);
     assert_eq!(answer.shards.failed, lost.len(), "{answer:?}");
     for shard in &lost {
-        let failure = answer.shards.failures.iter().find(|f| f.shard == shard.to_string());
-        let reason = &failure.unwrap_or_else(|| panic!("{shard} not reported: {answer:?}")).reason;
+        let failure = answer
+            .shards
+            .failures
+            .iter()
+            .find(|f| f.shard == shard.to_string());
+        let reason = &failure
+            .unwrap_or_else(|| panic!("{shard} not reported: {answer:?}"))
+            .reason;
         assert!(reason.contains("dead"), "{reason}");
     }
-    assert!(answer.coverage > 0.0 && answer.coverage < 1.0, "{}", answer.coverage);
-    assert!(answer.hits.iter().all(|h| h.node == "live" && !h.title.is_empty()));
-    assert_eq!(root.cached_terms(), 0, "statistics missing a shard must not be cached");
+    assert!(
+        answer.coverage > 0.0 && answer.coverage < 1.0,
+        "{}",
+        answer.coverage
+    );
+    assert!(answer
+        .hits
+        .iter()
+        .all(|h| h.node == "live" && !h.title.is_empty()));
+    assert_eq!(
+        root.cached_terms(),
+        0,
+        "statistics missing a shard must not be cached"
+    );
 }

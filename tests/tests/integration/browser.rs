@@ -235,3 +235,99 @@ fn page_searches_shows_failover_live_and_renders_html_queries_as_text() {
     std::thread::sleep(Duration::from_millis(300)); // an onerror would have fired by now
     assert_eq!(eval(&tab, "window.__xss"), 0, "markup from a query ran");
 }
+
+/// Titles such as `<img src=x onerror=...>` are stored as text by the indexer.
+const HOSTILE_TITLES: [&str; 2] = [
+    "<img src=x onerror=\"window.__xss += 1\">",
+    "<script>window.__xss += 1</script>",
+];
+
+/// A small dump whose page titles and text are HTML meant to run in the page.
+fn hostile_dump(dir: &Path) -> PathBuf {
+    let escape = |s: &str| {
+        s.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+            .replace('"', "&quot;")
+    };
+    let mut xml = String::from(
+        "<mediawiki xmlns=\"http://www.mediawiki.org/xml/export-0.10/\">\
+         <siteinfo><sitename>Hostile</sitename></siteinfo>\n",
+    );
+    for (i, title) in HOSTILE_TITLES.iter().enumerate() {
+        let text = format!(
+            "Zebras graze on the savanna. {title} Zebras are striped. <b onmouseover=\"window.__xss += 1\">zebras</b>"
+        );
+        xml.push_str(&format!(
+            "<page><title>{}</title><ns>0</ns><id>{}</id><revision><id>{}</id><text>{}</text></revision></page>\n",
+            escape(title),
+            i + 1,
+            i + 10,
+            escape(&text)
+        ));
+    }
+    xml.push_str("</mediawiki>\n");
+    let path = dir.join("hostile.xml");
+    std::fs::write(&path, xml).expect("write the hostile dump");
+    path
+}
+
+#[test]
+fn titles_and_text_from_the_index_render_as_text() {
+    let Some(chromium) = chromium() else { return };
+    let dir = temp_dir("browser-hostile");
+    let dump = hostile_dump(dir.path());
+    let dump_arg = dump.to_str().expect("utf-8 temp path");
+    let one_of_each = [
+        "--indexers",
+        "1",
+        "--shards",
+        "1",
+        "--nodes",
+        "1",
+        "--replicas",
+        "1",
+    ];
+    let demo = Demo::start(
+        &dir.path().join("data"),
+        &[&["--dump", dump_arg][..], &one_of_each].concat(),
+    );
+    let browser = launch(&chromium, &dir.path().join("profile"));
+    let tab = browser.new_tab().expect("open a tab");
+    tab.set_default_timeout(PAGE_DEADLINE);
+    tab.navigate_to(&format!("{}/?q=zebras", demo.url))
+        .and_then(|t| t.wait_until_navigated())
+        .expect("load the page");
+    eval(&tab, "window.__xss = 0");
+    wait_js(
+        &tab,
+        "both hostile pages listed",
+        PAGE_DEADLINE,
+        "document.querySelectorAll('#results .hit').length === 2",
+    );
+    let titles = eval(
+        &tab,
+        "JSON.stringify([...document.querySelectorAll('#results .hit .title')].map(t => t.textContent).sort())",
+    );
+    let titles: serde_json::Value =
+        serde_json::from_str(titles.as_str().unwrap_or("null")).unwrap();
+    let mut expected: Vec<&str> = HOSTILE_TITLES.to_vec();
+    expected.sort();
+    assert_eq!(titles, serde_json::json!(expected));
+    assert_eq!(
+        eval(
+            &tab,
+            "document.querySelectorAll('#results img, #results script').length"
+        ),
+        0
+    );
+    assert_eq!(
+        eval(
+            &tab,
+            "document.querySelectorAll('#results [onmouseover], #results [onerror]').length"
+        ),
+        0
+    );
+    std::thread::sleep(Duration::from_millis(300)); // an onerror would have fired by now
+    assert_eq!(eval(&tab, "window.__xss"), 0, "markup from the index ran");
+}

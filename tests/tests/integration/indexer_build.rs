@@ -20,6 +20,18 @@ use tests::{bin, run_ok, shared_corpus, temp_dir, wait_for, ChildGuard};
 
 /// `indexer build` of slice `node` of `nodes` into `out`, with a JSON summary.
 fn build_cmd(input: &Path, out: &Path, node: u32, nodes: u32, shards: u32) -> Command {
+    build_cmd_with_memory(input, out, node, nodes, shards, 200)
+}
+
+/// [`build_cmd`] with another `--memory-mb` (a small budget flushes segments early).
+fn build_cmd_with_memory(
+    input: &Path,
+    out: &Path,
+    node: u32,
+    nodes: u32,
+    shards: u32,
+    memory_mb: u32,
+) -> Command {
     let mut cmd = Command::new(bin("indexer"));
     cmd.arg("build")
         .arg("--input")
@@ -28,7 +40,13 @@ fn build_cmd(input: &Path, out: &Path, node: u32, nodes: u32, shards: u32) -> Co
         .arg(out)
         .args(["--node", &node.to_string(), "--nodes", &nodes.to_string()])
         .args(["--shards", &shards.to_string()])
-        .args(["--threads", "2", "--memory-mb", "200", "--json"]);
+        .args([
+            "--threads",
+            "2",
+            "--memory-mb",
+            &memory_mb.to_string(),
+            "--json",
+        ]);
     cmd
 }
 
@@ -244,12 +262,16 @@ fn sigkilled_build_reruns_to_the_same_result_as_a_clean_build() {
             .arg(&dump),
     );
     let clean = tmp.path().join("clean");
-    let clean_summary = summary(&run_ok(&mut build_cmd(&dump, &clean, 0, 1, 2)));
+    let clean_summary = summary(&run_ok(&mut build_cmd_with_memory(
+        &dump, &clean, 0, 1, 2, 64,
+    )));
 
     let out = tmp.path().join("killed");
     let mut child = ChildGuard::spawn(
         "indexer build",
-        build_cmd(&dump, &out, 0, 1, 2).stdout(std::process::Stdio::null()),
+        build_cmd_with_memory(&dump, &out, 0, 1, 2, 64)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null()),
     );
     // Midway: the shards are being written in their temporary directories.
     wait_for(
@@ -283,7 +305,7 @@ fn sigkilled_build_reruns_to_the_same_result_as_a_clean_build() {
         "a killed build published a shard"
     );
 
-    let rerun = run_ok(&mut build_cmd(&dump, &out, 0, 1, 2));
+    let rerun = run_ok(&mut build_cmd_with_memory(&dump, &out, 0, 1, 2, 64));
     assert_eq!(summary(&rerun)["docs"], clean_summary["docs"]);
     assert_eq!(verified_ids(&out), verified_ids(&clean));
     assert_no_leftovers(&out);

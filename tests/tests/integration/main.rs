@@ -2,10 +2,10 @@
 //! `indexer` and `searcher` binaries as a user would, on 127.0.0.1 ports, in a temporary
 //! directory of its own, over the real sample dumps in `../shared/corpus`.
 
-mod failover;
-mod searcher_cluster;
+mod bench;
 mod browser;
 mod demo;
+mod failover;
 mod indexer_build;
-mod bench;
+mod searcher_cluster;
 mod searcher_node;

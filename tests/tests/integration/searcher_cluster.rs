@@ -24,7 +24,9 @@ use tantivy::collector::{Count, TopDocs};
 use tantivy::query::QueryParser;
 use tantivy::schema::Value as _;
 use tantivy::{Index, ReloadPolicy, Searcher, TantivyDocument};
-use tests::{bin, free_port, get_json, process_alive, run_ok, shared_corpus, temp_dir, wait_for, ChildGuard};
+use tests::{
+    bin, free_port, get_json, process_alive, run_ok, shared_corpus, temp_dir, wait_for, ChildGuard,
+};
 
 const PATIENCE: Duration = Duration::from_secs(60);
 /// Scores of the same document computed by two processes may differ in the last bits.
@@ -66,7 +68,9 @@ impl Cluster {
              [timeouts]\nattempt_ms = 700\ndeadline_ms = 5000\nprobe_interval_ms = 200\nconnect_ms = 250\neject_after_failures = 2\n"
         );
         for (id, port) in node_ids.iter().zip(&node_ports) {
-            toml.push_str(&format!("\n[[node]]\nid = \"{id}\"\nrpc = \"127.0.0.1:{port}\"\n"));
+            toml.push_str(&format!(
+                "\n[[node]]\nid = \"{id}\"\nrpc = \"127.0.0.1:{port}\"\n"
+            ));
         }
         let config = dir.join("cluster.toml");
         std::fs::write(&config, toml).expect("write cluster file");
@@ -107,7 +111,9 @@ impl Cluster {
     }
 
     fn cluster_view(&self) -> Value {
-        get_json(&format!("{}/cluster", self.url)).expect("/cluster answers").1
+        get_json(&format!("{}/cluster", self.url))
+            .expect("/cluster answers")
+            .1
     }
 
     /// Until every node is up with the pid of the process we started.
@@ -126,9 +132,21 @@ impl Cluster {
     /// Retries, hedges and ejections so far, from `/metrics` (printed, never asserted on).
     fn failover_counters(&self) -> String {
         let port: u16 = self.url.rsplit(':').next().unwrap().parse().unwrap();
-        let (_, text) = raw_http(port, b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        let (_, text) = raw_http(
+            port,
+            b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        );
         text.lines()
-            .filter(|l| ["_retries_total", "_hedges_total", "_hedges_won_total", "_ejections_total"].iter().any(|k| l.contains(k)))
+            .filter(|l| {
+                [
+                    "_retries_total",
+                    "_hedges_total",
+                    "_hedges_won_total",
+                    "_ejections_total",
+                ]
+                .iter()
+                .any(|k| l.contains(k))
+            })
             .filter(|l| !l.starts_with('#'))
             .collect::<Vec<_>>()
             .join(", ")
@@ -144,7 +162,8 @@ impl Cluster {
 }
 
 fn spawn_logged(dir: &Path, name: &str, args: &[&str], config: &Path) -> ChildGuard {
-    let log = std::fs::File::create(dir.join("logs").join(format!("{name}.log"))).expect("log file");
+    let log =
+        std::fs::File::create(dir.join("logs").join(format!("{name}.log"))).expect("log file");
     let mut cmd = Command::new(bin("searcher"));
     cmd.args(args)
         .arg(config)
@@ -159,7 +178,9 @@ fn encode(text: &str) -> String {
     let mut out = String::with_capacity(text.len() * 3);
     for byte in text.bytes() {
         match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(byte as char),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(byte as char)
+            }
             _ => out.push_str(&format!("%{byte:02X}")),
         }
     }
@@ -206,7 +227,10 @@ impl Reference {
             .into_iter()
             .map(|(score, addr)| {
                 let doc: TantivyDocument = self.searcher.doc(addr).expect("stored doc");
-                let id = doc.get_first(self.schema.fields.id).and_then(|v| v.as_u64()).expect("id");
+                let id = doc
+                    .get_first(self.schema.fields.id)
+                    .and_then(|v| v.as_u64())
+                    .expect("id");
                 (id, score)
             })
             .collect();
@@ -223,7 +247,12 @@ impl Reference {
                     .searcher
                     .doc(tantivy::DocAddress::new(ord as u32, doc))
                     .expect("stored doc");
-                let text = |field| doc.get_first(field).and_then(|v| v.as_str()).unwrap_or("").to_string();
+                let text = |field| {
+                    doc.get_first(field)
+                        .and_then(|v| v.as_str())
+                        .unwrap_or("")
+                        .to_string()
+                };
                 let id = doc.get_first(f.id).and_then(|v| v.as_u64()).expect("id");
                 out.push((id, text(f.title), text(f.body)));
             }
@@ -279,7 +308,9 @@ fn queries_from(articles: &[(u64, String, String)]) -> Vec<String> {
 /// each position an id the reference ranks with that very score (ties may permute).
 fn assert_same_top(q: &str, answer: &Value, reference: &Reference, size: usize) {
     let (expected, count) = reference.top(q, 100);
-    let hits = answer["hits"].as_array().unwrap_or_else(|| panic!("{q}: no hits array: {answer}"));
+    let hits = answer["hits"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{q}: no hits array: {answer}"));
     assert_eq!(answer["total"].as_u64(), Some(count as u64), "{q}: total");
     assert_eq!(answer["partial"], false, "{q}: {answer}");
     assert_eq!(hits.len(), expected.len().min(size), "{q}: hit count");
@@ -298,8 +329,14 @@ fn assert_same_top(q: &str, answer: &Value, reference: &Reference, size: usize) 
             .filter(|(_, s)| (s - expected_score).abs() <= 1e-6)
             .map(|(id, _)| *id)
             .collect();
-        assert!(ties.contains(&id), "{q}: position {i}: id {id}, reference has {ties:?}");
-        assert!(!hit["title"].as_str().unwrap_or("").is_empty(), "{q}: hit {id} without title");
+        assert!(
+            ties.contains(&id),
+            "{q}: position {i}: id {id}, reference has {ties:?}"
+        );
+        assert!(
+            !hit["title"].as_str().unwrap_or("").is_empty(),
+            "{q}: hit {id} without title"
+        );
     }
 }
 
@@ -309,7 +346,11 @@ fn top_10_over_1_3_and_8_shards_equals_one_index_and_pages_concatenate() {
     build_shards(&dir.path().join("reference"), 1);
     let reference = Reference::open(&dir.path().join("reference"));
     let queries = queries_from(&reference.articles());
-    assert!(queries.len() >= 50, "only {} queries: {queries:?}", queries.len());
+    assert!(
+        queries.len() >= 50,
+        "only {} queries: {queries:?}",
+        queries.len()
+    );
     for shards in [1u32, 3, 8] {
         let cluster_dir = dir.path().join(format!("s{shards}"));
         std::fs::create_dir_all(&cluster_dir).unwrap();
@@ -322,7 +363,10 @@ fn top_10_over_1_3_and_8_shards_equals_one_index_and_pages_concatenate() {
             assert_same_top(q, &answer, &reference, 10);
             matched += answer["hits"].as_array().map_or(0, |h| h.len().min(1));
         }
-        assert!(matched >= 50, "{shards} shards: only {matched} queries had hits");
+        assert!(
+            matched >= 50,
+            "{shards} shards: only {matched} queries had hits"
+        );
         if shards == 3 {
             assert_pages_concatenate(&cluster);
         }
@@ -333,24 +377,47 @@ fn top_10_over_1_3_and_8_shards_equals_one_index_and_pages_concatenate() {
 fn assert_pages_concatenate(cluster: &Cluster) {
     let q = "the history";
     let (_, all) = cluster.search_q(q, "&size=60");
-    let top: Vec<u64> = all["hits"].as_array().unwrap().iter().map(|h| h["id"].as_u64().unwrap()).collect();
+    let top: Vec<u64> = all["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["id"].as_u64().unwrap())
+        .collect();
     assert_eq!(top.len(), 60, "{all}");
     let mut paged = Vec::new();
     for from in (0..60).step_by(7) {
         let (status, page) = cluster.search_q(q, &format!("&from={from}&size=7"));
         assert_eq!(status, 200);
-        paged.extend(page["hits"].as_array().unwrap().iter().map(|h| h["id"].as_u64().unwrap()));
+        paged.extend(
+            page["hits"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|h| h["id"].as_u64().unwrap()),
+        );
     }
     paged.truncate(60);
     assert_eq!(paged, top, "pages must concatenate to the top 60");
-    assert_eq!(paged.iter().collect::<BTreeSet<_>>().len(), 60, "no duplicates");
+    assert_eq!(
+        paged.iter().collect::<BTreeSet<_>>().len(),
+        60,
+        "no duplicates"
+    );
 }
 
 fn ids(answer: &Value) -> Vec<u64> {
-    answer["hits"].as_array().map_or_else(Vec::new, |h| h.iter().filter_map(|h| h["id"].as_u64()).collect())
+    answer["hits"].as_array().map_or_else(Vec::new, |h| {
+        h.iter().filter_map(|h| h["id"].as_u64()).collect()
+    })
 }
 
-const FAILOVER_QUERIES: [&str; 5] = ["anarchism", "the history", "+science +theory", "\"united states\"", "language"];
+const FAILOVER_QUERIES: [&str; 5] = [
+    "anarchism",
+    "the history",
+    "+science +theory",
+    "\"united states\"",
+    "language",
+];
 
 /// Every failover query answers in full with the same hits as before the fault.
 fn assert_full_answers(cluster: &Cluster, baseline: &[Vec<u64>], rounds: usize, when: &str) {
@@ -374,7 +441,11 @@ fn failover_kill_restart_stop_and_lost_shard() {
         .iter()
         .map(|q| {
             let (status, answer) = cluster.search_q(q, "");
-            assert_eq!((status, &answer["partial"]), (200, &Value::Bool(false)), "{answer}");
+            assert_eq!(
+                (status, &answer["partial"]),
+                (200, &Value::Bool(false)),
+                "{answer}"
+            );
             ids(&answer)
         })
         .collect();
@@ -382,7 +453,9 @@ fn failover_kill_restart_stop_and_lost_shard() {
     // SIGKILL: every later query is still answered in full, by the other replicas.
     cluster.kill_node(0);
     assert_full_answers(&cluster, &baseline, 4, "node0 killed");
-    wait_for("node0 ejected", PATIENCE, || (cluster.cluster_view()["nodes"][0]["state"] == "down").then_some(()));
+    wait_for("node0 ejected", PATIENCE, || {
+        (cluster.cluster_view()["nodes"][0]["state"] == "down").then_some(())
+    });
 
     // Restart: the prober brings it back.
     cluster.start_node(0);
@@ -393,7 +466,11 @@ fn failover_kill_restart_stop_and_lost_shard() {
     cluster.node(1).signal(libc::SIGSTOP);
     let started = Instant::now();
     assert_full_answers(&cluster, &baseline, 3, "node1 stopped");
-    println!("15 queries with node1 stopped took {:?}; {}", started.elapsed(), cluster.failover_counters());
+    println!(
+        "15 queries with node1 stopped took {:?}; {}",
+        started.elapsed(),
+        cluster.failover_counters()
+    );
     cluster.node(1).signal(libc::SIGCONT);
     cluster.wait_all_up();
 
@@ -405,7 +482,13 @@ fn failover_kill_restart_stop_and_lost_shard() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|r| cluster.node_ids.iter().position(|id| r["node"] == id.as_str()).unwrap())
+        .map(|r| {
+            cluster
+                .node_ids
+                .iter()
+                .position(|id| r["node"] == id.as_str())
+                .unwrap()
+        })
         .collect();
     for &i in &holders {
         cluster.kill_node(i);
@@ -414,7 +497,12 @@ fn failover_kill_restart_stop_and_lost_shard() {
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["partial"], true, "{answer}");
     let failures = answer["shards"]["failures"].as_array().unwrap();
-    assert!(failures.iter().any(|f| f["shard"] == lost.as_str() && !f["reason"].as_str().unwrap().is_empty()), "{answer}");
+    assert!(
+        failures
+            .iter()
+            .any(|f| f["shard"] == lost.as_str() && !f["reason"].as_str().unwrap().is_empty()),
+        "{answer}"
+    );
     let coverage = answer["coverage"].as_f64().unwrap();
     assert!(coverage < 1.0 && coverage > 0.0, "{answer}");
     let (status, refused) = cluster.search_q("the history", "&allow_partial=false");
@@ -436,13 +524,22 @@ fn failover_kill_restart_stop_and_lost_shard() {
 /// Sends raw bytes as one HTTP/1.1 exchange; returns the status and the body.
 fn raw_http(port: u16, request: &[u8]) -> (u16, String) {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
     stream.write_all(request).expect("send");
     let mut response = Vec::new();
     let _ = stream.read_to_end(&mut response);
     let text = String::from_utf8_lossy(&response).into_owned();
-    let status = text.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b).to_string();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_string();
     (status, body)
 }
 
@@ -466,7 +563,9 @@ fn bad_requests_get_4xx_with_a_message_and_processes_stay_up() {
     for (params, expected) in cases {
         let (status, body) = cluster.search(params);
         assert_eq!(status, 400, "{params}: {body}");
-        let message = body["error"].as_str().unwrap_or_else(|| panic!("{params}: {body}"));
+        let message = body["error"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{params}: {body}"));
         assert!(message.contains(expected), "{params}: {message}");
     }
     // A 10 kB query is refused by the front-end with its own message...
@@ -480,7 +579,10 @@ fn bad_requests_get_4xx_with_a_message_and_processes_stay_up() {
         "a+".repeat(50_000)
     );
     let (status, _) = raw_http(port, huge.as_bytes());
-    assert!((400..500).contains(&status), "100 kB query answered {status}");
+    assert!(
+        (400..500).contains(&status),
+        "100 kB query answered {status}"
+    );
     // Garbage RPC frames to the node: 400 with a reason.
     let garbage = b"\xff\xfe\xfd garbage frame \x00\x01";
     let request = [
@@ -493,17 +595,32 @@ fn bad_requests_get_4xx_with_a_message_and_processes_stay_up() {
     ]
     .concat();
     let (status, body) = raw_http(cluster.node_ports[0], &request);
-    assert!((400..500).contains(&status), "garbage frame answered {status}: {body}");
-    assert!(!body.trim().is_empty(), "garbage frame: 4xx without a message");
+    assert!(
+        (400..500).contains(&status),
+        "garbage frame answered {status}: {body}"
+    );
+    assert!(
+        !body.trim().is_empty(),
+        "garbage frame: 4xx without a message"
+    );
     // Everyone is still up and serving.
     assert!(process_alive(cluster.node(0).pid()));
     let (status, answer) = cluster.search_q("anarchism", "");
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["partial"], false, "{answer}");
     assert!(!ids(&answer).is_empty());
-    let (status, _) = raw_http(port, b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let (status, _) = raw_http(
+        port,
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
     assert_eq!(status, 200);
-    let (status, metrics) = raw_http(port, b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let (status, metrics) = raw_http(
+        port,
+        b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
     assert_eq!(status, 200);
-    assert!(metrics.contains("frontend_requests_total{outcome=\"bad_request\"}"), "{metrics}");
+    assert!(
+        metrics.contains("frontend_requests_total{outcome=\"bad_request\"}"),
+        "{metrics}"
+    );
 }
