@@ -151,6 +151,9 @@ struct HealthInfo {
     pid: Option<u32>,
     /// Replicas the node reported as refused (failed verification...), with the reason.
     failed_replicas: HashMap<ShardId, String>,
+    /// The last failure was a refused or broken connection: the process is gone, so the
+    /// node is no last resort (see [`NodeHandle::last_resort_for`]).
+    unreachable: bool,
 }
 
 /// Recent latencies, in microseconds: two rotating hdrhistogram windows.
@@ -323,6 +326,7 @@ impl NodeHandle {
         {
             let mut info = self.info.lock().expect("node info");
             info.consecutive_failures = 0;
+            info.unreachable = false;
         }
         // A down node rejoins only through the prober, which checks its replicas too.
         if self.state() == NodeState::Suspect && elapsed <= self.hedge_after() {
@@ -338,6 +342,7 @@ impl NodeHandle {
         let mut info = self.info.lock().expect("node info");
         info.consecutive_failures += 1;
         info.last_error = Some(error.to_string());
+        info.unreachable = matches!(error, AttemptError::Connect(_));
         if info.consecutive_failures >= self.eject_after {
             let ejected = self.state() != NodeState::Down;
             self.set_state(NodeState::Down);
@@ -383,6 +388,18 @@ impl NodeHandle {
     /// Whether the node may be asked for this shard (not down, replica not refused).
     pub fn serves(&self, shard: &ShardId) -> bool {
         self.state() != NodeState::Down && !self.replica_failed(shard)
+    }
+
+    /// Whether this ejected node may still be asked for `shard` when no live replica is
+    /// left: it was ejected for being slow (timeouts, 5xx), not for refusing connections.
+    /// On a loaded cluster the last holder of a shard can time out a few times without
+    /// being dead; asking it (within the deadline) beats a partial answer, while a node
+    /// whose port is closed costs nothing to skip.
+    pub fn last_resort_for(&self, shard: &ShardId) -> bool {
+        let info = self.info.lock().expect("node info");
+        self.state() == NodeState::Down
+            && !info.unreachable
+            && !info.failed_replicas.contains_key(shard)
     }
 
     pub fn replica_failed(&self, shard: &ShardId) -> bool {

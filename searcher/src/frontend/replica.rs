@@ -67,7 +67,9 @@ impl ReplicaSet {
     }
 
     /// Gives each shard to the best-ranked node that serves it and is not in `excluded`
-    /// (nodes already tried for that shard).
+    /// (nodes already tried for that shard); failing that, to an ejected holder that was
+    /// only slow ([`NodeHandle::last_resort_for`]), so overload never turns into a
+    /// partial answer while a holder is alive.
     pub fn plan(
         &self,
         ranking: &[usize],
@@ -77,11 +79,19 @@ impl ReplicaSet {
         let mut plan = Plan::default();
         for shard in shards {
             let holders = self.replicas.get(&shard).map(Vec::as_slice).unwrap_or(&[]);
-            let chosen = ranking.iter().copied().find(|&node| {
-                holders.contains(&node)
-                    && !excluded(&shard, node)
-                    && self.nodes[node].serves(&shard)
-            });
+            let candidate = |node: &usize| holders.contains(node) && !excluded(&shard, *node);
+            let chosen = ranking
+                .iter()
+                .copied()
+                .filter(candidate)
+                .find(|&node| self.nodes[node].serves(&shard))
+                .or_else(|| {
+                    ranking
+                        .iter()
+                        .copied()
+                        .filter(candidate)
+                        .find(|&node| self.nodes[node].last_resort_for(&shard))
+                });
             match chosen {
                 Some(node) => plan.by_node.entry(node).or_default().push(shard),
                 None => plan.unavailable.push(shard),

@@ -151,7 +151,13 @@ impl Cluster {
     fn start(test: &str) -> Cluster {
         let dir = temp_dir(test);
         let config = dir.path().join("cluster.toml");
-        let frontend_port = free_port();
+        // free_port() releases its port at once, so two calls may return the same one.
+        let mut ports = std::collections::BTreeSet::new();
+        while ports.len() < 1 + NODE_IDS.len() {
+            ports.insert(free_port());
+        }
+        let mut ports = ports.into_iter();
+        let frontend_port = ports.next().expect("a port");
         let mut text = format!(
             "shard_store = {:?}\nreplication = 2\n\n[frontend]\nlisten = \"127.0.0.1:{frontend_port}\"\n\n\
              [timeouts]\nattempt_ms = 500\ndeadline_ms = {DEADLINE_MS}\nprobe_interval_ms = 200\n\
@@ -159,9 +165,9 @@ impl Cluster {
             shard_store().display().to_string()
         );
         for id in NODE_IDS {
+            let port = ports.next().expect("a port");
             text.push_str(&format!(
-                "\n[[node]]\nid = \"{id}\"\nrpc = \"127.0.0.1:{}\"\n",
-                free_port()
+                "\n[[node]]\nid = \"{id}\"\nrpc = \"127.0.0.1:{port}\"\n"
             ));
         }
         std::fs::write(&config, text).expect("write cluster.toml");
