@@ -35,7 +35,7 @@ use pipeline::{PipelineConfig, PipelineOutput};
 pub use progress::ProgressMode;
 use progress::{Counters, Reporter};
 use shard_writer::{InFlight, ManifestInput, ShardWriter, WriterConfig};
-pub use summary::{BuildSummary, ResourceUsage};
+pub use summary::{AnonRssPeak, BuildSummary, ResourceUsage};
 
 /// Tantivy's minimum arena per indexing thread.
 pub const MIN_BYTES_PER_WRITER_THREAD: usize = 15_000_000;
@@ -174,6 +174,7 @@ impl Plan {
 /// Builds and publishes this node's shards (see the module docs).
 pub fn build(opts: &BuildOptions) -> Result<BuildSummary> {
     let start = Instant::now();
+    let anon_peak = AnonRssPeak::start();
     let plan = Plan::new(opts.shards, opts.threads, opts.memory_mb)?;
     let Split { node, nodes } = opts.split;
     let ids = (0..opts.shards)
@@ -221,6 +222,7 @@ pub fn build(opts: &BuildOptions) -> Result<BuildSummary> {
     publish::publish(&opts.out, &temps)?;
     let mut summary = summarize(opts, &plan, &input, output, &manifests);
     summary.finish(start.elapsed().as_secs_f64(), ResourceUsage::now());
+    summary.peak_anon_rss_mb = anon_peak.finish();
     tracing::info!("{}", summary.human());
     Ok(summary)
 }

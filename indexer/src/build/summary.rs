@@ -1,7 +1,17 @@
 //! What a build reports at the end (`--json` prints it as one object) and how the
-//! process's CPU time and peak memory are measured (getrusage).
+//! process's CPU time and peak memory are measured: getrusage for CPU and `ru_maxrss`,
+//! and a sampler of `RssAnon` for the memory the build itself allocates. The two differ
+//! because the corpus reader maps the input file: the pages of it already read count in
+//! `ru_maxrss` (they are clean page cache the kernel can drop at will), so `ru_maxrss`
+//! grows with the input while the anonymous peak is what `--memory-mb` bounds.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crossbeam_channel::{bounded, RecvTimeoutError, Sender};
 
 use serde::Serialize;
 
@@ -35,8 +45,12 @@ pub struct BuildSummary {
     pub memory_mb: u64,
     /// User + system CPU seconds of the whole process.
     pub cpu_seconds: f64,
-    /// Peak resident set size of the process (ru_maxrss), MiB.
+    /// Peak resident set size of the process (ru_maxrss), MiB; includes the pages of the
+    /// memory-mapped input read so far.
     pub peak_rss_mb: f64,
+    /// Peak anonymous resident memory (RssAnon sampled every 100 ms), MiB: what the
+    /// memory budget bounds.
+    pub peak_anon_rss_mb: f64,
 }
 
 /// CPU time and peak RSS of this process so far.
@@ -65,6 +79,51 @@ impl ResourceUsage {
     }
 }
 
+/// Samples the process's anonymous RSS on a thread until [`AnonRssPeak::finish`].
+pub struct AnonRssPeak {
+    stop: Sender<()>,
+    handle: JoinHandle<()>,
+    peak_kb: Arc<AtomicU64>,
+}
+
+impl AnonRssPeak {
+    const EVERY: Duration = Duration::from_millis(100);
+
+    pub fn start() -> Self {
+        let (stop, stopped) = bounded::<()>(0);
+        let peak_kb = Arc::new(AtomicU64::new(anon_rss_kb().unwrap_or(0)));
+        let peak = Arc::clone(&peak_kb);
+        let handle = std::thread::Builder::new()
+            .name("rss-sampler".into())
+            .spawn(move || {
+                while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(Self::EVERY) {
+                    peak.fetch_max(anon_rss_kb().unwrap_or(0), Ordering::Relaxed);
+                }
+            })
+            .expect("spawn rss sampler");
+        AnonRssPeak {
+            stop,
+            handle,
+            peak_kb,
+        }
+    }
+
+    /// Stops sampling; returns the peak in MiB (0 where /proc is unavailable).
+    pub fn finish(self) -> f64 {
+        drop(self.stop);
+        let _ = self.handle.join();
+        let last = anon_rss_kb().unwrap_or(0);
+        self.peak_kb.fetch_max(last, Ordering::Relaxed) as f64 / 1024.0
+    }
+}
+
+/// `RssAnon` of /proc/self/status, KiB.
+fn anon_rss_kb() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("RssAnon:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
 impl BuildSummary {
     /// Fills the derived rates and the resource figures.
     pub fn finish(&mut self, seconds: f64, usage: ResourceUsage) {
@@ -86,7 +145,7 @@ impl BuildSummary {
         format!(
             "built {} shards ({}) with {} docs from {} pages ({} articles, {} redirects, {} \
              other namespaces, {} skipped) in {:.1} s: {:.0} docs/s, {:.1} MB/s input, \
-             {:.1} MB of index, {:.1} CPU s, peak RSS {:.0} MiB",
+             {:.1} MB of index, {:.1} CPU s, peak RSS {:.0} MiB ({:.0} MiB anonymous)",
             self.shards.len(),
             self.shards.join(", "),
             self.docs,
@@ -100,7 +159,8 @@ impl BuildSummary {
             self.mb_per_s,
             self.index_bytes as f64 / 1e6,
             self.cpu_seconds,
-            self.peak_rss_mb
+            self.peak_rss_mb,
+            self.peak_anon_rss_mb
         )
     }
 }
@@ -114,6 +174,16 @@ mod tests {
         let usage = ResourceUsage::now();
         assert!(usage.peak_rss_mb > 1.0, "{usage:?}");
         assert!(usage.cpu_seconds >= 0.0);
+    }
+
+    #[test]
+    fn anonymous_peak_sees_an_allocation() {
+        let sampler = AnonRssPeak::start();
+        let block = vec![1u8; 64 << 20];
+        std::thread::sleep(AnonRssPeak::EVERY * 3);
+        let peak = sampler.finish();
+        assert!(peak >= 64.0, "{peak} MiB");
+        drop(block);
     }
 
     #[test]

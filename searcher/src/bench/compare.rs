@@ -22,10 +22,11 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use serde::Serialize;
 
+use super::agreement::{compare_top10, Agreement};
 use super::in_process::{self, InProcessSpec};
 use super::loadgen::{self, LoadMode, LoadSpec};
 use super::queries::{self, BenchQuery};
-use super::report::LoadReport;
+use super::report::{LoadReport, Outcome};
 use super::single_index::SingleIndex;
 use crate::bench::procs::{free_addr, Processes};
 
@@ -39,8 +40,11 @@ const INDEXERS: usize = 2;
 const SHARDS_PER_INDEXER: usize = 3;
 const NODES: usize = 3;
 const REPLICATION: usize = 2;
-/// Queries whose answers are compared between the front-end and the single index.
-const AGREEMENT_QUERIES: usize = 100;
+/// Queries whose answers are compared between the front-end and the single index (all of
+/// the shared file: a second or two).
+const AGREEMENT_QUERIES: usize = 1_000;
+/// Above this share of answers without hits, the figures measure mostly empty searches.
+const EMPTY_WARNING: f64 = 0.25;
 /// Concurrency levels compared.
 const LEVELS: [usize; 2] = [1, 8];
 
@@ -91,10 +95,9 @@ pub struct Goals {
     pub qps_vs_single_http: f64,
     /// Front-end QPS at c=8 / in-process QPS on 8 threads (stretch ≥ 0.7).
     pub qps_vs_in_process: f64,
-    /// Queries (of the first [`AGREEMENT_QUERIES`]) whose top-10 ids, in order, were the
-    /// same from the front-end and the single index: the two serve the same documents.
-    pub top10_identical: usize,
-    pub top10_compared: usize,
+    /// Whether the front-end and the single index rank the first queries alike: the two
+    /// serve the same documents.
+    pub agreement: Agreement,
 }
 
 /// Runs `searcher baseline compare`.
@@ -141,7 +144,12 @@ pub fn run(args: &CompareArgs, searcher: &Path) -> anyhow::Result<(Vec<Measureme
             .with_context(|| format!("the {name} never answered"))?;
     }
 
-    let agreement = runtime.block_on(same_top10(&frontend, &single_http, &queries))?;
+    let agreement = runtime.block_on(compare_top10(
+        &frontend,
+        &single_http,
+        &queries,
+        AGREEMENT_QUERIES,
+    ))?;
     let mut measurements = Vec::new();
     for (setup, url) in [
         ("front-end (6 shards, R=2, 3 nodes)", &frontend),
@@ -175,7 +183,7 @@ pub fn run(args: &CompareArgs, searcher: &Path) -> anyhow::Result<(Vec<Measureme
         });
     }
     let mut goals = goals(&measurements)?;
-    (goals.top10_identical, goals.top10_compared) = agreement;
+    goals.agreement = agreement;
     Ok((measurements, goals))
 }
 
@@ -360,50 +368,6 @@ fn start_single_http(
     Ok(format!("http://{addr}"))
 }
 
-/// How many of the first [`AGREEMENT_QUERIES`] queries get the same top-10 ids, in
-/// order, from both servers.
-async fn same_top10(
-    frontend: &str,
-    single: &str,
-    queries: &[BenchQuery],
-) -> anyhow::Result<(usize, usize)> {
-    let client = loadgen::http_client(1);
-    let mut identical = 0;
-    let compared = queries.len().min(AGREEMENT_QUERIES);
-    for query in &queries[..compared] {
-        let cluster = top10_ids(&client, frontend, &query.text).await?;
-        let one_index = top10_ids(&client, single, &query.text).await?;
-        if cluster == one_index {
-            identical += 1;
-        } else {
-            eprintln!(
-                "top-10 differs for {:?}: front-end {cluster:?}, single index {one_index:?}",
-                query.text
-            );
-        }
-    }
-    Ok((identical, compared))
-}
-
-async fn top10_ids(
-    client: &loadgen::HttpClient,
-    base: &str,
-    query: &str,
-) -> anyhow::Result<Vec<u64>> {
-    use http_body_util::BodyExt;
-    let uri: http::Uri =
-        format!("{base}/search?q={}&size=10", loadgen::percent_encode(query)).parse()?;
-    let response = client
-        .get(uri)
-        .await
-        .with_context(|| format!("GET {base}/search"))?;
-    let body = response.into_body().collect().await?.to_bytes();
-    let page: serde_json::Value = serde_json::from_slice(&body)
-        .with_context(|| format!("{base}: the answer to {query:?} is not JSON"))?;
-    let hits = page["hits"].as_array().cloned().unwrap_or_default();
-    Ok(hits.iter().filter_map(|hit| hit["id"].as_u64()).collect())
-}
-
 /// Waits until a search answers 200 with every shard (not partial).
 async fn wait_until_serving(
     procs: &Processes,
@@ -416,7 +380,7 @@ async fn wait_until_serving(
     loop {
         procs.check_alive()?;
         let outcome = loadgen::send(&client, &uri, Duration::from_secs(5)).await;
-        if outcome == (super::report::Outcome::Answered { partial: false }) {
+        if matches!(outcome, Outcome::Answered { partial: false, .. }) {
             return Ok(());
         }
         if started.elapsed() > deadline {
@@ -453,8 +417,7 @@ fn goals(measurements: &[Measurement]) -> anyhow::Result<Goals> {
         p50_goal_met: frontend_p50 <= in_process_p50 + 0.5,
         qps_vs_single_http: ratio(frontend_8.overall.qps, http_8.overall.qps),
         qps_vs_in_process: ratio(frontend_8.overall.qps, in_process_8.overall.qps),
-        top10_identical: 0,
-        top10_compared: 0,
+        agreement: Agreement::default(),
     })
 }
 
@@ -464,16 +427,16 @@ pub fn render(measurements: &[Measurement], goals: &Goals) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "\n{:<36}{:>5}{:>10}{:>9}{:>9}{:>9}{:>9}{:>8}{:>9}",
-        "setup", "c", "qps", "p50 ms", "p90 ms", "p99 ms", "max ms", "errors", "partial"
+        "\n{:<36}{:>5}{:>10}{:>9}{:>9}{:>9}{:>9}{:>8}{:>9}{:>9}",
+        "setup", "c", "qps", "p50 ms", "p90 ms", "p99 ms", "max ms", "errors", "partial", "no hits"
     );
     for m in measurements {
         let f = &m.report.overall;
         let l = &f.latency_ms;
         let _ = writeln!(
             out,
-            "{:<36}{:>5}{:>10.0}{:>9.3}{:>9.3}{:>9.3}{:>9.2}{:>8}{:>9}",
-            m.setup, m.concurrency, f.qps, l.p50, l.p90, l.p99, l.max, f.errors, f.partial
+            "{:<36}{:>5}{:>10.0}{:>9.3}{:>9.3}{:>9.3}{:>9.2}{:>8}{:>9}{:>9}",
+            m.setup, m.concurrency, f.qps, l.p50, l.p90, l.p99, l.max, f.errors, f.partial, f.empty
         );
     }
     let _ = writeln!(out, "\np50 ms by query kind:");
@@ -496,10 +459,21 @@ pub fn render(measurements: &[Measurement], goals: &Goals) -> String {
     }
     let _ = writeln!(
         out,
-        "\nsame documents: identical top-10 ids from the front-end and the single index \
-         for {} of {} queries",
-        goals.top10_identical, goals.top10_compared
+        "\nsame documents: front-end and single index rank alike for {} of the {} queries \
+         with hits (of the first {} queries)",
+        goals.agreement.identical, goals.agreement.with_hits, goals.agreement.compared
     );
+    let (answers, empty) = measurements.iter().fold((0, 0), |(n, e), m| {
+        (n + m.report.overall.requests, e + m.report.overall.empty)
+    });
+    if answers > 0 && empty as f64 / answers as f64 > EMPTY_WARNING {
+        let _ = writeln!(
+            out,
+            "WARNING: {:.0} % of the answers had no hits: the corpus hardly matches these \
+             queries, so these figures measure mostly empty searches",
+            100.0 * empty as f64 / answers as f64
+        );
+    }
     let verdict = |met: bool| if met { "met" } else { "MISSED" };
     let _ = writeln!(
         out,

@@ -92,11 +92,10 @@ impl Worker {
             let query = (n % self.queries.len() as u64) as usize;
             let started = Instant::now();
             let outcome = match self.index.search(&self.queries[query].text, 0, self.size) {
-                // Drop the page here, as a server drops it after writing it out.
-                Ok(page) => {
-                    drop(page);
-                    Outcome::Answered { partial: false }
-                }
+                Ok(page) => Outcome::Answered {
+                    partial: false,
+                    empty: page.hits.is_empty(),
+                },
                 // A request the server would refuse (400) or fail (500): an error either way.
                 Err(SearchError::BadRequest(_)) => Outcome::Status(400),
                 Err(SearchError::Internal(message)) => Outcome::Transport(message),

@@ -307,6 +307,7 @@ pub async fn send(client: &HttpClient, uri: &Uri, timeout: Duration) -> Outcome 
         Ok::<_, String>(if status.is_success() {
             Outcome::Answered {
                 partial: says_partial(&body),
+                empty: says_no_hits(&body),
             }
         } else {
             Outcome::Status(status.as_u16())
@@ -332,23 +333,34 @@ fn error_chain(error: &dyn std::error::Error) -> String {
 }
 
 /// Whether a JSON body has a `"partial": true` member, without parsing it all (the
-/// generator shares the CPU with the servers it measures). Inside a JSON string every
-/// quote is escaped, so an unescaped `"partial"` followed by `:` is a key.
+/// generator shares the CPU with the servers it measures).
 pub fn says_partial(body: &[u8]) -> bool {
-    const KEY: &[u8] = b"\"partial\"";
+    member_value(body, b"\"partial\"").is_some_and(|value| value.starts_with(b"true"))
+}
+
+/// Whether a JSON body's `"hits"` member is an empty array.
+pub fn says_no_hits(body: &[u8]) -> bool {
+    member_value(body, b"\"hits\"")
+        .and_then(|value| value.strip_prefix(b"["))
+        .is_some_and(|rest| skip_ws(rest).starts_with(b"]"))
+}
+
+/// The bytes after `"key":` for the first occurrence of a quoted key. Inside a JSON string
+/// every quote is escaped, so an unescaped `"key"` followed by `:` is a member name.
+fn member_value<'a>(body: &'a [u8], quoted_key: &[u8]) -> Option<&'a [u8]> {
     let mut from = 0;
-    while let Some(pos) = find(&body[from..], KEY) {
+    while let Some(pos) = find(&body[from..], quoted_key) {
         let at = from + pos;
         let escaped = at > 0 && body[at - 1] == b'\\';
-        let rest = skip_ws(&body[at + KEY.len()..]);
+        let rest = skip_ws(&body[at + quoted_key.len()..]);
         if !escaped {
             if let Some(value) = rest.strip_prefix(b":") {
-                return skip_ws(value).starts_with(b"true");
+                return Some(skip_ws(value));
             }
         }
         from = at + 1;
     }
-    false
+    None
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
@@ -581,6 +593,11 @@ mod tests {
             br#"{"snippet":"a \"partial\": true b","partial":false}"#
         ));
         assert!(!says_partial(b"{}"));
+        assert!(says_no_hits(br#"{"total":0,"hits": [ ],"partial":false}"#));
+        assert!(!says_no_hits(
+            br#"{"hits":[{"id":1,"title":"\"hits\": []"}]}"#
+        ));
+        assert!(!says_no_hits(b"{}"));
     }
 
     #[test]

@@ -7,8 +7,10 @@
 //! - [`report`] and [`timeline`]: what a run measured, overall, per kind and per second;
 //! - [`single_index`], [`baseline_server`], [`in_process`]: one tantivy index searched
 //!   behind a minimal HTTP endpoint, or directly;
-//! - [`compare`]: synthetic corpus → shards → cluster + baselines → one table of figures.
+//! - [`compare`]: synthetic corpus → shards → cluster + baselines → one table of figures,
+//!   after [`agreement`] has checked that both serve the same rankings.
 
+pub mod agreement;
 pub mod baseline_server;
 pub mod compare;
 pub mod in_process;

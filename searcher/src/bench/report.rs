@@ -34,8 +34,9 @@ pub fn micros(duration: Duration) -> u64 {
 /// How one request ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Outcome {
-    /// A 2xx answer; `partial` when the body said `"partial": true`.
-    Answered { partial: bool },
+    /// A 2xx answer; `partial` when the body said `"partial": true`, `empty` when it
+    /// held no hits (a benchmark whose queries match nothing measures nothing).
+    Answered { partial: bool, empty: bool },
     /// An answer with another status (counted as an error, latency still recorded).
     Status(u16),
     /// No answer: connection refused or reset, timeout, unreadable body.
@@ -49,6 +50,7 @@ pub struct KindStats {
     pub requests: u64,
     pub errors: u64,
     pub partial: u64,
+    pub empty: u64,
 }
 
 impl Default for KindStats {
@@ -58,6 +60,7 @@ impl Default for KindStats {
             requests: 0,
             errors: 0,
             partial: 0,
+            empty: 0,
         }
     }
 }
@@ -69,9 +72,10 @@ impl KindStats {
     pub fn record(&mut self, latency: Duration, outcome: &Outcome) {
         self.requests += 1;
         match outcome {
-            Outcome::Answered { partial } => {
+            Outcome::Answered { partial, empty } => {
                 self.latency.saturating_record(micros(latency));
                 self.partial += u64::from(*partial);
+                self.empty += u64::from(*empty);
             }
             Outcome::Status(_) => {
                 self.latency.saturating_record(micros(latency));
@@ -88,6 +92,7 @@ impl KindStats {
         self.requests += other.requests;
         self.errors += other.errors;
         self.partial += other.partial;
+        self.empty += other.empty;
     }
 }
 
@@ -201,6 +206,8 @@ pub struct KindFigures {
     pub qps: f64,
     pub errors: u64,
     pub partial: u64,
+    /// Answers without any hit.
+    pub empty: u64,
     pub latency_ms: LatencySummary,
 }
 
@@ -215,6 +222,7 @@ impl KindFigures {
             },
             errors: stats.errors,
             partial: stats.partial,
+            empty: stats.empty,
             latency_ms: LatencySummary::of(&stats.latency),
         }
     }
@@ -273,16 +281,25 @@ impl LoadReport {
         let _ = writeln!(out, "{}", self.title());
         let _ = writeln!(
             out,
-            "{:<14}{:>9}{:>10}{:>9}{:>9}{:>9}{:>9}{:>8}{:>9}",
-            "kind", "requests", "qps", "p50 ms", "p90 ms", "p99 ms", "max ms", "errors", "partial"
+            "{:<14}{:>9}{:>10}{:>9}{:>9}{:>9}{:>9}{:>8}{:>9}{:>9}",
+            "kind",
+            "requests",
+            "qps",
+            "p50 ms",
+            "p90 ms",
+            "p99 ms",
+            "max ms",
+            "errors",
+            "partial",
+            "no hits"
         );
         let rows = self.kinds.iter().map(|(name, f)| (name.as_str(), f));
         for (name, f) in rows.chain(std::iter::once(("all", &self.overall))) {
             let l = &f.latency_ms;
             let _ = writeln!(
                 out,
-                "{:<14}{:>9}{:>10.1}{:>9.2}{:>9.2}{:>9.2}{:>9.2}{:>8}{:>9}",
-                name, f.requests, f.qps, l.p50, l.p90, l.p99, l.max, f.errors, f.partial
+                "{:<14}{:>9}{:>10.1}{:>9.2}{:>9.2}{:>9.2}{:>9.2}{:>8}{:>9}{:>9}",
+                name, f.requests, f.qps, l.p50, l.p90, l.p99, l.max, f.errors, f.partial, f.empty
             );
         }
         for (message, count) in &self.error_samples {
@@ -308,11 +325,12 @@ mod tests {
                 ms(n),
                 &Outcome::Answered {
                     partial: n % 10 == 0,
+                    empty: n % 4 == 0,
                 },
             );
         }
         let f = KindFigures::of(&stats, 2.0);
-        assert_eq!((f.requests, f.errors, f.partial), (100, 0, 10));
+        assert_eq!((f.requests, f.errors, f.partial, f.empty), (100, 0, 10, 25));
         assert_eq!(f.qps, 50.0);
         let l = f.latency_ms;
         // 3 significant digits: values are exact to within 0.1 %.
@@ -327,7 +345,14 @@ mod tests {
         let mut recorder = Recorder::new(2);
         recorder.record(0, ms(5), &Outcome::Status(503));
         recorder.record(0, ms(900), &Outcome::Transport("connection refused".into()));
-        recorder.record(1, ms(1), &Outcome::Answered { partial: false });
+        recorder.record(
+            1,
+            ms(1),
+            &Outcome::Answered {
+                partial: false,
+                empty: false,
+            },
+        );
         let all = recorder.overall();
         assert_eq!((all.requests, all.errors), (3, 2));
         assert_eq!(all.latency.len(), 2);
@@ -342,13 +367,17 @@ mod tests {
         let mut a = Recorder::new(1);
         let mut b = Recorder::new(1);
         for n in 1..=50 {
-            a.record(0, ms(n), &Outcome::Answered { partial: false });
-            b.record(0, ms(n + 50), &Outcome::Answered { partial: false });
+            let answered = Outcome::Answered {
+                partial: false,
+                empty: true,
+            };
+            a.record(0, ms(n), &answered);
+            b.record(0, ms(n + 50), &answered);
         }
         b.record(0, ms(1), &Outcome::Status(500));
         a.merge(&b);
         let f = KindFigures::of(&a.kinds[0], 1.0);
-        assert_eq!((f.requests, f.errors), (101, 1));
+        assert_eq!((f.requests, f.errors, f.empty), (101, 1, 100));
         assert!(
             (f.latency_ms.p99 - 99.0).abs() < 0.1,
             "{}",
@@ -360,7 +389,14 @@ mod tests {
     #[test]
     fn report_skips_unused_kinds_and_prints_an_all_row() {
         let mut recorder = Recorder::new(2);
-        recorder.record(1, ms(2), &Outcome::Answered { partial: true });
+        recorder.record(
+            1,
+            ms(2),
+            &Outcome::Answered {
+                partial: true,
+                empty: false,
+            },
+        );
         let setup = RunSetup {
             target: "http://x/search".into(),
             mode: "closed".into(),

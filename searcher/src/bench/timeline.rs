@@ -207,6 +207,7 @@ mod tests {
             } else {
                 Outcome::Answered {
                     partial: ms % 100 == 1,
+                    empty: false,
                 }
             };
             window.record(Duration::from_millis(ms), &outcome);

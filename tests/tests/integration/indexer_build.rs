@@ -131,14 +131,17 @@ fn verified_ids(out: &Path) -> BTreeMap<ShardId, Vec<u64>> {
 }
 
 /// Runs the K = 3 nodes of one build at once and checks they cover the input exactly once.
-fn three_nodes_cover_exactly_once(sample: &str, test: &str) {
+fn three_nodes_cover_exactly_once(sample: &str, index: Option<&str>, test: &str) {
     let input = shared_corpus(sample);
     let tmp = temp_dir(test);
     let out = tmp.path().join("shards");
     let children: Vec<_> = (0..3)
         .map(|node| {
-            build_cmd(&input, &out, node, 3, 2)
-                .stdout(std::process::Stdio::piped())
+            let mut cmd = build_cmd(&input, &out, node, 3, 2);
+            if let Some(index) = index {
+                cmd.arg("--index").arg(shared_corpus(index));
+            }
+            cmd.stdout(std::process::Stdio::piped())
                 .stderr(std::process::Stdio::piped())
                 .spawn()
                 .expect("spawn indexer")
@@ -200,12 +203,21 @@ fn assert_no_leftovers(out: &Path) {
 
 #[test]
 fn three_concurrent_nodes_cover_enwiki_exactly_once() {
-    three_nodes_cover_exactly_once("enwiki-sample.xml.bz2", "k3-enwiki");
+    three_nodes_cover_exactly_once("enwiki-sample.xml.bz2", None, "k3-enwiki");
 }
 
 #[test]
 fn three_concurrent_nodes_cover_elwikivoyage_exactly_once() {
-    three_nodes_cover_exactly_once("elwikivoyage-sample.xml.bz2", "k3-elwikivoyage");
+    three_nodes_cover_exactly_once("elwikivoyage-sample.xml.bz2", None, "k3-elwikivoyage");
+}
+
+#[test]
+fn three_concurrent_nodes_cover_a_multistream_dump_with_its_index_exactly_once() {
+    three_nodes_cover_exactly_once(
+        "elwikivoyage-multistream.xml.bz2",
+        Some("elwikivoyage-multistream-index.txt.bz2"),
+        "k3-multistream",
+    );
 }
 
 #[test]
