@@ -213,8 +213,7 @@ impl Sink<'_> {
                 continue;
             };
             drop(page);
-            let (doc, bytes) = to_tantivy(self.schema, &document);
-            drop(document);
+            let (doc, bytes) = to_tantivy(self.schema, document);
             self.writers[shard].add(TrackedDoc::new(doc, bytes, self.in_flight))?;
             self.docs[shard].fetch_add(1, Ordering::Relaxed);
             self.counters.docs.fetch_add(1, Ordering::Relaxed);

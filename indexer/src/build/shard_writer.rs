@@ -89,20 +89,20 @@ impl TantivyDocumentTrait for TrackedDoc {
     }
 }
 
-/// Turns a clean corpus document into a tantivy document of the one schema, and an
-/// estimate of the memory it holds while queued.
-pub fn to_tantivy(schema: &WikiSchema, d: &corpus::Document) -> (TantivyDocument, usize) {
+/// Turns a clean corpus document into a tantivy document of the one schema (moving its
+/// strings, not copying them), and an estimate of the memory it holds while queued.
+pub fn to_tantivy(schema: &WikiSchema, d: corpus::Document) -> (TantivyDocument, usize) {
     let f = schema.fields;
+    let mut bytes = 256 + d.title.len() + d.body.len() + d.url.len();
     let mut doc = doc!(
         f.id => d.id,
-        f.title => d.title.as_str(),
-        f.body => d.body.as_str(),
-        f.url => d.url.as_str(),
+        f.title => d.title,
+        f.body => d.body,
+        f.url => d.url,
     );
-    let mut bytes = 256 + d.title.len() + d.body.len() + d.url.len();
-    for category in &d.categories {
-        doc.add_text(f.categories, category);
+    for category in d.categories {
         bytes += category.len() + 32;
+        doc.add_text(f.categories, category);
     }
     (doc, bytes)
 }
@@ -249,7 +249,7 @@ mod tests {
                 body: "word ".repeat(50),
                 categories: vec!["Cat".into()],
             };
-            let (doc, bytes) = to_tantivy(&schema, &d);
+            let (doc, bytes) = to_tantivy(&schema, d);
             writer.add(TrackedDoc::new(doc, bytes, &budget)).unwrap();
         }
         assert_eq!(writer.finish().unwrap(), 500);
