@@ -49,7 +49,8 @@ pub struct PlacementArgs {
 
 /// Runs one command.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
-    init_logging();
+    // One logging set-up for both binaries (the indexer's, as `searcher indexer` runs it).
+    indexer::cli::init_logging();
     match cli.command {
         Command::Node(args) => node::run_cli(args),
         Command::Frontend(args) => frontend::run_cli(args),
@@ -91,15 +92,4 @@ fn print_placement(args: &PlacementArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
-}
-
-/// Logs to stderr, filtered by `RUST_LOG` (default `info`).
-pub fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .try_init();
 }
