@@ -4,7 +4,7 @@
 //! - (a) raw tantivy: one `IndexWriter` fed already-clean documents from memory (loaded
 //!   and cleaned before the clock starts), committed and merged to one segment;
 //! - (b) `indexer build` end to end from the uncompressed XML;
-//! - (c) `indexer build` from the multistream `.xml.bz2`;
+//! - (c) `indexer build` from the multistream `.xml.bz2` (with `--index`, its index file);
 //! - (d) bzip2 decompression alone: the dump's streams (from its index) decompressed into
 //!   a sink by the same number of threads; (d1) the same on one thread, for reference
 //!   (on a 2-core VM two busy threads each run slower, so CPU seconds depend on it).
@@ -174,7 +174,7 @@ fn scale(args: &Args) -> Result<()> {
         "pages", "docs", "seconds", "docs/s", "µs/doc", "CPU s", "RSS MiB", "anon MiB"
     );
     for &pages in &args.scale {
-        let (bz2, _) = dumps(&args.dir, pages)?;
+        let bz2 = compressed_dump(&args.dir, pages)?;
         let m = child(args, Phase::Build, &bz2)?;
         println!(
             "{pages:>9} {:>9} {:>9.1} {:>10.0} {:>9.1} {:>8.1} {:>8.0} {:>8.0}",
@@ -222,7 +222,9 @@ fn run_phase(phase: Phase, input: &Path, args: &Args) -> Result<Measure> {
                 out: out.clone(),
                 shards: args.shards,
                 split: corpus::Split::whole(),
-                index: None,
+                // A multistream dump comes with its index (the synthetic one too): use it,
+                // as an operator would, instead of scanning for stream boundaries.
+                index: Some(corpus::synth::index_path(input)).filter(|i| i.exists()),
                 threads: args.threads,
                 memory_mb: args.memory_mb,
                 progress: ProgressMode::Quiet,
@@ -356,8 +358,21 @@ fn decompress_streams(input: &Path, threads: usize) -> Result<Measure> {
 /// kept in `dir` (written under a temporary name, so an interrupted run leaves no
 /// half-written dump behind to be reused).
 fn dumps(dir: &Path, pages: u64) -> Result<(PathBuf, PathBuf)> {
-    let bz2 = dir.join(format!("synth-{pages}.xml.bz2"));
+    let bz2 = compressed_dump(dir, pages)?;
     let xml = dir.join(format!("synth-{pages}.xml"));
+    if !xml.exists() {
+        eprintln!("decompressing to {}", xml.display());
+        let tmp = xml.with_extension("xml.tmp");
+        let mut src = bzip2::read::MultiBzDecoder::new(BufReader::new(File::open(&bz2)?));
+        io::copy(&mut src, &mut BufWriter::new(File::create(&tmp)?))?;
+        fs::rename(&tmp, &xml)?;
+    }
+    Ok((bz2, xml))
+}
+
+/// The generated `.xml.bz2` of `pages` pages (and its index), made once.
+fn compressed_dump(dir: &Path, pages: u64) -> Result<PathBuf> {
+    let bz2 = dir.join(format!("synth-{pages}.xml.bz2"));
     if !bz2.exists() {
         eprintln!("generating {}", bz2.display());
         let tmp = dir.join(format!("synth-{pages}.tmp.xml.bz2"));
@@ -369,12 +384,5 @@ fn dumps(dir: &Path, pages: u64) -> Result<(PathBuf, PathBuf)> {
         fs::rename(&summary.index, corpus::synth::index_path(&bz2))?;
         fs::rename(&tmp, &bz2)?;
     }
-    if !xml.exists() {
-        eprintln!("decompressing to {}", xml.display());
-        let tmp = xml.with_extension("xml.tmp");
-        let mut src = bzip2::read::MultiBzDecoder::new(BufReader::new(File::open(&bz2)?));
-        io::copy(&mut src, &mut BufWriter::new(File::create(&tmp)?))?;
-        fs::rename(&tmp, &xml)?;
-    }
-    Ok((bz2, xml))
+    Ok(bz2)
 }
