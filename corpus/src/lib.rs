@@ -24,4 +24,6 @@ pub use reader::{
 };
 pub use split::Split;
 pub use stats::ScanStats;
-pub use synth::{write_synthetic_dump, SynthOptions, SynthSummary};
+pub use synth::{
+    write_synthetic_dump, write_synthetic_dump_with, QueryTerms, SynthOptions, SynthSummary,
+};

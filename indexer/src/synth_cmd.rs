@@ -1,10 +1,13 @@
-//! `indexer synth --pages N --seed S --out FILE.xml.bz2`: writes a deterministic synthetic
-//! multistream dump and its index (`FILE-index.txt.bz2`) for benchmarks at scale.
+//! `indexer synth --pages N --seed S --out FILE.xml.bz2 [--query-terms QUERIES]`: writes a
+//! deterministic synthetic multistream dump and its index (`FILE-index.txt.bz2`) for
+//! benchmarks at scale; with a query file, its terms and phrases are woven into the text
+//! so that those queries find documents.
 
 use std::path::PathBuf;
 use std::time::Instant;
 
-use corpus::{write_synthetic_dump, SynthOptions};
+use anyhow::Context;
+use corpus::{write_synthetic_dump_with, QueryTerms, SynthOptions};
 
 /// Write a deterministic synthetic multistream dump (.xml.bz2) and its index.
 #[derive(Debug, Clone, clap::Args)]
@@ -21,17 +24,25 @@ pub struct SynthArgs {
     /// Pages per bzip2 stream.
     #[arg(long, default_value_t = 100)]
     pub pages_per_stream: u32,
+    /// Benchmark queries (JSON lines with a "query" field, or one query a line) whose
+    /// terms take realistic Zipf ranks and whose phrases appear in the text.
+    #[arg(long, value_name = "FILE")]
+    pub query_terms: Option<PathBuf>,
 }
 
 /// Generates the dump and prints a summary.
 pub fn run(args: &SynthArgs) -> anyhow::Result<()> {
+    let query_terms = match &args.query_terms {
+        Some(path) => Some(QueryTerms::read(path).context("cannot use --query-terms")?),
+        None => None,
+    };
     let started = Instant::now();
     let opts = SynthOptions {
         pages: args.pages,
         seed: args.seed,
         pages_per_stream: args.pages_per_stream,
     };
-    let summary = write_synthetic_dump(&args.out, &opts)?;
+    let summary = write_synthetic_dump_with(&args.out, &opts, query_terms.as_ref())?;
     let seconds = started.elapsed().as_secs_f64();
     println!(
         "wrote {} ({} bytes, {} streams)",
@@ -40,6 +51,13 @@ pub fn run(args: &SynthArgs) -> anyhow::Result<()> {
         summary.streams
     );
     println!("index {}", summary.index.display());
+    if let Some(terms) = &query_terms {
+        println!(
+            "query terms: {} terms in the vocabulary, {} phrases in the text",
+            terms.terms().len(),
+            terms.phrases().len()
+        );
+    }
     println!(
         "pages {} (articles {}, redirects {}, other namespaces {}), {:.1} MB of XML",
         summary.pages,

@@ -1,9 +1,11 @@
 //! The synthetic text model: vocabulary, Zipf sampling, page and markup writers. Every
-//! page is a pure function of (seed, page number), which is what lets streams be built
-//! in parallel and the output stay identical across runs.
+//! page is a pure function of (seed, page number, query terms), which is what lets
+//! streams be built in parallel and the output stay identical across runs.
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+
+use super::queries::QueryTerms;
 
 /// Distinct terms of the vocabulary.
 pub const VOCABULARY: usize = 600_000;
@@ -123,12 +125,23 @@ pub struct Counts {
     pub other_namespaces: u64,
 }
 
+/// Chance that a word slot of a paragraph holds a query phrase instead (with query
+/// terms only): a few phrases on a page of a few hundred words.
+const PHRASE_RATE: f64 = 1.0 / 200.0;
+/// Phrases are drawn with P(rank) ∝ 1 / (rank + this): skewed, but over 300 phrases the
+/// most frequent gets ~3% of the draws (plain Zipf(1): ~18%, far above any real phrase).
+const PHRASE_ZIPF_OFFSET: f64 = 10.0;
+
 /// Vocabulary and seed.
 pub struct Model {
     seed: u64,
     words: String,
     ends: Vec<u32>,
     ln_vocabulary: f64,
+    /// Query phrases, drawn by skewed rank in this order; empty without query terms
+    /// (then the model draws exactly the numbers it always did).
+    phrases: Vec<String>,
+    ln_phrases: f64,
 }
 
 /// Appends the syllable word of `n >= 1` (bijective base 100, two letters a syllable, so
@@ -144,21 +157,29 @@ fn syllable_word(mut n: u64, out: &mut String) {
 }
 
 impl Model {
-    pub fn new(seed: u64) -> Model {
+    /// The model of `seed`; query terms, when given, replace the syllable words at their
+    /// placed ranks and bring their phrases.
+    pub fn new(seed: u64, query_terms: Option<&QueryTerms>) -> Model {
+        let placed = query_terms.map_or_else(Vec::new, |q| q.placements(seed, COMMON));
+        let mut placed = placed.into_iter().peekable();
         let mut words = String::with_capacity(VOCABULARY * 7);
         let mut ends = Vec::with_capacity(VOCABULARY);
         for rank in 0..VOCABULARY {
-            match COMMON.get(rank) {
-                Some(word) => words.push_str(word),
-                None => syllable_word((rank - COMMON.len()) as u64 + 101, &mut words),
+            match (COMMON.get(rank), placed.next_if(|(at, _)| *at == rank)) {
+                (Some(word), _) => words.push_str(word),
+                (None, Some((_, term))) => words.push_str(&term),
+                (None, None) => syllable_word((rank - COMMON.len()) as u64 + 101, &mut words),
             }
             ends.push(words.len() as u32);
         }
+        let phrases = query_terms.map_or_else(Vec::new, |q| q.phrase_texts(seed));
         Model {
             seed,
             words,
             ends,
             ln_vocabulary: ((VOCABULARY + 1) as f64).ln(),
+            ln_phrases: ((phrases.len() as f64 + PHRASE_ZIPF_OFFSET) / PHRASE_ZIPF_OFFSET).ln(),
+            phrases,
         }
     }
 
@@ -176,6 +197,17 @@ impl Model {
         let u: f64 = rng.random();
         let rank = ((u * self.ln_vocabulary).exp() as usize).saturating_sub(1);
         self.word(rank.min(VOCABULARY - 1))
+    }
+
+    /// With query phrases, now and then one of them; draws nothing without. The draw
+    /// inverts P(rank < k) = ln((k + c) / c) / ln((n + c) / c), c = [`PHRASE_ZIPF_OFFSET`].
+    fn phrase<'a>(&'a self, rng: &mut ChaCha8Rng) -> Option<&'a str> {
+        if self.phrases.is_empty() || !rng.random_bool(PHRASE_RATE) {
+            return None;
+        }
+        let u: f64 = rng.random();
+        let rank = (PHRASE_ZIPF_OFFSET * ((u * self.ln_phrases).exp() - 1.0)) as usize;
+        Some(&self.phrases[rank.min(self.phrases.len() - 1)])
     }
 
     fn rng(&self, number: u64, purpose: u64) -> ChaCha8Rng {
@@ -309,8 +341,17 @@ impl Model {
                 sentence_left = rng.random_range(6..25);
             }
             sentence_left -= 1;
-            let word = self.zipf(rng);
             let start = out.len();
+            if let Some(phrase) = self.phrase(rng) {
+                // Plain, so that no markup splits it.
+                out.push_str(phrase);
+                if i == 0 || out.as_bytes()[start.saturating_sub(2)] == b'.' {
+                    capitalize_at(out, start);
+                }
+                out.push(' ');
+                continue;
+            }
+            let word = self.zipf(rng);
             match rng.random_range(0..1000u32) {
                 0..=39 => {
                     let target = self.zipf(rng);
@@ -547,7 +588,7 @@ mod tests {
 
     #[test]
     fn pages_are_deterministic() {
-        let model = Model::new(9);
+        let model = Model::new(9, None);
         let (mut a, mut b, mut scratch) = (String::new(), String::new(), String::new());
         let mut counts = Counts::default();
         model.write_page(17, &mut a, &mut scratch, &mut counts);
