@@ -69,7 +69,11 @@ fn print_placement(args: &PlacementArgs) -> anyhow::Result<()> {
     for manifest in config.shard_manifests()? {
         match manifest {
             Ok(m) => shards.push(m.shard),
-            Err(reason) => eprintln!("warning: {reason}"),
+            // Placed all the same: its nodes report it as failed, and the table says where.
+            Err(bad) => {
+                eprintln!("warning: {bad}");
+                shards.push(bad.shard);
+            }
         }
     }
     let placement = Placement::for_cluster(&config, shards);

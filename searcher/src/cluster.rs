@@ -15,6 +15,7 @@ use shard_proto::manifest::ShardManifest;
 use shard_proto::ShardId;
 
 use crate::error::{Error, Result};
+use crate::frontend::root::SearchType;
 
 /// The parsed cluster file.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -50,12 +51,17 @@ pub struct NodeConfig {
 #[serde(deny_unknown_fields)]
 pub struct FrontendConfig {
     pub listen: SocketAddr,
+    /// Default fetch strategy of `/search` (`query_then_fetch` or `query_and_fetch`);
+    /// a request's `search_type` parameter overrides it.
+    #[serde(default)]
+    pub search_type: SearchType,
 }
 
 impl Default for FrontendConfig {
     fn default() -> Self {
         FrontendConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            search_type: SearchType::default(),
         }
     }
 }
@@ -178,24 +184,50 @@ impl ClusterConfig {
             .ok_or_else(|| Error::UnknownNode(id.to_string()))
     }
 
-    /// Reads every shard manifest in the shard store, sorted by shard id. Unreadable entries
-    /// are returned as errors next to the good ones, so one bad shard is reported, not fatal.
-    pub fn shard_manifests(&self) -> Result<Vec<std::result::Result<ShardManifest, String>>> {
+    /// Reads every shard manifest in the shard store, sorted by shard id. A shard whose
+    /// manifest cannot be used comes back as a [`BadShard`] naming it, next to the good ones,
+    /// so one bad shard is reported (and can be placed and shown as failed), not fatal.
+    pub fn shard_manifests(&self) -> Result<Vec<std::result::Result<ShardManifest, BadShard>>> {
         let store = &self.shard_store;
         let entries = std::fs::read_dir(store).map_err(|e| Error::io(store, e))?;
         let mut found = Vec::new();
         for entry in entries {
             let entry = entry.map_err(|e| Error::io(store, e))?;
             let dir = entry.path();
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if !dir.is_dir() || name.parse::<ShardId>().is_err() {
+            let Ok(shard) = entry.file_name().to_string_lossy().parse::<ShardId>() else {
                 continue; // temporary build directories and stray files are not shards
+            };
+            if dir.is_dir() {
+                found.push((shard, read_manifest(shard, &dir)));
             }
-            found.push((name, ShardManifest::read(&dir).map_err(|e| e.to_string())));
         }
-        found.sort_by(|a, b| a.0.cmp(&b.0));
-        Ok(found.into_iter().map(|(_, m)| m).collect())
+        // By id, not by directory name: `n10of12-...` sorts after `n2of12-...`.
+        found.sort_by_key(|(shard, _)| *shard);
+        Ok(found.into_iter().map(|(_, manifest)| manifest).collect())
     }
+}
+
+/// A shard directory of the shard store whose manifest cannot be used.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[error("shard {shard}: {reason}")]
+pub struct BadShard {
+    /// The shard, from its directory's name.
+    pub shard: ShardId,
+    pub reason: String,
+}
+
+/// Reads and checks the manifest of the shard directory `dir` named `shard`.
+fn read_manifest(shard: ShardId, dir: &Path) -> std::result::Result<ShardManifest, BadShard> {
+    let bad = |reason: String| BadShard { shard, reason };
+    let manifest = ShardManifest::read(dir).map_err(|e| bad(e.to_string()))?;
+    // A copied or renamed directory would otherwise serve its documents as another shard.
+    if manifest.shard != shard {
+        return Err(bad(format!(
+            "the directory holds the manifest of shard {}",
+            manifest.shard
+        )));
+    }
+    Ok(manifest)
 }
 
 impl NodeConfig {
@@ -267,5 +299,82 @@ data_dir = "/tmp/b"
             assert!(err.contains("cluster.toml"), "{err}");
         }
         assert!(ClusterConfig::load(&dir.path().join("missing.toml")).is_err());
+    }
+
+    /// Publishes a manifest (without index files: `shard_manifests` reads only manifests)
+    /// into `store/<dir>`, claiming to be `shard`.
+    fn publish(store: &Path, dir: &str, shard: ShardId) {
+        let dir = store.join(dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut manifest = ShardManifest {
+            format: shard_proto::manifest::MANIFEST_FORMAT,
+            shard,
+            schema: "test".into(),
+            tantivy_version: "test".into(),
+            input: shard_proto::manifest::InputInfo {
+                path: "in.xml".into(),
+                bytes: 0,
+                format: "xml".into(),
+            },
+            docs: 7,
+            skipped: Default::default(),
+            files: Vec::new(),
+            created_unix: 0,
+            checksum: String::new(),
+        };
+        manifest.write(&dir).unwrap();
+    }
+
+    #[test]
+    fn shard_manifests_name_bad_shards_and_sort_by_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = dir.path().join("shards");
+        let id = |node, shard| ShardId::new(node, 12, shard, 2).unwrap();
+        publish(&store, "n10of12-s0of2", id(10, 0));
+        publish(&store, "n2of12-s1of2", id(2, 1));
+        publish(&store, "n3of12-s0of2", id(4, 0)); // copied under another shard's name
+        std::fs::create_dir_all(store.join("n5of12-s1of2")).unwrap(); // no manifest
+        std::fs::create_dir_all(store.join("n6of12-s0of2")).unwrap();
+        std::fs::write(store.join("n6of12-s0of2/manifest.json"), "{").unwrap(); // truncated
+        std::fs::create_dir_all(store.join(".tmp-n7of12-s0of2")).unwrap(); // not a shard
+        std::fs::write(store.join("n8of12-s0of2"), "").unwrap(); // a file, not a shard
+        let config = ClusterConfig {
+            shard_store: store,
+            replication: 1,
+            frontend: Default::default(),
+            timeouts: Default::default(),
+            nodes: Vec::new(),
+        };
+
+        let found = config.shard_manifests().unwrap();
+
+        let shards: Vec<ShardId> = found
+            .iter()
+            .map(|m| match m {
+                Ok(m) => m.shard,
+                Err(bad) => bad.shard,
+            })
+            .collect();
+        assert_eq!(shards, [id(2, 1), id(3, 0), id(5, 1), id(6, 0), id(10, 0)]);
+        assert_eq!(found[0].as_ref().unwrap().docs, 7);
+        let reasons: Vec<String> = found
+            .iter()
+            .filter_map(|m| m.as_ref().err())
+            .map(|bad| bad.to_string())
+            .collect();
+        assert_eq!(reasons.len(), 3, "{reasons:?}");
+        assert!(
+            reasons[0].starts_with("shard n3of12-s0of2: "),
+            "{reasons:?}"
+        );
+        assert!(reasons[0].contains("n4of12-s0of2"), "{reasons:?}");
+        assert!(
+            reasons[1].starts_with("shard n5of12-s1of2: "),
+            "{reasons:?}"
+        );
+        assert!(
+            reasons[2].starts_with("shard n6of12-s0of2: "),
+            "{reasons:?}"
+        );
     }
 }

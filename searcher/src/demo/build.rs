@@ -149,7 +149,7 @@ fn reusable_store(data: &Path, plan: &BuildPlan) -> anyhow::Result<()> {
     let schema = WikiSchema::new().fingerprint();
     let mut found = BTreeSet::new();
     for manifest in store.shard_manifests()? {
-        let manifest = manifest.map_err(anyhow::Error::msg)?;
+        let manifest = manifest?; // a `BadShard` error names the shard
         if manifest.schema != schema {
             bail!(
                 "shard {} has schema {}, expected {schema}",

@@ -329,7 +329,7 @@ fn resolve_targets(
         Fault::KillShard => {
             let mut docs = Vec::new();
             for manifest in config.shard_manifests()? {
-                let manifest = manifest.map_err(anyhow::Error::msg)?;
+                let manifest = manifest?; // a `BadShard` error names the shard
                 docs.push((manifest.shard, manifest.docs));
             }
             let shard = match &args.shard {

@@ -91,7 +91,7 @@ pub fn install_assigned(
     let data_dir = config.node(node_id)?.data_dir().to_path_buf();
     fs::create_dir_all(&data_dir).map_err(|e| Error::io(&data_dir, e))?;
     remove_leftovers(&data_dir)?;
-    let store = scan_store(&config.shard_store)?;
+    let store = scan_store(config)?;
     let placement = Placement::for_cluster(config, store.keys().copied());
     let mut replicas = Replicas::default();
     for shard in placement.shards_of(node_id) {
@@ -105,33 +105,23 @@ pub fn install_assigned(
     Ok(replicas)
 }
 
-/// Every shard directory of the store with its manifest or why it cannot be read. Unlike
-/// `ClusterConfig::shard_manifests`, a shard with a bad manifest keeps its id, so the node
-/// it is placed on can report it instead of silently not serving it.
+/// Every shard directory of the store with its manifest or why it cannot be read; a shard
+/// with a bad manifest keeps its id, so the node it is placed on reports it instead of
+/// silently not serving it.
 fn scan_store(
-    store: &Path,
+    config: &ClusterConfig,
 ) -> Result<BTreeMap<ShardId, std::result::Result<ShardManifest, String>>> {
-    let mut found = BTreeMap::new();
-    for entry in fs::read_dir(store).map_err(|e| Error::io(store, e))? {
-        let entry = entry.map_err(|e| Error::io(store, e))?;
-        let Ok(shard) = entry.file_name().to_string_lossy().parse::<ShardId>() else {
-            continue; // temporary build directories and stray files are not shards
-        };
-        if !entry.path().is_dir() {
-            continue;
-        }
-        let manifest = ShardManifest::read(&entry.path())
-            .map_err(|e| format!("manifest in the shard store: {e}"))
-            .and_then(|m| match m.shard == shard {
-                true => Ok(m),
-                false => Err(format!(
-                    "directory {shard} holds the manifest of shard {}",
-                    m.shard
-                )),
-            });
-        found.insert(shard, manifest);
-    }
-    Ok(found)
+    Ok(config
+        .shard_manifests()?
+        .into_iter()
+        .map(|manifest| match manifest {
+            Ok(m) => (m.shard, Ok(m)),
+            Err(bad) => (
+                bad.shard,
+                Err(format!("manifest in the shard store: {}", bad.reason)),
+            ),
+        })
+        .collect())
 }
 
 /// Removes replicas a crashed run left half-assembled.
