@@ -10,6 +10,12 @@
 //!    hits only, addressed by `(shard, segment, doc)` — valid because shards are immutable
 //!    and a node opens each replica once.
 //!
+//! Elasticsearch's old `query_and_fetch` is the alternative to phase 3 when `k` is small: a
+//! [`SearchRequest`] with [`SearchRequest::fetch`] set makes the node attach the stored
+//! fields and snippet of each of its own best `k` hits ([`ShardHits::docs`]), which saves
+//! the fetch round trip at the price of fetching up to `k` documents per node instead of
+//! `k` in all.
+//!
 //! Decoding is bounded ([`MAX_FRAME_BYTES`]) and never panics: a garbage or oversized frame
 //! is an [`Error::BadFrame`], which servers answer with 400.
 
@@ -22,7 +28,7 @@ use crate::stats::{GlobalStats, ShardTermStats};
 use crate::ShardId;
 
 /// Bumped on any change to these messages; sent as the `x-wire-version` header.
-pub const WIRE_VERSION: u32 = 1;
+pub const WIRE_VERSION: u32 = 2;
 /// Header carrying [`WIRE_VERSION`].
 pub const WIRE_VERSION_HEADER: &str = "x-wire-version";
 /// Largest request or response body a node accepts or decodes.
@@ -97,6 +103,15 @@ pub struct SearchRequest {
     pub shards: Vec<ShardId>,
     pub top_k: u32,
     pub stats: GlobalStats,
+    /// Query-and-fetch: also fetch the node's best `top_k` hits over all the listed shards.
+    pub fetch: Option<PiggybackFetch>,
+}
+
+/// What a query-and-fetch request wants fetched along with the hits.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PiggybackFetch {
+    /// Longest snippet, in characters.
+    pub snippet_chars: u32,
 }
 
 /// A shard-local hit: the score, the page id, and its address for the fetch phase.
@@ -115,6 +130,10 @@ pub struct ShardHits {
     pub hits: Vec<LeafHit>,
     /// Number of matching documents in the shard.
     pub total: u64,
+    /// Query-and-fetch only: the documents of `hits[..docs.len()]`, the shard's hits among
+    /// the node's best `top_k` over all the shards of the request (empty otherwise; a
+    /// document that could not be fetched ends the list, and is fetched in a fetch phase).
+    pub docs: Vec<FetchedDoc>,
 }
 
 /// Per-shard outcome: partial failure is data, never swallowed.
@@ -207,6 +226,7 @@ mod tests {
                 field_tokens: vec![(2, 12345)],
                 doc_freqs: vec![(term, 7)],
             },
+            fetch: Some(PiggybackFetch { snippet_chars: 240 }),
         }
     }
 

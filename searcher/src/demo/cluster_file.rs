@@ -34,7 +34,10 @@ pub fn write(
     let config = ClusterConfig {
         shard_store: PathBuf::from(SHARD_STORE),
         replication,
-        frontend: FrontendConfig { listen },
+        frontend: FrontendConfig {
+            listen,
+            ..FrontendConfig::default()
+        },
         timeouts: Timeouts::default(),
         nodes: ports
             .into_iter()

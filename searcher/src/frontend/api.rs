@@ -2,7 +2,9 @@
 //! `/metrics` and the search page at `/`.
 //!
 //! Every parameter is validated before any work is done; a bad one is a 400 with a JSON
-//! `{"error": "..."}` saying what is wrong. A load-shedding concurrency limit answers 503
+//! `{"error": "..."}` saying what is wrong. `/search` takes its parameters from the URL
+//! (GET) or from a JSON object (POST); hyper itself answers a URI over 64 KiB with a bare
+//! 414 before any handler runs, so only a POST can get a message for such a query. A load-shedding concurrency limit answers 503
 //! at once when the front-end is saturated instead of queueing without bound.
 
 use std::collections::HashMap;
@@ -10,7 +12,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::error_handling::HandleErrorLayer;
-use axum::extract::rejection::QueryRejection;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
@@ -21,7 +23,7 @@ use tower::ServiceBuilder;
 
 use crate::frontend::metrics::Metrics;
 use crate::frontend::nodes::NodeState;
-use crate::frontend::root::{Root, SearchError, SearchParams};
+use crate::frontend::root::{Root, SearchError, SearchParams, SearchType};
 
 /// Largest `size`.
 pub const MAX_SIZE: usize = 100;
@@ -44,7 +46,7 @@ pub struct AppState {
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/", get(page))
-        .route("/search", get(search))
+        .route("/search", get(search).post(search_post))
         .route("/cluster", get(cluster))
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(metrics))
@@ -134,11 +136,18 @@ pub fn validate(raw: &HashMap<String, String>) -> Result<Validated, String> {
             ))
         }
     };
+    let search_type = match raw.get("search_type").map(|s| s.trim()) {
+        None | Some("") => None,
+        Some(text) => Some(SearchType::parse(text).ok_or_else(|| {
+            format!("search_type must be query_then_fetch or query_and_fetch, got {text:?}")
+        })?),
+    };
     Ok(Validated {
         params: SearchParams {
             q: q.to_string(),
             from,
             size,
+            search_type,
         },
         allow_partial,
     })
@@ -148,8 +157,36 @@ async fn search(
     State(state): State<Arc<AppState>>,
     query: Result<Query<HashMap<String, String>>, QueryRejection>,
 ) -> Response {
+    let raw = query.map(|Query(raw)| raw).map_err(|r| r.body_text());
+    observed_search(&state, raw).await
+}
+
+/// `POST /search` with the same parameters as a JSON object (`{"q": "...", "size": 10}`),
+/// as Elasticsearch's `POST _search`: for queries too long for a URL (hyper refuses a URI
+/// over 64 KiB with a bare 414 before any handler runs; a body gets a JSON message).
+async fn search_post(
+    State(state): State<Arc<AppState>>,
+    body: Result<Json<serde_json::Map<String, serde_json::Value>>, JsonRejection>,
+) -> Response {
+    let raw = match body {
+        Ok(Json(object)) => Ok(object
+            .into_iter()
+            .map(|(name, value)| match value {
+                serde_json::Value::String(text) => (name, text),
+                other => (name, other.to_string()),
+            })
+            .collect()),
+        Err(rejection) => Err(rejection.body_text()),
+    };
+    observed_search(&state, raw).await
+}
+
+async fn observed_search(
+    state: &AppState,
+    raw: Result<HashMap<String, String>, String>,
+) -> Response {
     let started = Instant::now();
-    let (outcome, response) = search_outcome(&state, query).await;
+    let (outcome, response) = search_outcome(state, raw).await;
     state
         .metrics
         .observe_request(outcome, started.elapsed().as_secs_f64());
@@ -158,16 +195,11 @@ async fn search(
 
 async fn search_outcome(
     state: &AppState,
-    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+    raw: Result<HashMap<String, String>, String>,
 ) -> (&'static str, Response) {
-    let raw = match query {
-        Ok(Query(raw)) => raw,
-        Err(rejection) => {
-            return (
-                "bad_request",
-                error(StatusCode::BAD_REQUEST, rejection.body_text()),
-            )
-        }
+    let raw = match raw {
+        Ok(raw) => raw,
+        Err(message) => return ("bad_request", error(StatusCode::BAD_REQUEST, message)),
     };
     let validated = match validate(&raw) {
         Ok(v) => v,
@@ -314,12 +346,14 @@ mod tests {
             ("from", "20"),
             ("size", "100"),
             ("allow_partial", "false"),
+            ("search_type", "query_and_fetch"),
         ]))
         .unwrap();
         assert_eq!(
             (v.params.from, v.params.size, v.allow_partial),
             (20, 100, false)
         );
+        assert_eq!(v.params.search_type, Some(SearchType::QueryAndFetch));
     }
 
     #[test]
@@ -341,6 +375,7 @@ mod tests {
                 "from + size",
             ),
             (&[("q", "a"), ("allow_partial", "maybe")], "allow_partial"),
+            (&[("q", "a"), ("search_type", "dfs")], "search_type must be"),
         ];
         for (pairs, expected) in cases {
             let message = validate(&raw(pairs)).unwrap_err();

@@ -25,20 +25,22 @@ struct Pending {
     last_error: Option<String>,
 }
 
-/// Fetches the page's documents; hits that could not be fetched keep their id and score
-/// (empty title) and are reported as failures.
+/// Fetches the page's documents not already `prefetched` (by query-and-fetch); hits that
+/// could not be fetched keep their id and score (empty title) and are reported as failures.
 pub async fn fetch_page(
     fanout: &Fanout,
     template: &FetchRequest,
     page: &[MergedHit],
+    prefetched: Vec<Option<FetchedDoc>>,
     deadline: Instant,
 ) -> (Vec<Hit>, Vec<ShardFailure>) {
     let mut pending: Vec<Pending> = page
         .iter()
-        .map(|h| Pending {
+        .zip(prefetched)
+        .map(|(h, doc)| Pending {
             node: h.node,
             tried: vec![h.node],
-            doc: None,
+            doc,
             last_error: None,
         })
         .collect();
@@ -47,6 +49,7 @@ pub async fn fetch_page(
         if groups.is_empty() {
             break;
         }
+        fanout.metrics.fetch_round_trips.inc();
         let round = fetch_round(fanout, template, page, groups);
         match tokio::time::timeout_at(deadline, round).await {
             Ok(results) => record_round(fanout, page, &mut pending, results),

@@ -40,6 +40,7 @@ pub struct Metrics {
     pub partial_answers: Counter,
     pub ejections: Counter,
     pub stats_round_trips: Counter,
+    pub fetch_round_trips: Counter,
 }
 
 /// Pre-built handles of one node's RPC latency series.
@@ -73,6 +74,7 @@ impl Metrics {
             partial_answers: Counter::default(),
             ejections: Counter::default(),
             stats_round_trips: Counter::default(),
+            fetch_round_trips: Counter::default(),
         };
         metrics.register_all();
         metrics
@@ -129,6 +131,11 @@ impl Metrics {
             "stats_round_trips",
             "Statistics phases run (term cache misses)",
             self.stats_round_trips.clone(),
+        );
+        r.register(
+            "fetch_round_trips",
+            "Fetch phases run (pages not fully fetched by query-and-fetch)",
+            self.fetch_round_trips.clone(),
         );
     }
 

@@ -117,7 +117,12 @@ impl Frontend {
             metrics: Arc::clone(&metrics),
             hedge_budget: HedgeBudget::default(),
         };
-        let root = Root::new(fanout, shard_docs, config.timeouts.deadline());
+        let root = Root::new(
+            fanout,
+            shard_docs,
+            config.timeouts.deadline(),
+            config.frontend.search_type,
+        );
         Ok(Frontend {
             state: Arc::new(api::AppState { root, metrics }),
             probers,
@@ -147,7 +152,7 @@ fn read_shard_table(config: &ClusterConfig) -> Result<BTreeMap<ShardId, u64>> {
             Ok(m) => {
                 shard_docs.insert(m.shard, m.docs);
             }
-            Err(reason) => tracing::warn!(%reason, "skipping shard"),
+            Err(bad) => tracing::warn!(shard = %bad.shard, reason = %bad.reason, "skipping shard"),
         }
     }
     if shard_docs.is_empty() {

@@ -9,7 +9,8 @@
 //!    shard returning its top `from + size`; hits are merged by score (ties by page id so
 //!    pages are stable) and hit counts summed.
 //! 4. Fetch phase: only the final page's hits, one `FetchRequest` per node that produced
-//!    them. Replicas are byte-identical copies, so a document address is the same on every
+//!    them — or none at all with [`SearchType::QueryAndFetch`], where the nodes attached
+//!    the documents of their best hits to the query phase's answer. Replicas are byte-identical copies, so a document address is the same on every
 //!    replica of its shard: a failed fetch is retried on another replica, and every fetched
 //!    document is checked against the page id the query phase returned.
 
@@ -18,10 +19,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use shard_proto::stats::ShardTermStats;
 use shard_proto::wire::{
-    DocRef, FetchRequest, FetchedDoc, LeafHit, SearchRequest, ShardHits, StatsRequest,
+    DocRef, FetchRequest, FetchedDoc, LeafHit, PiggybackFetch, SearchRequest, ShardHits,
+    StatsRequest,
 };
 use shard_proto::{GlobalStats, ShardId, WikiSchema};
 use tantivy::query::QueryParser;
@@ -36,6 +38,32 @@ use crate::frontend::stats_cache::{Lookup, StatsCache};
 
 /// Longest snippet asked of the nodes, in characters.
 pub const SNIPPET_CHARS: u32 = 240;
+/// Deepest page (`from + size`) fetched with [`SearchType::QueryAndFetch`]: each node
+/// fetches up to this many documents, so beyond it a fetch phase is cheaper.
+pub const QUERY_AND_FETCH_MAX_K: usize = 20;
+
+/// How the final page's stored fields and snippets are fetched (Elasticsearch's names).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SearchType {
+    /// A fetch phase after the merge, for the final page only, from the nodes that own it.
+    #[default]
+    QueryThenFetch,
+    /// The nodes attach the documents of their best `from + size` hits to the query phase:
+    /// one round trip less, up to `from + size` documents fetched per node instead of
+    /// `size` in all. Used for pages within [`QUERY_AND_FETCH_MAX_K`].
+    QueryAndFetch,
+}
+
+impl SearchType {
+    pub fn parse(text: &str) -> Option<SearchType> {
+        match text {
+            "query_then_fetch" => Some(SearchType::QueryThenFetch),
+            "query_and_fetch" => Some(SearchType::QueryAndFetch),
+            _ => None,
+        }
+    }
+}
 
 /// A validated search.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -43,6 +71,8 @@ pub struct SearchParams {
     pub q: String,
     pub from: usize,
     pub size: usize,
+    /// `None`: the front-end's configured default.
+    pub search_type: Option<SearchType>,
 }
 
 /// One hit of the public answer.
@@ -97,6 +127,7 @@ pub struct Root {
     /// Node index that last answered each shard's query phase (`usize::MAX`: none yet).
     last_served_by: BTreeMap<ShardId, AtomicUsize>,
     deadline: Duration,
+    search_type: SearchType,
 }
 
 /// Errors that are the caller's fault.
@@ -143,6 +174,7 @@ impl Phase for SearchPhase {
             shards,
             top_k: self.request.top_k,
             stats: self.request.stats.clone(),
+            fetch: self.request.fetch,
         }))
     }
 
@@ -160,10 +192,17 @@ pub struct MergedHit {
     pub hit: LeafHit,
     pub shard: ShardId,
     pub node: usize,
+    /// Position among its shard's hits (where a query-and-fetch document is found).
+    pub rank: usize,
 }
 
 impl Root {
-    pub fn new(fanout: Fanout, shard_docs: BTreeMap<ShardId, u64>, deadline: Duration) -> Self {
+    pub fn new(
+        fanout: Fanout,
+        shard_docs: BTreeMap<ShardId, u64>,
+        deadline: Duration,
+        search_type: SearchType,
+    ) -> Self {
         let schema = WikiSchema::new();
         let shards: Vec<ShardId> = shard_docs.keys().copied().collect();
         Root {
@@ -178,6 +217,7 @@ impl Root {
             shard_docs,
             shards,
             deadline,
+            search_type,
         }
     }
 
@@ -195,12 +235,19 @@ impl Root {
         let stats = self.global_stats(&terms, deadline).await;
         // tantivy refuses a top-0 collector: a size-0 search (counts only) asks for one.
         let top_k = (params.from + params.size).max(1) as u32;
+        let search_type = params.search_type.unwrap_or(self.search_type);
+        let and_fetch = search_type == SearchType::QueryAndFetch
+            && params.size > 0
+            && params.from + params.size <= QUERY_AND_FETCH_MAX_K;
         let phase = Arc::new(SearchPhase {
             request: SearchRequest {
                 query: params.q.clone(),
                 shards: Vec::new(),
                 top_k,
                 stats,
+                fetch: and_fetch.then_some(PiggybackFetch {
+                    snippet_chars: SNIPPET_CHARS,
+                }),
             },
         });
         let gathered = self.fanout.scatter(&phase, &self.shards, deadline).await;
@@ -209,13 +256,28 @@ impl Root {
         for (shard, answer) in &gathered.answers {
             total += answer.item.total;
             self.last_served_by[shard].store(answer.node, Ordering::Relaxed);
-            merged.extend(answer.item.hits.iter().map(|hit| MergedHit {
-                hit: *hit,
-                shard: *shard,
-                node: answer.node,
-            }));
+            merged.extend(
+                answer
+                    .item
+                    .hits
+                    .iter()
+                    .enumerate()
+                    .map(|(rank, hit)| MergedHit {
+                        hit: *hit,
+                        shard: *shard,
+                        node: answer.node,
+                        rank,
+                    }),
+            );
         }
         let page = merge_page(merged, params.from, params.size);
+        let prefetched: Vec<Option<FetchedDoc>> = page
+            .iter()
+            .map(|hit| {
+                let docs = &gathered.answers.get(&hit.shard)?.item.docs;
+                docs.get(hit.rank).filter(|d| d.id == hit.hit.id).cloned()
+            })
+            .collect();
         let mut failures: Vec<ShardFailure> = gathered
             .failures
             .iter()
@@ -230,7 +292,7 @@ impl Root {
             snippet_chars: SNIPPET_CHARS,
         };
         let (hits, fetch_failures) =
-            fetch::fetch_page(&self.fanout, &fetch_request, &page, deadline).await;
+            fetch::fetch_page(&self.fanout, &fetch_request, &page, prefetched, deadline).await;
         failures.extend(fetch_failures);
         let searched_docs: u64 = gathered
             .answers
@@ -343,6 +405,7 @@ mod tests {
             },
             shard: ShardId::new(0, 1, 0, 1).unwrap(),
             node: 0,
+            rank: 0,
         }
     }
 

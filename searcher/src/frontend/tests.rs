@@ -107,6 +107,7 @@ fn params(q: &str) -> SearchParams {
         q: q.to_string(),
         from: 0,
         size: 10,
+        search_type: None,
     }
 }
 

@@ -118,7 +118,7 @@ impl Leaf {
             )));
         }
         let query = self.parse(&request.query)?;
-        let shards = self.per_shard(&request.shards, |replica| {
+        let mut shards = self.per_shard(&request.shards, |replica| {
             search_shard(
                 replica,
                 query.as_ref(),
@@ -126,11 +126,68 @@ impl Leaf {
                 &request.stats,
             )
         });
+        if let Some(fetch) = request.fetch {
+            let chars = fetch.snippet_chars.min(MAX_SNIPPET_CHARS) as usize;
+            self.attach_docs(query.as_ref(), &mut shards, request.top_k as usize, chars);
+        }
         Ok(SearchResponse {
             node: self.node_id.clone(),
             shards,
             took_micros: start.elapsed().as_micros() as u64,
         })
+    }
+
+    /// Query-and-fetch: fetches the node's best `top_k` hits over all `shards` (ordered as
+    /// the front-end merges: score, then page id) into each shard's `docs`. Any hit of the
+    /// global top `top_k` is among them, since fewer than `top_k` hits of any subset of the
+    /// shards can beat it.
+    fn attach_docs(
+        &self,
+        query: &dyn Query,
+        shards: &mut [(ShardId, ShardOutcome<ShardHits>)],
+        top_k: usize,
+        chars: usize,
+    ) {
+        let mut ranked = Vec::new();
+        for (position, (_, outcome)) in shards.iter_mut().enumerate() {
+            if let ShardOutcome::Ok(found) = outcome {
+                found.hits.sort_by(merge_order);
+                ranked.extend(found.hits.iter().map(|hit| (*hit, position)));
+            }
+        }
+        ranked.sort_by(|a, b| merge_order(&a.0, &b.0));
+        let mut wanted = vec![0usize; shards.len()];
+        for (_, position) in ranked.iter().take(top_k) {
+            wanted[*position] += 1;
+        }
+        let fetch_prefix =
+            |((shard, outcome), count): (&mut (ShardId, ShardOutcome<ShardHits>), usize)| {
+                let (ShardOutcome::Ok(found), Some(replica)) = (outcome, self.replicas.get(shard))
+                else {
+                    return;
+                };
+                let refs: Vec<(usize, DocRef)> = found.hits[..count]
+                    .iter()
+                    .enumerate()
+                    .map(|(slot, hit)| (slot, doc_ref(*shard, hit)))
+                    .collect();
+                found.docs = fetch_shard(replica, &self.schema, query, &refs, chars)
+                    .into_iter()
+                    .map_while(|(_, outcome)| match outcome {
+                        ShardOutcome::Ok(doc) => Some(doc),
+                        ShardOutcome::Failed(_) => None,
+                    })
+                    .collect();
+            };
+        let work: Vec<_> = shards
+            .iter_mut()
+            .zip(wanted)
+            .filter(|(_, n)| *n > 0)
+            .collect();
+        match work.len() {
+            0 | 1 => work.into_iter().for_each(fetch_prefix),
+            _ => work.into_par_iter().for_each(fetch_prefix),
+        }
     }
 
     /// Runs `phase` on every requested shard in parallel, in request order.
@@ -191,6 +248,19 @@ impl Leaf {
     }
 }
 
+/// The front-end's merge order: score descending, then page id ascending.
+fn merge_order(a: &LeafHit, b: &LeafHit) -> std::cmp::Ordering {
+    b.score.total_cmp(&a.score).then(a.id.cmp(&b.id))
+}
+
+fn doc_ref(shard: ShardId, hit: &LeafHit) -> DocRef {
+    DocRef {
+        shard,
+        segment: hit.segment,
+        doc: hit.doc,
+    }
+}
+
 /// Runs one shard's work, turning an error or a panic into a failed outcome.
 fn guarded<T>(work: impl FnOnce() -> Result<T, String>) -> ShardOutcome<T> {
     match catch_unwind(AssertUnwindSafe(work)) {
@@ -227,6 +297,7 @@ fn search_shard(
         return Ok(ShardHits {
             hits: Vec::new(),
             total: total as u64,
+            docs: Vec::new(),
         });
     }
     let collector = (TopDocs::with_limit(top_k).order_by_score(), Count);
@@ -250,6 +321,7 @@ fn search_shard(
     Ok(ShardHits {
         hits,
         total: total as u64,
+        docs: Vec::new(),
     })
 }
 

@@ -210,6 +210,7 @@ fn sharded_leaf_search_with_global_stats_equals_one_index() {
             query: query.into(),
             shards: shards.clone(),
             top_k: 10,
+            fetch: None,
             stats: global_stats(&leaf, query, &shards),
         };
         let response = leaf.search(&request).unwrap();
@@ -250,6 +251,7 @@ fn fetch_returns_stored_fields_and_escaped_highlighted_snippets() {
         query: query.into(),
         shards: shards.clone(),
         top_k: 5,
+        fetch: None,
         stats: GlobalStats::default(),
     };
     let response = leaf.search(&request).unwrap();
@@ -311,6 +313,7 @@ fn bad_requests_are_refused_as_a_whole_and_unknown_shards_fail_alone() {
         query: "title:(".into(),
         shards: vec![shard(0, 1), shard(1, 2)],
         top_k: 10,
+        fetch: None,
         stats: GlobalStats::default(),
     };
     assert!(leaf
@@ -385,6 +388,7 @@ fn corrupted_replica_is_refused_and_the_others_are_served() {
         query: "apple".into(),
         shards: all_shards(3),
         top_k: 3,
+        fetch: None,
         stats: GlobalStats::default(),
     };
     let response = leaf.search(&request).unwrap();
@@ -487,6 +491,7 @@ async fn client_and_server_round_trip_and_survive_bad_frames() {
         query: "apple".into(),
         shards: all_shards(2),
         top_k: 5,
+        fetch: None,
         stats: GlobalStats::default(),
     };
     let response = client.search(&search).await.unwrap();
@@ -511,7 +516,10 @@ async fn client_and_server_round_trip_and_survive_bad_frames() {
     let cases: Vec<(u16, Vec<u8>)> = vec![
         (400, post(wire::paths::SEARCH, b"\xff\xff\xff garbage")),
         (400, post(wire::paths::SEARCH, &frame[..frame.len() / 2])),
-        (400, post(wire::paths::FETCH, &frame)), // a search frame is no fetch request
+        (
+            400,
+            post(wire::paths::SEARCH, &[frame.as_slice(), &[0]].concat()),
+        ), // trailing byte
         (
             413,
             format!(
@@ -581,6 +589,7 @@ async fn shutdown_finishes_in_flight_requests_then_stops_accepting() {
         query: "apple".into(),
         shards: all_shards(1),
         top_k: 3,
+        fetch: None,
         stats: GlobalStats::default(),
     };
     let frame = wire::encode(&search).unwrap();
@@ -624,4 +633,54 @@ async fn shutdown_finishes_in_flight_requests_then_stops_accepting() {
         .await
         .unwrap()
         .unwrap();
+}
+
+#[test]
+fn query_and_fetch_attaches_the_nodes_best_hits_with_their_documents() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = one_node_cluster(tmp.path(), 3);
+    let (leaf, _) = installed_leaf(&config);
+    let shards = all_shards(3);
+    let query = "apple orchard";
+    let top_k = 4;
+    let plain = SearchRequest {
+        query: query.into(),
+        shards: shards.clone(),
+        top_k,
+        fetch: None,
+        stats: global_stats(&leaf, query, &shards),
+    };
+    let with_docs = SearchRequest {
+        fetch: Some(wire::PiggybackFetch { snippet_chars: 80 }),
+        ..plain.clone()
+    };
+    let (without, with) = (
+        leaf.search(&plain).unwrap(),
+        leaf.search(&with_docs).unwrap(),
+    );
+    // The node's best `top_k` over all its shards, by score then id.
+    let expected = merged(&without, top_k as usize);
+    let mut attached = Vec::new();
+    for (_, outcome) in &with.shards {
+        let ShardOutcome::Ok(found) = outcome else {
+            panic!("{outcome:?}")
+        };
+        assert!(found.hits.len() >= found.docs.len());
+        for (hit, doc) in found.hits.iter().zip(&found.docs) {
+            assert_eq!(doc.id, hit.id, "a document belongs to its hit");
+            assert!(
+                !doc.title.is_empty() && !doc.snippet_html.is_empty(),
+                "{doc:?}"
+            );
+            attached.push(hit.id);
+        }
+    }
+    attached.sort_unstable();
+    let mut expected_ids: Vec<u64> = expected.iter().map(|(id, _)| *id).collect();
+    expected_ids.sort_unstable();
+    assert_eq!(attached, expected_ids);
+    assert!(without.shards.iter().all(|(_, o)| match o {
+        ShardOutcome::Ok(found) => found.docs.is_empty(),
+        ShardOutcome::Failed(_) => true,
+    }));
 }

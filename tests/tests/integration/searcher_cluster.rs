@@ -358,10 +358,18 @@ fn top_10_over_1_3_and_8_shards_equals_one_index_and_pages_concatenate() {
         let cluster = Cluster::start(&cluster_dir, &cluster_dir.join("store"), 3, 2);
         let mut matched = 0;
         for q in &queries {
-            let (status, answer) = cluster.search_q(q, "&size=10");
+            let (status, answer) = cluster.search_q(q, "&size=10&search_type=query_then_fetch");
             assert_eq!(status, 200, "{q}: {answer}");
             assert_same_top(q, &answer, &reference, 10);
             matched += answer["hits"].as_array().map_or(0, |h| h.len().min(1));
+            // Query-and-fetch: the same page, with documents fetched in the query phase.
+            let (status, piggybacked) = cluster.search_q(q, "&size=10&search_type=query_and_fetch");
+            assert_eq!(status, 200, "{q}: {piggybacked}");
+            assert_eq!(
+                without_timing(&piggybacked),
+                without_timing(&answer),
+                "{q}: query_and_fetch differs from query_then_fetch"
+            );
         }
         assert!(
             matched >= 50,
@@ -371,6 +379,17 @@ fn top_10_over_1_3_and_8_shards_equals_one_index_and_pages_concatenate() {
             assert_pages_concatenate(&cluster);
         }
     }
+}
+
+/// An answer without `took_ms` and the answering node of each hit (either replica may
+/// serve a shard), for comparing two answers to the same query.
+fn without_timing(answer: &Value) -> Value {
+    let mut answer = answer.clone();
+    answer["took_ms"] = Value::Null;
+    for hit in answer["hits"].as_array_mut().into_iter().flatten() {
+        hit["node"] = Value::Null;
+    }
+    answer
 }
 
 /// `from`/`size` pages of a query with many hits concatenate to its top 60.
@@ -582,6 +601,22 @@ fn bad_requests_get_4xx_with_a_message_and_processes_stay_up() {
     assert!(
         (400..500).contains(&status),
         "100 kB query answered {status}"
+    );
+    // The same 100 kB query as a POST body gets the front-end's message.
+    let body = serde_json::json!({ "q": "a ".repeat(50_000), "size": 10 }).to_string();
+    let post = format!(
+        "POST /search HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let (status, message) = raw_http(port, post.as_bytes());
+    assert_eq!(status, 400, "{message}");
+    assert!(message.contains("the limit is 4096"), "{message}");
+    let post = "POST /search HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 5\r\nConnection: close\r\n\r\n{nope";
+    let (status, message) = raw_http(port, post.as_bytes());
+    assert_eq!(status, 400, "{message}");
+    assert!(
+        !message.trim().is_empty(),
+        "bad JSON body: 400 without a message"
     );
     // Garbage RPC frames to the node: 400 with a reason.
     let garbage = b"\xff\xfe\xfd garbage frame \x00\x01";

@@ -206,6 +206,7 @@ fn nodes_serve_real_shards_exactly_and_survive_bad_frames() {
                 query: query.into(),
                 shards: held.iter().copied().collect(),
                 top_k: 10,
+                fetch: None,
                 stats: GlobalStats::default(), // local statistics: must equal a direct search
             };
             let response = search(&addr, &request);
@@ -233,6 +234,7 @@ fn nodes_serve_real_shards_exactly_and_survive_bad_frames() {
         query: "anarchism".into(),
         shards: all.clone(),
         top_k: 3,
+        fetch: None,
         stats: GlobalStats::default(),
     };
     let response = search(&addr_a, &request);
@@ -344,6 +346,7 @@ fn node_refuses_a_corrupted_replica_and_serves_the_rest() {
         query: "the".into(),
         shards,
         top_k: 5,
+        fetch: None,
         stats: GlobalStats::default(),
     };
     let response = search(&addr, &request);
