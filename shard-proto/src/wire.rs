@@ -12,9 +12,9 @@
 //!
 //! Elasticsearch's old `query_and_fetch` is the alternative to phase 3 when `k` is small: a
 //! [`SearchRequest`] with [`SearchRequest::fetch`] set makes the node attach the stored
-//! fields and snippet of each of its own best `k` hits ([`ShardHits::docs`]), which saves
-//! the fetch round trip at the price of fetching up to `k` documents per node instead of
-//! `k` in all.
+//! fields and snippet of each of its own best `n` hits ([`ShardHits::docs`]), which saves
+//! the fetch round trip at the price of fetching more documents than the page shows (the
+//! front-end picks `n` per node from the share of shards the node searches).
 //!
 //! Decoding is bounded ([`MAX_FRAME_BYTES`]) and never panics: a garbage or oversized frame
 //! is an [`Error::BadFrame`], which servers answer with 400.
@@ -103,13 +103,16 @@ pub struct SearchRequest {
     pub shards: Vec<ShardId>,
     pub top_k: u32,
     pub stats: GlobalStats,
-    /// Query-and-fetch: also fetch the node's best `top_k` hits over all the listed shards.
+    /// Query-and-fetch: also fetch the node's best hits over all the listed shards.
     pub fetch: Option<PiggybackFetch>,
 }
 
 /// What a query-and-fetch request wants fetched along with the hits.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PiggybackFetch {
+    /// How many of the node's best hits (over all the shards of the request) to fetch;
+    /// at most `top_k`.
+    pub docs: u32,
     /// Longest snippet, in characters.
     pub snippet_chars: u32,
 }
@@ -131,7 +134,7 @@ pub struct ShardHits {
     /// Number of matching documents in the shard.
     pub total: u64,
     /// Query-and-fetch only: the documents of `hits[..docs.len()]`, the shard's hits among
-    /// the node's best `top_k` over all the shards of the request (empty otherwise; a
+    /// the node's best `fetch.docs` over all the shards of the request (empty otherwise; a
     /// document that could not be fetched ends the list, and is fetched in a fetch phase).
     pub docs: Vec<FetchedDoc>,
 }
@@ -226,7 +229,10 @@ mod tests {
                 field_tokens: vec![(2, 12345)],
                 doc_freqs: vec![(term, 7)],
             },
-            fetch: Some(PiggybackFetch { snippet_chars: 240 }),
+            fetch: Some(PiggybackFetch {
+                docs: 10,
+                snippet_chars: 240,
+            }),
         }
     }
 

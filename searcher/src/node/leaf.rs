@@ -9,8 +9,9 @@
 //! tantivy on odd input is caught and becomes a failed shard rather than a dead node.
 
 use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use rayon::prelude::*;
 use shard_proto::stats::ShardTermStats;
@@ -35,6 +36,10 @@ pub const MAX_QUERY_BYTES: usize = 64 * 1024;
 pub const MAX_FETCH_DOCS: usize = 10_000;
 /// Longest snippet, in characters.
 pub const MAX_SNIPPET_CHARS: u32 = 2_000;
+/// Parsed queries kept for reuse (the fetch phase follows the query phase with the same
+/// query string), and the longest query string kept.
+const PARSED_CACHE_ENTRIES: usize = 4096;
+const PARSED_CACHE_MAX_QUERY_BYTES: usize = 1024;
 /// What a shard this node does not hold answers.
 pub const NOT_SERVED: &str = "not served here";
 
@@ -48,6 +53,8 @@ pub struct Leaf {
     schema: WikiSchema,
     parser: QueryParser,
     replicas: BTreeMap<ShardId, Arc<Replica>>,
+    /// Query string → parsed query; emptied when full (a query costs ~10 µs to parse).
+    parsed: Mutex<HashMap<String, Arc<dyn Query>>>,
 }
 
 impl Leaf {
@@ -62,10 +69,33 @@ impl Leaf {
             schema,
             parser,
             replicas,
+            parsed: Mutex::new(HashMap::new()),
         }
     }
 
-    fn parse(&self, query: &str) -> Result<Box<dyn Query>, BadRequest> {
+    fn parse(&self, query: &str) -> Result<Arc<dyn Query>, BadRequest> {
+        if let Some(hit) = self.parsed_cache().get(query) {
+            return Ok(Arc::clone(hit));
+        }
+        let parsed: Arc<dyn Query> = Arc::from(self.parse_uncached(query)?);
+        if query.len() <= PARSED_CACHE_MAX_QUERY_BYTES {
+            let mut cached = self.parsed_cache();
+            if cached.len() >= PARSED_CACHE_ENTRIES {
+                cached.clear();
+            }
+            cached.insert(query.to_string(), Arc::clone(&parsed));
+        }
+        Ok(parsed)
+    }
+
+    /// The cache holds no invariant a panic could break: a poisoned lock is still usable.
+    fn parsed_cache(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<dyn Query>>> {
+        self.parsed
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn parse_uncached(&self, query: &str) -> Result<Box<dyn Query>, BadRequest> {
         if query.len() > MAX_QUERY_BYTES {
             return Err(BadRequest(format!(
                 "query of {} bytes exceeds the {MAX_QUERY_BYTES}-byte limit",
@@ -128,7 +158,8 @@ impl Leaf {
         });
         if let Some(fetch) = request.fetch {
             let chars = fetch.snippet_chars.min(MAX_SNIPPET_CHARS) as usize;
-            self.attach_docs(query.as_ref(), &mut shards, request.top_k as usize, chars);
+            let docs = fetch.docs.min(request.top_k) as usize;
+            self.attach_docs(query.as_ref(), &mut shards, docs, chars);
         }
         Ok(SearchResponse {
             node: self.node_id.clone(),
@@ -137,15 +168,16 @@ impl Leaf {
         })
     }
 
-    /// Query-and-fetch: fetches the node's best `top_k` hits over all `shards` (ordered as
-    /// the front-end merges: score, then page id) into each shard's `docs`. Any hit of the
-    /// global top `top_k` is among them, since fewer than `top_k` hits of any subset of the
-    /// shards can beat it.
+    /// Query-and-fetch: fetches the node's best `count` hits over all `shards` (ordered as
+    /// the front-end merges: score, then page id) into each shard's `docs`. With `count` =
+    /// the page size, any hit of the global first page is among them, since fewer than
+    /// `count` hits of any subset of the shards can beat it; a smaller `count` covers the
+    /// page's hits from this node in most queries (the rest are fetched in a fetch phase).
     fn attach_docs(
         &self,
         query: &dyn Query,
         shards: &mut [(ShardId, ShardOutcome<ShardHits>)],
-        top_k: usize,
+        count: usize,
         chars: usize,
     ) {
         let mut ranked = Vec::new();
@@ -157,7 +189,7 @@ impl Leaf {
         }
         ranked.sort_by(|a, b| merge_order(&a.0, &b.0));
         let mut wanted = vec![0usize; shards.len()];
-        for (_, position) in ranked.iter().take(top_k) {
+        for (_, position) in ranked.iter().take(count) {
             wanted[*position] += 1;
         }
         let fetch_prefix =
@@ -350,12 +382,16 @@ fn fetch_shard(
         Ok(generator) => generator,
         Err(e) => return failed_all(docs, &format!("snippets: {e}")),
     };
-    docs.iter()
-        .map(|(slot, doc)| {
-            let outcome = guarded(|| fetch_doc(replica, schema, generator.as_ref(), doc, chars));
-            (*slot, outcome)
-        })
-        .collect()
+    let fetch_one = |(slot, doc): &(usize, DocRef)| {
+        let outcome = guarded(|| fetch_doc(replica, schema, generator.as_ref(), doc, chars));
+        (*slot, outcome)
+    };
+    // A snippet costs tens of microseconds (the whole body is tokenized): on an idle node
+    // the page's documents are cut on every core rather than one after another.
+    match docs.len() {
+        0 | 1 => docs.iter().map(fetch_one).collect(),
+        _ => docs.par_iter().map(fetch_one).collect(),
+    }
 }
 
 fn fetch_doc(

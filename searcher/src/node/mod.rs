@@ -38,7 +38,10 @@ pub struct NodeArgs {
 pub fn run_cli(args: NodeArgs) -> anyhow::Result<()> {
     let config = ClusterConfig::load(&args.config)?;
     let addr = config.node(&args.id)?.rpc;
+    // The async side only moves small frames (searches run on the rayon pool): one I/O
+    // thread keeps up, and fewer threads mean fewer context switches per request.
     let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
         .enable_all()
         .thread_name("node-io")
         .build()

@@ -651,7 +651,10 @@ fn query_and_fetch_attaches_the_nodes_best_hits_with_their_documents() {
         stats: global_stats(&leaf, query, &shards),
     };
     let with_docs = SearchRequest {
-        fetch: Some(wire::PiggybackFetch { snippet_chars: 80 }),
+        fetch: Some(wire::PiggybackFetch {
+            docs: top_k,
+            snippet_chars: 80,
+        }),
         ..plain.clone()
     };
     let (without, with) = (
