@@ -29,7 +29,7 @@ use super::loadgen::{self, LoadMode, LoadSpec};
 use super::queries::{self, BenchQuery};
 use super::report::{LoadReport, Outcome};
 use super::single_index::SingleIndex;
-use crate::bench::procs::{free_addr, Processes};
+use crate::bench::procs::{free_addr, process_cpu_seconds, Processes};
 
 /// The shared benchmark queries, read in place.
 const DEFAULT_QUERIES: &str = concat!(
@@ -85,6 +85,37 @@ pub struct Measurement {
     pub setup: String,
     pub concurrency: usize,
     pub report: LoadReport,
+    /// CPU milliseconds per answered query, by process group (where the time goes).
+    pub cpu_ms_per_query: Vec<(String, f64)>,
+}
+
+/// The process groups whose CPU time a setup is charged: (label, process-name prefix);
+/// the prefix `""` with label [`THIS_PROCESS`] stands for this process.
+type CpuGroups = Vec<(&'static str, &'static str)>;
+const THIS_PROCESS: &str = "load generator";
+
+fn cpu_snapshot(procs: &Processes, groups: &CpuGroups) -> Vec<f64> {
+    groups
+        .iter()
+        .map(|(label, prefix)| match *label == THIS_PROCESS {
+            true => process_cpu_seconds(std::process::id()).unwrap_or(0.0),
+            false => procs.cpu_seconds(prefix),
+        })
+        .collect()
+}
+
+fn cpu_per_query(
+    groups: &CpuGroups,
+    before: &[f64],
+    after: &[f64],
+    report: &LoadReport,
+) -> Vec<(String, f64)> {
+    let queries = report.overall.requests.max(1) as f64;
+    groups
+        .iter()
+        .zip(before.iter().zip(after))
+        .map(|((label, _), (b, a))| (label.to_string(), (a - b) * 1000.0 / queries))
+        .collect()
 }
 
 /// The goals as measured for one front-end setup.
@@ -162,30 +193,40 @@ pub fn run(args: &CompareArgs, searcher: &Path) -> anyhow::Result<(Vec<Measureme
         AGREEMENT_QUERIES,
     ))?;
     let mut measurements = Vec::new();
-    // (setup, URL, extra query parameters)
-    type Setup<'a> = (String, &'a str, Vec<(String, String)>);
+    // (setup, URL, extra query parameters, processes charged)
+    type Setup<'a> = (String, &'a str, Vec<(String, String)>, CpuGroups);
+    let cluster_cpu: CpuGroups = vec![
+        ("front-end", "frontend"),
+        ("nodes", "node-"),
+        (THIS_PROCESS, ""),
+    ];
     let mut setups: Vec<Setup> = SEARCH_TYPES
         .iter()
         .map(|t| {
             let params = vec![("search_type".to_string(), t.to_string())];
-            (format!("front-end, {t}"), frontend.as_str(), params)
+            let name = format!("front-end, {t}");
+            (name, frontend.as_str(), params, cluster_cpu.clone())
         })
         .collect();
     setups.push((
         "single-process HTTP (1 index)".into(),
         &single_http,
         Vec::new(),
+        vec![("server", "baseline-serve"), (THIS_PROCESS, "")],
     ));
-    for (setup, url, params) in setups {
+    for (setup, url, params, cpu_groups) in setups {
         eprintln!("measuring {setup} ...");
         load(&runtime, url, &queries, &params, 2, warmup)?;
         for concurrency in LEVELS {
             procs.check_alive()?;
+            let before = cpu_snapshot(&procs, &cpu_groups);
             let report = load(&runtime, url, &queries, &params, concurrency, duration)?;
+            let after = cpu_snapshot(&procs, &cpu_groups);
             eprint!("{}", report.to_table());
             measurements.push(Measurement {
                 setup: setup.to_string(),
                 concurrency,
+                cpu_ms_per_query: cpu_per_query(&cpu_groups, &before, &after, &report),
                 report,
             });
         }
@@ -195,12 +236,16 @@ pub fn run(args: &CompareArgs, searcher: &Path) -> anyhow::Result<(Vec<Measureme
     eprintln!("measuring in-process ...");
     let index = Arc::new(SingleIndex::open(&built.single)?);
     in_process_run(&index, &queries, 2, warmup)?;
+    let this_process: CpuGroups = vec![("in-process (search + driver)", "")];
     for threads in LEVELS {
+        let before = process_cpu_seconds(std::process::id()).unwrap_or(0.0);
         let report = in_process_run(&index, &queries, threads, duration)?;
+        let after = process_cpu_seconds(std::process::id()).unwrap_or(0.0);
         eprint!("{}", report.to_table());
         measurements.push(Measurement {
             setup: "in-process (1 index)".to_string(),
             concurrency: threads,
+            cpu_ms_per_query: cpu_per_query(&this_process, &[before], &[after], &report),
             report,
         });
     }
@@ -480,6 +525,22 @@ pub fn render(measurements: &[Measurement], summary: &Summary) -> String {
             out,
             "{:<36}{:>5}{:>10.0}{:>9.3}{:>9.3}{:>9.3}{:>9.2}{:>8}{:>9}{:>9}",
             m.setup, m.concurrency, f.qps, l.p50, l.p90, l.p99, l.max, f.errors, f.partial, f.empty
+        );
+    }
+    let _ = writeln!(out, "\nCPU ms per query, by process:");
+    for m in measurements {
+        let groups: Vec<String> = m
+            .cpu_ms_per_query
+            .iter()
+            .map(|(label, ms)| format!("{label} {ms:.3}"))
+            .collect();
+        let total: f64 = m.cpu_ms_per_query.iter().map(|(_, ms)| ms).sum();
+        let _ = writeln!(
+            out,
+            "{:<36}{:>5}   total {total:.3} = {}",
+            m.setup,
+            m.concurrency,
+            groups.join(" + ")
         );
     }
     let _ = writeln!(out, "\np50 ms by query kind:");

@@ -49,6 +49,16 @@ impl Processes {
         self.logs.join(format!("{name}.log"))
     }
 
+    /// CPU seconds (user + system) used so far by the children whose name starts with
+    /// `prefix`, from `/proc` (0 where it cannot be read).
+    pub fn cpu_seconds(&self, prefix: &str) -> f64 {
+        self.children
+            .iter()
+            .filter(|(name, _)| name.starts_with(prefix))
+            .map(|(_, child)| process_cpu_seconds(child.id()).unwrap_or(0.0))
+            .sum()
+    }
+
     /// Fails, with the end of its log, if any child has exited.
     pub fn check_alive(&self) -> anyhow::Result<()> {
         for (name, child) in &self.children {
@@ -114,6 +124,18 @@ fn running(pid: u32) -> bool {
             .is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z')),
         Err(_) => false,
     }
+}
+
+/// User + system CPU seconds of process `pid` (fields 14 and 15 of `/proc/<pid>/stat`,
+/// counted after the parenthesised command name, which may hold spaces).
+pub fn process_cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    // After the name: state is field 3, so utime (14) and stime (15) are at 11 and 12.
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // SAFETY: sysconf only reads a configuration value.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    (per_second > 0).then(|| ticks as f64 / per_second as f64)
 }
 
 /// A loopback address that was free a moment ago.
