@@ -8,7 +8,8 @@
 //! - [`frontend`]: the stateless scatter-gather front-end (root): replica choice,
 //!   failover, merging, the public JSON API, the search page and metrics;
 //! - [`bench`]: the load generator and the single-process baselines it is compared with;
-//! - [`demo`] and [`drill`]: a local cluster in one command, and fault injection under load.
+//! - [`demo`] and [`drill`]: a local cluster in one command, and fault injection under load;
+//! - [`snippets`]: highlighted snippets, cut the same way by nodes and baselines.
 
 pub mod bench;
 pub mod cli;
@@ -21,5 +22,6 @@ pub mod node;
 pub mod placement;
 pub mod rpc;
 pub mod shutdown;
+pub mod snippets;
 
 pub use error::{Error, Result};

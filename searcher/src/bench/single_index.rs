@@ -19,6 +19,7 @@ use tantivy::snippet::SnippetGenerator;
 use tantivy::{Index, IndexReader, ReloadPolicy, Searcher, TantivyDocument};
 
 use crate::error::{Error, Result};
+use crate::snippets::snippet_html;
 
 /// Longest snippet, in characters: what the front-end asks its nodes for
 /// (`frontend::root::SNIPPET_CHARS`), so both do the same work.
@@ -152,7 +153,6 @@ impl SingleIndex {
                     .to_string()
             };
             let body = text(fields.body);
-            let snippet = snippets.snippet(&body);
             hits.push(PageHit {
                 id: doc
                     .get_first(fields.id)
@@ -161,11 +161,7 @@ impl SingleIndex {
                 title: text(fields.title),
                 url: text(fields.url),
                 score,
-                snippet: if snippet.is_empty() {
-                    leading_text_html(&body)
-                } else {
-                    snippet.to_html()
-                },
+                snippet: snippet_html(&snippets, &body, SNIPPET_CHARS),
             });
         }
         Ok(ResultsPage {
@@ -219,30 +215,6 @@ fn locate_index(dir: &Path) -> Result<PathBuf> {
             dir.display()
         ))),
     }
-}
-
-/// The start of the body, escaped, when no query term occurs in it (a title-only match).
-fn leading_text_html(body: &str) -> String {
-    let end = body
-        .char_indices()
-        .nth(SNIPPET_CHARS)
-        .map_or(body.len(), |(i, _)| i);
-    escape_html(&body[..end])
-}
-
-fn escape_html(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#x27;"),
-            _ => out.push(c),
-        }
-    }
-    out
 }
 
 #[cfg(test)]

@@ -27,6 +27,7 @@ use tantivy::snippet::SnippetGenerator;
 use tantivy::{DocAddress, TantivyDocument};
 
 use super::replicas::Replica;
+use crate::snippets::snippet_html;
 
 /// Largest `top_k` of a query phase (the front-end allows `from + size` ≤ 10,000).
 pub const MAX_TOP_K: u32 = 10_000;
@@ -416,44 +417,14 @@ fn fetch_doc(
             .unwrap_or("")
     };
     let f = &schema.fields;
-    let snippet_html = match generator {
+    let snippet = match generator {
         None => String::new(),
-        Some(generator) => snippet(generator, text(f.body), chars),
+        Some(generator) => snippet_html(generator, text(f.body), chars),
     };
     Ok(FetchedDoc {
         id: replica.page_id(address).ok_or("document has no id")?,
         title: text(f.title).to_string(),
         url: text(f.url).to_string(),
-        snippet_html,
+        snippet_html: snippet,
     })
-}
-
-/// The best-matching fragment of the body with matches in `<b>`; when the body has no
-/// match (a title-only hit), its opening words instead, so every result has a preview.
-fn snippet(generator: &SnippetGenerator, body: &str, chars: usize) -> String {
-    let snippet = generator.snippet(body);
-    if !snippet.fragment().is_empty() {
-        return snippet.to_html();
-    }
-    let end = body
-        .char_indices()
-        .nth(chars)
-        .map_or(body.len(), |(i, _)| i);
-    escape_html(&body[..end])
-}
-
-/// Minimal HTML escaping for text placed in element content or a quoted attribute.
-pub fn escape_html(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + text.len() / 8);
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#x27;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
