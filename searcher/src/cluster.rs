@@ -274,6 +274,13 @@ data_dir = "/tmp/b"
         );
         assert_eq!(config.node("b").unwrap().data_dir(), Path::new("/tmp/b"));
         assert_eq!(config.timeouts, Timeouts::default());
+        assert_eq!(config.frontend.search_type, SearchType::QueryThenFetch);
+        let and_fetch = GOOD.replace(
+            "listen = \"127.0.0.1:9000\"",
+            "listen = \"127.0.0.1:9000\"\nsearch_type = \"query_and_fetch\"",
+        );
+        let config = ClusterConfig::load(&write(dir.path(), &and_fetch)).unwrap();
+        assert_eq!(config.frontend.search_type, SearchType::QueryAndFetch);
     }
 
     #[test]
@@ -287,6 +294,10 @@ data_dir = "/tmp/b"
             ("unknown field", format!("{GOOD}\nbogus = 1")),
             ("id \"a\"", GOOD.replace("id = \"b\"", "id = \"a\"")),
             ("TOML", "shard_store = ".to_string()),
+            (
+                "search_type",
+                GOOD.replace("[frontend]", "[frontend]\nsearch_type = \"dfs\""),
+            ),
         ];
         for (expected, text) in cases {
             let err = ClusterConfig::load(&write(dir.path(), &text))
