@@ -157,7 +157,9 @@ async fn search(
     State(state): State<Arc<AppState>>,
     query: Result<Query<HashMap<String, String>>, QueryRejection>,
 ) -> Response {
-    let raw = query.map(|Query(raw)| raw).map_err(|r| r.body_text());
+    let raw = query
+        .map(|Query(raw)| raw)
+        .map_err(|r| (r.status(), r.body_text()));
     observed_search(&state, raw).await
 }
 
@@ -176,14 +178,15 @@ async fn search_post(
                 other => (name, other.to_string()),
             })
             .collect()),
-        Err(rejection) => Err(rejection.body_text()),
+        // 415 without a JSON content type, 413 over the body limit, 400 for bad JSON.
+        Err(rejection) => Err((rejection.status(), rejection.body_text())),
     };
     observed_search(&state, raw).await
 }
 
 async fn observed_search(
     state: &AppState,
-    raw: Result<HashMap<String, String>, String>,
+    raw: Result<HashMap<String, String>, (StatusCode, String)>,
 ) -> Response {
     let started = Instant::now();
     let (outcome, response) = search_outcome(state, raw).await;
@@ -195,11 +198,11 @@ async fn observed_search(
 
 async fn search_outcome(
     state: &AppState,
-    raw: Result<HashMap<String, String>, String>,
+    raw: Result<HashMap<String, String>, (StatusCode, String)>,
 ) -> (&'static str, Response) {
     let raw = match raw {
         Ok(raw) => raw,
-        Err(message) => return ("bad_request", error(StatusCode::BAD_REQUEST, message)),
+        Err((status, message)) => return ("bad_request", error(status, message)),
     };
     let validated = match validate(&raw) {
         Ok(v) => v,
