@@ -126,6 +126,15 @@ pub struct LeafHit {
     pub doc: u32,
 }
 
+impl LeafHit {
+    /// The one order of merged results, on the front-end and (for query-and-fetch) on the
+    /// nodes: score descending, then page id ascending, so pages are stable and a node
+    /// ranks its hits exactly as the front-end will.
+    pub fn merge_order(a: &LeafHit, b: &LeafHit) -> std::cmp::Ordering {
+        b.score.total_cmp(&a.score).then(a.id.cmp(&b.id))
+    }
+}
+
 /// One shard's query-phase result.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ShardHits {

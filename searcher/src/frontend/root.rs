@@ -383,12 +383,7 @@ pub fn and_fetch_quota(size: usize, shards: usize, total: usize) -> usize {
 
 /// Orders hits by score (descending), ties by page id (ascending), and keeps one page.
 pub fn merge_page(mut hits: Vec<MergedHit>, from: usize, size: usize) -> Vec<MergedHit> {
-    hits.sort_by(|a, b| {
-        b.hit
-            .score
-            .total_cmp(&a.hit.score)
-            .then(a.hit.id.cmp(&b.hit.id))
-    });
+    hits.sort_by(|a, b| LeafHit::merge_order(&a.hit, &b.hit));
     hits.into_iter().skip(from).take(size).collect()
 }
 

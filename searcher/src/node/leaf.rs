@@ -184,11 +184,11 @@ impl Leaf {
         let mut ranked = Vec::new();
         for (position, (_, outcome)) in shards.iter_mut().enumerate() {
             if let ShardOutcome::Ok(found) = outcome {
-                found.hits.sort_by(merge_order);
+                found.hits.sort_by(LeafHit::merge_order);
                 ranked.extend(found.hits.iter().map(|hit| (*hit, position)));
             }
         }
-        ranked.sort_by(|a, b| merge_order(&a.0, &b.0));
+        ranked.sort_by(|a, b| LeafHit::merge_order(&a.0, &b.0));
         let mut wanted = vec![0usize; shards.len()];
         for (_, position) in ranked.iter().take(count) {
             wanted[*position] += 1;
@@ -279,11 +279,6 @@ impl Leaf {
                 .collect(),
         })
     }
-}
-
-/// The front-end's merge order: score descending, then page id ascending.
-fn merge_order(a: &LeafHit, b: &LeafHit) -> std::cmp::Ordering {
-    b.score.total_cmp(&a.score).then(a.id.cmp(&b.id))
 }
 
 fn doc_ref(shard: ShardId, hit: &LeafHit) -> DocRef {
