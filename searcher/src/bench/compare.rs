@@ -89,17 +89,24 @@ pub struct Measurement {
     pub cpu_ms_per_query: Vec<(String, f64)>,
 }
 
-/// The process groups whose CPU time a setup is charged: (label, process-name prefix);
-/// the prefix `""` with label [`THIS_PROCESS`] stands for this process.
-type CpuGroups = Vec<(&'static str, &'static str)>;
-const THIS_PROCESS: &str = "load generator";
+/// Whose CPU time a group of a setup is charged.
+#[derive(Clone, Copy, Debug)]
+enum CpuSource {
+    /// The started processes whose name starts with this prefix.
+    Children(&'static str),
+    /// This process (the load generator, or the in-process searches and their driver).
+    ThisProcess,
+}
+
+/// The process groups a setup is charged, with their labels.
+type CpuGroups = Vec<(&'static str, CpuSource)>;
 
 fn cpu_snapshot(procs: &Processes, groups: &CpuGroups) -> Vec<f64> {
     groups
         .iter()
-        .map(|(label, prefix)| match *label == THIS_PROCESS {
-            true => process_cpu_seconds(std::process::id()).unwrap_or(0.0),
-            false => procs.cpu_seconds(prefix),
+        .map(|(_, source)| match source {
+            CpuSource::ThisProcess => process_cpu_seconds(std::process::id()).unwrap_or(0.0),
+            CpuSource::Children(prefix) => procs.cpu_seconds(prefix),
         })
         .collect()
 }
@@ -196,9 +203,9 @@ pub fn run(args: &CompareArgs, searcher: &Path) -> anyhow::Result<(Vec<Measureme
     // (setup, URL, extra query parameters, processes charged)
     type Setup<'a> = (String, &'a str, Vec<(String, String)>, CpuGroups);
     let cluster_cpu: CpuGroups = vec![
-        ("front-end", "frontend"),
-        ("nodes", "node-"),
-        (THIS_PROCESS, ""),
+        ("front-end", CpuSource::Children("frontend")),
+        ("nodes", CpuSource::Children("node-")),
+        ("load generator", CpuSource::ThisProcess),
     ];
     let mut setups: Vec<Setup> = SEARCH_TYPES
         .iter()
@@ -212,7 +219,10 @@ pub fn run(args: &CompareArgs, searcher: &Path) -> anyhow::Result<(Vec<Measureme
         "single-process HTTP (1 index)".into(),
         &single_http,
         Vec::new(),
-        vec![("server", "baseline-serve"), (THIS_PROCESS, "")],
+        vec![
+            ("server", CpuSource::Children("baseline-serve")),
+            ("load generator", CpuSource::ThisProcess),
+        ],
     ));
     for (setup, url, params, cpu_groups) in setups {
         eprintln!("measuring {setup} ...");
@@ -236,16 +246,16 @@ pub fn run(args: &CompareArgs, searcher: &Path) -> anyhow::Result<(Vec<Measureme
     eprintln!("measuring in-process ...");
     let index = Arc::new(SingleIndex::open(&built.single)?);
     in_process_run(&index, &queries, 2, warmup)?;
-    let this_process: CpuGroups = vec![("in-process (search + driver)", "")];
+    let this_process: CpuGroups = vec![("in-process (search + driver)", CpuSource::ThisProcess)];
     for threads in LEVELS {
-        let before = process_cpu_seconds(std::process::id()).unwrap_or(0.0);
+        let before = cpu_snapshot(&procs, &this_process);
         let report = in_process_run(&index, &queries, threads, duration)?;
-        let after = process_cpu_seconds(std::process::id()).unwrap_or(0.0);
+        let after = cpu_snapshot(&procs, &this_process);
         eprint!("{}", report.to_table());
         measurements.push(Measurement {
             setup: "in-process (1 index)".to_string(),
             concurrency: threads,
-            cpu_ms_per_query: cpu_per_query(&this_process, &[before], &[after], &report),
+            cpu_ms_per_query: cpu_per_query(&this_process, &before, &after, &report),
             report,
         });
     }

@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 
+use crate::drill::cluster_procs::process_gone;
+
 /// How long a process may take to drain after SIGTERM.
 const GRACE: Duration = Duration::from_secs(10);
 
@@ -62,9 +64,9 @@ impl Processes {
     /// Fails, with the end of its log, if any child has exited.
     pub fn check_alive(&self) -> anyhow::Result<()> {
         for (name, child) in &self.children {
-            // try_wait needs &mut; a zero-signal kill tells whether the pid still runs
-            // without reaping it, and /proc tells a zombie from a live process.
-            if !running(child.id()) {
+            // try_wait needs &mut; /proc tells whether the pid still runs without reaping
+            // it (an exited child is a zombie until reaped).
+            if process_gone(child.id()) {
                 let log = std::fs::read_to_string(self.log_path(name)).unwrap_or_default();
                 let tail: Vec<&str> = log.lines().rev().take(20).collect();
                 let tail: Vec<&str> = tail.into_iter().rev().collect();
@@ -113,16 +115,6 @@ fn signal(pid: u32, signal: i32) {
     // SAFETY: kill(2) has no memory-safety preconditions.
     unsafe {
         libc::kill(pid as libc::pid_t, signal);
-    }
-}
-
-/// Whether a process runs (a zombie, exited but not reaped, does not).
-fn running(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => stat
-            .rsplit_once(')')
-            .is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z')),
-        Err(_) => false,
     }
 }
 
@@ -175,6 +167,6 @@ mod tests {
         assert!(err.contains("quitter") && err.contains("bye"), "{err}");
         let sleeper = procs.children[0].1.id();
         procs.stop_all();
-        assert!(!running(sleeper));
+        assert!(process_gone(sleeper));
     }
 }
