@@ -70,7 +70,8 @@ impl Default for FrontendConfig {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Timeouts {
-    /// One RPC attempt to one node.
+    /// One RPC attempt to one node (an attempt with no replica left to fail over to gets
+    /// the rest of the deadline instead).
     pub attempt_ms: u64,
     /// A whole search, retries and hedges included.
     pub deadline_ms: u64,

@@ -50,7 +50,7 @@ pub async fn fetch_page(
             break;
         }
         fanout.metrics.fetch_round_trips.inc();
-        let round = fetch_round(fanout, template, page, groups);
+        let round = fetch_round(fanout, template, page, &pending, groups, deadline);
         match tokio::time::timeout_at(deadline, round).await {
             Ok(results) => record_round(fanout, page, &mut pending, results),
             Err(_) => {
@@ -106,7 +106,9 @@ async fn fetch_round(
     fanout: &Fanout,
     template: &FetchRequest,
     page: &[MergedHit],
+    pending: &[Pending],
     groups: BTreeMap<usize, Vec<usize>>,
+    deadline: Instant,
 ) -> Vec<RoundResult> {
     let mut running = FuturesUnordered::new();
     for (node, positions) in groups {
@@ -116,8 +118,12 @@ async fn fetch_round(
             snippet_chars: template.snippet_chars,
         };
         let handle = Arc::clone(&fanout.replicas.nodes[node]);
+        let last_chance = positions
+            .iter()
+            .any(|&i| !has_untried_replica(fanout, &page[i], &pending[i]));
+        let budget = fanout.attempt_budget(last_chance, deadline);
         running.push(tokio::spawn(async move {
-            let result = match handle.call(RpcCall::Fetch(Arc::new(request))).await {
+            let result = match handle.call(RpcCall::Fetch(Arc::new(request)), budget).await {
                 Ok(RpcReply::Fetch(answer)) => Ok(answer.docs),
                 Ok(_) => Err(AttemptError::Decode("expected fetched documents".into())),
                 Err(error) => Err(error),
@@ -179,6 +185,13 @@ fn record_round(
             }
         }
     }
+}
+
+/// Whether the hit's shard has a replica this document was not asked from yet.
+fn has_untried_replica(fanout: &Fanout, hit: &MergedHit, pending: &Pending) -> bool {
+    fanout
+        .replicas
+        .can_fail_over(&hit.shard, |node| pending.tried.contains(&node))
 }
 
 /// Moves failed documents to another replica of their shard; false if none moved.

@@ -116,6 +116,7 @@ impl Frontend {
             replicas: ReplicaSet::new(nodes, &placement),
             metrics: Arc::clone(&metrics),
             hedge_budget: HedgeBudget::default(),
+            attempt_timeout: config.timeouts.attempt(),
         };
         let root = Root::new(
             fanout,

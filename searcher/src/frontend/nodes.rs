@@ -1,6 +1,6 @@
 //! One searcher node as the front-end sees it: its pooled RPC client behind a small tower
-//! stack (per-attempt `timeout`, `concurrency_limit`, and `load::PeakEwma` measuring its
-//! cost), its health state (up / suspect / down, consecutive failures, last error, pid and
+//! stack (`timeout` at the search deadline, `concurrency_limit`, and `load::PeakEwma`
+//! measuring its cost; each call brings its own budget, see `Fanout::attempt_budget`), its health state (up / suspect / down, consecutive failures, last error, pid and
 //! replica states from its health answers) and its recent latency distribution (an
 //! hdrhistogram window whose p95 decides when a request to it is worth hedging).
 //!
@@ -213,7 +213,8 @@ impl NodeHandle {
         let client = NodeClient::new(config.id.clone(), config.rpc, timeouts.connect());
         let stack = ServiceBuilder::new()
             .map_err(AttemptError::from_box)
-            .timeout(timeouts.attempt())
+            // No attempt outlives a search; the caller's budget is usually shorter.
+            .timeout(timeouts.deadline())
             .concurrency_limit(MAX_IN_FLIGHT_PER_NODE)
             .service(ClientService(client.clone()));
         // service_fn is always ready, so the PeakEwma wrapper can be driven under a lock.
@@ -268,8 +269,9 @@ impl NodeHandle {
         self.latency_ewma_micros.load(Ordering::Relaxed) as f64 / 1000.0
     }
 
-    /// Sends one RPC through the stack; records latency and health.
-    pub async fn call(&self, call: RpcCall) -> Result<RpcReply, AttemptError> {
+    /// Sends one RPC through the stack, giving up after `budget`; records latency and
+    /// health.
+    pub async fn call(&self, call: RpcCall, budget: Duration) -> Result<RpcReply, AttemptError> {
         let histogram = match &call {
             RpcCall::Stats(_) => &self.metrics.stats,
             RpcCall::Search(_) => &self.metrics.search,
@@ -285,7 +287,9 @@ impl NodeHandle {
         };
         self.in_flight.fetch_add(1, Ordering::Relaxed);
         let started = Instant::now();
-        let result = future.await;
+        let result = tokio::time::timeout(budget, future)
+            .await
+            .unwrap_or(Err(AttemptError::Timeout));
         let elapsed = started.elapsed();
         self.in_flight.fetch_sub(1, Ordering::Relaxed);
         histogram.observe(elapsed.as_secs_f64());

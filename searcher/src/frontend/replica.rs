@@ -100,6 +100,16 @@ impl ReplicaSet {
         plan
     }
 
+    /// Whether a holder of `shard` outside `excluded` may still be asked: live, or ejected
+    /// for slowness only (the same candidates [`ReplicaSet::plan`] considers).
+    pub fn can_fail_over(&self, shard: &ShardId, excluded: impl Fn(usize) -> bool) -> bool {
+        let holders = self.replicas.get(shard).map(Vec::as_slice).unwrap_or(&[]);
+        holders.iter().any(|&node| {
+            !excluded(node)
+                && (self.nodes[node].serves(shard) || self.nodes[node].last_resort_for(shard))
+        })
+    }
+
     /// Why no replica of `shard` can answer (each holder's state and last error).
     pub fn unavailable_reason(&self, shard: &ShardId) -> String {
         let holders = self.replicas.get(shard).map(Vec::as_slice).unwrap_or(&[]);

@@ -8,6 +8,9 @@
 //! - A node request still running past that node's recent p95 (see `nodes.rs`) is hedged:
 //!   its unanswered shards go to other replicas too, the first answer per shard wins —
 //!   within the budget of `policy.rs`.
+//! - An attempt gets the per-attempt timeout, except a last chance (some shard in it has no
+//!   other replica left to try), which gets the rest of the deadline: timing it out early
+//!   could only turn a slow answer into a missing one.
 //! - Attempts run as tasks of their own: an abandoned loser still finishes (bounded by the
 //!   attempt timeout) and reports the node's health, and its pooled connection survives.
 //!
@@ -16,6 +19,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::stream::{FuturesUnordered, StreamExt};
 use shard_proto::wire::ShardOutcome;
@@ -33,6 +37,8 @@ pub struct Fanout {
     pub replicas: ReplicaSet,
     pub metrics: Arc<Metrics>,
     pub hedge_budget: HedgeBudget,
+    /// Budget of an ordinary attempt (the cluster file's `attempt_ms`).
+    pub attempt_timeout: Duration,
 }
 
 /// A node's answer split per shard.
@@ -87,9 +93,20 @@ struct Scatter<'a, P: Phase> {
     running: Running,
     gathered: Gathered<P::Item>,
     remaining: usize,
+    deadline: Instant,
 }
 
 impl Fanout {
+    /// How long one attempt may run: the per-attempt timeout, or for a `last_chance`
+    /// (nothing to fail over to) whatever is left until `deadline`.
+    pub fn attempt_budget(&self, last_chance: bool, deadline: Instant) -> Duration {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match last_chance {
+            true => left,
+            false => self.attempt_timeout.min(left),
+        }
+    }
+
     /// Runs `phase` over `shards` until all are answered or failed, or `deadline`.
     pub async fn scatter<P: Phase>(
         &self,
@@ -110,15 +127,17 @@ impl Fanout {
                 failures: BTreeMap::new(),
             },
             remaining: shards.len(),
+            deadline,
         };
         scatter.launch_unanswered(shards.to_vec(), false);
-        scatter.run(deadline).await;
+        scatter.run().await;
         scatter.gathered
     }
 }
 
 impl<P: Phase> Scatter<'_, P> {
-    async fn run(&mut self, deadline: Instant) {
+    async fn run(&mut self) {
+        let deadline = self.deadline;
         while self.remaining > 0 {
             if self.running.is_empty() {
                 self.fail_unfinished("no attempt left");
@@ -187,6 +206,8 @@ impl<P: Phase> Scatter<'_, P> {
         let id = self.next_id;
         self.next_id += 1;
         let hedge_at = (!is_hedge).then(|| Instant::now() + handle.hedge_after());
+        let last_chance = !self.alternatives_for_all(&shards);
+        let budget = self.fanout.attempt_budget(last_chance, self.deadline);
         let call = self.phase.call(shards.clone());
         self.attempts.insert(
             id,
@@ -197,8 +218,9 @@ impl<P: Phase> Scatter<'_, P> {
                 is_hedge,
             },
         );
-        self.running
-            .push(tokio::spawn(async move { (id, handle.call(call).await) }));
+        self.running.push(tokio::spawn(async move {
+            (id, handle.call(call, budget).await)
+        }));
     }
 
     fn on_result(&mut self, id: u64, result: Result<RpcReply, AttemptError>) {
@@ -313,6 +335,16 @@ impl<P: Phase> Scatter<'_, P> {
                 slots.get(s).is_some_and(|slot| slot.tried.contains(&n))
             });
         !plan.by_node.is_empty()
+    }
+
+    /// Whether every one of `shards` has a replica not tried yet.
+    fn alternatives_for_all(&self, shards: &[ShardId]) -> bool {
+        shards.iter().all(|shard| {
+            let tried = self.slots.get(shard).map_or(&[][..], |s| &s.tried);
+            self.fanout
+                .replicas
+                .can_fail_over(shard, |node| tried.contains(&node))
+        })
     }
 
     fn finish_ok(&mut self, shard: ShardId, item: P::Item, node: usize) {

@@ -225,3 +225,55 @@ async fn shards_without_a_live_replica_are_reported_with_coverage_and_not_cached
         "statistics missing a shard must not be cached"
     );
 }
+
+/// Forwards connections to `target`, holding each chunk the client sends for `delay`: a
+/// node that answers, but slower than the attempt timeout.
+async fn slow_proxy(target: std::net::SocketAddr, delay: Duration) -> std::net::SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let Ok(server) = tokio::net::TcpStream::connect(target).await else {
+                continue;
+            };
+            let (mut client_read, mut client_write) = client.into_split();
+            let (mut server_read, mut server_write) = server.into_split();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 64 * 1024];
+                while let Ok(n @ 1..) = client_read.read(&mut buf).await {
+                    tokio::time::sleep(delay).await;
+                    if server_write.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                }
+            });
+            tokio::spawn(async move {
+                let _ = tokio::io::copy(&mut server_read, &mut client_write).await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_last_replica_gets_the_rest_of_the_deadline_not_a_partial_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    build_store(&dir.path().join("store"), 2);
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    // Twice the attempt timeout (300 ms) per exchange, well within the 5 s deadline.
+    let slow = slow_proxy(listener.local_addr().unwrap(), Duration::from_millis(600)).await;
+    let config = config(dir.path(), &[("slow", slow)], 1);
+    let _stop = spawn_node(&config, "slow", listener);
+    let frontend = Frontend::new(&config).unwrap();
+    let root = &frontend.state.root;
+    for query in ["anarchism", "autism"] {
+        let answer = root.search(&params(query)).await.unwrap();
+        assert!(!answer.partial, "{answer:?}");
+        assert_eq!(answer.shards.failed, 0, "{answer:?}");
+        assert!(
+            answer.hits.iter().all(|h| !h.title.is_empty()),
+            "{answer:?}"
+        );
+    }
+}
