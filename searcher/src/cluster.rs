@@ -51,7 +51,7 @@ pub struct NodeConfig {
 #[serde(deny_unknown_fields)]
 pub struct FrontendConfig {
     pub listen: SocketAddr,
-    /// Default fetch strategy of `/search` (`query_then_fetch` or `query_and_fetch`);
+    /// Default fetch strategy of `/search` (`auto`, `query_then_fetch` or `query_and_fetch`);
     /// a request's `search_type` parameter overrides it.
     #[serde(default)]
     pub search_type: SearchType,
@@ -275,7 +275,7 @@ data_dir = "/tmp/b"
         );
         assert_eq!(config.node("b").unwrap().data_dir(), Path::new("/tmp/b"));
         assert_eq!(config.timeouts, Timeouts::default());
-        assert_eq!(config.frontend.search_type, SearchType::QueryThenFetch);
+        assert_eq!(config.frontend.search_type, SearchType::Auto);
         let and_fetch = GOOD.replace(
             "listen = \"127.0.0.1:9000\"",
             "listen = \"127.0.0.1:9000\"\nsearch_type = \"query_and_fetch\"",

@@ -18,6 +18,7 @@ pub mod demo;
 pub mod drill;
 pub mod error;
 pub mod frontend;
+pub mod in_flight;
 pub mod node;
 pub mod placement;
 pub mod rpc;

@@ -49,7 +49,7 @@ const EMPTY_WARNING: f64 = 0.25;
 /// Concurrency levels compared.
 const LEVELS: [usize; 2] = [1, 8];
 /// The front-end is measured with each way of fetching the page (`search_type`).
-const SEARCH_TYPES: [&str; 2] = ["query_then_fetch", "query_and_fetch"];
+const SEARCH_TYPES: [&str; 3] = ["auto", "query_then_fetch", "query_and_fetch"];
 
 /// Flags of `searcher baseline compare`.
 #[derive(Clone, Debug, clap::Args)]

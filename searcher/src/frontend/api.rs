@@ -139,7 +139,7 @@ pub fn validate(raw: &HashMap<String, String>) -> Result<Validated, String> {
     let search_type = match raw.get("search_type").map(|s| s.trim()) {
         None | Some("") => None,
         Some(text) => Some(SearchType::parse(text).ok_or_else(|| {
-            format!("search_type must be query_then_fetch or query_and_fetch, got {text:?}")
+            format!("search_type must be auto, query_then_fetch or query_and_fetch, got {text:?}")
         })?),
     };
     Ok(Validated {

@@ -35,6 +35,7 @@ use crate::frontend::fetch;
 use crate::frontend::nodes::{AttemptError, RpcCall, RpcReply};
 use crate::frontend::scatter::{Fanout, Outcomes, Phase};
 use crate::frontend::stats_cache::{Lookup, StatsCache};
+use crate::in_flight::InFlight;
 
 /// Longest snippet asked of the nodes, in characters.
 pub const SNIPPET_CHARS: u32 = 240;
@@ -46,8 +47,12 @@ pub const QUERY_AND_FETCH_MAX_SIZE: usize = 20;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SearchType {
-    /// A fetch phase after the merge, for the final page only, from the nodes that own it.
+    /// `query_and_fetch` for a search the front-end runs alone (an idle cluster spends
+    /// spare CPU to save a round trip: lowest latency), `query_then_fetch` while others
+    /// run (a busy one spends nothing on documents it will not show: most throughput).
     #[default]
+    Auto,
+    /// A fetch phase after the merge, for the final page only, from the nodes that own it.
     QueryThenFetch,
     /// The nodes attach the documents of their best hits to the query phase (each about its
     /// share of the page, see [`and_fetch_quota`]): one round trip less in most queries, a
@@ -59,6 +64,7 @@ pub enum SearchType {
 impl SearchType {
     pub fn parse(text: &str) -> Option<SearchType> {
         match text {
+            "auto" => Some(SearchType::Auto),
             "query_then_fetch" => Some(SearchType::QueryThenFetch),
             "query_and_fetch" => Some(SearchType::QueryAndFetch),
             _ => None,
@@ -129,6 +135,8 @@ pub struct Root {
     last_served_by: BTreeMap<ShardId, AtomicUsize>,
     deadline: Duration,
     search_type: SearchType,
+    /// Searches running now (what [`SearchType::Auto`] decides on).
+    searching: AtomicUsize,
 }
 
 /// Errors that are the caller's fault.
@@ -223,6 +231,7 @@ impl Root {
             shards,
             deadline,
             search_type,
+            searching: AtomicUsize::new(0),
         }
     }
 
@@ -230,6 +239,7 @@ impl Root {
     pub async fn search(&self, params: &SearchParams) -> Result<SearchAnswer, SearchError> {
         let started = Instant::now();
         let deadline = started + self.deadline;
+        let searching = InFlight::enter(&self.searching);
         let query = self
             .parser
             .parse_query(&params.q)
@@ -240,7 +250,11 @@ impl Root {
         let stats = self.global_stats(&terms, deadline).await;
         // tantivy refuses a top-0 collector: a size-0 search (counts only) asks for one.
         let top_k = (params.from + params.size).max(1) as u32;
-        let search_type = params.search_type.unwrap_or(self.search_type);
+        let search_type = match params.search_type.unwrap_or(self.search_type) {
+            SearchType::Auto if searching.others == 0 => SearchType::QueryAndFetch,
+            SearchType::Auto => SearchType::QueryThenFetch,
+            chosen => chosen,
+        };
         let and_fetch = search_type == SearchType::QueryAndFetch
             && params.from == 0
             && (1..=QUERY_AND_FETCH_MAX_SIZE).contains(&params.size);

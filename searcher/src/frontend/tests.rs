@@ -13,7 +13,7 @@ use tokio::sync::oneshot;
 
 use crate::cluster::{ClusterConfig, FrontendConfig, NodeConfig, Timeouts};
 use crate::frontend::nodes::NodeState;
-use crate::frontend::root::SearchParams;
+use crate::frontend::root::{SearchParams, SearchType};
 use crate::frontend::Frontend;
 use crate::placement::Placement;
 
@@ -276,4 +276,40 @@ async fn a_slow_last_replica_gets_the_rest_of_the_deadline_not_a_partial_answer(
             "{answer:?}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_search_type_fetches_in_the_query_phase_only_when_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    build_store(&dir.path().join("store"), 2);
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let config = config(dir.path(), &[("live", listener.local_addr().unwrap())], 1);
+    let _stop = spawn_node(&config, "live", listener);
+    let frontend = Frontend::new(&config).unwrap();
+    let root = &frontend.state.root;
+    let fetch_rounds = || frontend.state.metrics.fetch_round_trips.get();
+
+    // Alone: query-and-fetch; the only node holds every shard, so it attaches the whole
+    // page and no fetch round follows.
+    let alone = root.search(&params("anarchism")).await.unwrap();
+    assert_eq!(fetch_rounds(), 0);
+    let mut then_fetch = params("anarchism");
+    then_fetch.search_type = Some(SearchType::QueryThenFetch);
+    let fetched = root.search(&then_fetch).await.unwrap();
+    assert_eq!(fetch_rounds(), 1);
+    let page = |a: &crate::frontend::root::SearchAnswer| {
+        a.hits
+            .iter()
+            .map(|h| (h.id, h.title.clone(), h.snippet.clone()))
+            .collect::<Vec<_>>()
+    };
+    assert!(!alone.hits.is_empty());
+    assert_eq!(page(&alone), page(&fetched));
+
+    // Two at once: the second starts while the first is in flight, so it fetches in a
+    // fetch phase; the first (alone when it started) does not.
+    let autism = params("autism");
+    let (first, second) = tokio::join!(root.search(&autism), root.search(&autism));
+    assert_eq!(page(&first.unwrap()), page(&second.unwrap()));
+    assert_eq!(fetch_rounds(), 2);
 }

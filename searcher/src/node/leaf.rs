@@ -13,7 +13,7 @@
 use std::collections::BTreeMap;
 use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex};
 
 use rayon::prelude::*;
@@ -30,6 +30,7 @@ use tantivy::snippet::SnippetGenerator;
 use tantivy::{DocAddress, TantivyDocument};
 
 use super::replicas::Replica;
+use crate::in_flight::InFlight;
 use crate::snippets::snippet_html;
 
 /// Largest `top_k` of a query phase (the front-end allows `from + size` ≤ 10,000).
@@ -63,25 +64,10 @@ pub struct Leaf {
     running: AtomicUsize,
 }
 
-/// Marks a request as running until dropped; says whether it may use the whole pool.
-struct Running<'a> {
-    counter: &'a AtomicUsize,
-    spread: bool,
-}
-
-impl<'a> Running<'a> {
-    fn enter(counter: &'a AtomicUsize) -> Self {
-        let others = counter.fetch_add(1, Ordering::Relaxed);
-        // Outside a rayon pool (tests) this is the machine's parallelism.
-        let spread = others + 1 < rayon::current_num_threads();
-        Running { counter, spread }
-    }
-}
-
-impl Drop for Running<'_> {
-    fn drop(&mut self) {
-        self.counter.fetch_sub(1, Ordering::Relaxed);
-    }
+/// Whether a request may spread over the pool: while others leave threads idle.
+/// (Outside a rayon pool, in tests, the thread count is the machine's parallelism.)
+fn may_spread(running: &InFlight) -> bool {
+    running.others + 1 < rayon::current_num_threads()
 }
 
 /// `f` over `items` in order: in parallel when `spread` and there are several.
@@ -168,8 +154,9 @@ impl Leaf {
         for term in &request.terms {
             self.field(term.field().field_id())?;
         }
-        let running = Running::enter(&self.running);
-        let shards = self.per_shard(&request.shards, running.spread, |replica| {
+        let running = InFlight::enter(&self.running);
+        let spread = may_spread(&running);
+        let shards = self.per_shard(&request.shards, spread, |replica| {
             ShardTermStats::collect(&replica.searcher, &fields, &request.terms)
                 .map_err(|e| e.to_string())
         });
@@ -189,8 +176,9 @@ impl Leaf {
             )));
         }
         let query = self.parse(&request.query)?;
-        let running = Running::enter(&self.running);
-        let mut shards = self.per_shard(&request.shards, running.spread, |replica| {
+        let running = InFlight::enter(&self.running);
+        let spread = may_spread(&running);
+        let mut shards = self.per_shard(&request.shards, spread, |replica| {
             search_shard(
                 replica,
                 query.as_ref(),
@@ -201,7 +189,7 @@ impl Leaf {
         if let Some(fetch) = request.fetch {
             let chars = fetch.snippet_chars.min(MAX_SNIPPET_CHARS) as usize;
             let docs = fetch.docs.min(request.top_k) as usize;
-            self.attach_docs(query.as_ref(), &mut shards, docs, chars, running.spread);
+            self.attach_docs(query.as_ref(), &mut shards, docs, chars, spread);
         }
         Ok(SearchResponse {
             node: self.node_id.clone(),
@@ -291,7 +279,8 @@ impl Leaf {
             )));
         }
         let query = self.parse(&request.query)?;
-        let running = Running::enter(&self.running);
+        let running = InFlight::enter(&self.running);
+        let spread = may_spread(&running);
         let chars = request.snippet_chars.min(MAX_SNIPPET_CHARS) as usize;
         let mut by_shard: BTreeMap<ShardId, Vec<(usize, DocRef)>> = BTreeMap::new();
         for (slot, doc) in request.docs.iter().enumerate() {
@@ -300,17 +289,12 @@ impl Leaf {
         let groups: Vec<_> = by_shard.into_iter().collect();
         let fetch_group =
             |(shard, docs): &(ShardId, Vec<(usize, DocRef)>)| match self.replicas.get(shard) {
-                Some(replica) => fetch_shard(
-                    replica,
-                    &self.schema,
-                    query.as_ref(),
-                    docs,
-                    chars,
-                    running.spread,
-                ),
+                Some(replica) => {
+                    fetch_shard(replica, &self.schema, query.as_ref(), docs, chars, spread)
+                }
                 None => failed_all(docs, NOT_SERVED),
             };
-        let fetched = map_spread(&groups, running.spread, fetch_group);
+        let fetched = map_spread(&groups, spread, fetch_group);
         let mut docs: Vec<Option<ShardOutcome<FetchedDoc>>> = vec![None; request.docs.len()];
         for (slot, outcome) in fetched.into_iter().flatten() {
             docs[slot] = Some(outcome);

@@ -9,7 +9,7 @@
 
 use std::convert::Infallible;
 use std::future::Future;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -32,6 +32,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{oneshot, Semaphore};
 
 use super::leaf::{BadRequest, Leaf};
+use crate::in_flight::InFlight;
 
 /// How long in-flight requests may take to finish after a shutdown signal.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -42,7 +43,7 @@ pub struct NodeState {
     states: Vec<(ShardId, ReplicaState)>,
     schema_fingerprint: String,
     started: Instant,
-    in_flight: AtomicU32,
+    in_flight: AtomicUsize,
     searches: Arc<Semaphore>,
     pool: rayon::ThreadPool,
 }
@@ -69,7 +70,7 @@ impl NodeState {
             states,
             schema_fingerprint: fingerprint,
             started: Instant::now(),
-            in_flight: AtomicU32::new(0),
+            in_flight: AtomicUsize::new(0),
             searches: Arc::new(Semaphore::new(threads * 2)),
             pool,
         }
@@ -80,7 +81,7 @@ impl NodeState {
             node: self.leaf.node_id.clone(),
             pid: std::process::id(),
             uptime_millis: self.started.elapsed().as_millis() as u64,
-            in_flight: self.in_flight.load(Ordering::Relaxed),
+            in_flight: self.in_flight.load(Ordering::Relaxed) as u32,
             replicas: self.states.clone(),
             wire_version: WIRE_VERSION,
             schema: self.schema_fingerprint.clone(),
@@ -153,22 +154,6 @@ impl NodeState {
                 "internal error: the search task failed".into(),
             ),
         }
-    }
-}
-
-/// Counts a request as in flight until dropped (whatever path it returns by).
-struct InFlight<'a>(&'a AtomicU32);
-
-impl<'a> InFlight<'a> {
-    fn enter(counter: &'a AtomicU32) -> Self {
-        counter.fetch_add(1, Ordering::Relaxed);
-        InFlight(counter)
-    }
-}
-
-impl Drop for InFlight<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
