@@ -14,6 +14,7 @@
 pub mod bench;
 pub mod cli;
 pub mod cluster;
+pub mod cpu;
 pub mod demo;
 pub mod drill;
 pub mod error;

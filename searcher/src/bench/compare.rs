@@ -29,7 +29,9 @@ use super::loadgen::{self, LoadMode, LoadSpec};
 use super::queries::{self, BenchQuery};
 use super::report::{LoadReport, Outcome};
 use super::single_index::SingleIndex;
-use crate::bench::procs::{free_addr, process_cpu_seconds, Processes};
+use crate::bench::procs::{free_addr, Processes};
+use crate::cpu::process_cpu_seconds;
+use crate::rpc::NodeClient;
 
 /// The shared benchmark queries, read in place.
 const DEFAULT_QUERIES: &str = concat!(
@@ -90,10 +92,14 @@ pub struct Measurement {
 }
 
 /// Whose CPU time a group of a setup is charged.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 enum CpuSource {
     /// The started processes whose name starts with this prefix.
     Children(&'static str),
+    /// The search pools of these nodes (as their health answers report it).
+    NodePools(Vec<NodeClient>),
+    /// The node processes (`node-*`) minus their search pools: HTTP, I/O, the runtime.
+    NodesBesidesPools(Vec<NodeClient>),
     /// This process (the load generator, or the in-process searches and their driver).
     ThisProcess,
 }
@@ -101,12 +107,25 @@ enum CpuSource {
 /// The process groups a setup is charged, with their labels.
 type CpuGroups = Vec<(&'static str, CpuSource)>;
 
-fn cpu_snapshot(procs: &Processes, groups: &CpuGroups) -> Vec<f64> {
+fn cpu_snapshot(
+    runtime: &tokio::runtime::Runtime,
+    procs: &Processes,
+    groups: &CpuGroups,
+) -> Vec<f64> {
+    let pools = |nodes: &[NodeClient]| -> f64 {
+        nodes
+            .iter()
+            .filter_map(|node| runtime.block_on(node.health()).ok())
+            .map(|health| health.search_cpu_seconds)
+            .sum()
+    };
     groups
         .iter()
         .map(|(_, source)| match source {
             CpuSource::ThisProcess => process_cpu_seconds(std::process::id()).unwrap_or(0.0),
             CpuSource::Children(prefix) => procs.cpu_seconds(prefix),
+            CpuSource::NodePools(nodes) => pools(nodes),
+            CpuSource::NodesBesidesPools(nodes) => procs.cpu_seconds("node-") - pools(nodes),
         })
         .collect()
 }
@@ -182,7 +201,7 @@ pub fn run(args: &CompareArgs, searcher: &Path) -> anyhow::Result<(Vec<Measureme
     let built = build_indexes(searcher, &work, args.pages, &args.queries, args.rebuild)?;
 
     let mut procs = Processes::new(work.join("logs"))?;
-    let frontend = start_cluster(&mut procs, searcher, &work, &built.store)?;
+    let (frontend, nodes) = start_cluster(&mut procs, searcher, &work, &built.store)?;
     let single_http = start_single_http(&mut procs, searcher, &built.single)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -204,7 +223,8 @@ pub fn run(args: &CompareArgs, searcher: &Path) -> anyhow::Result<(Vec<Measureme
     type Setup<'a> = (String, &'a str, Vec<(String, String)>, CpuGroups);
     let cluster_cpu: CpuGroups = vec![
         ("front-end", CpuSource::Children("frontend")),
-        ("nodes", CpuSource::Children("node-")),
+        ("node search pools", CpuSource::NodePools(nodes.clone())),
+        ("node HTTP and I/O", CpuSource::NodesBesidesPools(nodes)),
         ("load generator", CpuSource::ThisProcess),
     ];
     let mut setups: Vec<Setup> = SEARCH_TYPES
@@ -229,9 +249,9 @@ pub fn run(args: &CompareArgs, searcher: &Path) -> anyhow::Result<(Vec<Measureme
         load(&runtime, url, &queries, &params, 2, warmup)?;
         for concurrency in LEVELS {
             procs.check_alive()?;
-            let before = cpu_snapshot(&procs, &cpu_groups);
+            let before = cpu_snapshot(&runtime, &procs, &cpu_groups);
             let report = load(&runtime, url, &queries, &params, concurrency, duration)?;
-            let after = cpu_snapshot(&procs, &cpu_groups);
+            let after = cpu_snapshot(&runtime, &procs, &cpu_groups);
             eprint!("{}", report.to_table());
             measurements.push(Measurement {
                 setup: setup.to_string(),
@@ -248,9 +268,9 @@ pub fn run(args: &CompareArgs, searcher: &Path) -> anyhow::Result<(Vec<Measureme
     in_process_run(&index, &queries, 2, warmup)?;
     let this_process: CpuGroups = vec![("in-process (search + driver)", CpuSource::ThisProcess)];
     for threads in LEVELS {
-        let before = cpu_snapshot(&procs, &this_process);
+        let before = cpu_snapshot(&runtime, &procs, &this_process);
         let report = in_process_run(&index, &queries, threads, duration)?;
-        let after = cpu_snapshot(&procs, &this_process);
+        let after = cpu_snapshot(&runtime, &procs, &this_process);
         eprint!("{}", report.to_table());
         measurements.push(Measurement {
             setup: "in-process (1 index)".to_string(),
@@ -421,7 +441,7 @@ fn start_cluster(
     searcher: &Path,
     work: &Path,
     store: &Path,
-) -> anyhow::Result<String> {
+) -> anyhow::Result<(String, Vec<NodeClient>)> {
     let dir = work.join("cluster");
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
@@ -431,11 +451,11 @@ fn start_cluster(
         store.display().to_string()
     );
     let ids: Vec<String> = (1..=NODES).map(|n| format!("node-{n}")).collect();
+    let mut clients = Vec::new();
     for id in &ids {
-        toml.push_str(&format!(
-            "\n[[node]]\nid = \"{id}\"\nrpc = \"{}\"\n",
-            free_addr()?
-        ));
+        let rpc = free_addr()?;
+        toml.push_str(&format!("\n[[node]]\nid = \"{id}\"\nrpc = \"{rpc}\"\n"));
+        clients.push(NodeClient::new(id.clone(), rpc, Duration::from_secs(1)));
     }
     let config = dir.join("cluster.toml");
     std::fs::write(&config, toml).with_context(|| format!("cannot write {}", config.display()))?;
@@ -450,7 +470,7 @@ fn start_cluster(
     let mut command = Command::new(searcher);
     command.arg("frontend").arg("--config").arg(&config);
     procs.spawn("frontend", &mut command)?;
-    Ok(format!("http://{frontend}"))
+    Ok((format!("http://{frontend}"), clients))
 }
 
 fn start_single_http(

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 
+use crate::cpu::process_cpu_seconds;
 use crate::drill::cluster_procs::process_gone;
 
 /// How long a process may take to drain after SIGTERM.
@@ -116,18 +117,6 @@ fn signal(pid: u32, signal: i32) {
     unsafe {
         libc::kill(pid as libc::pid_t, signal);
     }
-}
-
-/// User + system CPU seconds of process `pid` (fields 14 and 15 of `/proc/<pid>/stat`,
-/// counted after the parenthesised command name, which may hold spaces).
-pub fn process_cpu_seconds(pid: u32) -> Option<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-    // After the name: state is field 3, so utime (14) and stime (15) are at 11 and 12.
-    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
-    // SAFETY: sysconf only reads a configuration value.
-    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    (per_second > 0).then(|| ticks as f64 / per_second as f64)
 }
 
 /// A loopback address that was free a moment ago.
