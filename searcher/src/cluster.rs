@@ -189,23 +189,27 @@ impl ClusterConfig {
     /// manifest cannot be used comes back as a [`BadShard`] naming it, next to the good ones,
     /// so one bad shard is reported (and can be placed and shown as failed), not fatal.
     pub fn shard_manifests(&self) -> Result<Vec<std::result::Result<ShardManifest, BadShard>>> {
-        let store = &self.shard_store;
-        let entries = std::fs::read_dir(store).map_err(|e| Error::io(store, e))?;
-        let mut found = Vec::new();
-        for entry in entries {
-            let entry = entry.map_err(|e| Error::io(store, e))?;
-            let dir = entry.path();
-            let Ok(shard) = entry.file_name().to_string_lossy().parse::<ShardId>() else {
-                continue; // temporary build directories and stray files are not shards
-            };
-            if dir.is_dir() {
-                found.push((shard, read_manifest(shard, &dir)));
-            }
-        }
-        // By id, not by directory name: `n10of12-...` sorts after `n2of12-...`.
-        found.sort_by_key(|(shard, _)| *shard);
-        Ok(found.into_iter().map(|(_, manifest)| manifest).collect())
+        store_manifests(&self.shard_store)
     }
+}
+
+/// [`ClusterConfig::shard_manifests`] of the shard store `store`.
+pub fn store_manifests(store: &Path) -> Result<Vec<std::result::Result<ShardManifest, BadShard>>> {
+    let entries = std::fs::read_dir(store).map_err(|e| Error::io(store, e))?;
+    let mut found = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io(store, e))?;
+        let dir = entry.path();
+        let Ok(shard) = entry.file_name().to_string_lossy().parse::<ShardId>() else {
+            continue; // temporary build directories and stray files are not shards
+        };
+        if dir.is_dir() {
+            found.push((shard, read_manifest(shard, &dir)));
+        }
+    }
+    // By id, not by directory name: `n10of12-...` sorts after `n2of12-...`.
+    found.sort_by_key(|(shard, _)| *shard);
+    Ok(found.into_iter().map(|(_, manifest)| manifest).collect())
 }
 
 /// A shard directory of the shard store whose manifest cannot be used.

@@ -25,5 +25,7 @@ pub mod placement;
 pub mod rpc;
 pub mod shutdown;
 pub mod snippets;
+#[cfg(test)]
+mod test_support;
 
 pub use error::{Error, Result};

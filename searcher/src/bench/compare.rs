@@ -7,8 +7,10 @@
 //!    indexers × 3 shards, and 1 shard;
 //! 2. a cluster file (3 nodes, R = 2), 3 `searcher node` processes and a
 //!    `searcher frontend`; a `searcher baseline serve` process on the single shard;
-//! 3. the same queries at concurrency 1 and 8 against the front-end and the single HTTP
-//!    server (the load generator), and on 1 and 8 threads in-process;
+//! 3. the same queries at concurrency 1 and 8 against the front-end (with each
+//!    `search_type`) and the single HTTP server (the load generator), and on 1 and 8
+//!    threads in-process: the single index, and the 6 shards in one process (what sharding
+//!    costs apart from processes and HTTP);
 //! 4. a table and the goals as ratios. Every process started is stopped, on
 //!    success and on error.
 //!
@@ -24,10 +26,11 @@ use anyhow::{bail, Context};
 use serde::Serialize;
 
 use super::agreement::{compare_top10, Agreement};
-use super::in_process::{self, InProcessSpec};
+use super::in_process::{self, InProcessSpec, PageSearch};
 use super::loadgen::{self, LoadMode, LoadSpec};
 use super::queries::{self, BenchQuery};
 use super::report::{LoadReport, Outcome};
+use super::sharded_index::ShardedIndex;
 use super::single_index::SingleIndex;
 use crate::bench::procs::{free_addr, Processes};
 use crate::cpu::process_cpu_seconds;
@@ -48,6 +51,8 @@ const REPLICATION: usize = 2;
 const AGREEMENT_QUERIES: usize = 1_000;
 /// Above this share of answers without hits, the figures measure mostly empty searches.
 const EMPTY_WARNING: f64 = 0.25;
+/// The in-process row the goals are measured against.
+const IN_PROCESS: &str = "in-process (1 index)";
 /// Concurrency levels compared.
 const LEVELS: [usize; 2] = [1, 8];
 /// The front-end is measured with each way of fetching the page (`search_type`).
@@ -263,21 +268,30 @@ pub fn run(args: &CompareArgs, searcher: &Path) -> anyhow::Result<(Vec<Measureme
     }
     procs.stop_all();
 
-    eprintln!("measuring in-process ...");
-    let index = Arc::new(SingleIndex::open(&built.single)?);
-    in_process_run(&index, &queries, 2, warmup)?;
     let this_process: CpuGroups = vec![("in-process (search + driver)", CpuSource::ThisProcess)];
-    for threads in LEVELS {
-        let before = cpu_snapshot(&runtime, &procs, &this_process);
-        let report = in_process_run(&index, &queries, threads, duration)?;
-        let after = cpu_snapshot(&runtime, &procs, &this_process);
-        eprint!("{}", report.to_table());
-        measurements.push(Measurement {
-            setup: "in-process (1 index)".to_string(),
-            concurrency: threads,
-            cpu_ms_per_query: cpu_per_query(&this_process, &before, &after, &report),
-            report,
-        });
+    // The shards in one process: what sharding costs apart from processes and HTTP.
+    let in_process: [(&str, Arc<dyn PageSearch>); 2] = [
+        (IN_PROCESS, Arc::new(SingleIndex::open(&built.single)?)),
+        (
+            "in-process (6 shards)",
+            Arc::new(ShardedIndex::open(&built.store)?),
+        ),
+    ];
+    for (setup, index) in in_process {
+        eprintln!("measuring {setup} ...");
+        in_process_run(&index, &queries, 2, warmup)?;
+        for threads in LEVELS {
+            let before = cpu_snapshot(&runtime, &procs, &this_process);
+            let report = in_process_run(&index, &queries, threads, duration)?;
+            let after = cpu_snapshot(&runtime, &procs, &this_process);
+            eprint!("{}", report.to_table());
+            measurements.push(Measurement {
+                setup: setup.to_string(),
+                concurrency: threads,
+                cpu_ms_per_query: cpu_per_query(&this_process, &before, &after, &report),
+                report,
+            });
+        }
     }
     let goals = SEARCH_TYPES
         .iter()
@@ -305,7 +319,7 @@ fn load(
 }
 
 fn in_process_run(
-    index: &Arc<SingleIndex>,
+    index: &Arc<dyn PageSearch>,
     queries: &[BenchQuery],
     threads: usize,
     duration: Duration,
@@ -524,8 +538,8 @@ fn goals(measurements: &[Measurement], frontend: &str) -> anyhow::Result<Goals> 
     let frontend_1 = find(measurements, frontend, 1)?;
     let frontend_8 = find(measurements, frontend, 8)?;
     let http_8 = find(measurements, "single-process HTTP", 8)?;
-    let in_process_1 = find(measurements, "in-process", 1)?;
-    let in_process_8 = find(measurements, "in-process", 8)?;
+    let in_process_1 = find(measurements, IN_PROCESS, 1)?;
+    let in_process_8 = find(measurements, IN_PROCESS, 8)?;
     let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { 0.0 };
     let frontend_p50 = frontend_1.overall.latency_ms.p50;
     let in_process_p50 = in_process_1.overall.latency_ms.p50;

@@ -1,7 +1,9 @@
 //! The in-process baseline (`searcher baseline in-process`): the same searches as the
 //! cluster (parse, count, top-k, stored fields, snippet) run by `threads` OS threads
 //! directly on one index, with no network and no serialization — the limit any server
-//! around this index can approach. Reports the same figures as the load generator.
+//! around this index can approach. Reports the same figures as the load generator. The
+//! same loop drives the shards of a store in one process ([`ShardedIndex`]), to measure what
+//! sharding costs apart from distribution.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -9,7 +11,8 @@ use std::time::{Duration, Instant};
 
 use super::queries::{kind_table, BenchQuery};
 use super::report::{LoadReport, Outcome, Recorder, RunSetup};
-use super::single_index::{SearchError, SingleIndex};
+use super::sharded_index::ShardedIndex;
+use super::single_index::{ResultsPage, SearchError, SingleIndex};
 use crate::error::{Error, Result};
 
 /// What to run.
@@ -22,8 +25,44 @@ pub struct InProcessSpec {
     pub size: usize,
 }
 
+/// What the loop searches: first pages of `size` hits.
+pub trait PageSearch: Send + Sync + 'static {
+    fn first_page(&self, query: &str, size: usize)
+        -> std::result::Result<ResultsPage, SearchError>;
+    /// Where the documents are, for the report.
+    fn describe(&self) -> String;
+}
+
+impl PageSearch for SingleIndex {
+    fn first_page(
+        &self,
+        query: &str,
+        size: usize,
+    ) -> std::result::Result<ResultsPage, SearchError> {
+        self.search(query, 0, size)
+    }
+
+    fn describe(&self) -> String {
+        self.dir().display().to_string()
+    }
+}
+
+impl PageSearch for ShardedIndex {
+    fn first_page(
+        &self,
+        query: &str,
+        size: usize,
+    ) -> std::result::Result<ResultsPage, SearchError> {
+        self.search(query, size)
+    }
+
+    fn describe(&self) -> String {
+        format!("shards of {}", self.store().display())
+    }
+}
+
 /// Runs the searches on `threads` threads until the duration (or count) is reached.
-pub fn run(index: Arc<SingleIndex>, spec: &InProcessSpec) -> Result<LoadReport> {
+pub fn run(index: Arc<dyn PageSearch>, spec: &InProcessSpec) -> Result<LoadReport> {
     if spec.queries.is_empty() || spec.threads == 0 || spec.duration.is_zero() {
         return Err(Error::Other(
             "the in-process baseline needs queries, at least one thread and a duration".into(),
@@ -59,7 +98,7 @@ pub fn run(index: Arc<SingleIndex>, spec: &InProcessSpec) -> Result<LoadReport> 
         total.merge(&recorder);
     }
     let setup = RunSetup {
-        target: format!("in-process:{}", index.dir().display()),
+        target: format!("in-process:{}", index.describe()),
         mode: "in-process".into(),
         concurrency: Some(spec.threads),
         rate: None,
@@ -71,7 +110,7 @@ pub fn run(index: Arc<SingleIndex>, spec: &InProcessSpec) -> Result<LoadReport> 
 
 /// One thread's share of the run.
 struct Worker {
-    index: Arc<SingleIndex>,
+    index: Arc<dyn PageSearch>,
     queries: Vec<BenchQuery>,
     kind_ids: Vec<usize>,
     kinds: usize,
@@ -91,7 +130,7 @@ impl Worker {
             }
             let query = (n % self.queries.len() as u64) as usize;
             let started = Instant::now();
-            let outcome = match self.index.search(&self.queries[query].text, 0, self.size) {
+            let outcome = match self.index.first_page(&self.queries[query].text, self.size) {
                 Ok(page) => Outcome::Answered {
                     partial: false,
                     empty: page.hits.is_empty(),

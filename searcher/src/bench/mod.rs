@@ -18,6 +18,7 @@ pub mod loadgen;
 mod procs;
 pub mod queries;
 pub mod report;
+pub mod sharded_index;
 pub mod single_index;
 pub mod timeline;
 

@@ -172,7 +172,7 @@ impl SingleIndex {
 }
 
 /// Refuses what the front-end's API refuses, with the same limits.
-fn check_page(query: &str, from: usize, size: usize) -> std::result::Result<(), SearchError> {
+pub fn check_page(query: &str, from: usize, size: usize) -> std::result::Result<(), SearchError> {
     if query.trim().is_empty() {
         return Err(SearchError::BadRequest("missing or empty q".into()));
     }

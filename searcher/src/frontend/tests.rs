@@ -3,7 +3,7 @@
 //! faults a front-end must survive without a node's help: a replica whose port accepts
 //! connections but never answers (a hung process), and a port nobody listens on.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,25 +16,7 @@ use crate::frontend::nodes::NodeState;
 use crate::frontend::root::{SearchParams, SearchType};
 use crate::frontend::Frontend;
 use crate::placement::Placement;
-
-fn sample_dump() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus/enwiki-sample.xml.bz2")
-}
-
-fn build_store(out: &Path, shards: u32) {
-    let args = indexer::build::BuildArgs {
-        input: sample_dump(),
-        out: out.to_path_buf(),
-        shards,
-        node: 0,
-        nodes: 1,
-        index: None,
-        threads: 1,
-        memory_mb: 256,
-        json: false,
-    };
-    indexer::build::build(&args.options().expect("build options")).expect("build shards");
-}
+use crate::test_support::build_store;
 
 const PROBE_INTERVAL: Duration = Duration::from_millis(500);
 

@@ -1,0 +1,221 @@
+//! The cluster's search work without the cluster: every shard of a store opened in this
+//! process behind one [`Leaf`], driven through the front-end's phases by direct calls —
+//! global statistics (cached per query, as the front-end caches them per term), the query
+//! phase over all shards, the merge, and the fetch of the page. No process boundary, no
+//! HTTP, no serialization: what the shards themselves cost, to tell apart from what
+//! distributing them costs (`searcher baseline compare` runs it next to the single index).
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use shard_proto::wire::{
+    DocRef, FetchRequest, LeafHit, SearchRequest, ShardHits, ShardOutcome, StatsRequest,
+};
+use shard_proto::{query_parser, GlobalStats, ShardId, WikiSchema};
+use tantivy::query::QueryParser;
+use tantivy::schema::Field;
+
+use super::single_index::{check_page, PageHit, ResultsPage, SearchError, SNIPPET_CHARS};
+use crate::cluster::store_manifests;
+use crate::error::{Error, Result};
+use crate::node::leaf::Leaf;
+use crate::node::replicas;
+
+/// Every shard of a shard store, searched in this process.
+pub struct ShardedIndex {
+    store: PathBuf,
+    leaf: Leaf,
+    shards: Vec<ShardId>,
+    parser: QueryParser,
+    scored_fields: Vec<Field>,
+    /// Query string → its global statistics (the queries of a benchmark repeat).
+    stats: Mutex<HashMap<String, GlobalStats>>,
+}
+
+impl ShardedIndex {
+    /// Opens every shard of `store` (as a node opens its replicas, without copying them).
+    pub fn open(store: &Path) -> Result<Self> {
+        let schema = WikiSchema::new();
+        let mut opened = BTreeMap::new();
+        for manifest in store_manifests(store)? {
+            let manifest = manifest.map_err(|bad| Error::Other(bad.to_string()))?;
+            manifest.check_schema(&schema)?;
+            let dir = store.join(manifest.shard.to_string());
+            let replica = replicas::open(&dir, &manifest, &schema)
+                .map_err(|reason| Error::Other(format!("shard {}: {reason}", manifest.shard)))?;
+            opened.insert(manifest.shard, Arc::new(replica));
+        }
+        if opened.is_empty() {
+            return Err(Error::Other(format!("no shard in {}", store.display())));
+        }
+        Ok(ShardedIndex {
+            store: store.to_path_buf(),
+            shards: opened.keys().copied().collect(),
+            parser: query_parser(&schema),
+            scored_fields: schema.scored_fields().to_vec(),
+            leaf: Leaf::new("in-process".into(), schema, opened),
+            stats: Mutex::new(HashMap::new()),
+        })
+    }
+
+    pub fn store(&self) -> &Path {
+        &self.store
+    }
+
+    /// The first page of `size` hits, as the front-end would answer it.
+    pub fn search(
+        &self,
+        query: &str,
+        size: usize,
+    ) -> std::result::Result<ResultsPage, SearchError> {
+        check_page(query, 0, size)?;
+        let stats = self.global_stats(query)?;
+        let answer = self
+            .leaf
+            .search(&SearchRequest {
+                query: query.to_string(),
+                shards: self.shards.clone(),
+                top_k: size.max(1) as u32,
+                stats,
+                fetch: None,
+            })
+            .map_err(|bad| SearchError::BadRequest(bad.0))?;
+        let mut total = 0;
+        let mut merged: Vec<(ShardId, LeafHit)> = Vec::new();
+        for (shard, outcome) in answer.shards {
+            let hits: ShardHits = succeeded(shard, outcome)?;
+            total += hits.total;
+            merged.extend(hits.hits.into_iter().map(|hit| (shard, hit)));
+        }
+        merged.sort_by(|a, b| LeafHit::merge_order(&a.1, &b.1));
+        merged.truncate(size);
+        Ok(ResultsPage {
+            total,
+            hits: self.fetch(query, &merged)?,
+        })
+    }
+
+    fn fetch(
+        &self,
+        query: &str,
+        page: &[(ShardId, LeafHit)],
+    ) -> std::result::Result<Vec<PageHit>, SearchError> {
+        let request = FetchRequest {
+            query: query.to_string(),
+            docs: page
+                .iter()
+                .map(|(shard, hit)| DocRef {
+                    shard: *shard,
+                    segment: hit.segment,
+                    doc: hit.doc,
+                })
+                .collect(),
+            snippet_chars: SNIPPET_CHARS as u32,
+        };
+        let fetched = self
+            .leaf
+            .fetch(&request)
+            .map_err(|bad| SearchError::BadRequest(bad.0))?;
+        page.iter()
+            .zip(fetched.docs)
+            .map(|((shard, hit), outcome)| {
+                let doc = succeeded(*shard, outcome)?;
+                Ok(PageHit {
+                    id: doc.id,
+                    title: doc.title,
+                    url: doc.url,
+                    score: hit.score,
+                    snippet: doc.snippet_html,
+                })
+            })
+            .collect()
+    }
+
+    fn global_stats(&self, query: &str) -> std::result::Result<GlobalStats, SearchError> {
+        if let Some(stats) = self.cached_stats().get(query) {
+            return Ok(stats.clone());
+        }
+        let parsed = self
+            .parser
+            .parse_query(query)
+            .map_err(|e| SearchError::BadRequest(format!("cannot parse the query: {e}")))?;
+        let terms = GlobalStats::query_terms(parsed.as_ref());
+        let answer = self
+            .leaf
+            .stats(&StatsRequest {
+                shards: self.shards.clone(),
+                fields: self.scored_fields.iter().map(|f| f.field_id()).collect(),
+                terms: terms.clone(),
+            })
+            .map_err(|bad| SearchError::BadRequest(bad.0))?;
+        let per_shard = answer
+            .shards
+            .into_iter()
+            .map(|(shard, outcome)| succeeded(shard, outcome))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let stats = GlobalStats::merge(&self.scored_fields, &terms, per_shard.iter());
+        self.cached_stats().insert(query.to_string(), stats.clone());
+        Ok(stats)
+    }
+
+    /// The cache holds no invariant a panic could break: a poisoned lock is still usable.
+    fn cached_stats(&self) -> std::sync::MutexGuard<'_, HashMap<String, GlobalStats>> {
+        self.stats
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// A shard's answer, or the internal error its failure is (every shard is local here).
+fn succeeded<T>(shard: ShardId, outcome: ShardOutcome<T>) -> std::result::Result<T, SearchError> {
+    match outcome {
+        ShardOutcome::Ok(value) => Ok(value),
+        ShardOutcome::Failed(reason) => {
+            Err(SearchError::Internal(format!("shard {shard}: {reason}")))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bench::single_index::SingleIndex;
+    use crate::test_support::build_store;
+
+    #[test]
+    fn three_shards_in_one_process_answer_like_one_index() {
+        let dir = tempfile::tempdir().unwrap();
+        build_store(&dir.path().join("one"), 1);
+        build_store(&dir.path().join("three"), 3);
+        let single = SingleIndex::open(&dir.path().join("one")).unwrap();
+        let sharded = ShardedIndex::open(&dir.path().join("three")).unwrap();
+        for query in [
+            "anarchism",
+            "+political +philosophy",
+            "\"united states\"",
+            "autism OR apollo",
+        ] {
+            let expected = single.search(query, 0, 10).unwrap();
+            let page = sharded.search(query, 10).unwrap();
+            assert!(!page.hits.is_empty(), "{query}");
+            assert_eq!(page.total, expected.total, "{query}");
+            // Snippets weigh terms by shard-local frequencies (tantivy's SnippetGenerator),
+            // so a union query may highlight another fragment: only their presence is compared.
+            for (got, want) in page.hits.iter().zip(&expected.hits) {
+                assert_eq!((got.id, &got.title), (want.id, &want.title), "{query}");
+                assert!(
+                    (got.score - want.score).abs() < 1e-4,
+                    "{query}: {got:?} vs {want:?}"
+                );
+                assert!(got.snippet.contains("<b>"), "{query}: {got:?}");
+            }
+            assert_eq!(page.hits.len(), expected.hits.len(), "{query}");
+        }
+        assert!(matches!(
+            sharded.search("title:(", 10),
+            Err(SearchError::BadRequest(_))
+        ));
+        assert!(ShardedIndex::open(&dir.path().join("missing")).is_err());
+    }
+}
