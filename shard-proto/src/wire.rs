@@ -180,6 +180,9 @@ pub struct FetchRequest {
     pub docs: Vec<DocRef>,
     /// Longest snippet, in characters.
     pub snippet_chars: u32,
+    /// The search's global statistics: snippets weigh the query's terms by them, so the
+    /// highlighted fragment does not depend on the sharding.
+    pub stats: GlobalStats,
 }
 
 /// Stored fields of one document and its snippet.

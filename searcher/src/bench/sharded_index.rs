@@ -77,7 +77,7 @@ impl ShardedIndex {
                 query: query.to_string(),
                 shards: self.shards.clone(),
                 top_k: size.max(1) as u32,
-                stats,
+                stats: stats.clone(),
                 fetch: None,
             })
             .map_err(|bad| SearchError::BadRequest(bad.0))?;
@@ -92,13 +92,14 @@ impl ShardedIndex {
         merged.truncate(size);
         Ok(ResultsPage {
             total,
-            hits: self.fetch(query, &merged)?,
+            hits: self.fetch(query, stats, &merged)?,
         })
     }
 
     fn fetch(
         &self,
         query: &str,
+        stats: GlobalStats,
         page: &[(ShardId, LeafHit)],
     ) -> std::result::Result<Vec<PageHit>, SearchError> {
         let request = FetchRequest {
@@ -112,6 +113,7 @@ impl ShardedIndex {
                 })
                 .collect(),
             snippet_chars: SNIPPET_CHARS as u32,
+            stats,
         };
         let fetched = self
             .leaf
@@ -200,10 +202,10 @@ mod tests {
             let page = sharded.search(query, 10).unwrap();
             assert!(!page.hits.is_empty(), "{query}");
             assert_eq!(page.total, expected.total, "{query}");
-            // Snippets weigh terms by shard-local frequencies (tantivy's SnippetGenerator),
-            // so a union query may highlight another fragment: only their presence is compared.
+            // Snippets weigh terms by global frequencies: the same fragment as one index.
             for (got, want) in page.hits.iter().zip(&expected.hits) {
                 assert_eq!((got.id, &got.title), (want.id, &want.title), "{query}");
+                assert_eq!(got.snippet, want.snippet, "{query}");
                 assert!(
                     (got.score - want.score).abs() < 1e-4,
                     "{query}: {got:?} vs {want:?}"

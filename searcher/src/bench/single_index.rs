@@ -15,11 +15,10 @@ use shard_proto::{query_parser, WikiSchema};
 use tantivy::collector::{Count, TopDocs};
 use tantivy::query::QueryParser;
 use tantivy::schema::Value;
-use tantivy::snippet::SnippetGenerator;
 use tantivy::{Index, IndexReader, ReloadPolicy, Searcher, TantivyDocument};
 
 use crate::error::{Error, Result};
-use crate::snippets::snippet_html;
+use crate::snippets::{generator, snippet_html};
 
 /// Longest snippet, in characters: what the front-end asks its nodes for
 /// (`frontend::root::SNIPPET_CHARS`), so both do the same work.
@@ -140,9 +139,15 @@ impl SingleIndex {
             .search(&parsed, &collector)
             .map_err(internal)?;
         let fields = &self.schema.fields;
-        let mut snippets =
-            SnippetGenerator::create(&self.searcher, &parsed, fields.body).map_err(internal)?;
-        snippets.set_max_num_chars(SNIPPET_CHARS);
+        // One index: its own statistics are the global ones.
+        let snippets = generator(
+            &self.searcher,
+            &parsed,
+            fields.body,
+            &self.searcher,
+            SNIPPET_CHARS,
+        )
+        .map_err(internal)?;
         let mut hits = Vec::with_capacity(size);
         for (score, address) in top.into_iter().skip(from) {
             let doc: TantivyDocument = self.searcher.doc(address).map_err(internal)?;

@@ -116,6 +116,7 @@ async fn fetch_round(
             query: template.query.clone(),
             docs: positions.iter().map(|&i| doc_ref(&page[i])).collect(),
             snippet_chars: template.snippet_chars,
+            stats: template.stats.clone(),
         };
         let handle = Arc::clone(&fanout.replicas.nodes[node]);
         let last_chance = positions

@@ -312,6 +312,7 @@ impl Root {
             query: params.q.clone(),
             docs: Vec::new(),
             snippet_chars: SNIPPET_CHARS,
+            stats: phase.request.stats.clone(),
         };
         let (hits, fetch_failures) =
             fetch::fetch_page(&self.fanout, &fetch_request, &page, prefetched, deadline).await;

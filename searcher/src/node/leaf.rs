@@ -31,7 +31,7 @@ use tantivy::{DocAddress, TantivyDocument};
 
 use super::replicas::Replica;
 use crate::in_flight::InFlight;
-use crate::snippets::snippet_html;
+use crate::snippets::{self, snippet_html};
 
 /// Largest `top_k` of a query phase (the front-end allows `from + size` ≤ 10,000).
 pub const MAX_TOP_K: u32 = 10_000;
@@ -187,9 +187,14 @@ impl Leaf {
             )
         });
         if let Some(fetch) = request.fetch {
-            let chars = fetch.snippet_chars.min(MAX_SNIPPET_CHARS) as usize;
+            let how = HowToFetch {
+                query: query.as_ref(),
+                stats: &request.stats,
+                chars: fetch.snippet_chars.min(MAX_SNIPPET_CHARS) as usize,
+                spread,
+            };
             let docs = fetch.docs.min(request.top_k) as usize;
-            self.attach_docs(query.as_ref(), &mut shards, docs, chars, spread);
+            self.attach_docs(&how, &mut shards, docs);
         }
         Ok(SearchResponse {
             node: self.node_id.clone(),
@@ -205,11 +210,9 @@ impl Leaf {
     /// page's hits from this node in most queries (the rest are fetched in a fetch phase).
     fn attach_docs(
         &self,
-        query: &dyn Query,
+        how: &HowToFetch,
         shards: &mut [(ShardId, ShardOutcome<ShardHits>)],
         count: usize,
-        chars: usize,
-        spread: bool,
     ) {
         let mut ranked = Vec::new();
         for (position, (_, outcome)) in shards.iter_mut().enumerate() {
@@ -234,7 +237,7 @@ impl Leaf {
                     .enumerate()
                     .map(|(slot, hit)| (slot, doc_ref(*shard, hit)))
                     .collect();
-                found.docs = fetch_shard(replica, &self.schema, query, &refs, chars, spread)
+                found.docs = fetch_shard(replica, &self.schema, how, &refs)
                     .into_iter()
                     .map_while(|(_, outcome)| match outcome {
                         ShardOutcome::Ok(doc) => Some(doc),
@@ -247,7 +250,7 @@ impl Leaf {
             .zip(wanted)
             .filter(|(_, n)| *n > 0)
             .collect();
-        match spread && work.len() > 1 {
+        match how.spread && work.len() > 1 {
             true => work.into_par_iter().for_each(fetch_prefix),
             false => work.into_iter().for_each(fetch_prefix),
         }
@@ -280,8 +283,12 @@ impl Leaf {
         }
         let query = self.parse(&request.query)?;
         let running = InFlight::enter(&self.running);
-        let spread = may_spread(&running);
-        let chars = request.snippet_chars.min(MAX_SNIPPET_CHARS) as usize;
+        let how = HowToFetch {
+            query: query.as_ref(),
+            stats: &request.stats,
+            chars: request.snippet_chars.min(MAX_SNIPPET_CHARS) as usize,
+            spread: may_spread(&running),
+        };
         let mut by_shard: BTreeMap<ShardId, Vec<(usize, DocRef)>> = BTreeMap::new();
         for (slot, doc) in request.docs.iter().enumerate() {
             by_shard.entry(doc.shard).or_default().push((slot, *doc));
@@ -289,12 +296,10 @@ impl Leaf {
         let groups: Vec<_> = by_shard.into_iter().collect();
         let fetch_group =
             |(shard, docs): &(ShardId, Vec<(usize, DocRef)>)| match self.replicas.get(shard) {
-                Some(replica) => {
-                    fetch_shard(replica, &self.schema, query.as_ref(), docs, chars, spread)
-                }
+                Some(replica) => fetch_shard(replica, &self.schema, &how, docs),
                 None => failed_all(docs, NOT_SERVED),
             };
-        let fetched = map_spread(&groups, spread, fetch_group);
+        let fetched = map_spread(&groups, how.spread, fetch_group);
         let mut docs: Vec<Option<ShardOutcome<FetchedDoc>>> = vec![None; request.docs.len()];
         for (slot, outcome) in fetched.into_iter().flatten() {
             docs[slot] = Some(outcome);
@@ -387,21 +392,36 @@ fn failed_all(docs: &[(usize, DocRef)], reason: &str) -> Vec<(usize, ShardOutcom
         .collect()
 }
 
+/// What a fetch needs besides the addresses.
+struct HowToFetch<'a> {
+    query: &'a dyn Query,
+    /// The search's global statistics, for the snippets' term weights.
+    stats: &'a GlobalStats,
+    /// Longest snippet (0: none).
+    chars: usize,
+    /// Whether the documents may be cut in parallel (see [`may_spread`]).
+    spread: bool,
+}
+
 /// One shard's fetch phase: one snippet generator for all of its documents.
 fn fetch_shard(
     replica: &Replica,
     schema: &WikiSchema,
-    query: &dyn Query,
+    how: &HowToFetch,
     docs: &[(usize, DocRef)],
-    chars: usize,
-    spread: bool,
 ) -> Vec<(usize, ShardOutcome<FetchedDoc>)> {
+    let chars = how.chars;
+    let stats = how.stats.provider(&replica.searcher);
     let generator = match chars {
         0 => Ok(None),
-        _ => SnippetGenerator::create(&replica.searcher, query, schema.fields.body).map(|mut g| {
-            g.set_max_num_chars(chars);
-            Some(g)
-        }),
+        _ => snippets::generator(
+            &replica.searcher,
+            how.query,
+            schema.fields.body,
+            &stats,
+            chars,
+        )
+        .map(Some),
     };
     let generator = match generator {
         Ok(generator) => generator,
@@ -413,7 +433,7 @@ fn fetch_shard(
     };
     // A snippet costs tens of microseconds (the whole body is tokenized): on an idle node
     // the page's documents are cut on every core rather than one after another.
-    map_spread(docs, spread, fetch_one)
+    map_spread(docs, how.spread, fetch_one)
 }
 
 fn fetch_doc(

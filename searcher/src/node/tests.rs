@@ -285,6 +285,7 @@ fn fetch_returns_stored_fields_and_escaped_highlighted_snippets() {
             query: query.into(),
             docs: refs.clone(),
             snippet_chars: 80,
+            stats: request.stats.clone(),
         })
         .unwrap();
     assert_eq!(fetched.docs.len(), refs.len());

@@ -351,6 +351,10 @@ fn top_10_over_1_3_and_8_shards_equals_one_index_and_pages_concatenate() {
         "only {} queries: {queries:?}",
         queries.len()
     );
+    // Query → its page's (id, snippet) over 1 shard: snippets weigh terms by global
+    // statistics, so more shards must show the very same fragments.
+    let mut one_shard_snippets: std::collections::HashMap<String, Vec<(Value, Value)>> =
+        Default::default();
     for shards in [1u32, 3, 8] {
         let cluster_dir = dir.path().join(format!("s{shards}"));
         std::fs::create_dir_all(&cluster_dir).unwrap();
@@ -361,6 +365,19 @@ fn top_10_over_1_3_and_8_shards_equals_one_index_and_pages_concatenate() {
             let (status, answer) = cluster.search_q(q, "&size=10&search_type=query_then_fetch");
             assert_eq!(status, 200, "{q}: {answer}");
             assert_same_top(q, &answer, &reference, 10);
+            let snippets: Vec<(Value, Value)> = answer["hits"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|h| (h["id"].clone(), h["snippet"].clone()))
+                .collect();
+            let first = one_shard_snippets
+                .entry(q.clone())
+                .or_insert(snippets.clone());
+            assert_eq!(
+                *first, snippets,
+                "{q}: snippets differ over {shards} shards"
+            );
             matched += answer["hits"].as_array().map_or(0, |h| h.len().min(1));
             // Query-and-fetch: the same page, with documents fetched in the query phase.
             let (status, piggybacked) = cluster.search_q(q, "&size=10&search_type=query_and_fetch");

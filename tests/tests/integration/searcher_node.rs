@@ -261,6 +261,7 @@ fn nodes_serve_real_shards_exactly_and_survive_bad_frames() {
             query: "anarchism".into(),
             docs: docs.clone(),
             snippet_chars: 150,
+            stats: GlobalStats::default(),
         },
     );
     assert_eq!(fetched.docs.len(), docs.len());
