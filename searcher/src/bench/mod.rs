@@ -110,8 +110,12 @@ pub struct ServeArgs {
 #[derive(Debug, clap::Args)]
 pub struct InProcessArgs {
     /// The index: a shard directory, or an `indexer build --shards 1 --nodes 1` output.
+    #[arg(long, required_unless_present = "store", conflicts_with = "store")]
+    pub index: Option<PathBuf>,
+    /// Instead of one index: every shard of this shard store, searched in this process as
+    /// the cluster would (global statistics, merge, fetch), without processes or HTTP.
     #[arg(long)]
-    pub index: PathBuf,
+    pub store: Option<PathBuf>,
     #[arg(long)]
     pub queries: PathBuf,
     /// Seconds.
@@ -213,7 +217,11 @@ fn serve_cli(args: ServeArgs) -> anyhow::Result<()> {
 }
 
 fn in_process_cli(args: InProcessArgs) -> anyhow::Result<()> {
-    let index = Arc::new(SingleIndex::open(&args.index)?);
+    let index: Arc<dyn in_process::PageSearch> = match (&args.index, &args.store) {
+        (_, Some(store)) => Arc::new(sharded_index::ShardedIndex::open(store)?),
+        (Some(index), None) => Arc::new(SingleIndex::open(index)?),
+        (None, None) => anyhow::bail!("give --index or --store"),
+    };
     let spec = in_process::InProcessSpec {
         queries: queries::load(&args.queries)?,
         threads: args.threads,
