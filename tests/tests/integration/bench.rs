@@ -13,14 +13,26 @@ use tests::{
 
 /// Builds the single index of the English sample into `dir/single`.
 fn build_single_index(dir: &Path) -> std::path::PathBuf {
-    let out = dir.join("single");
+    build_store(dir, "single", 1)
+}
+
+/// `indexer build --shards N` of the English sample into `dir/name`.
+fn build_store(dir: &Path, name: &str, shards: u32) -> std::path::PathBuf {
+    let out = dir.join(name);
     run_ok(
         Command::new(bin("indexer"))
             .args(["build", "--input"])
             .arg(shared_corpus("enwiki-sample.xml.bz2"))
             .arg("--out")
             .arg(&out)
-            .args(["--shards", "1", "--node", "0", "--nodes", "1"]),
+            .args([
+                "--shards",
+                &shards.to_string(),
+                "--node",
+                "0",
+                "--nodes",
+                "1",
+            ]),
     );
     out
 }
@@ -149,30 +161,33 @@ fn bench_drives_the_baseline_server_without_errors() {
 }
 
 #[test]
-fn in_process_baseline_reports_the_same_figures() {
+fn in_process_baseline_reports_the_same_figures_over_one_index_or_a_store() {
     let tmp = temp_dir("bench-in-process");
     let index = build_single_index(tmp.path());
-    let output = run_ok(
-        Command::new(bin("searcher"))
-            .args(["baseline", "in-process", "--index"])
-            .arg(&index)
-            .arg("--queries")
-            .arg(shared_queries())
-            .args(["--threads", "2", "--duration", "2", "--json"]),
-    );
-    let summary = summary_of(&output.stdout);
-    assert_eq!(summary["mode"], "in-process");
-    assert_eq!(summary["overall"]["errors"], 0, "{summary}");
-    assert!(
-        summary["overall"]["requests"].as_u64().unwrap() > 0,
-        "{summary}"
-    );
-    assert!(
-        summary["kinds"]["phrase"]["latency_ms"]["p50"]
-            .as_f64()
-            .unwrap()
-            > 0.0
-    );
+    let store = build_store(tmp.path(), "store", 3);
+    for (flag, dir) in [("--index", &index), ("--store", &store)] {
+        let output = run_ok(
+            Command::new(bin("searcher"))
+                .args(["baseline", "in-process", flag])
+                .arg(dir)
+                .arg("--queries")
+                .arg(shared_queries())
+                .args(["--threads", "2", "--duration", "2", "--json"]),
+        );
+        let summary = summary_of(&output.stdout);
+        assert_eq!(summary["mode"], "in-process");
+        assert_eq!(summary["overall"]["errors"], 0, "{flag}: {summary}");
+        assert!(
+            summary["overall"]["requests"].as_u64().unwrap() > 0,
+            "{flag}: {summary}"
+        );
+        assert!(
+            summary["kinds"]["phrase"]["latency_ms"]["p50"]
+                .as_f64()
+                .unwrap()
+                > 0.0
+        );
+    }
 }
 
 #[test]
