@@ -117,12 +117,16 @@ fn cpu_snapshot(
     procs: &Processes,
     groups: &CpuGroups,
 ) -> Vec<f64> {
+    // Both node groups use one reading of the pools (one health call per node).
+    let pools = std::cell::OnceCell::new();
     let pools = |nodes: &[NodeClient]| -> f64 {
-        nodes
-            .iter()
-            .filter_map(|node| runtime.block_on(node.health()).ok())
-            .map(|health| health.search_cpu_seconds)
-            .sum()
+        *pools.get_or_init(|| {
+            nodes
+                .iter()
+                .filter_map(|node| runtime.block_on(node.health()).ok())
+                .map(|health| health.search_cpu_seconds)
+                .sum()
+        })
     };
     groups
         .iter()

@@ -1,7 +1,8 @@
 //! One searcher node as the front-end sees it: its pooled RPC client behind a small tower
 //! stack (`timeout` at the search deadline, `concurrency_limit`, and `load::PeakEwma`
-//! measuring its cost; each call brings its own budget, see `Fanout::attempt_budget`), its health state (up / suspect / down, consecutive failures, last error, pid and
-//! replica states from its health answers) and its recent latency distribution (an
+//! measuring its cost; each call brings its own budget, see `Fanout::attempt_budget`), its
+//! health state (up / suspect / down, consecutive failures, last error, pid and replica
+//! states from its health answers) and its recent latency distribution (an
 //! hdrhistogram window whose p95 decides when a request to it is worth hedging).
 //!
 //! State transitions live here; *when* to probe lives in `health.rs`, *which* node to ask in

@@ -11,8 +11,8 @@
 //! - An attempt gets the per-attempt timeout, except a last chance (some shard in it has no
 //!   other replica left to try), which gets the rest of the deadline: timing it out early
 //!   could only turn a slow answer into a missing one.
-//! - Attempts run as tasks of their own: an abandoned loser still finishes (bounded by the
-//!   attempt timeout) and reports the node's health, and its pooled connection survives.
+//! - Attempts run as tasks of their own: an abandoned loser still finishes (bounded by its
+//!   budget) and reports the node's health, and its pooled connection survives.
 //!
 //! Partial failure is data: the result lists every shard that could not be answered, with
 //! the reason.
@@ -326,25 +326,22 @@ impl<P: Phase> Scatter<'_, P> {
         }
     }
 
+    /// Whether some of `shards` has a replica not tried yet (a hedge could go there).
     fn has_alternative(&self, shards: &[ShardId]) -> bool {
-        let slots = &self.slots;
-        let plan = self
-            .fanout
-            .replicas
-            .plan(&self.ranking, shards.iter().copied(), |s, n| {
-                slots.get(s).is_some_and(|slot| slot.tried.contains(&n))
-            });
-        !plan.by_node.is_empty()
+        shards.iter().any(|shard| self.untried_replica(shard))
     }
 
-    /// Whether every one of `shards` has a replica not tried yet.
+    /// Whether every one of `shards` has a replica not tried yet (else an attempt is a
+    /// last chance).
     fn alternatives_for_all(&self, shards: &[ShardId]) -> bool {
-        shards.iter().all(|shard| {
-            let tried = self.slots.get(shard).map_or(&[][..], |s| &s.tried);
-            self.fanout
-                .replicas
-                .can_fail_over(shard, |node| tried.contains(&node))
-        })
+        shards.iter().all(|shard| self.untried_replica(shard))
+    }
+
+    fn untried_replica(&self, shard: &ShardId) -> bool {
+        let tried = self.slots.get(shard).map_or(&[][..], |s| &s.tried);
+        self.fanout
+            .replicas
+            .can_fail_over(shard, |node| tried.contains(&node))
     }
 
     fn finish_ok(&mut self, shard: ShardId, item: P::Item, node: usize) {
