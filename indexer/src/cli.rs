@@ -1,5 +1,5 @@
-//! Command-line interface of the indexer node, shared by the `indexer` binary and by
-//! `searcher indexer ...` (which the demo uses to spawn indexer processes from one binary).
+//! Command-line interface of the `indexer` binary (the demo and the benchmarks of the
+//! `tools` crate start that binary as separate processes).
 
 use clap::{Parser, Subcommand};
 

@@ -6,10 +6,10 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::cluster::ClusterConfig;
 use crate::placement::Placement;
-use crate::{bench, demo, drill, frontend, node};
+use crate::{frontend, node};
 
-/// Searcher nodes, the scatter-gather front-end, a one-command demo cluster, and tools
-/// to load and break it.
+/// Searcher nodes and the scatter-gather front-end (the demo, benchmarks and drills are
+/// the `wikisearch` binary of the `tools` crate).
 #[derive(Debug, Parser)]
 #[command(name = "searcher", version, about)]
 pub struct Cli {
@@ -26,17 +26,6 @@ pub enum Command {
     Frontend(frontend::FrontendArgs),
     /// Print which nodes hold which shard.
     Placement(PlacementArgs),
-    /// Index a dump and run a local cluster with the search page, in one command.
-    Demo(demo::DemoArgs),
-    /// Load generator: drive a search URL with real queries and print latency figures.
-    Bench(bench::BenchArgs),
-    /// Single-process baselines the cluster is compared with (HTTP server, in-process).
-    Baseline(bench::BaselineArgs),
-    /// Run steady load, inject a fault, heal it, and report what users saw.
-    Drill(drill::DrillArgs),
-    /// The indexer's commands (`searcher indexer build ...` = `indexer build ...`).
-    #[command(subcommand)]
-    Indexer(indexer::cli::Command),
 }
 
 /// Flags of `searcher placement`.
@@ -49,18 +38,23 @@ pub struct PlacementArgs {
 
 /// Runs one command.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
-    // One logging set-up for both binaries (the indexer's, as `searcher indexer` runs it).
-    indexer::cli::init_logging();
+    init_logging();
     match cli.command {
         Command::Node(args) => node::run_cli(args),
         Command::Frontend(args) => frontend::run_cli(args),
         Command::Placement(args) => print_placement(&args),
-        Command::Demo(args) => demo::run_cli(args),
-        Command::Bench(args) => bench::run_cli(args),
-        Command::Baseline(args) => bench::run_baseline_cli(args),
-        Command::Drill(args) => drill::run_cli(args),
-        Command::Indexer(command) => indexer::cli::run(indexer::cli::Cli { command }),
     }
+}
+
+/// Logs to stderr, filtered by `RUST_LOG` (default `info`).
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
 }
 
 fn print_placement(args: &PlacementArgs) -> anyhow::Result<()> {

@@ -7,16 +7,15 @@
 //! - [`rpc`]: the typed client for that RPC;
 //! - [`frontend`]: the stateless scatter-gather front-end (root): replica choice,
 //!   failover, merging, the public JSON API, the search page and metrics;
-//! - [`bench`]: the load generator and the single-process baselines it is compared with;
-//! - [`demo`] and [`drill`]: a local cluster in one command, and fault injection under load;
 //! - [`snippets`]: highlighted snippets, cut the same way by nodes and baselines.
+//!
+//! Only serving code lives here. The demo, the load generator, the baselines and the
+//! failover drill are the `tools` crate (binary `wikisearch`), which uses this library:
+//! the leaf, its replicas and the snippets are public so that its in-process baselines
+//! search exactly as a node does.
 
-pub mod bench;
 pub mod cli;
 pub mod cluster;
-pub mod cpu;
-pub mod demo;
-pub mod drill;
 pub mod error;
 pub mod frontend;
 pub mod in_flight;

@@ -28,7 +28,7 @@ use crate::stats::{GlobalStats, ShardTermStats};
 use crate::ShardId;
 
 /// Bumped on any change to these messages; sent as the `x-wire-version` header.
-pub const WIRE_VERSION: u32 = 3;
+pub const WIRE_VERSION: u32 = 4;
 /// Header carrying [`WIRE_VERSION`].
 pub const WIRE_VERSION_HEADER: &str = "x-wire-version";
 /// Largest request or response body a node accepts or decodes.
@@ -160,8 +160,6 @@ pub enum ShardOutcome<T> {
 pub struct SearchResponse {
     pub node: String,
     pub shards: Vec<(ShardId, ShardOutcome<ShardHits>)>,
-    /// Time the node spent, for the front-end's latency breakdown.
-    pub took_micros: u64,
 }
 
 /// Address of a document on the node that produced it in the query phase.
@@ -219,9 +217,6 @@ pub struct HealthResponse {
     pub pid: u32,
     pub uptime_millis: u64,
     pub in_flight: u32,
-    /// CPU seconds the node's search pool threads have used since it started: the node's
-    /// own work, apart from its HTTP and I/O.
-    pub search_cpu_seconds: f64,
     pub replicas: Vec<(ShardId, ReplicaState)>,
     pub wire_version: u32,
     pub schema: String,

@@ -1,28 +1,52 @@
-//! Helpers for the multi-process integration tests: where the real binaries and the shared
-//! sample dumps are, a unique temporary directory per test, free loopback ports, child
-//! processes that are killed when a test ends, and waiting on conditions with generous
-//! deadlines (the CI machine has 2 shared, noisy cores: never assert on timings).
+//! Helpers for the multi-process integration tests: the real binaries, freshly built, and
+//! where the shared sample dumps are, a unique temporary directory per test, free loopback
+//! ports, child processes that are killed when a test ends, and waiting on conditions with
+//! generous deadlines (the CI machine has 2 shared, noisy cores: never assert on timings).
+//! Signals and `/proc` reads are the tools crate's supervisor's.
 
+use std::collections::BTreeMap;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// Path of a workspace binary (`indexer`, `searcher`) built in the same profile as the
-/// test executable (`target/<profile>/deps/<test>` → `target/<profile>/<name>`).
+pub use tools::proc_stats::process_gone;
+pub use tools::supervisor::{send_signal, Signal};
+
+/// Path of a workspace binary (`indexer`, `searcher`, `wikisearch`), built by cargo (through
+/// `escargot`) the first time a test of this run asks for it, in the test's own profile: a
+/// plain `cargo test` never drives a stale binary. `wikisearch` finds the other two beside
+/// itself, so asking for it builds them too.
 pub fn bin(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("test executable lives in target/<profile>/deps");
-    let path = profile_dir.join(name);
-    assert!(
-        path.exists(),
-        "{} is missing: run `cargo build --workspace --bins` before the integration tests",
-        path.display()
-    );
-    path
+    static BUILT: Mutex<BTreeMap<String, PathBuf>> = Mutex::new(BTreeMap::new());
+    let mut built = BUILT.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    if name == "wikisearch" {
+        for engine in ["searcher", "indexer"] {
+            if !built.contains_key(engine) {
+                built.insert(engine.to_string(), build(engine));
+            }
+        }
+    }
+    built
+        .entry(name.to_string())
+        .or_insert_with(|| build(name))
+        .clone()
+}
+
+fn build(name: &str) -> PathBuf {
+    let package = match name {
+        "wikisearch" => "tools",
+        other => other,
+    };
+    let run = escargot::CargoBuild::new()
+        .manifest_path(workspace_root().join("Cargo.toml"))
+        .package(package)
+        .bin(name)
+        .current_release()
+        .run()
+        .unwrap_or_else(|e| panic!("cannot build {name}: {e}"));
+    run.path().to_path_buf()
 }
 
 /// The workspace root (the tests crate lives at `<root>/tests`).
@@ -113,34 +137,27 @@ impl ChildGuard {
     }
 
     /// Sends a signal (SIGKILL, SIGSTOP, SIGCONT, SIGTERM...).
-    pub fn signal(&self, signal: i32) {
+    pub fn signal(&self, signal: Signal) {
         send_signal(self.pid(), signal);
     }
 }
 
 impl Drop for ChildGuard {
     fn drop(&mut self) {
-        send_signal(self.pid(), libc::SIGCONT);
+        send_signal(self.pid(), Signal::SIGCONT);
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
 }
 
-/// Sends `signal` to `pid`; true if the process existed.
-pub fn send_signal(pid: u32, signal: i32) -> bool {
-    // SAFETY: kill(2) has no memory-safety preconditions.
-    unsafe { libc::kill(pid as libc::pid_t, signal) == 0 }
+/// Whether the tests run as root (the partition test needs CAP_NET_ADMIN).
+pub fn is_root() -> bool {
+    tools::proc_stats::effective_uid() == 0
 }
 
 /// Whether a process with this pid is still running (zombies count as gone).
 pub fn process_alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => !stat
-            .rsplit_once(')')
-            .map(|(_, rest)| rest.trim_start().starts_with('Z'))
-            .unwrap_or(false),
-        Err(_) => false,
-    }
+    !process_gone(pid)
 }
 
 /// GET a URL and parse the JSON body, whatever the status; `None` on a transport error.
@@ -156,7 +173,7 @@ pub fn get_json(url: &str) -> Option<(u16, serde_json::Value)> {
     Some((status, body))
 }
 
-/// A running `searcher demo` started by a test: its printed output (collected line by line
+/// A running `wikisearch demo` started by a test: its printed output (collected line by line
 /// as it arrives) and the pids from the node table it prints once the cluster is up.
 /// Dropping it SIGKILLs the demo, whose children then die with it (PR_SET_PDEATHSIG).
 pub struct Demo {
@@ -173,12 +190,12 @@ pub struct Demo {
 pub const DEMO_START_DEADLINE: Duration = Duration::from_secs(600);
 
 impl Demo {
-    /// Starts `searcher demo --data DATA --listen 127.0.0.1:<free port> EXTRA...` from the
+    /// Starts `wikisearch demo --data DATA --listen 127.0.0.1:<free port> EXTRA...` from the
     /// workspace root (where the default `--dump ../shared/corpus/enwiki-sample.xml.bz2`
     /// resolves, as in the README) and waits until it prints its node table.
     pub fn start(data: &Path, extra: &[&str]) -> Demo {
         let port = free_port();
-        let mut cmd = Command::new(bin("searcher"));
+        let mut cmd = Command::new(bin("wikisearch"));
         cmd.current_dir(workspace_root())
             .arg("demo")
             .arg("--data")
@@ -189,7 +206,7 @@ impl Demo {
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped());
-        let mut guard = ChildGuard::spawn("searcher demo", &mut cmd);
+        let mut guard = ChildGuard::spawn("wikisearch demo", &mut cmd);
         let output = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
         let mut readers = Vec::new();
         for stream in [

@@ -121,7 +121,7 @@ async fn hung_replica_is_failed_over_then_ejected_and_costs_no_more_attempts() {
     }
     wait_until("hung node ejected", || nodes[1].state() == NodeState::Down).await;
     // Let in-flight attempts to the hung node finish timing out, then count.
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    wait_until("attempts to the hung node over", || nodes[1].in_flight() == 0).await;
     let before = hung_connections.load(Ordering::SeqCst);
     let started = std::time::Instant::now();
     for _ in 0..20 {

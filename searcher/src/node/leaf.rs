@@ -168,7 +168,6 @@ impl Leaf {
 
     /// Query phase: each shard's top `top_k` and hit count, scored with global statistics.
     pub fn search(&self, request: &SearchRequest) -> Result<SearchResponse, BadRequest> {
-        let start = std::time::Instant::now();
         if request.top_k > MAX_TOP_K {
             return Err(BadRequest(format!(
                 "top_k {} exceeds {MAX_TOP_K}",
@@ -199,7 +198,6 @@ impl Leaf {
         Ok(SearchResponse {
             node: self.node_id.clone(),
             shards,
-            took_micros: start.elapsed().as_micros() as u64,
         })
     }
 

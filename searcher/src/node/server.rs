@@ -10,7 +10,7 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -32,9 +32,11 @@ use tokio::net::TcpListener;
 use tokio::sync::{oneshot, Semaphore};
 
 use super::leaf::{BadRequest, Leaf};
-use crate::cpu;
 use crate::in_flight::InFlight;
 
+/// Name prefix of the search pool's threads (`leaf-0`, `leaf-1`...), which is how a tool
+/// reading `/proc/<pid>/task` tells the node's search work from its HTTP and I/O.
+pub const SEARCH_THREAD_PREFIX: &str = "leaf-";
 /// How long in-flight requests may take to finish after a shutdown signal.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -47,8 +49,6 @@ pub struct NodeState {
     in_flight: AtomicUsize,
     searches: Arc<Semaphore>,
     pool: rayon::ThreadPool,
-    /// Thread ids of the pool's threads, for the CPU time they report.
-    pool_threads: Arc<Mutex<Vec<i32>>>,
 }
 
 impl NodeState {
@@ -60,12 +60,11 @@ impl NodeState {
         fingerprint: String,
         threads: usize,
     ) -> Self {
-        let pool_threads = Arc::new(Mutex::new(Vec::new()));
-        let register = Arc::clone(&pool_threads);
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
-            .thread_name(|i| format!("leaf-{i}"))
-            .start_handler(move |_| lock(&register).push(cpu::current_thread_id()))
+            // Named so that tools can tell the search pool's CPU time from the rest of the
+            // process in /proc (`SEARCH_THREAD_PREFIX`).
+            .thread_name(|i| format!("{SEARCH_THREAD_PREFIX}{i}"))
             // Rayon aborts the process on a panic by default; the request's sender is
             // dropped instead, and it is answered with 500.
             .panic_handler(|_| tracing::error!("a search task panicked"))
@@ -79,7 +78,6 @@ impl NodeState {
             in_flight: AtomicUsize::new(0),
             searches: Arc::new(Semaphore::new(threads * 2)),
             pool,
-            pool_threads,
         }
     }
 
@@ -89,10 +87,6 @@ impl NodeState {
             pid: std::process::id(),
             uptime_millis: self.started.elapsed().as_millis() as u64,
             in_flight: self.in_flight.load(Ordering::Relaxed) as u32,
-            search_cpu_seconds: lock(&self.pool_threads)
-                .iter()
-                .filter_map(|&tid| cpu::thread_cpu_seconds(tid))
-                .sum(),
             replicas: self.states.clone(),
             wire_version: WIRE_VERSION,
             schema: self.schema_fingerprint.clone(),
@@ -166,13 +160,6 @@ impl NodeState {
             ),
         }
     }
-}
-
-/// The list holds no invariant a panic could break: a poisoned lock is still usable.
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Reads a body of at most `MAX_FRAME_BYTES` and decodes it; the error is the response.

@@ -42,7 +42,7 @@ fn serve_baseline(index: &Path) -> (ChildGuard, String) {
     let url = format!("http://127.0.0.1:{}", free_port());
     let server = ChildGuard::spawn(
         "baseline-serve",
-        Command::new(bin("searcher"))
+        Command::new(bin("wikisearch"))
             .args(["baseline", "serve", "--index"])
             .arg(index)
             .arg("--listen")
@@ -76,7 +76,7 @@ fn bench_drives_the_baseline_server_without_errors() {
 
     // Closed loop, JSON summary.
     let output = run_ok(
-        Command::new(bin("searcher"))
+        Command::new(bin("wikisearch"))
             .args(["bench", "--url", &url, "--queries"])
             .arg(shared_queries())
             .args(["--concurrency", "4", "--duration", "3", "--json"]),
@@ -101,7 +101,7 @@ fn bench_drives_the_baseline_server_without_errors() {
 
     // Open loop with the live timeline, as text.
     let output = run_ok(
-        Command::new(bin("searcher"))
+        Command::new(bin("wikisearch"))
             .args(["bench", "--url", &url, "--queries"])
             .arg(shared_queries())
             .args(["--rate", "200", "--duration", "3", "--timeline"]),
@@ -127,7 +127,7 @@ fn bench_drives_the_baseline_server_without_errors() {
 
     // Timeline rows as JSON lines, then the summary.
     let output = run_ok(
-        Command::new(bin("searcher"))
+        Command::new(bin("wikisearch"))
             .args(["bench", "--url", &url, "--queries"])
             .arg(shared_queries())
             .args([
@@ -167,7 +167,7 @@ fn in_process_baseline_reports_the_same_figures_over_one_index_or_a_store() {
     let store = build_store(tmp.path(), "store", 3);
     for (flag, dir) in [("--index", &index), ("--store", &store)] {
         let output = run_ok(
-            Command::new(bin("searcher"))
+            Command::new(bin("wikisearch"))
                 .args(["baseline", "in-process", flag])
                 .arg(dir)
                 .arg("--queries")
@@ -199,7 +199,7 @@ fn bad_query_files_and_flags_are_refused_with_a_message() {
         "anarchism\n{\"query\": \"+a +b\"}\n{\"query\": 7}\n",
     )
     .unwrap();
-    let output = Command::new(bin("searcher"))
+    let output = Command::new(bin("wikisearch"))
         .args(["bench", "--url", "http://127.0.0.1:9", "--queries"])
         .arg(&queries)
         .args(["--duration", "1"])
@@ -209,7 +209,7 @@ fn bad_query_files_and_flags_are_refused_with_a_message() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("line 3"), "{stderr}");
 
-    let output = Command::new(bin("searcher"))
+    let output = Command::new(bin("wikisearch"))
         .args(["bench", "--url", "http://127.0.0.1:9", "--queries"])
         .arg(shared_queries())
         .args(["--concurrency", "0", "--duration", "1"])
@@ -218,7 +218,7 @@ fn bad_query_files_and_flags_are_refused_with_a_message() {
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("concurrency"));
 
-    let output = Command::new(bin("searcher"))
+    let output = Command::new(bin("wikisearch"))
         .args(["baseline", "serve", "--index"])
         .arg(tmp.path())
         .args(["--listen", "127.0.0.1:0"])

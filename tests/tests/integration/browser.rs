@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use headless_chrome::protocol::cdp::Page::CaptureScreenshotFormatOption;
 use headless_chrome::{Browser, LaunchOptions, Tab};
+use tests::Signal;
 use tests::{send_signal, temp_dir, wait_for, Demo};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -168,7 +169,7 @@ fn page_searches_shows_failover_live_and_renders_html_queries_as_text() {
 
     // Kill a node: the panel shows it down within 10 s, and searches stay complete.
     let victim = "node-2";
-    assert!(send_signal(demo.pid(victim), libc::SIGKILL));
+    assert!(send_signal(demo.pid(victim), Signal::SIGKILL));
     let killed_at = Instant::now();
     type_query(&tab, "albedo");
     wait_full_results(&tab, "albedo");

@@ -6,6 +6,7 @@
 use std::process::Command;
 use std::time::Duration;
 
+use tests::Signal;
 use tests::{
     bin, get_json, process_alive, run_ok, send_signal, temp_dir, wait_for, ChildGuard, Demo,
 };
@@ -90,7 +91,7 @@ fn demo_serves_page_and_search_restarts_a_node_and_stops_every_child_on_sigterm(
 
     // kill -9 a node as the banner suggests, then run the printed restart command.
     let old_pid = demo.pid("node-1");
-    assert!(send_signal(old_pid, libc::SIGKILL));
+    assert!(send_signal(old_pid, Signal::SIGKILL));
     wait_for(
         "the demo to report node-1's exit",
         Duration::from_secs(30),
@@ -122,7 +123,7 @@ fn demo_serves_page_and_search_restarts_a_node_and_stops_every_child_on_sigterm(
     );
     assert_full_results(&search(&demo, "autism"));
 
-    assert!(send_signal(demo.guard.pid(), libc::SIGTERM));
+    assert!(send_signal(demo.guard.pid(), Signal::SIGTERM));
     let status = demo.wait_exit(Duration::from_secs(60));
     assert!(
         status.success(),
@@ -138,7 +139,7 @@ fn sigkilled_demo_leaves_no_child_and_a_restart_reuses_the_build() {
     let dir = temp_dir("demo-sigkill");
     let first = Demo::start(dir.path(), &[]);
     assert!(first.output().contains("indexer-1:"), "{}", first.output());
-    assert!(send_signal(first.guard.pid(), libc::SIGKILL));
+    assert!(send_signal(first.guard.pid(), Signal::SIGKILL));
     assert_all_gone(&first);
     drop(first);
 
@@ -152,7 +153,7 @@ fn sigkilled_demo_leaves_no_child_and_a_restart_reuses_the_build() {
 
     // The data directory is locked while a demo uses it.
     let other_port = tests::free_port();
-    let output = Command::new(bin("searcher"))
+    let output = Command::new(bin("wikisearch"))
         .current_dir(tests::workspace_root())
         .args([
             "demo",
@@ -167,7 +168,7 @@ fn sigkilled_demo_leaves_no_child_and_a_restart_reuses_the_build() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("another demo"), "{stderr}");
 
-    assert!(send_signal(second.guard.pid(), libc::SIGTERM));
+    assert!(send_signal(second.guard.pid(), Signal::SIGTERM));
     assert!(
         second.wait_exit(Duration::from_secs(60)).success(),
         "{}",
@@ -189,7 +190,7 @@ fn bad_invocations_fail_before_any_work_with_clear_messages() {
     ];
     for (args, expected) in cases {
         let data = dir.path().join("data");
-        let output = Command::new(bin("searcher"))
+        let output = Command::new(bin("wikisearch"))
             .current_dir(tests::workspace_root())
             .arg("demo")
             .arg("--data")
@@ -203,7 +204,7 @@ fn bad_invocations_fail_before_any_work_with_clear_messages() {
         assert!(!data.join("shards").exists(), "{args:?} started building");
     }
     // The same flags are what `searcher demo --help` documents.
-    let help = run_ok(Command::new(bin("searcher")).args(["demo", "--help"]));
+    let help = run_ok(Command::new(bin("wikisearch")).args(["demo", "--help"]));
     let help = String::from_utf8_lossy(&help.stdout);
     for flag in [
         "--dump",

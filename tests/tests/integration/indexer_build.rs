@@ -16,6 +16,7 @@ use tantivy::collector::TopDocs;
 use tantivy::query::QueryParser;
 use tantivy::schema::Value;
 use tantivy::{Index, ReloadPolicy, TantivyDocument};
+use tests::Signal;
 use tests::{bin, run_ok, shared_corpus, temp_dir, wait_for, ChildGuard};
 
 /// `indexer build` of slice `node` of `nodes` into `out`, with a JSON summary.
@@ -310,7 +311,7 @@ fn sigkilled_build_reruns_to_the_same_result_as_a_clean_build() {
         child.child.try_wait().unwrap().is_none(),
         "the build finished before it could be killed: use a bigger dump"
     );
-    child.signal(libc::SIGKILL);
+    child.signal(Signal::SIGKILL);
     let _ = child.child.wait();
     assert!(
         published(&out).is_empty(),

@@ -24,6 +24,7 @@ use tantivy::collector::{Count, TopDocs};
 use tantivy::query::QueryParser;
 use tantivy::schema::Value as _;
 use tantivy::{Index, ReloadPolicy, Searcher, TantivyDocument};
+use tests::Signal;
 use tests::{
     bin, free_port, get_json, process_alive, run_ok, shared_corpus, temp_dir, wait_for, ChildGuard,
 };
@@ -105,7 +106,7 @@ impl Cluster {
 
     fn kill_node(&mut self, i: usize) {
         if let Some(mut node) = self.nodes[i].take() {
-            node.signal(libc::SIGKILL);
+            node.signal(Signal::SIGKILL);
             let _ = node.child.wait();
         }
     }
@@ -499,7 +500,7 @@ fn failover_kill_restart_stop_and_lost_shard() {
     assert_full_answers(&cluster, &baseline, 2, "node0 restarted");
 
     // SIGSTOP: queries complete (attempt timeout, then another replica) and stay full.
-    cluster.node(1).signal(libc::SIGSTOP);
+    cluster.node(1).signal(Signal::SIGSTOP);
     let started = Instant::now();
     assert_full_answers(&cluster, &baseline, 3, "node1 stopped");
     println!(
@@ -507,7 +508,7 @@ fn failover_kill_restart_stop_and_lost_shard() {
         started.elapsed(),
         cluster.failover_counters()
     );
-    cluster.node(1).signal(libc::SIGCONT);
+    cluster.node(1).signal(Signal::SIGCONT);
     cluster.wait_all_up();
 
     // Every replica of one shard killed: partial answer naming it, coverage < 1.

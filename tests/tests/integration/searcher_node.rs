@@ -20,6 +20,7 @@ use shard_proto::{query_parser, GlobalStats, ShardId, WikiSchema};
 use tantivy::collector::{Count, TopDocs};
 use tantivy::schema::Value;
 use tantivy::{Index, TantivyDocument};
+use tests::Signal;
 use tests::{bin, free_port, run_ok, shared_corpus, temp_dir, wait_for, ChildGuard};
 
 const SHARDS: u32 = 3;
@@ -306,7 +307,7 @@ fn nodes_serve_real_shards_exactly_and_survive_bad_frames() {
 
     // SIGTERM: a clean exit.
     let mut node_a = node_a;
-    node_a.signal(libc::SIGTERM);
+    node_a.signal(Signal::SIGTERM);
     let status = wait_for("node a to exit", Duration::from_secs(60), || {
         node_a.child.try_wait().unwrap()
     });

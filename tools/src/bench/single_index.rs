@@ -18,11 +18,11 @@ use tantivy::schema::Value;
 use tantivy::{Index, IndexReader, ReloadPolicy, Searcher, TantivyDocument};
 
 use crate::error::{Error, Result};
-use crate::snippets::{generator, snippet_html};
+use searcher::snippets::{generator, snippet_html};
 
 /// Longest snippet, in characters: what the front-end asks its nodes for
 /// (`frontend::root::SNIPPET_CHARS`), so both do the same work.
-pub const SNIPPET_CHARS: usize = crate::frontend::root::SNIPPET_CHARS as usize;
+pub const SNIPPET_CHARS: usize = searcher::frontend::root::SNIPPET_CHARS as usize;
 /// Largest page size, as the front-end's API allows.
 pub const MAX_SIZE: usize = 100;
 /// Deepest result asked for (`from + size`), as the front-end's API allows.

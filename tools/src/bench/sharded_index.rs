@@ -3,7 +3,7 @@
 //! global statistics (cached per query, as the front-end caches them per term), the query
 //! phase over all shards, the merge, and the fetch of the page. No process boundary, no
 //! HTTP, no serialization: what the shards themselves cost, to tell apart from what
-//! distributing them costs (`searcher baseline compare` runs it next to the single index).
+//! distributing them costs (`wikisearch baseline compare` runs it next to the single index).
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -17,10 +17,10 @@ use tantivy::query::QueryParser;
 use tantivy::schema::Field;
 
 use super::single_index::{check_page, PageHit, ResultsPage, SearchError, SNIPPET_CHARS};
-use crate::cluster::store_manifests;
+use searcher::cluster::store_manifests;
 use crate::error::{Error, Result};
-use crate::node::leaf::Leaf;
-use crate::node::replicas;
+use searcher::node::leaf::Leaf;
+use searcher::node::replicas;
 
 /// Every shard of a shard store, searched in this process.
 pub struct ShardedIndex {

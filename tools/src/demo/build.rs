@@ -2,8 +2,8 @@
 //! dump (S/K shards each), publishing into one shard store; and the build stamp that lets
 //! the next start reuse the index when nothing that shaped it changed.
 //!
-//! The indexers are real processes started from this very executable
-//! (`searcher indexer build ...`), exactly what an operator runs on K machines. The stamp
+//! The indexers are real `indexer build ...` processes, exactly what an operator runs on K
+//! machines. The stamp
 //! records the input (path, size, modification time), the shard layout and the schema
 //! fingerprint; it is written only after every indexer succeeded, and a reuse also checks
 //! that the store holds exactly the expected shards, so an interrupted build is rebuilt.
@@ -19,9 +19,9 @@ use serde::{Deserialize, Serialize};
 use shard_proto::{ShardId, WikiSchema};
 
 use super::cluster_file::SHARD_STORE;
-use super::processes::{describe_exit, log_tail, Processes};
+use crate::supervisor::{describe_exit, log_tail, Supervisor};
 use super::StopSignals;
-use crate::cluster::ClusterConfig;
+use searcher::cluster::ClusterConfig;
 
 /// The stamp file inside the data directory.
 pub const STAMP_FILE: &str = "build-stamp.json";
@@ -35,6 +35,8 @@ pub struct BuildPlan {
     pub shards: u32,
     /// Indexer processes.
     pub indexers: u32,
+    /// The `indexer` binary they run.
+    pub indexer: PathBuf,
 }
 
 /// Everything that shapes the index; equal stamps mean the index can be reused.
@@ -92,7 +94,7 @@ pub async fn ensure_built(
     data: &Path,
     plan: &BuildPlan,
     rebuild: bool,
-    procs: &mut Processes,
+    procs: &mut Supervisor,
     stop: &mut StopSignals,
 ) -> anyhow::Result<Outcome> {
     let stamp = Stamp::of(plan)?;
@@ -206,10 +208,9 @@ fn remove_if_exists(path: &Path) -> anyhow::Result<()> {
 async fn run_indexers(
     data: &Path,
     plan: &BuildPlan,
-    procs: &mut Processes,
+    procs: &mut Supervisor,
     stop: &mut StopSignals,
 ) -> anyhow::Result<Outcome> {
-    let exe = std::env::current_exe().context("cannot find the searcher executable")?;
     let started = Instant::now();
     let per_node = plan.shards / plan.indexers;
     println!(
@@ -224,9 +225,8 @@ async fn run_indexers(
         let summary = procs.log_path(&format!("{name}.summary"));
         let stdout = std::fs::File::create(&summary)
             .with_context(|| format!("cannot create {}", summary.display()))?;
-        let mut command = Command::new(&exe);
+        let mut command = Command::new(&plan.indexer);
         command
-            .arg("indexer")
             .arg("build")
             .arg("--input")
             .arg(&plan.dump)
@@ -240,7 +240,7 @@ async fn run_indexers(
             .arg(plan.indexers.to_string())
             .arg("--json")
             .stdout(stdout);
-        procs.spawn(&name, &mut command, true)?;
+        procs.spawn_keeping_stdout(&name, &mut command)?;
         names.push((name, summary));
     }
     loop {

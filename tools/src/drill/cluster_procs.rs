@@ -5,9 +5,11 @@
 //! - [`Monitor`]: polls `/cluster` every 100 ms in the background and records each node's
 //!   state transitions with their time, which is how "time until ejected" and "time until
 //!   serving again" are measured;
-//! - process control: signals by pid, waiting for a process to be gone, and starting a
-//!   node again from this very binary, detached into its own process group (so the drill's
-//!   Ctrl-C does not reach it) with its output appended to a log file.
+//! - [`start_node`]: starting a node again from the `searcher` binary, detached into its
+//!   own process group (so the drill's Ctrl-C does not reach it) with its output appended
+//!   to a log file, and bound to the life of the process that started the node it
+//!   replaces ([`crate::keep`]). Signals and waiting for exits are the
+//!   [`crate::supervisor`]'s.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -273,48 +275,27 @@ fn record(seen: &Mutex<Seen>, doc: &ClusterDoc, on_transition: &impl Fn(&Transit
     }
 }
 
-/// Sends a signal to a process.
-pub fn signal(pid: u32, signal: i32) -> anyhow::Result<()> {
-    let pid_t = libc::pid_t::try_from(pid).context("pid out of range")?;
-    if pid_t <= 1 {
-        bail!("refusing to signal pid {pid}");
-    }
-    // SAFETY: kill(2) has no memory-safety preconditions.
-    if unsafe { libc::kill(pid_t, signal) } != 0 {
-        let err = std::io::Error::last_os_error();
-        bail!("cannot send signal {signal} to pid {pid}: {err}");
-    }
-    Ok(())
-}
-
-/// Whether the process is gone (no such pid, or a zombie waiting to be reaped).
-pub fn process_gone(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => stat
-            .rsplit_once(')')
-            .map(|(_, rest)| rest.trim_start().starts_with('Z'))
-            .unwrap_or(false),
-        Err(_) => true,
-    }
-}
-
-/// Waits until the process is gone; false on timeout.
-pub async fn wait_gone(pid: u32, timeout: Duration) -> bool {
-    let deadline = Instant::now() + timeout;
-    while !process_gone(pid) {
-        if Instant::now() >= deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    true
-}
-
-/// Starts `searcher node --config CONFIG --id ID` from this executable, in its own process
-/// group, output appended to `<log_dir>/node-<id>.log`.
-pub fn start_node(config: &Path, id: &str, log_dir: &Path) -> anyhow::Result<(Child, PathBuf)> {
+/// Starts `searcher node --config CONFIG --id ID`, in its own process group, output
+/// appended to `<log_dir>/node-<id>.log`; with an `owner`, through `wikisearch keep`, so
+/// it lives no longer than the owner (the demo that started the node it replaces).
+pub fn start_node(
+    searcher: &Path,
+    config: &Path,
+    id: &str,
+    log_dir: &Path,
+    owner: Option<u32>,
+) -> anyhow::Result<(Child, PathBuf)> {
     use std::os::unix::process::CommandExt;
-    let exe = std::env::current_exe().context("cannot find the searcher executable")?;
+    let mut command = match owner {
+        Some(owner) => {
+            let keeper = std::env::current_exe().context("cannot locate this executable")?;
+            let mut command = Command::new(keeper);
+            command.args(["keep", "--owner", &owner.to_string(), "--"]);
+            command.arg(searcher);
+            command
+        }
+        None => Command::new(searcher),
+    };
     std::fs::create_dir_all(log_dir)
         .with_context(|| format!("cannot create log directory {}", log_dir.display()))?;
     let log_path = log_dir.join(format!("node-{id}.log"));
@@ -323,7 +304,7 @@ pub fn start_node(config: &Path, id: &str, log_dir: &Path) -> anyhow::Result<(Ch
         .append(true)
         .open(&log_path)
         .with_context(|| format!("cannot open {}", log_path.display()))?;
-    let child = Command::new(exe)
+    let child = command
         .arg("node")
         .arg("--config")
         .arg(config)

@@ -1,6 +1,6 @@
-//! Measuring the engine: the load generator (`searcher bench`), the single-process
-//! baselines it is compared with (`searcher baseline serve | in-process`), and the
-//! comparison that runs them all on the same documents (`searcher baseline compare`).
+//! Measuring the engine: the load generator (`wikisearch bench`), the single-process
+//! baselines it is compared with (`wikisearch baseline serve | in-process`), and the
+//! comparison that runs them all on the same documents (`wikisearch baseline compare`).
 //!
 //! - [`queries`]: benchmark query files (JSON lines or plain text);
 //! - [`loadgen`]: closed- and open-loop HTTP load as a library (the drill reuses it);
@@ -15,7 +15,6 @@ pub mod baseline_server;
 pub mod compare;
 pub mod in_process;
 pub mod loadgen;
-mod procs;
 pub mod queries;
 pub mod report;
 pub mod sharded_index;
@@ -34,7 +33,7 @@ use loadgen::{LoadMode, LoadSpec};
 use report::LoadReport;
 use single_index::SingleIndex;
 
-/// Flags of `searcher bench`.
+/// Flags of `wikisearch bench`.
 #[derive(Debug, clap::Args)]
 pub struct BenchArgs {
     /// The service to load (`http://host:port`; `/search` is appended).
@@ -75,7 +74,7 @@ pub struct BenchArgs {
     pub timeline: bool,
 }
 
-/// Flags of `searcher baseline`.
+/// Flags of `wikisearch baseline`.
 #[derive(Debug, clap::Args)]
 pub struct BaselineArgs {
     #[command(subcommand)]
@@ -93,7 +92,7 @@ pub enum BaselineCommand {
     Compare(compare::CompareArgs),
 }
 
-/// Flags of `searcher baseline serve`.
+/// Flags of `wikisearch baseline serve`.
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
     /// The index: a shard directory, or an `indexer build --shards 1 --nodes 1` output.
@@ -106,7 +105,7 @@ pub struct ServeArgs {
     pub threads: Option<usize>,
 }
 
-/// Flags of `searcher baseline in-process`.
+/// Flags of `wikisearch baseline in-process`.
 #[derive(Debug, clap::Args)]
 pub struct InProcessArgs {
     /// The index: a shard directory, or an `indexer build --shards 1 --nodes 1` output.
@@ -131,7 +130,7 @@ pub struct InProcessArgs {
     pub json: bool,
 }
 
-/// Runs `searcher bench`.
+/// Runs `wikisearch bench`.
 pub fn run_cli(args: BenchArgs) -> anyhow::Result<()> {
     let queries = queries::load(&args.queries)?;
     let mode = match (args.concurrency, args.rate) {
@@ -178,7 +177,7 @@ pub fn run_cli(args: BenchArgs) -> anyhow::Result<()> {
     print_report(&report, args.json)
 }
 
-/// Runs `searcher baseline ...`.
+/// Runs `wikisearch baseline ...`.
 pub fn run_baseline_cli(args: BaselineArgs) -> anyhow::Result<()> {
     match args.command {
         BaselineCommand::Serve(args) => serve_cli(args),
@@ -211,7 +210,7 @@ fn serve_cli(args: ServeArgs) -> anyhow::Result<()> {
             index.dir().display()
         );
         let _ = std::io::stdout().flush();
-        baseline_server::serve(index, listener, crate::shutdown::signal()).await?;
+        baseline_server::serve(index, listener, searcher::shutdown::signal()).await?;
         Ok(())
     })
 }

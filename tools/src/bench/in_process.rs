@@ -1,4 +1,4 @@
-//! The in-process baseline (`searcher baseline in-process`): the same searches as the
+//! The in-process baseline (`wikisearch baseline in-process`): the same searches as the
 //! cluster (parse, count, top-k, stored fields, snippet) run by `threads` OS threads
 //! directly on one index, with no network and no serialization — the limit any server
 //! around this index can approach. Reports the same figures as the load generator. The

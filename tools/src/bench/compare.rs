@@ -1,4 +1,4 @@
-//! The whole comparison in one command (`searcher baseline compare`, or the
+//! The whole comparison in one command (`wikisearch baseline compare`, or the
 //! `search_bench` example): the cluster against what a user would run instead, on the
 //! same documents, in the same run, on this machine.
 //!
@@ -6,7 +6,7 @@
 //!    realistic frequencies and their phrases occur), built twice: 6 shards by 2
 //!    indexers × 3 shards, and 1 shard;
 //! 2. a cluster file (3 nodes, R = 2), 3 `searcher node` processes and a
-//!    `searcher frontend`; a `searcher baseline serve` process on the single shard;
+//!    `searcher frontend`; a `wikisearch baseline serve` process on the single shard;
 //! 3. the same queries at concurrency 1 and 8 against the front-end (with each
 //!    `search_type`) and the single HTTP server (the load generator), and on 1 and 8
 //!    threads in-process: the single index, and the 6 shards in one process (what sharding
@@ -32,9 +32,10 @@ use super::queries::{self, BenchQuery};
 use super::report::{LoadReport, Outcome};
 use super::sharded_index::ShardedIndex;
 use super::single_index::SingleIndex;
-use crate::bench::procs::{free_addr, Processes};
-use crate::cpu::process_cpu_seconds;
-use crate::rpc::NodeClient;
+use crate::binaries::Binaries;
+use crate::proc_stats::{process_cpu_seconds, threads_cpu_seconds};
+use crate::supervisor::{free_addr, Supervisor};
+use searcher::node::server::SEARCH_THREAD_PREFIX;
 
 /// The shared benchmark queries, read in place.
 const DEFAULT_QUERIES: &str = concat!(
@@ -58,7 +59,7 @@ const LEVELS: [usize; 2] = [1, 8];
 /// The front-end is measured with each way of fetching the page (`search_type`).
 const SEARCH_TYPES: [&str; 3] = ["auto", "query_then_fetch", "query_and_fetch"];
 
-/// Flags of `searcher baseline compare`.
+/// Flags of `wikisearch baseline compare`.
 #[derive(Clone, Debug, clap::Args)]
 pub struct CompareArgs {
     /// Pages of the synthetic corpus.
@@ -78,9 +79,6 @@ pub struct CompareArgs {
     /// Rebuild the corpus and shards even if present.
     #[arg(long)]
     pub rebuild: bool,
-    /// The `searcher` binary to start processes from (default: this executable).
-    #[arg(long)]
-    pub searcher_bin: Option<PathBuf>,
     /// Print every report and the ratios as one JSON object.
     #[arg(long)]
     pub json: bool,
@@ -101,10 +99,10 @@ pub struct Measurement {
 enum CpuSource {
     /// The started processes whose name starts with this prefix.
     Children(&'static str),
-    /// The search pools of these nodes (as their health answers report it).
-    NodePools(Vec<NodeClient>),
+    /// The search pools of the nodes (their threads named `SEARCH_THREAD_PREFIX`...).
+    NodePools,
     /// The node processes (`node-*`) minus their search pools: HTTP, I/O, the runtime.
-    NodesBesidesPools(Vec<NodeClient>),
+    NodesBesidesPools,
     /// This process (the load generator, or the in-process searches and their driver).
     ThisProcess,
 }
@@ -112,29 +110,21 @@ enum CpuSource {
 /// The process groups a setup is charged, with their labels.
 type CpuGroups = Vec<(&'static str, CpuSource)>;
 
-fn cpu_snapshot(
-    runtime: &tokio::runtime::Runtime,
-    procs: &Processes,
-    groups: &CpuGroups,
-) -> Vec<f64> {
-    // Both node groups use one reading of the pools (one health call per node).
-    let pools = std::cell::OnceCell::new();
-    let pools = |nodes: &[NodeClient]| -> f64 {
-        *pools.get_or_init(|| {
-            nodes
-                .iter()
-                .filter_map(|node| runtime.block_on(node.health()).ok())
-                .map(|health| health.search_cpu_seconds)
-                .sum()
-        })
+fn cpu_snapshot(procs: &Supervisor, groups: &CpuGroups) -> Vec<f64> {
+    let pools = || -> f64 {
+        procs
+            .pids("node-")
+            .into_iter()
+            .filter_map(|pid| threads_cpu_seconds(pid, SEARCH_THREAD_PREFIX))
+            .sum()
     };
     groups
         .iter()
         .map(|(_, source)| match source {
             CpuSource::ThisProcess => process_cpu_seconds(std::process::id()).unwrap_or(0.0),
             CpuSource::Children(prefix) => procs.cpu_seconds(prefix),
-            CpuSource::NodePools(nodes) => pools(nodes),
-            CpuSource::NodesBesidesPools(nodes) => procs.cpu_seconds("node-") - pools(nodes),
+            CpuSource::NodePools => pools(),
+            CpuSource::NodesBesidesPools => procs.cpu_seconds("node-") - pools(),
         })
         .collect()
 }
@@ -177,13 +167,9 @@ pub struct Summary {
     pub agreement: Agreement,
 }
 
-/// Runs `searcher baseline compare`.
+/// Runs `wikisearch baseline compare`.
 pub fn run_cli(args: CompareArgs) -> anyhow::Result<()> {
-    let searcher = match &args.searcher_bin {
-        Some(path) => path.clone(),
-        None => std::env::current_exe().context("cannot locate this executable")?,
-    };
-    let (measurements, summary) = run(&args, &searcher)?;
+    let (measurements, summary) = run(&args, &Binaries::locate()?)?;
     if args.json {
         let value = serde_json::json!({ "measurements": measurements, "summary": summary });
         println!("{value}");
@@ -194,30 +180,24 @@ pub fn run_cli(args: CompareArgs) -> anyhow::Result<()> {
 }
 
 /// Builds everything, measures every configuration, stops every process.
-pub fn run(args: &CompareArgs, searcher: &Path) -> anyhow::Result<(Vec<Measurement>, Summary)> {
-    if !searcher.is_file() {
-        bail!(
-            "{} not found: build it (cargo build --release -p searcher)",
-            searcher.display()
-        );
-    }
+pub fn run(args: &CompareArgs, bins: &Binaries) -> anyhow::Result<(Vec<Measurement>, Summary)> {
     let duration = super::seconds("duration", args.duration)?;
     let warmup = super::seconds("warmup", args.warmup)?;
     let queries = queries::load(&args.queries)?;
     std::fs::create_dir_all(&args.work)
         .with_context(|| format!("cannot create {}", args.work.display()))?;
     let work = args.work.canonicalize()?;
-    let built = build_indexes(searcher, &work, args.pages, &args.queries, args.rebuild)?;
+    let built = build_indexes(&bins.indexer, &work, args.pages, &args.queries, args.rebuild)?;
 
-    let mut procs = Processes::new(work.join("logs"))?;
-    let (frontend, nodes) = start_cluster(&mut procs, searcher, &work, &built.store)?;
-    let single_http = start_single_http(&mut procs, searcher, &built.single)?;
+    let mut procs = Supervisor::new(work.join("logs"))?;
+    let frontend = start_cluster(&mut procs, &bins.searcher, &work, &built.store)?;
+    let single_http = start_single_http(&mut procs, &bins.wikisearch, &built.single)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     for (name, url) in [("front-end", &frontend), ("single HTTP", &single_http)] {
         runtime
-            .block_on(wait_until_serving(&procs, url, Duration::from_secs(300)))
+            .block_on(wait_until_serving(&mut procs, url, Duration::from_secs(300)))
             .with_context(|| format!("the {name} never answered"))?;
     }
 
@@ -232,8 +212,8 @@ pub fn run(args: &CompareArgs, searcher: &Path) -> anyhow::Result<(Vec<Measureme
     type Setup<'a> = (String, &'a str, Vec<(String, String)>, CpuGroups);
     let cluster_cpu: CpuGroups = vec![
         ("front-end", CpuSource::Children("frontend")),
-        ("node search pools", CpuSource::NodePools(nodes.clone())),
-        ("node HTTP and I/O", CpuSource::NodesBesidesPools(nodes)),
+        ("node search pools", CpuSource::NodePools),
+        ("node HTTP and I/O", CpuSource::NodesBesidesPools),
         ("load generator", CpuSource::ThisProcess),
     ];
     let mut setups: Vec<Setup> = SEARCH_TYPES
@@ -258,9 +238,9 @@ pub fn run(args: &CompareArgs, searcher: &Path) -> anyhow::Result<(Vec<Measureme
         load(&runtime, url, &queries, &params, 2, warmup)?;
         for concurrency in LEVELS {
             procs.check_alive()?;
-            let before = cpu_snapshot(&runtime, &procs, &cpu_groups);
+            let before = cpu_snapshot(&procs, &cpu_groups);
             let report = load(&runtime, url, &queries, &params, concurrency, duration)?;
-            let after = cpu_snapshot(&runtime, &procs, &cpu_groups);
+            let after = cpu_snapshot(&procs, &cpu_groups);
             eprint!("{}", report.to_table());
             measurements.push(Measurement {
                 setup: setup.to_string(),
@@ -285,9 +265,9 @@ pub fn run(args: &CompareArgs, searcher: &Path) -> anyhow::Result<(Vec<Measureme
         eprintln!("measuring {setup} ...");
         in_process_run(&index, &queries, 2, warmup)?;
         for threads in LEVELS {
-            let before = cpu_snapshot(&runtime, &procs, &this_process);
+            let before = cpu_snapshot(&procs, &this_process);
             let report = in_process_run(&index, &queries, threads, duration)?;
-            let after = cpu_snapshot(&runtime, &procs, &this_process);
+            let after = cpu_snapshot(&procs, &this_process);
             eprint!("{}", report.to_table());
             measurements.push(Measurement {
                 setup: setup.to_string(),
@@ -356,7 +336,7 @@ fn corpus_tag(pages: u64, queries: &Path) -> anyhow::Result<String> {
 }
 
 fn build_indexes(
-    searcher: &Path,
+    indexer: &Path,
     work: &Path,
     pages: u64,
     queries: &Path,
@@ -380,8 +360,8 @@ fn build_indexes(
             "generating {pages} synthetic pages into {} ...",
             dump.display()
         );
-        let mut synth = Command::new(searcher);
-        synth.args(["indexer", "synth", "--out"]).arg(&dump);
+        let mut synth = Command::new(indexer);
+        synth.args(["synth", "--out"]).arg(&dump);
         synth.args(["--pages", &pages.to_string()]);
         synth.arg("--query-terms").arg(queries);
         run_step("indexer synth", &mut synth)?;
@@ -395,7 +375,7 @@ fn build_indexes(
                 node,
                 nodes: INDEXERS,
             };
-            let mut build = build_command(searcher, &dump, &dump_index, &store, slice);
+            let mut build = build_command(indexer, &dump, &dump_index, &store, slice);
             run_step("indexer build (cluster)", &mut build)?;
         }
     }
@@ -407,7 +387,7 @@ fn build_indexes(
             node: 0,
             nodes: 1,
         };
-        let mut build = build_command(searcher, &dump, &dump_index, &single, slice);
+        let mut build = build_command(indexer, &dump, &dump_index, &single, slice);
         run_step("indexer build (single)", &mut build)?;
     }
     Ok(Built { store, single })
@@ -421,9 +401,9 @@ struct Slice {
     nodes: usize,
 }
 
-fn build_command(searcher: &Path, dump: &Path, index: &Path, out: &Path, slice: Slice) -> Command {
-    let mut command = Command::new(searcher);
-    command.args(["indexer", "build", "--input"]).arg(dump);
+fn build_command(indexer: &Path, dump: &Path, index: &Path, out: &Path, slice: Slice) -> Command {
+    let mut command = Command::new(indexer);
+    command.args(["build", "--input"]).arg(dump);
     command.arg("--index").arg(index).arg("--out").arg(out);
     command.args(["--shards", &slice.shards.to_string()]);
     command.args(["--node", &slice.node.to_string()]);
@@ -455,11 +435,11 @@ fn run_step(what: &str, command: &mut Command) -> anyhow::Result<()> {
 
 /// Writes the cluster file and starts the nodes and the front-end; returns its URL.
 fn start_cluster(
-    procs: &mut Processes,
+    procs: &mut Supervisor,
     searcher: &Path,
     work: &Path,
     store: &Path,
-) -> anyhow::Result<(String, Vec<NodeClient>)> {
+) -> anyhow::Result<String> {
     let dir = work.join("cluster");
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
@@ -469,11 +449,9 @@ fn start_cluster(
         store.display().to_string()
     );
     let ids: Vec<String> = (1..=NODES).map(|n| format!("node-{n}")).collect();
-    let mut clients = Vec::new();
     for id in &ids {
         let rpc = free_addr()?;
         toml.push_str(&format!("\n[[node]]\nid = \"{id}\"\nrpc = \"{rpc}\"\n"));
-        clients.push(NodeClient::new(id.clone(), rpc, Duration::from_secs(1)));
     }
     let config = dir.join("cluster.toml");
     std::fs::write(&config, toml).with_context(|| format!("cannot write {}", config.display()))?;
@@ -488,16 +466,16 @@ fn start_cluster(
     let mut command = Command::new(searcher);
     command.arg("frontend").arg("--config").arg(&config);
     procs.spawn("frontend", &mut command)?;
-    Ok((format!("http://{frontend}"), clients))
+    Ok(format!("http://{frontend}"))
 }
 
 fn start_single_http(
-    procs: &mut Processes,
-    searcher: &Path,
+    procs: &mut Supervisor,
+    wikisearch: &Path,
     index: &Path,
 ) -> anyhow::Result<String> {
     let addr = free_addr()?;
-    let mut command = Command::new(searcher);
+    let mut command = Command::new(wikisearch);
     command.args(["baseline", "serve", "--index"]).arg(index);
     command.arg("--listen").arg(addr.to_string());
     procs.spawn("baseline-serve", &mut command)?;
@@ -506,7 +484,7 @@ fn start_single_http(
 
 /// Waits until a search answers 200 with every shard (not partial).
 async fn wait_until_serving(
-    procs: &Processes,
+    procs: &mut Supervisor,
     url: &str,
     deadline: Duration,
 ) -> anyhow::Result<()> {

@@ -1,4 +1,4 @@
-//! The per-second timeline of a load run (`searcher bench --timeline`): QPS, p50, p99,
+//! The per-second timeline of a load run (`wikisearch bench --timeline`): QPS, p50, p99,
 //! errors and partial answers of the requests completed in each second, plus the hedges
 //! and retries the front-end made in it.
 //!

@@ -18,9 +18,9 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use serde::Deserialize;
 
-use super::processes::{describe_exit, log_tail, Processes};
+use crate::supervisor::{describe_exit, log_tail, Supervisor};
 use super::StopSignals;
-use crate::cluster::ClusterConfig;
+use searcher::cluster::ClusterConfig;
 
 /// One request to the front-end.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(3);
@@ -101,7 +101,7 @@ fn not_ready(doc: &ClusterDoc, id: &str, pid: u32) -> Option<String> {
 pub async fn wait_ready(
     frontend: &Frontend,
     config: &ClusterConfig,
-    procs: &mut Processes,
+    procs: &mut Supervisor,
     stop: &mut StopSignals,
     timeout: Duration,
 ) -> anyhow::Result<Option<ClusterDoc>> {
@@ -148,7 +148,7 @@ fn timeout_report(
     timeout: Duration,
     pending: &str,
     config: &ClusterConfig,
-    procs: &Processes,
+    procs: &Supervisor,
 ) -> String {
     let mut report = format!("the cluster did not come up within {timeout:?}: {pending}");
     let names = std::iter::once("frontend").chain(config.nodes.iter().map(|n| n.id.as_str()));
@@ -169,7 +169,8 @@ fn timeout_report(
 pub fn print_ready(
     doc: &ClusterDoc,
     config: &ClusterConfig,
-    procs: &Processes,
+    procs: &Supervisor,
+    searcher: &Path,
     config_path: &Path,
     data: &Path,
 ) {
@@ -218,7 +219,7 @@ pub fn print_ready(
         println!();
         println!(
             "kill -9 {pid} to watch failover; restart it with: {}",
-            restart_command(config_path, &first.id)
+            restart_command(searcher, config_path, &first.id)
         );
     }
     println!(
@@ -229,10 +230,8 @@ pub fn print_ready(
 
 /// The exact shell command that starts node `id` again (it works while the demo runs:
 /// the node takes its old port and its replicas back).
-pub fn restart_command(config_path: &Path, id: &str) -> String {
-    let exe = std::env::current_exe()
-        .map(|p| p.display().to_string())
-        .unwrap_or_else(|_| "searcher".into());
+pub fn restart_command(searcher: &Path, config_path: &Path, id: &str) -> String {
+    let exe = searcher.display().to_string();
     let config = config_path.display().to_string();
     format!(
         "{} node --config {} --id {}",

@@ -1,18 +1,17 @@
-//! `searcher demo`: from a Wikipedia dump to a running local cluster with the search page,
+//! `wikisearch demo`: from a Wikipedia dump to a running local cluster with the search page,
 //! in one command.
 //!
 //! Steps: check the flags, the dump and the front-end's port (before any work); lock the
 //! data directory; build the index with K real `indexer build` processes, or reuse the
 //! last build when nothing changed ([`build`]); write the cluster file on free ports
 //! ([`cluster_file`]); start N `searcher node` processes and one `searcher frontend`
-//! ([`processes`]); wait until the front-end sees every node up and print the page URL,
+//! (through the [`Supervisor`]); wait until the front-end sees every node up and print the page URL,
 //! the node table and how to kill and restart a node ([`status`]); then supervise until
 //! Ctrl-C or SIGTERM and stop every child. The demo restarts nothing by itself: killing a
 //! node is how a user watches failover, and the printed command brings it back.
 
 mod build;
 mod cluster_file;
-mod processes;
 mod status;
 
 use std::fs::File;
@@ -27,7 +26,8 @@ use anyhow::{bail, Context as _};
 use tokio::signal::unix::{signal, Signal, SignalKind};
 
 use build::{BuildPlan, Outcome};
-use processes::{describe_exit, log_tail, Processes};
+use crate::binaries::Binaries;
+use crate::supervisor::{describe_exit, log_tail, Supervisor};
 use status::Frontend;
 
 /// Where the README's first command finds the sample dump (run from the repository root).
@@ -35,7 +35,7 @@ const DEFAULT_DUMP: &str = "../shared/corpus/enwiki-sample.xml.bz2";
 /// How long nodes and the front-end may take to come up.
 const START_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// Flags of `searcher demo`.
+/// Flags of `wikisearch demo`.
 #[derive(Debug, clap::Args)]
 pub struct DemoArgs {
     /// The dump to index (`.xml`, `.xml.bz2`, multistream `.xml.bz2`), relative to the
@@ -77,26 +77,28 @@ pub fn run_cli(args: DemoArgs) -> anyhow::Result<()> {
         .canonicalize()
         .with_context(|| format!("cannot resolve {}", args.data.display()))?;
     let _lock = lock_data_dir(&data)?;
+    let bins = Binaries::locate()?;
     // A current-thread runtime: everything, child spawning included, stays on the main
     // thread, which is the thread the children's death signal is tied to.
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("cannot start the tokio runtime")?;
-    runtime.block_on(async {
+    let mut procs = Supervisor::new(data.join("logs"))?;
+    let plan = BuildPlan {
+        dump,
+        shards: args.shards,
+        indexers: args.indexers,
+        indexer: bins.indexer.clone(),
+    };
+    let result = runtime.block_on(async {
         let mut stop = StopSignals::install()?;
-        let mut procs = Processes::new(data.join("logs"))?;
-        let plan = BuildPlan {
-            dump,
-            shards: args.shards,
-            indexers: args.indexers,
-        };
-        let result = run_cluster(&args, &data, &plan, &mut procs, &mut stop).await;
-        println!("Stopping the demo's processes...");
-        procs.stop_all().await;
-        println!("Stopped.");
-        result
-    })
+        run_cluster(&args, &data, &plan, &bins.searcher, &mut procs, &mut stop).await
+    });
+    println!("Stopping the demo's processes...");
+    procs.stop_all();
+    println!("Stopped.");
+    result
 }
 
 /// Build, start, wait, supervise; the caller stops the children whatever happens.
@@ -104,7 +106,8 @@ async fn run_cluster(
     args: &DemoArgs,
     data: &Path,
     plan: &BuildPlan,
-    procs: &mut Processes,
+    searcher: &Path,
+    procs: &mut Supervisor,
     stop: &mut StopSignals,
 ) -> anyhow::Result<()> {
     if let Outcome::Interrupted = build::ensure_built(data, plan, args.rebuild, procs, stop).await?
@@ -112,39 +115,39 @@ async fn run_cluster(
         return Ok(());
     }
     let (config_path, config) = cluster_file::write(data, args.nodes, args.replicas, args.listen)?;
-    let exe = std::env::current_exe().context("cannot find the searcher executable")?;
     for node in &config.nodes {
-        let mut command = Command::new(&exe);
+        let mut command = Command::new(searcher);
         command
             .arg("node")
             .arg("--config")
             .arg(&config_path)
             .arg("--id")
             .arg(&node.id);
-        procs.spawn(&node.id, &mut command, false)?;
+        procs.spawn(&node.id, &mut command)?;
     }
-    let mut command = Command::new(&exe);
+    let mut command = Command::new(searcher);
     command
         .arg("frontend")
         .arg("--config")
         .arg(&config_path)
         .arg("--listen")
         .arg(args.listen.to_string());
-    procs.spawn("frontend", &mut command, false)?;
+    procs.spawn("frontend", &mut command)?;
     println!("Starting {} nodes and the front-end...", config.nodes.len());
     let frontend = Frontend::new(args.listen)?;
     let Some(doc) = status::wait_ready(&frontend, &config, procs, stop, START_TIMEOUT).await?
     else {
         return Ok(());
     };
-    status::print_ready(&doc, &config, procs, &config_path, data);
-    supervise(procs, stop, &config_path).await
+    status::print_ready(&doc, &config, procs, searcher, &config_path, data);
+    supervise(procs, stop, searcher, &config_path).await
 }
 
 /// Reports children that exit until a stop signal; the front-end exiting ends the demo.
 async fn supervise(
-    procs: &mut Processes,
+    procs: &mut Supervisor,
     stop: &mut StopSignals,
+    searcher: &Path,
     config_path: &Path,
 ) -> anyhow::Result<()> {
     loop {
@@ -163,7 +166,7 @@ async fn supervise(
                 exited.name,
                 exited.pid,
                 describe_exit(exited.exit()),
-                status::restart_command(config_path, &exited.name)
+                status::restart_command(searcher, config_path, &exited.name)
             );
         }
         tokio::select! {

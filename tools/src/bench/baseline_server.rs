@@ -1,4 +1,4 @@
-//! The single-process HTTP baseline (`searcher baseline serve`): one tantivy index behind
+//! The single-process HTTP baseline (`wikisearch baseline serve`): one tantivy index behind
 //! a minimal `GET /search?q=&size=&from=` endpoint answering the front-end's JSON shape —
 //! what a user would run on one machine instead of a cluster.
 //!

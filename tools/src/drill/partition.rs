@@ -16,7 +16,7 @@
 //!
 //! The [`Partition`] guard removes its filter when dropped, so every exit path (normal end,
 //! error, panic unwinding, Ctrl-C dropping the drill's future) heals the partition. Only a
-//! SIGKILL of the drill itself leaves it behind; `searcher drill --fault partition` on the
+//! SIGKILL of the drill itself leaves it behind; `wikisearch drill --fault partition` on the
 //! same node removes a stale filter before it starts.
 
 use std::process::Command;
@@ -116,8 +116,7 @@ impl Drop for Partition {
 
 /// Whether this process may change traffic control on `lo`; the error says why not.
 pub fn check_permitted() -> anyhow::Result<()> {
-    // SAFETY: geteuid has no preconditions.
-    let euid = unsafe { libc::geteuid() };
+    let euid = crate::proc_stats::effective_uid();
     if euid != 0 {
         bail!(
             "partition needs root (CAP_NET_ADMIN) to add a tc filter on lo; running as uid \

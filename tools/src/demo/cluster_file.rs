@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 
-use crate::cluster::{ClusterConfig, FrontendConfig, NodeConfig, Timeouts};
+use searcher::cluster::{ClusterConfig, FrontendConfig, NodeConfig, Timeouts};
 
 /// Name of the cluster file inside the data directory.
 pub const CLUSTER_FILE: &str = "cluster.toml";

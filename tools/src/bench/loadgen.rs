@@ -1,6 +1,6 @@
 //! The load generator as a library: drives `GET <url>/search?q=...` with benchmark
-//! queries and measures what clients see. Used by `searcher bench`, by the comparison
-//! (`searcher baseline compare`) and by the fault drill, which reads the per-second rows
+//! queries and measures what clients see. Used by `wikisearch bench`, by the comparison
+//! (`wikisearch baseline compare`) and by the fault drill, which reads the per-second rows
 //! through [`LoadSpec::on_row`] while it breaks nodes.
 //!
 //! Two ways to apply load:

@@ -1,4 +1,4 @@
-//! `searcher drill`: steady load against a running cluster's front-end, one injected
+//! `wikisearch drill`: steady load against a running cluster's front-end, one injected
 //! fault, its heal, and a report of what users saw.
 //!
 //! The load comes from the bench's load generator ([`crate::bench::loadgen`]), on a thread
@@ -9,7 +9,7 @@
 //! and heals the fault before exiting.
 //!
 //! Everything the drill learns comes from the cluster file and the front-end's public API,
-//! so it works on a cluster started by `searcher demo` or by hand, as long as the node
+//! so it works on a cluster started by `wikisearch demo` or by hand, as long as the node
 //! processes run on this machine (signals need local pids).
 
 pub mod cluster_procs;
@@ -28,8 +28,10 @@ use shard_proto::ShardId;
 use crate::bench::loadgen::{self, LoadMode, LoadSpec};
 use crate::bench::queries::{self, BenchQuery};
 use crate::bench::report::LoadReport;
-use crate::cluster::ClusterConfig;
-use crate::placement::Placement;
+use searcher::cluster::ClusterConfig;
+use searcher::placement::Placement;
+use crate::binaries::Binaries;
+use crate::proc_stats::process_gone;
 use cluster_procs::{Frontend, Monitor};
 use faults::{Fault, FaultContext, TargetOutcome};
 use summary::{Inputs, Printer, Probe, Summary};
@@ -37,7 +39,7 @@ use summary::{Inputs, Printer, Probe, Summary};
 /// Default query file, relative to the workspace root (where a user runs the drill).
 const DEFAULT_QUERIES: &str = "../shared/bench/queries-aol.jsonl";
 
-/// Flags of `searcher drill`.
+/// Flags of `wikisearch drill`.
 #[derive(Debug, clap::Args)]
 pub struct DrillArgs {
     /// The cluster file of the running cluster.
@@ -86,7 +88,7 @@ pub fn run_cli(args: DrillArgs) -> anyhow::Result<()> {
         tokio::select! {
             result = run(args) => result,
             // Dropping `run` drops the fault script's healer: the fault is undone here.
-            _ = crate::shutdown::signal() => bail!("interrupted: the fault was healed, load stopped"),
+            _ = searcher::shutdown::signal() => bail!("interrupted: the fault was healed, load stopped"),
         }
     });
     // The load thread and restarted nodes are not waited for.
@@ -130,6 +132,7 @@ pub async fn run(args: DrillArgs) -> anyhow::Result<()> {
 
     let fault_printer = printer.clone();
     let ctx = FaultContext {
+        searcher: Binaries::locate()?.searcher,
         config: plan.config_path.clone(),
         log_dir: log_dir(&plan.config_path),
         monitor: monitor.clone(),
@@ -223,7 +226,7 @@ async fn plan(args: &DrillArgs) -> anyhow::Result<Plan> {
     ));
     let cluster = frontend.cluster().await.with_context(|| {
         format!(
-            "the front-end at {} does not answer: start the cluster first (searcher demo, or \
+            "the front-end at {} does not answer: start the cluster first (wikisearch demo, or \
              searcher node + searcher frontend with this cluster file)",
             frontend.base()
         )
@@ -243,7 +246,7 @@ async fn plan(args: &DrillArgs) -> anyhow::Result<Plan> {
         let pid = seen
             .pid
             .with_context(|| format!("the front-end reports no pid for node {id}"))?;
-        if cluster_procs::process_gone(pid) {
+        if process_gone(pid) {
             bail!("node {id} has pid {pid}, which is not a process on this machine");
         }
         targets.push((id.clone(), Some(pid), config.node(&id)?.rpc.port()));

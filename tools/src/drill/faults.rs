@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 
 use super::cluster_procs::{self, Monitor};
+use crate::proc_stats::parent_pid;
+use crate::supervisor::{signal, wait_gone, Signal};
 use super::partition::Partition;
 
 /// How long a node may take to serve again after it was healed or started.
@@ -86,6 +88,8 @@ impl TargetOutcome {
 
 /// What a fault script needs: where to restart nodes from, the monitor, the event printer.
 pub struct FaultContext {
+    /// The `searcher` binary nodes are started again from.
+    pub searcher: PathBuf,
     pub config: PathBuf,
     pub log_dir: PathBuf,
     pub monitor: Monitor,
@@ -96,8 +100,12 @@ pub struct FaultContext {
 /// Harms not yet undone; undone on drop.
 pub struct Healer {
     stopped: Vec<u32>,
-    killed: Vec<String>,
+    /// Nodes killed and not started again, with the process that had started each.
+    killed: Vec<(String, Option<u32>)>,
+    /// The process that started each node before this drill touched it.
+    owners: std::collections::HashMap<String, Option<u32>>,
     partitions: Vec<Partition>,
+    searcher: PathBuf,
     config: PathBuf,
     log_dir: PathBuf,
     /// Nodes this drill started; kept so their handles outlive the script (never killed).
@@ -105,10 +113,12 @@ pub struct Healer {
 }
 
 impl Healer {
-    pub fn new(config: &Path, log_dir: &Path) -> Self {
+    pub fn new(searcher: &Path, config: &Path, log_dir: &Path) -> Self {
         Healer {
+            searcher: searcher.to_path_buf(),
             stopped: Vec::new(),
             killed: Vec::new(),
+            owners: std::collections::HashMap::new(),
             partitions: Vec::new(),
             config: config.to_path_buf(),
             log_dir: log_dir.to_path_buf(),
@@ -116,23 +126,46 @@ impl Healer {
         }
     }
 
+    /// Records that `node` (process `pid`) is being killed: it will be started again,
+    /// owned by the process that had started it.
+    fn killing(&mut self, node: &str, pid: u32) {
+        // A node this drill already started again is its keeper's child: its owner is the
+        // one recorded the first time.
+        let owner = *self
+            .owners
+            .entry(node.to_string())
+            .or_insert_with(|| parent_pid(pid).filter(|&p| p > 1 && p != std::process::id()));
+        self.killed.push((node.to_string(), owner));
+    }
+
     fn start(&mut self, node: &str) -> anyhow::Result<u32> {
-        let (child, _log) = cluster_procs::start_node(&self.config, node, &self.log_dir)?;
+        let owner = self.owner_of(node);
+        let (child, _log) =
+            cluster_procs::start_node(&self.searcher, &self.config, node, &self.log_dir, owner)?;
         let pid = child.id();
         self.started.push(child);
-        self.killed.retain(|n| n != node);
+        self.killed.retain(|(n, _)| n != node);
         Ok(pid)
+    }
+
+    fn owner_of(&self, node: &str) -> Option<u32> {
+        self.killed
+            .iter()
+            .find(|(n, _)| n == node)
+            .and_then(|(_, owner)| *owner)
     }
 }
 
 impl Drop for Healer {
     fn drop(&mut self) {
         for pid in std::mem::take(&mut self.stopped) {
-            let _ = cluster_procs::signal(pid, libc::SIGCONT);
+            let _ = signal(pid, Signal::SIGCONT);
         }
         self.partitions.clear(); // each Partition removes its filter on drop
-        for node in std::mem::take(&mut self.killed) {
-            match cluster_procs::start_node(&self.config, &node, &self.log_dir) {
+        for (node, owner) in std::mem::take(&mut self.killed) {
+            let started =
+                cluster_procs::start_node(&self.searcher, &self.config, &node, &self.log_dir, owner);
+            match started {
                 Ok((child, log)) => {
                     eprintln!(
                         "drill: started node {node} again (pid {}, log {})",
@@ -155,7 +188,7 @@ pub async fn run_fault(
     heal_after: Duration,
     ctx: &FaultContext,
 ) -> anyhow::Result<Vec<TargetOutcome>> {
-    let mut healer = Healer::new(&ctx.config, &ctx.log_dir);
+    let mut healer = Healer::new(&ctx.searcher, &ctx.config, &ctx.log_dir);
     let mut outcomes: Vec<TargetOutcome> = targets
         .iter()
         .map(|(node, pid, _)| TargetOutcome::new(node, *pid))
@@ -215,13 +248,13 @@ fn inject(
     match fault {
         Fault::Kill | Fault::KillShard => {
             let pid = pid_of(outcome)?;
-            cluster_procs::signal(pid, libc::SIGKILL)?;
-            healer.killed.push(node.clone());
+            healer.killing(&node, pid);
+            signal(pid, Signal::SIGKILL)?;
             (ctx.event)(Instant::now(), format!("SIGKILL node {node} (pid {pid})"));
         }
         Fault::Stop => {
             let pid = pid_of(outcome)?;
-            cluster_procs::signal(pid, libc::SIGSTOP)?;
+            signal(pid, Signal::SIGSTOP)?;
             healer.stopped.push(pid);
             (ctx.event)(Instant::now(), format!("SIGSTOP node {node} (pid {pid})"));
         }
@@ -248,7 +281,7 @@ async fn heal(
     match fault {
         Fault::Kill | Fault::KillShard => {
             let old = pid_of(outcome)?;
-            if !cluster_procs::wait_gone(old, DRAIN_TIMEOUT).await {
+            if !wait_gone(old, DRAIN_TIMEOUT).await {
                 bail!("node {node} (pid {old}) is still running after SIGKILL");
             }
             let pid = healer.start(&node)?;
@@ -259,7 +292,7 @@ async fn heal(
         }
         Fault::Stop => {
             let pid = pid_of(outcome)?;
-            cluster_procs::signal(pid, libc::SIGCONT)?;
+            signal(pid, Signal::SIGCONT)?;
             healer.stopped.retain(|p| *p != pid);
             (ctx.event)(Instant::now(), format!("SIGCONT node {node} (pid {pid})"));
         }
@@ -288,17 +321,17 @@ async fn restart_one(
         _ => pid_of(outcome)?,
     };
     outcome.pid_before = Some(pid);
-    cluster_procs::signal(pid, libc::SIGTERM)?;
-    healer.killed.push(node.clone());
+    healer.killing(&node, pid);
+    signal(pid, Signal::SIGTERM)?;
     outcome.injected_at = Some(Instant::now());
     (ctx.event)(Instant::now(), format!("SIGTERM node {node} (pid {pid})"));
-    if !cluster_procs::wait_gone(pid, DRAIN_TIMEOUT).await {
+    if !wait_gone(pid, DRAIN_TIMEOUT).await {
         (ctx.event)(
             Instant::now(),
             format!("node {node} did not exit {DRAIN_TIMEOUT:?} after SIGTERM: SIGKILL"),
         );
-        cluster_procs::signal(pid, libc::SIGKILL)?;
-        cluster_procs::wait_gone(pid, DRAIN_TIMEOUT).await;
+        signal(pid, Signal::SIGKILL)?;
+        wait_gone(pid, DRAIN_TIMEOUT).await;
     }
     let new_pid = healer.start(&node)?;
     outcome.healed_at = Some(Instant::now());

@@ -1,0 +1,25 @@
+//! Helpers shared by the tools' unit tests: real shards built by the real indexer from
+//! the English sample dump (read in place from `../shared`).
+
+use std::path::{Path, PathBuf};
+
+/// The English `pages-articles` excerpt.
+pub fn sample_dump() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus/enwiki-sample.xml.bz2")
+}
+
+/// Builds `shards` shards of the sample dump into the shard store `out`.
+pub fn build_store(out: &Path, shards: u32) {
+    let args = indexer::build::BuildArgs {
+        input: sample_dump(),
+        out: out.to_path_buf(),
+        shards,
+        node: 0,
+        nodes: 1,
+        index: None,
+        threads: 1,
+        memory_mb: 256,
+        json: false,
+    };
+    indexer::build::build(&args.options().expect("build options")).expect("build shards");
+}
