@@ -15,7 +15,7 @@ use shard_proto::manifest::ShardManifest;
 use shard_proto::ShardId;
 
 use crate::error::{Error, Result};
-use crate::frontend::root::SearchType;
+use crate::model::SearchType;
 
 /// The parsed cluster file.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

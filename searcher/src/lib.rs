@@ -7,6 +7,7 @@
 //! - [`rpc`]: the typed client for that RPC;
 //! - [`frontend`]: the stateless scatter-gather front-end (root): replica choice,
 //!   failover, merging, the public JSON API, the search page and metrics;
+//! - [`model`]: the public API's JSON documents and limits, shared with the tools and tests;
 //! - [`snippets`]: highlighted snippets, cut the same way by nodes and baselines.
 //!
 //! Only serving code lives here. The demo, the load generator, the baselines and the
@@ -19,6 +20,7 @@ pub mod cluster;
 pub mod error;
 pub mod frontend;
 pub mod in_flight;
+pub mod model;
 pub mod node;
 pub mod placement;
 pub mod rpc;

@@ -133,6 +133,15 @@ impl LeafHit {
     pub fn merge_order(a: &LeafHit, b: &LeafHit) -> std::cmp::Ordering {
         b.score.total_cmp(&a.score).then(a.id.cmp(&b.id))
     }
+
+    /// Its address in `shard`, for the fetch phase.
+    pub fn doc_ref(&self, shard: ShardId) -> DocRef {
+        DocRef {
+            shard,
+            segment: self.segment,
+            doc: self.doc,
+        }
+    }
 }
 
 /// One shard's query-phase result.

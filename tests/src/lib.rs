@@ -20,7 +20,9 @@ pub use tools::supervisor::{send_signal, Signal};
 /// itself, so asking for it builds them too.
 pub fn bin(name: &str) -> PathBuf {
     static BUILT: Mutex<BTreeMap<String, PathBuf>> = Mutex::new(BTreeMap::new());
-    let mut built = BUILT.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let mut built = BUILT
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     if name == "wikisearch" {
         for engine in ["searcher", "indexer"] {
             if !built.contains_key(engine) {

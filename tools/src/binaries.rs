@@ -119,6 +119,9 @@ mod tests {
     fn a_missing_binary_is_a_clear_error() {
         let dir = tempfile::tempdir().unwrap();
         let err = Binaries::in_dir(dir.path()).unwrap_err().to_string();
-        assert!(err.contains("searcher not found") && err.contains("cargo build"), "{err}");
+        assert!(
+            err.contains("searcher not found") && err.contains("cargo build"),
+            "{err}"
+        );
     }
 }

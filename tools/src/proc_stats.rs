@@ -110,7 +110,10 @@ mod tests {
         let me = std::process::id();
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
         while threads_cpu_seconds(me, "spin-test").unwrap() == 0.0 {
-            assert!(std::time::Instant::now() < deadline, "no CPU seen for the thread");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no CPU seen for the thread"
+            );
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
         assert!(process_cpu_seconds(me).unwrap() > 0.0);

@@ -18,19 +18,14 @@ use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use serde::Serialize;
 use tower::ServiceBuilder;
 
 use crate::frontend::metrics::Metrics;
-use crate::frontend::nodes::NodeState;
-use crate::frontend::root::{Root, SearchError, SearchParams, SearchType};
-
-/// Largest `size`.
-pub const MAX_SIZE: usize = 100;
-/// Deepest page: `from + size` at most this.
-pub const MAX_WINDOW: usize = 10_000;
-/// Longest query, in bytes.
-pub const MAX_QUERY_BYTES: usize = 4096;
+use crate::frontend::root::{Root, SearchError};
+use crate::model::{
+    ClusterView, ErrorBody, NodeHealth, NodeView, ReplicaHealth, ReplicaView, SearchParams,
+    SearchType, ShardView, DEFAULT_SIZE,
+};
 /// Public requests served at once before new ones are shed with 503.
 const MAX_CONCURRENT_REQUESTS: usize = 1024;
 
@@ -66,10 +61,6 @@ pub fn router(state: Arc<AppState>) -> Router {
 }
 
 fn error(status: StatusCode, message: String) -> Response {
-    #[derive(Serialize)]
-    struct ErrorBody {
-        error: String,
-    }
     (status, Json(ErrorBody { error: message })).into_response()
 }
 
@@ -98,15 +89,6 @@ pub struct Validated {
 /// Checks the query string of `/search`.
 pub fn validate(raw: &HashMap<String, String>) -> Result<Validated, String> {
     let q = raw.get("q").map(String::as_str).unwrap_or("");
-    if q.trim().is_empty() {
-        return Err("missing query: use /search?q=words".into());
-    }
-    if q.len() > MAX_QUERY_BYTES {
-        return Err(format!(
-            "query is {} bytes; the limit is {MAX_QUERY_BYTES}",
-            q.len()
-        ));
-    }
     let number = |name: &str, default: usize| -> Result<usize, String> {
         match raw.get(name) {
             None => Ok(default),
@@ -116,17 +98,8 @@ pub fn validate(raw: &HashMap<String, String>) -> Result<Validated, String> {
                 .map_err(|_| format!("{name} must be a non-negative integer, got {text:?}")),
         }
     };
-    let size = number("size", 10)?;
+    let size = number("size", DEFAULT_SIZE)?;
     let from = number("from", 0)?;
-    if size > MAX_SIZE {
-        return Err(format!("size must be at most {MAX_SIZE}, got {size}"));
-    }
-    if from.saturating_add(size) > MAX_WINDOW {
-        return Err(format!(
-            "from + size must be at most {MAX_WINDOW}, got {}",
-            from.saturating_add(size)
-        ));
-    }
     let allow_partial = match raw.get("allow_partial").map(|s| s.trim()) {
         None | Some("true") | Some("1") => true,
         Some("false") | Some("0") => false,
@@ -142,13 +115,15 @@ pub fn validate(raw: &HashMap<String, String>) -> Result<Validated, String> {
             format!("search_type must be auto, query_then_fetch or query_and_fetch, got {text:?}")
         })?),
     };
+    let params = SearchParams {
+        q: q.to_string(),
+        from,
+        size,
+        search_type,
+    };
+    params.check()?;
     Ok(Validated {
-        params: SearchParams {
-            q: q.to_string(),
-            from,
-            size,
-            search_type,
-        },
+        params,
         allow_partial,
     })
 }
@@ -231,41 +206,12 @@ async fn search_outcome(
     }
 }
 
-#[derive(Serialize)]
-struct ClusterView {
-    nodes: Vec<NodeView>,
-    shards: Vec<ShardView>,
-    docs_total: u64,
-}
-
-#[derive(Serialize)]
-struct NodeView {
-    id: String,
-    addr: String,
-    state: &'static str,
-    last_error: Option<String>,
-    latency_ms: f64,
-    in_flight: u32,
-    pid: Option<u32>,
-    replicas: Vec<String>,
-}
-
-#[derive(Serialize)]
-struct ShardView {
-    id: String,
-    docs: u64,
-    replicas: Vec<ReplicaView>,
-    last_served_by: Option<String>,
-}
-
-#[derive(Serialize)]
-struct ReplicaView {
-    node: String,
-    state: &'static str,
-}
-
 async fn cluster(State(state): State<Arc<AppState>>) -> Json<ClusterView> {
-    let root = &state.root;
+    Json(cluster_view(&state.root))
+}
+
+/// What `/cluster` shows: every node's health and every shard's replicas.
+pub fn cluster_view(root: &Root) -> ClusterView {
     let replicas = &root.fanout.replicas;
     let nodes = replicas
         .nodes
@@ -273,9 +219,9 @@ async fn cluster(State(state): State<Arc<AppState>>) -> Json<ClusterView> {
         .map(|node| NodeView {
             id: node.id.clone(),
             addr: node.addr.to_string(),
-            state: node.state().as_str(),
+            state: node.state(),
             last_error: node.last_error(),
-            latency_ms: node.latency_ewma_ms(),
+            latency_ms: node.latency_ms(),
             in_flight: node.in_flight(),
             pid: node.pid(),
             replicas: replicas
@@ -301,11 +247,11 @@ async fn cluster(State(state): State<Arc<AppState>>) -> Json<ClusterView> {
                         .map(|&i| {
                             let node = &replicas.nodes[i];
                             let state = if node.replica_failed(shard) {
-                                "failed"
-                            } else if node.state() == NodeState::Down {
-                                "down"
+                                ReplicaHealth::Failed
+                            } else if node.state() == NodeHealth::Down {
+                                ReplicaHealth::Down
                             } else {
-                                "serving"
+                                ReplicaHealth::Serving
                             };
                             ReplicaView {
                                 node: node.id.clone(),
@@ -319,11 +265,11 @@ async fn cluster(State(state): State<Arc<AppState>>) -> Json<ClusterView> {
                 .map(|i| replicas.nodes[i].id.clone()),
         })
         .collect();
-    Json(ClusterView {
+    ClusterView {
         nodes,
         shards,
         docs_total: root.shard_docs.values().sum(),
-    })
+    }
 }
 
 #[cfg(test)]

@@ -14,9 +14,10 @@ use futures::stream::{FuturesUnordered, StreamExt};
 use shard_proto::wire::{FetchRequest, FetchedDoc, ShardOutcome};
 use tokio::time::Instant;
 
+use crate::frontend::merge::{to_public_hit, MergedHit};
 use crate::frontend::nodes::{AttemptError, RpcCall, RpcReply};
-use crate::frontend::root::{doc_ref, to_public_hit, Hit, MergedHit, ShardFailure};
 use crate::frontend::scatter::Fanout;
+use crate::model::{Hit, ShardFailure};
 
 struct Pending {
     node: usize,
@@ -114,7 +115,7 @@ async fn fetch_round(
     for (node, positions) in groups {
         let request = FetchRequest {
             query: template.query.clone(),
-            docs: positions.iter().map(|&i| doc_ref(&page[i])).collect(),
+            docs: positions.iter().map(|&i| page[i].doc_ref()).collect(),
             snippet_chars: template.snippet_chars,
             stats: template.stats.clone(),
         };

@@ -5,7 +5,7 @@
 //! Handles of per-node series are created once at start-up ([`NodeMetrics`]) so that the
 //! query path records figures without building label sets or allocating.
 
-use std::sync::Mutex;
+use parking_lot::Mutex;
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
@@ -81,7 +81,7 @@ impl Metrics {
     }
 
     fn register_all(&self) {
-        let mut r = self.registry.lock().expect("metrics registry");
+        let mut r = self.registry.lock();
         r.register(
             "requests",
             "Public /search requests by outcome",
@@ -171,7 +171,7 @@ impl Metrics {
     /// The Prometheus text exposition.
     pub fn render(&self) -> String {
         let mut out = String::new();
-        let registry = self.registry.lock().expect("metrics registry");
+        let registry = self.registry.lock();
         // Writing into a String cannot fail.
         let _ = encode(&mut out, &registry);
         out

@@ -5,16 +5,22 @@
 //! term statistics) from the nodes — so several front-ends can serve one cluster and a
 //! restarted one needs no recovery.
 //!
-//! - [`root`]: parse, global statistics, query phase, merge; [`fetch`]: the fetch phase;
+//! - [`root`]: parse, global statistics, query phase, then [`merge`] (pure, shared with
+//!   the in-process sharded baseline) and [`fetch`]: the fetch phase;
 //! - [`scatter`]: one request per node, retries on another replica, hedging, deadline;
 //! - [`replica`]: placement- and load-aware choice of replicas; [`policy`]: hedge budget;
-//! - [`nodes`]: per-node client stack (tower timeout, concurrency limit, PeakEwma), state
-//!   and latency; [`health`]: ejection recovery through background probes;
+//! - [`nodes`]: each node behind the [`nodes::NodeTransport`] seam, its one latency
+//!   estimate and its health (evidence-based, with hysteresis and probation);
+//!   [`health`]: ejection recovery through background probes;
+//! - `failover_tests`: the failover core against scripted nodes under a paused clock;
 //! - [`stats_cache`]: cached global BM25 statistics; [`api`]: HTTP routes; [`metrics`].
 
 pub mod api;
+#[cfg(test)]
+mod failover_tests;
 pub mod fetch;
 pub mod health;
+pub mod merge;
 pub mod metrics;
 pub mod nodes;
 pub mod policy;

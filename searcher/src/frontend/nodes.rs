@@ -1,40 +1,48 @@
-//! One searcher node as the front-end sees it: its pooled RPC client behind a small tower
-//! stack (`timeout` at the search deadline, `concurrency_limit`, and `load::PeakEwma`
-//! measuring its cost; each call brings its own budget, see `Fanout::attempt_budget`), its
-//! health state (up / suspect / down, consecutive failures, last error, pid and replica
-//! states from its health answers) and its recent latency distribution (an
-//! hdrhistogram window whose p95 decides when a request to it is worth hedging).
+//! One searcher node as the front-end sees it: how it is reached (a [`NodeTransport`]:
+//! the pooled RPC client in production, a scripted fake in the failover tests), how loaded
+//! and how fast it is (one latency estimate, [`Latency`]), and how healthy ([`Health`]).
 //!
-//! State transitions live here; *when* to probe lives in `health.rs`, *which* node to ask in
-//! `replica.rs`.
+//! Health changes on evidence only, with hysteresis:
+//! - `up` → `suspect` after a failed request (connect error, timeout, 5xx, bad answer;
+//!   [`AttemptError::is_node_failure`] is the one classification) or a sustained latency
+//!   shift ([`SLOW_STREAK`] answers in a row slower than its own p95). A hedge is normal
+//!   tail behaviour and changes nothing;
+//! - `suspect` → `up` after [`RECOVER_AFTER`] good answers in a row;
+//! - any state → `down` (ejected) after `eject_after_failures` failures in a row;
+//! - `down` → `probation` when the prober hears from it, never straight to `up`: it is
+//!   ranked after every other live node except on one ranking in [`PROBATION_TURN`] (a
+//!   bounded share of the traffic), and becomes `up` after [`PROBATION_SUCCESSES`] good
+//!   answers in a row; one failure sends it back down. Its latency estimate is the one it
+//!   had (nothing decays while it is away), so it does not come back looking idle.
+//!
+//! *When* to probe lives in `health.rs`, *which* node to ask in `replica.rs`.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
-use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
+use futures::future::BoxFuture;
 use hdrhistogram::Histogram as Hdr;
+use parking_lot::Mutex;
 use shard_proto::wire::{
     FetchRequest, FetchResponse, HealthResponse, ReplicaState, SearchRequest, SearchResponse,
     StatsRequest, StatsResponse,
 };
 use shard_proto::ShardId;
-use tower::load::{CompleteOnResponse, Load, PeakEwma};
-use tower::util::BoxService;
-use tower::{BoxError, Service, ServiceBuilder, ServiceExt};
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
 
 use crate::cluster::{NodeConfig, Timeouts};
 use crate::frontend::metrics::{Metrics, NodeMetrics};
+use crate::model::NodeHealth;
 use crate::rpc::{NodeClient, RpcError};
 
 /// Most requests the front-end keeps in flight to one node; beyond, callers queue (and the
 /// wait counts against the attempt timeout).
 const MAX_IN_FLIGHT_PER_NODE: usize = 256;
-/// PeakEwma's assumed latency of a node never measured, and its decay.
-const DEFAULT_RTT: Duration = Duration::from_millis(1);
-const EWMA_DECAY: Duration = Duration::from_secs(5);
+/// Weight of a new sample in the latency estimate.
+const EWMA_WEIGHT: f64 = 0.2;
 /// Hedging never fires earlier than this, whatever the p95: on a noisy 2-core box a
 /// sub-millisecond p95 is jitter, and a hedge costs a whole extra node request.
 pub const HEDGE_FLOOR: Duration = Duration::from_millis(3);
@@ -43,6 +51,15 @@ const HEDGE_UNTRUSTED: Duration = Duration::from_millis(25);
 const MIN_SAMPLES: u64 = 20;
 /// Latency samples per window; p95 is computed over the current and previous windows.
 const WINDOW_SAMPLES: u64 = 512;
+/// Answers in a row slower than the node's p95 that make it suspect (one in twenty is
+/// expected; five in a row is a shift).
+pub const SLOW_STREAK: u32 = 5;
+/// Good answers in a row that bring a suspect node back up.
+pub const RECOVER_AFTER: u32 = 10;
+/// Good answers in a row that end a rejoined node's probation.
+pub const PROBATION_SUCCESSES: u32 = 20;
+/// A node on probation is ranked with the healthy ones on one ranking in this many.
+pub const PROBATION_TURN: usize = 8;
 
 /// One RPC to a node.
 #[derive(Clone, Debug)]
@@ -61,7 +78,7 @@ pub enum RpcReply {
 }
 
 /// Why an attempt failed.
-#[derive(Clone, Debug, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
 pub enum AttemptError {
     #[error("connect: {0}")]
     Connect(String),
@@ -86,19 +103,9 @@ impl AttemptError {
     }
 
     /// Whether this says something about the node's health (a 4xx says our request was
-    /// bad, not the node).
+    /// bad, not the node). The one place errors are classified.
     pub fn is_node_failure(&self) -> bool {
         !matches!(self, AttemptError::Status(code, _) if *code < 500)
-    }
-
-    fn from_box(error: BoxError) -> Self {
-        if error.is::<tower::timeout::error::Elapsed>() {
-            return AttemptError::Timeout;
-        }
-        match error.downcast::<AttemptError>() {
-            Ok(own) => *own,
-            Err(other) => AttemptError::Connect(other.to_string()),
-        }
     }
 }
 
@@ -115,39 +122,89 @@ impl From<RpcError> for AttemptError {
     }
 }
 
-/// Health state shown in `/cluster`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-#[repr(u8)]
-pub enum NodeState {
-    Up = 0,
-    /// One recent failure, or answering slower than its p95.
-    Suspect = 1,
-    /// Ejected after repeated failures: only the prober talks to it.
-    Down = 2,
+/// How the front-end reaches a node: the seam under the failover core. Production uses
+/// the pooled RPC client ([`NodeClient`]); the failover tests use scripted fake nodes
+/// under a paused tokio clock.
+pub trait NodeTransport: Send + Sync + 'static {
+    /// One RPC.
+    fn call(&self, call: RpcCall) -> BoxFuture<'static, Result<RpcReply, AttemptError>>;
+    /// The prober's health RPC.
+    fn health(&self) -> BoxFuture<'static, Result<HealthResponse, AttemptError>>;
 }
 
-impl NodeState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            NodeState::Up => "up",
-            NodeState::Suspect => "suspect",
-            NodeState::Down => "down",
+impl NodeTransport for NodeClient {
+    fn call(&self, call: RpcCall) -> BoxFuture<'static, Result<RpcReply, AttemptError>> {
+        let client = self.clone();
+        Box::pin(async move {
+            let reply = match call {
+                RpcCall::Stats(request) => RpcReply::Stats(client.stats(&request).await?),
+                RpcCall::Search(request) => RpcReply::Search(client.search(&request).await?),
+                RpcCall::Fetch(request) => RpcReply::Fetch(client.fetch(&request).await?),
+            };
+            Ok(reply)
+        })
+    }
+
+    fn health(&self) -> BoxFuture<'static, Result<HealthResponse, AttemptError>> {
+        let client = self.clone();
+        Box::pin(async move { Ok(client.health().await?) })
+    }
+}
+
+/// The node's one latency estimate: an EWMA of its answers (its cost, and what `/cluster`
+/// shows) and a window of recent samples whose p95 says when a request is worth hedging.
+/// Only answers update it: a node away for a while keeps the estimate it left with.
+struct Latency {
+    ewma_micros: f64,
+    current: Hdr<u64>,
+    previous: Hdr<u64>,
+    hedge_after_micros: u64,
+}
+
+impl Latency {
+    fn new() -> Self {
+        let hdr = || Hdr::new_with_bounds(1, 120_000_000, 2).expect("valid hdrhistogram bounds");
+        Latency {
+            ewma_micros: 0.0,
+            current: hdr(),
+            previous: hdr(),
+            hedge_after_micros: HEDGE_UNTRUSTED.as_micros() as u64,
         }
     }
 
-    fn from_u8(value: u8) -> Self {
-        match value {
-            0 => NodeState::Up,
-            1 => NodeState::Suspect,
-            _ => NodeState::Down,
+    /// Records an answer's latency; returns whether it was slower than the p95 before it.
+    fn record(&mut self, micros: u64) -> bool {
+        let slow = micros > self.hedge_after_micros;
+        self.ewma_micros = if self.ewma_micros == 0.0 {
+            micros as f64
+        } else {
+            self.ewma_micros * (1.0 - EWMA_WEIGHT) + micros as f64 * EWMA_WEIGHT
+        };
+        let _ = self.current.record(micros.clamp(1, 120_000_000));
+        if self.current.len() >= WINDOW_SAMPLES {
+            std::mem::swap(&mut self.current, &mut self.previous);
+            self.current.reset();
         }
+        let samples = self.current.len() + self.previous.len();
+        if samples >= MIN_SAMPLES && samples.is_multiple_of(16) {
+            let mut both = self.previous.clone();
+            let _ = both.add(&self.current);
+            let floor = HEDGE_FLOOR.as_micros() as u64;
+            self.hedge_after_micros = both.value_at_quantile(0.95).max(floor);
+        }
+        slow
     }
 }
 
-/// What the last health answers and failures told about a node.
-#[derive(Debug, Default)]
-struct HealthInfo {
+/// What answers, failures and health probes told about a node.
+#[derive(Debug)]
+struct Health {
+    state: NodeHealth,
     consecutive_failures: u32,
+    /// Good answers (no slower than the p95) in a row.
+    good_streak: u32,
+    /// Answers slower than the p95 in a row.
+    slow_streak: u32,
     last_error: Option<String>,
     pid: Option<u32>,
     /// Replicas the node reported as refused (failed verification...), with the reason.
@@ -157,145 +214,147 @@ struct HealthInfo {
     unreachable: bool,
 }
 
-/// Recent latencies, in microseconds: two rotating hdrhistogram windows.
-struct LatencyWindow {
-    current: Hdr<u64>,
-    previous: Hdr<u64>,
-}
-
-impl LatencyWindow {
+impl Health {
     fn new() -> Self {
-        let hdr = || Hdr::new_with_bounds(1, 120_000_000, 2).expect("valid hdrhistogram bounds");
-        LatencyWindow {
-            current: hdr(),
-            previous: hdr(),
+        Health {
+            state: NodeHealth::Up,
+            consecutive_failures: 0,
+            good_streak: 0,
+            slow_streak: 0,
+            last_error: None,
+            pid: None,
+            failed_replicas: HashMap::new(),
+            unreachable: false,
         }
     }
 
-    /// Records a sample; returns the p95 over both windows every 16 samples.
-    fn record(&mut self, micros: u64) -> Option<u64> {
-        let _ = self.current.record(micros.clamp(1, 120_000_000));
-        if self.current.len() >= WINDOW_SAMPLES {
-            std::mem::swap(&mut self.current, &mut self.previous);
-            self.current.reset();
+    /// An answer arrived; `slow` if it took longer than the node's p95.
+    fn answered(&mut self, slow: bool) {
+        self.consecutive_failures = 0;
+        self.unreachable = false;
+        if slow {
+            self.slow_streak += 1;
+            self.good_streak = 0;
+        } else {
+            self.slow_streak = 0;
+            self.good_streak += 1;
         }
-        let samples = self.current.len() + self.previous.len();
-        if samples < MIN_SAMPLES || !samples.is_multiple_of(16) {
-            return None;
-        }
-        let mut both = self.previous.clone();
-        let _ = both.add(&self.current);
-        Some(both.value_at_quantile(0.95))
+        self.state = match self.state {
+            NodeHealth::Up if self.slow_streak >= SLOW_STREAK => NodeHealth::Suspect,
+            NodeHealth::Suspect if self.good_streak >= RECOVER_AFTER => NodeHealth::Up,
+            NodeHealth::Probation if self.good_streak >= PROBATION_SUCCESSES => NodeHealth::Up,
+            // A down node rejoins only through the prober, which checks its replicas too.
+            unchanged => unchanged,
+        };
+    }
+
+    /// A node failure; returns whether it ejected the node just now.
+    fn failed(&mut self, error: &AttemptError, eject_after: u32) -> bool {
+        self.consecutive_failures += 1;
+        self.good_streak = 0;
+        self.last_error = Some(error.to_string());
+        self.unreachable = matches!(error, AttemptError::Connect(_));
+        let previous = self.state;
+        self.state =
+            if self.consecutive_failures >= eject_after || previous == NodeHealth::Probation {
+                NodeHealth::Down
+            } else if previous == NodeHealth::Up {
+                NodeHealth::Suspect
+            } else {
+                previous
+            };
+        self.state == NodeHealth::Down && previous != NodeHealth::Down
     }
 }
 
-type EwmaService = PeakEwma<BoxService<RpcCall, RpcReply, AttemptError>, CompleteOnResponse>;
-
-/// One node: client stack, load, health.
+/// One node: transport, load, health.
 pub struct NodeHandle {
     pub id: String,
     pub addr: SocketAddr,
     /// Position in the front-end's node list.
     pub index: usize,
-    client: NodeClient,
-    ewma: Mutex<EwmaService>,
-    state: AtomicU8,
-    in_flight: AtomicU32,
-    latency_ewma_micros: AtomicU64,
-    hedge_after_micros: AtomicU64,
-    window: Mutex<LatencyWindow>,
-    info: Mutex<HealthInfo>,
+    transport: Arc<dyn NodeTransport>,
+    /// Bounds the requests in flight to the node.
+    slots: Semaphore,
+    latency: Mutex<Latency>,
+    health: Mutex<Health>,
     eject_after: u32,
     pub metrics: NodeMetrics,
 }
 
 impl NodeHandle {
+    /// A node reached over RPC, as the cluster file describes it.
     pub fn new(index: usize, config: &NodeConfig, timeouts: &Timeouts, metrics: &Metrics) -> Self {
         let client = NodeClient::new(config.id.clone(), config.rpc, timeouts.connect());
-        let stack = ServiceBuilder::new()
-            .map_err(AttemptError::from_box)
-            // No attempt outlives a search; the caller's budget is usually shorter.
-            .timeout(timeouts.deadline())
-            .concurrency_limit(MAX_IN_FLIGHT_PER_NODE)
-            .service(ClientService(client.clone()));
-        // service_fn is always ready, so the PeakEwma wrapper can be driven under a lock.
-        let ready = tower::service_fn(move |call: RpcCall| stack.clone().oneshot(call));
-        let ewma = PeakEwma::new(
-            BoxService::new(ready),
-            DEFAULT_RTT,
-            EWMA_DECAY.as_nanos() as f64,
-            CompleteOnResponse::default(),
-        );
+        Self::with_transport(index, config, Arc::new(client), timeouts, metrics)
+    }
+
+    /// A node reached through `transport`.
+    pub fn with_transport(
+        index: usize,
+        config: &NodeConfig,
+        transport: Arc<dyn NodeTransport>,
+        timeouts: &Timeouts,
+        metrics: &Metrics,
+    ) -> Self {
         NodeHandle {
             id: config.id.clone(),
             addr: config.rpc,
             index,
-            client,
-            ewma: Mutex::new(ewma),
-            state: AtomicU8::new(NodeState::Up as u8),
-            in_flight: AtomicU32::new(0),
-            latency_ewma_micros: AtomicU64::new(0),
-            hedge_after_micros: AtomicU64::new(HEDGE_UNTRUSTED.as_micros() as u64),
-            window: Mutex::new(LatencyWindow::new()),
-            info: Mutex::new(HealthInfo::default()),
+            transport,
+            slots: Semaphore::new(MAX_IN_FLIGHT_PER_NODE),
+            latency: Mutex::new(Latency::new()),
+            health: Mutex::new(Health::new()),
             eject_after: timeouts.eject_after_failures.max(1),
             metrics: metrics.node(&config.id),
         }
     }
 
-    pub fn state(&self) -> NodeState {
-        NodeState::from_u8(self.state.load(Ordering::Relaxed))
+    pub fn state(&self) -> NodeHealth {
+        self.health.lock().state
     }
 
-    fn set_state(&self, state: NodeState) {
-        self.state.store(state as u8, Ordering::Relaxed);
-    }
-
-    /// PeakEwma cost: decayed peak latency × (requests in flight + 1).
-    pub fn cost(&self) -> tower::load::peak_ewma::Cost {
-        self.ewma.lock().expect("ewma lock").load()
+    /// What ranking the node costs: its latency estimate × (requests in flight + 1).
+    pub fn cost(&self) -> f64 {
+        let ewma = self.latency.lock().ewma_micros.max(1.0);
+        ewma * f64::from(self.in_flight() + 1)
     }
 
     /// How long a request to this node may run before it is worth hedging: its recent p95,
     /// never below [`HEDGE_FLOOR`].
     pub fn hedge_after(&self) -> Duration {
-        Duration::from_micros(self.hedge_after_micros.load(Ordering::Relaxed))
+        Duration::from_micros(self.latency.lock().hedge_after_micros)
     }
 
     pub fn in_flight(&self) -> u32 {
-        self.in_flight.load(Ordering::Relaxed)
+        (MAX_IN_FLIGHT_PER_NODE - self.slots.available_permits()) as u32
     }
 
-    pub fn latency_ewma_ms(&self) -> f64 {
-        self.latency_ewma_micros.load(Ordering::Relaxed) as f64 / 1000.0
+    /// The latency estimate, in milliseconds.
+    pub fn latency_ms(&self) -> f64 {
+        self.latency.lock().ewma_micros / 1000.0
     }
 
-    /// Sends one RPC through the stack, giving up after `budget`; records latency and
-    /// health.
+    /// Sends one RPC, giving up after `budget` (waiting for a slot included); records
+    /// latency and health.
     pub async fn call(&self, call: RpcCall, budget: Duration) -> Result<RpcReply, AttemptError> {
         let histogram = match &call {
             RpcCall::Stats(_) => &self.metrics.stats,
             RpcCall::Search(_) => &self.metrics.search,
             RpcCall::Fetch(_) => &self.metrics.fetch,
         };
-        let future = {
-            let mut ewma = self.ewma.lock().expect("ewma lock");
-            let waker = futures::task::noop_waker_ref();
-            match ewma.poll_ready(&mut Context::from_waker(waker)) {
-                Poll::Ready(Ok(())) => ewma.call(call),
-                _ => unreachable!("a service_fn is always ready"),
-            }
-        };
-        self.in_flight.fetch_add(1, Ordering::Relaxed);
         let started = Instant::now();
-        let result = tokio::time::timeout(budget, future)
+        let exchange = async {
+            let _slot = self.slots.acquire().await;
+            self.transport.call(call).await
+        };
+        let result = tokio::time::timeout(budget, exchange)
             .await
             .unwrap_or(Err(AttemptError::Timeout));
         let elapsed = started.elapsed();
-        self.in_flight.fetch_sub(1, Ordering::Relaxed);
         histogram.observe(elapsed.as_secs_f64());
         match &result {
-            Ok(_) => self.record_success(elapsed),
+            Ok(_) => self.record_answer(elapsed),
             Err(error) => {
                 self.record_failure(error);
             }
@@ -303,40 +362,19 @@ impl NodeHandle {
         result
     }
 
-    /// Health RPC for the prober (not counted in the load estimate).
+    /// Health RPC for the prober (not counted in the latency estimate).
     pub async fn probe(&self, timeout: Duration) -> Result<HealthResponse, AttemptError> {
         let started = Instant::now();
-        let result = match tokio::time::timeout(timeout, self.client.health()).await {
-            Ok(result) => result.map_err(AttemptError::from),
-            Err(_) => Err(AttemptError::Timeout),
-        };
+        let result = tokio::time::timeout(timeout, self.transport.health())
+            .await
+            .unwrap_or(Err(AttemptError::Timeout));
         self.metrics.health.observe(started.elapsed().as_secs_f64());
         result
     }
 
-    fn record_success(&self, elapsed: Duration) {
-        let micros = elapsed.as_micros() as u64;
-        let old = self.latency_ewma_micros.load(Ordering::Relaxed);
-        let new = if old == 0 {
-            micros
-        } else {
-            (old * 4 + micros) / 5
-        };
-        self.latency_ewma_micros.store(new, Ordering::Relaxed);
-        if let Some(p95) = self.window.lock().expect("latency window").record(micros) {
-            let floor = HEDGE_FLOOR.as_micros() as u64;
-            self.hedge_after_micros
-                .store(p95.max(floor), Ordering::Relaxed);
-        }
-        {
-            let mut info = self.info.lock().expect("node info");
-            info.consecutive_failures = 0;
-            info.unreachable = false;
-        }
-        // A down node rejoins only through the prober, which checks its replicas too.
-        if self.state() == NodeState::Suspect && elapsed <= self.hedge_after() {
-            self.set_state(NodeState::Up);
-        }
+    fn record_answer(&self, elapsed: Duration) {
+        let slow = self.latency.lock().record(elapsed.as_micros() as u64);
+        self.health.lock().answered(slow);
     }
 
     /// Counts a failed attempt; returns true if this one ejected the node.
@@ -344,36 +382,18 @@ impl NodeHandle {
         if !error.is_node_failure() {
             return false;
         }
-        let mut info = self.info.lock().expect("node info");
-        info.consecutive_failures += 1;
-        info.last_error = Some(error.to_string());
-        info.unreachable = matches!(error, AttemptError::Connect(_));
-        if info.consecutive_failures >= self.eject_after {
-            let ejected = self.state() != NodeState::Down;
-            self.set_state(NodeState::Down);
-            if ejected {
-                self.metrics.ejections.inc();
-                tracing::warn!(node = %self.id, error = %error, "node ejected");
-            }
-            ejected
-        } else {
-            if self.state() == NodeState::Up {
-                self.set_state(NodeState::Suspect);
-            }
-            false
+        let ejected = self.health.lock().failed(error, self.eject_after);
+        if ejected {
+            self.metrics.ejections.inc();
+            tracing::warn!(node = %self.id, error = %error, "node ejected");
         }
+        ejected
     }
 
-    /// A request to this node ran past its p95 and was hedged.
-    pub fn mark_slow(&self) {
-        if self.state() == NodeState::Up {
-            self.set_state(NodeState::Suspect);
-        }
-    }
-
-    /// The prober heard from the node: it serves again (with the replicas it reports).
+    /// The prober heard from the node, with the replicas it reports: an ejected node
+    /// starts its probation.
     pub fn record_health(&self, health: &HealthResponse) {
-        let mut info = self.info.lock().expect("node info");
+        let mut info = self.health.lock();
         info.consecutive_failures = 0;
         info.pid = Some(health.pid);
         info.failed_replicas = health
@@ -384,15 +404,17 @@ impl NodeHandle {
                 ReplicaState::Serving { .. } => None,
             })
             .collect();
-        if self.state() == NodeState::Down {
-            tracing::info!(node = %self.id, "node rejoined");
+        if info.state == NodeHealth::Down {
+            tracing::info!(node = %self.id, "node rejoined: on probation");
+            info.state = NodeHealth::Probation;
+            info.good_streak = 0;
         }
-        self.set_state(NodeState::Up);
     }
 
     /// Whether the node may be asked for this shard (not down, replica not refused).
     pub fn serves(&self, shard: &ShardId) -> bool {
-        self.state() != NodeState::Down && !self.replica_failed(shard)
+        let info = self.health.lock();
+        info.state != NodeHealth::Down && !info.failed_replicas.contains_key(shard)
     }
 
     /// Whether this ejected node may still be asked for `shard` when no live replica is
@@ -401,61 +423,34 @@ impl NodeHandle {
     /// being dead; asking it (within the deadline) beats a partial answer, while a node
     /// whose port is closed costs nothing to skip.
     pub fn last_resort_for(&self, shard: &ShardId) -> bool {
-        let info = self.info.lock().expect("node info");
-        self.state() == NodeState::Down
+        let info = self.health.lock();
+        info.state == NodeHealth::Down
             && !info.unreachable
             && !info.failed_replicas.contains_key(shard)
     }
 
     pub fn replica_failed(&self, shard: &ShardId) -> bool {
-        let info = self.info.lock().expect("node info");
-        !info.failed_replicas.is_empty() && info.failed_replicas.contains_key(shard)
+        self.health.lock().failed_replicas.contains_key(shard)
     }
 
     /// Why this node cannot serve a shard, for failure reasons.
     pub fn unavailable_reason(&self, shard: &ShardId) -> String {
-        let info = self.info.lock().expect("node info");
+        let info = self.health.lock();
         if let Some(reason) = info.failed_replicas.get(shard) {
             return format!("{}: replica refused: {reason}", self.id);
         }
         match &info.last_error {
-            Some(error) => format!("{} {}: {error}", self.id, self.state().as_str()),
-            None => format!("{} {}", self.id, self.state().as_str()),
+            Some(error) => format!("{} {}: {error}", self.id, info.state.as_str()),
+            None => format!("{} {}", self.id, info.state.as_str()),
         }
     }
 
     pub fn last_error(&self) -> Option<String> {
-        self.info.lock().expect("node info").last_error.clone()
+        self.health.lock().last_error.clone()
     }
 
     pub fn pid(&self) -> Option<u32> {
-        self.info.lock().expect("node info").pid
-    }
-}
-
-/// The node's RPC client as a tower service.
-#[derive(Clone)]
-struct ClientService(NodeClient);
-
-impl Service<RpcCall> for ClientService {
-    type Response = RpcReply;
-    type Error = AttemptError;
-    type Future = futures::future::BoxFuture<'static, Result<RpcReply, AttemptError>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, call: RpcCall) -> Self::Future {
-        let client = self.0.clone();
-        Box::pin(async move {
-            let reply = match call {
-                RpcCall::Stats(request) => RpcReply::Stats(client.stats(&request).await?),
-                RpcCall::Search(request) => RpcReply::Search(client.search(&request).await?),
-                RpcCall::Fetch(request) => RpcReply::Fetch(client.fetch(&request).await?),
-            };
-            Ok(reply)
-        })
+        self.health.lock().pid
     }
 }
 
@@ -464,16 +459,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn latency_window_reports_p95_after_enough_samples() {
-        let mut window = LatencyWindow::new();
-        let mut last = None;
+    fn latency_reports_p95_after_enough_samples() {
+        let mut latency = Latency::new();
+        // 0.1 ms .. 10 ms: the p95 is above the hedge floor.
         for i in 1..=100u64 {
-            if let Some(p95) = window.record(i * 10) {
-                last = Some(p95);
-            }
+            latency.record(i * 100);
         }
-        let p95 = last.expect("p95 after 100 samples");
-        assert!((900..=970).contains(&p95), "{p95}");
+        let p95 = latency.hedge_after_micros;
+        assert!((9_000..=9_700).contains(&p95), "{p95}");
+        assert!(latency.ewma_micros > 5_000.0, "{}", latency.ewma_micros);
     }
 
     #[test]
@@ -481,5 +475,37 @@ mod tests {
         assert!(!AttemptError::Status(400, "bad".into()).is_node_failure());
         assert!(AttemptError::Status(503, "busy".into()).is_node_failure());
         assert!(AttemptError::Timeout.is_node_failure());
+        assert!(AttemptError::Decode("garbage".into()).is_node_failure());
+    }
+
+    #[test]
+    fn health_moves_on_evidence_with_hysteresis() {
+        let mut health = Health::new();
+        // Slow answers now and then (a hedge's worth) change nothing.
+        for _ in 0..100 {
+            health.answered(true);
+            health.answered(false);
+        }
+        assert_eq!(health.state, NodeHealth::Up);
+        // A sustained shift does.
+        for _ in 0..SLOW_STREAK {
+            health.answered(true);
+        }
+        assert_eq!(health.state, NodeHealth::Suspect);
+        // One good answer is not enough to come back; RECOVER_AFTER in a row are.
+        health.answered(false);
+        assert_eq!(health.state, NodeHealth::Suspect);
+        for _ in 1..RECOVER_AFTER {
+            health.answered(false);
+        }
+        assert_eq!(health.state, NodeHealth::Up);
+        // Failures: suspect, then ejected at the threshold.
+        assert!(!health.failed(&AttemptError::Timeout, 2));
+        assert_eq!(health.state, NodeHealth::Suspect);
+        assert!(health.failed(&AttemptError::Timeout, 2));
+        assert_eq!(health.state, NodeHealth::Down);
+        // Answers never bring a down node back: only the prober does.
+        health.answered(false);
+        assert_eq!(health.state, NodeHealth::Down);
     }
 }

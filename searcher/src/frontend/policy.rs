@@ -2,11 +2,11 @@
 //!
 //! tower's `hedge::Hedge` re-sends to the same inner service and its `retry::Retry` knows
 //! nothing of replicas or of one request carrying many shards, so the decisions are made
-//! by the scatter loop in `root.rs` and the limits live here: hedges are capped by a token
+//! by the scatter loop in `scatter.rs` and the limits live here: hedges are capped by a token
 //! bucket earning [`HEDGE_RATIO`] of a token per search (so at most ~5% of searches
 //! hedge, with a small burst), which keeps a slow cluster from doubling its own load.
 
-use std::sync::Mutex;
+use parking_lot::Mutex;
 
 /// Fraction of searches that may hedge.
 pub const HEDGE_RATIO: f64 = 0.05;
@@ -39,13 +39,13 @@ impl HedgeBudget {
 
     /// One search happened: earn a fraction of a token.
     pub fn deposit(&self) {
-        let mut tokens = self.tokens.lock().expect("hedge budget");
+        let mut tokens = self.tokens.lock();
         *tokens = (*tokens + self.ratio).min(self.burst);
     }
 
     /// Takes a token if there is one.
     pub fn try_take(&self) -> bool {
-        let mut tokens = self.tokens.lock().expect("hedge budget");
+        let mut tokens = self.tokens.lock();
         if *tokens >= 1.0 {
             *tokens -= 1.0;
             true

@@ -1,21 +1,21 @@
 //! Placement-aware, load-aware replica choice: which node answers for which shard.
 //!
-//! Every query ranks the live nodes once — healthy before suspect, then by tower's
-//! `PeakEwma` cost (decayed peak latency × (in-flight + 1)), ties rotated so idle nodes
-//! share the work — and gives each shard to the best-ranked node holding a live replica
-//! of it. Because every shard prefers the same least-loaded node, the plan needs as few
+//! Every query ranks the live nodes once — healthy before suspect before nodes on
+//! probation (which get one ranking in `PROBATION_TURN` first), then by cost (latency
+//! estimate × (in-flight + 1)), ties rotated so idle nodes share the work — and gives
+//! each shard to the best-ranked node holding a live replica of it. Because every shard prefers the same least-loaded node, the plan needs as few
 //! nodes as placement allows, so a query costs one request per node, not per shard (the
 //! per-node batching of Quickwit's root). Retries and hedges plan again with the nodes
 //! already tried for a shard excluded: a shard never goes twice to the same node.
 
-use std::cmp::Ordering as CmpOrdering;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use shard_proto::ShardId;
 
-use crate::frontend::nodes::{NodeHandle, NodeState};
+use crate::frontend::nodes::{NodeHandle, PROBATION_TURN};
+use crate::model::NodeHealth;
 use crate::placement::Placement;
 
 /// The placement table in node indices, plus the nodes.
@@ -24,6 +24,19 @@ pub struct ReplicaSet {
     /// Shard → indices (into `nodes`) of the nodes holding a replica, placement order.
     pub replicas: BTreeMap<ShardId, Vec<usize>>,
     rotation: AtomicUsize,
+}
+
+/// Where a node of this health ranks (lower first). A node on probation comes after every
+/// other live node, except on a trial turn (one ranking in `PROBATION_TURN`) where it
+/// comes first: a bounded share of the traffic, enough to prove itself.
+fn rank_class(health: NodeHealth, trial: bool) -> u8 {
+    match health {
+        NodeHealth::Probation if trial => 0,
+        NodeHealth::Up => 1,
+        NodeHealth::Suspect => 2,
+        NodeHealth::Probation => 3,
+        NodeHealth::Down => 4,
+    }
 }
 
 /// A plan: node index → shards it is asked for, plus the shards no live node holds.
@@ -48,21 +61,23 @@ impl ReplicaSet {
         }
     }
 
-    /// Node indices, best first.
+    /// Node indices, best first: by health class (see [`rank_class`]), then cost, ties
+    /// rotated.
     pub fn ranking(&self) -> Vec<usize> {
         let n = self.nodes.len();
-        let start = self.rotation.fetch_add(1, Ordering::Relaxed) % n.max(1);
-        let mut ranked: Vec<(NodeState, tower::load::peak_ewma::Cost, usize, usize)> = self
+        let turn = self.rotation.fetch_add(1, Ordering::Relaxed);
+        let start = turn % n.max(1);
+        let trial = turn.is_multiple_of(PROBATION_TURN);
+        let mut ranked: Vec<(u8, f64, usize, usize)> = self
             .nodes
             .iter()
             .enumerate()
-            .map(|(i, node)| (node.state(), node.cost(), (i + n - start) % n, i))
+            .map(|(i, node)| {
+                let class = rank_class(node.state(), trial);
+                (class, node.cost(), (i + n - start) % n, i)
+            })
             .collect();
-        ranked.sort_by(|a, b| {
-            a.0.cmp(&b.0)
-                .then(a.1.partial_cmp(&b.1).unwrap_or(CmpOrdering::Equal))
-                .then(a.2.cmp(&b.2))
-        });
+        ranked.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)).then(a.2.cmp(&b.2)));
         ranked.into_iter().map(|(_, _, _, i)| i).collect()
     }
 

@@ -10,20 +10,21 @@
 //!    pages are stable) and hit counts summed.
 //! 4. Fetch phase: only the final page's hits, one `FetchRequest` per node that produced
 //!    them — or none at all with [`SearchType::QueryAndFetch`], where the nodes attached
-//!    the documents of their best hits to the query phase's answer. Replicas are byte-identical copies, so a document address is the same on every
-//!    replica of its shard: a failed fetch is retried on another replica, and every fetched
-//!    document is checked against the page id the query phase returned.
+//!    the documents of their best hits to the query phase's answer. Replicas are
+//!    byte-identical copies, so a document address is the same on every replica of its
+//!    shard: a failed fetch is retried on another replica, and every fetched document is
+//!    checked against the page id the query phase returned.
+//!
+//! The public model lives in [`crate::model`], the merge in [`crate::frontend::merge`].
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 use shard_proto::stats::ShardTermStats;
 use shard_proto::wire::{
-    DocRef, FetchRequest, FetchedDoc, LeafHit, PiggybackFetch, SearchRequest, ShardHits,
-    StatsRequest,
+    FetchRequest, FetchedDoc, PiggybackFetch, SearchRequest, ShardHits, StatsRequest,
 };
 use shard_proto::{GlobalStats, ShardId, WikiSchema};
 use tantivy::query::QueryParser;
@@ -32,95 +33,18 @@ use tantivy::Term;
 use tokio::time::Instant;
 
 use crate::frontend::fetch;
+use crate::frontend::merge::{self, merge_page, MergedHit};
 use crate::frontend::nodes::{AttemptError, RpcCall, RpcReply};
-use crate::frontend::scatter::{Fanout, Outcomes, Phase};
+use crate::frontend::scatter::{Fanout, Gathered, Outcomes, Phase};
 use crate::frontend::stats_cache::{Lookup, StatsCache};
 use crate::in_flight::InFlight;
+use crate::model::{Hit, SearchAnswer, SearchParams, SearchType, ShardFailure, ShardsSummary};
 
 /// Longest snippet asked of the nodes, in characters.
 pub const SNIPPET_CHARS: u32 = 240;
 /// Largest first page fetched with [`SearchType::QueryAndFetch`]: each node fetches a
 /// good share of it, so beyond it a fetch phase is cheaper.
 pub const QUERY_AND_FETCH_MAX_SIZE: usize = 20;
-
-/// How the final page's stored fields and snippets are fetched (Elasticsearch's names).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SearchType {
-    /// `query_and_fetch` for a search the front-end runs alone (an idle cluster spends
-    /// spare CPU to save a round trip: lowest latency), `query_then_fetch` while others
-    /// run (a busy one spends nothing on documents it will not show: most throughput).
-    #[default]
-    Auto,
-    /// A fetch phase after the merge, for the final page only, from the nodes that own it.
-    QueryThenFetch,
-    /// The nodes attach the documents of their best hits to the query phase (each about its
-    /// share of the page, see [`and_fetch_quota`]): one round trip less in most queries, a
-    /// few more documents fetched. Used for first pages up to [`QUERY_AND_FETCH_MAX_SIZE`];
-    /// page hits a node did not attach are fetched in a fetch phase.
-    QueryAndFetch,
-}
-
-impl SearchType {
-    pub fn parse(text: &str) -> Option<SearchType> {
-        match text {
-            "auto" => Some(SearchType::Auto),
-            "query_then_fetch" => Some(SearchType::QueryThenFetch),
-            "query_and_fetch" => Some(SearchType::QueryAndFetch),
-            _ => None,
-        }
-    }
-}
-
-/// A validated search.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SearchParams {
-    pub q: String,
-    pub from: usize,
-    pub size: usize,
-    /// `None`: the front-end's configured default.
-    pub search_type: Option<SearchType>,
-}
-
-/// One hit of the public answer.
-#[derive(Clone, Debug, Serialize)]
-pub struct Hit {
-    pub id: u64,
-    pub title: String,
-    pub url: String,
-    pub score: f32,
-    pub snippet: String,
-    pub shard: String,
-    pub node: String,
-}
-
-/// A shard that could not be searched (or fetched from).
-#[derive(Clone, Debug, Serialize)]
-pub struct ShardFailure {
-    pub shard: String,
-    pub reason: String,
-}
-
-/// Shard accounting of an answer.
-#[derive(Clone, Debug, Serialize)]
-pub struct ShardsSummary {
-    pub total: usize,
-    pub successful: usize,
-    pub failed: usize,
-    pub failures: Vec<ShardFailure>,
-}
-
-/// The public `/search` answer.
-#[derive(Clone, Debug, Serialize)]
-pub struct SearchAnswer {
-    pub query: String,
-    pub took_ms: f64,
-    pub total: u64,
-    pub hits: Vec<Hit>,
-    pub shards: ShardsSummary,
-    pub partial: bool,
-    pub coverage: f64,
-}
 
 /// The root: shard table, caches, fan-out machinery.
 pub struct Root {
@@ -199,16 +123,6 @@ impl Phase for SearchPhase {
     }
 }
 
-/// A merged hit before the fetch phase.
-#[derive(Clone, Copy, Debug)]
-pub struct MergedHit {
-    pub hit: LeafHit,
-    pub shard: ShardId,
-    pub node: usize,
-    /// Position among its shard's hits (where a query-and-fetch document is found).
-    pub rank: usize,
-}
-
 impl Root {
     pub fn new(
         fanout: Fanout,
@@ -235,26 +149,58 @@ impl Root {
         }
     }
 
-    /// Runs one search.
+    /// Runs one search: statistics → query → merge → fetch → answer.
     pub async fn search(&self, params: &SearchParams) -> Result<SearchAnswer, SearchError> {
         let started = Instant::now();
         let deadline = started + self.deadline;
         let searching = InFlight::enter(&self.searching);
-        let query = self
-            .parser
-            .parse_query(&params.q)
-            .map_err(|e| SearchError::BadQuery(e.to_string()))?;
-        let terms = GlobalStats::query_terms(query.as_ref());
-        drop(query);
+        let terms = self.query_terms(&params.q)?;
         self.fanout.hedge_budget.deposit();
         let stats = self.global_stats(&terms, deadline).await;
-        // tantivy refuses a top-0 collector: a size-0 search (counts only) asks for one.
-        let top_k = (params.from + params.size).max(1) as u32;
-        let search_type = match params.search_type.unwrap_or(self.search_type) {
-            SearchType::Auto if searching.others == 0 => SearchType::QueryAndFetch,
+        let search_type = self.search_type_for(params, searching.others);
+        let gathered = self.query(params, &stats, search_type, deadline).await;
+        let (total, merged) = merge::gather(
+            gathered
+                .answers
+                .iter()
+                .map(|(shard, answer)| (*shard, answer.node, &answer.item)),
+        );
+        let page = merge_page(merged, params.from, params.size);
+        let (hits, fetch_failures) = self.fetch(params, stats, &page, &gathered, deadline).await;
+        let mut answer = self.answer(params, total, hits, &gathered, fetch_failures);
+        answer.took_ms = started.elapsed().as_secs_f64() * 1000.0;
+        Ok(answer)
+    }
+
+    /// The query's terms, parsed with the very parser the leaves use (an error is the
+    /// caller's fault).
+    fn query_terms(&self, q: &str) -> Result<Vec<Term>, SearchError> {
+        let query = self
+            .parser
+            .parse_query(q)
+            .map_err(|e| SearchError::BadQuery(e.to_string()))?;
+        Ok(GlobalStats::query_terms(query.as_ref()))
+    }
+
+    /// The search type to run: the request's or the configured one, `auto` resolved by
+    /// whether `others` searches run now.
+    fn search_type_for(&self, params: &SearchParams, others: usize) -> SearchType {
+        match params.search_type.unwrap_or(self.search_type) {
+            SearchType::Auto if others == 0 => SearchType::QueryAndFetch,
             SearchType::Auto => SearchType::QueryThenFetch,
             chosen => chosen,
-        };
+        }
+    }
+
+    /// Query phase: every shard's top `from + size` (and, with query-and-fetch on a small
+    /// first page, the documents of each node's best hits).
+    async fn query(
+        &self,
+        params: &SearchParams,
+        stats: &GlobalStats,
+        search_type: SearchType,
+        deadline: Instant,
+    ) -> Gathered<ShardHits> {
         let and_fetch = search_type == SearchType::QueryAndFetch
             && params.from == 0
             && (1..=QUERY_AND_FETCH_MAX_SIZE).contains(&params.size);
@@ -262,8 +208,10 @@ impl Root {
             request: SearchRequest {
                 query: params.q.clone(),
                 shards: Vec::new(),
-                top_k,
-                stats,
+                // tantivy refuses a top-0 collector: a size-0 search (counts only) asks
+                // for one.
+                top_k: (params.from + params.size).max(1) as u32,
+                stats: stats.clone(),
                 // The page size; each node's request asks for its share.
                 fetch: and_fetch.then_some(PiggybackFetch {
                     docs: params.size as u32,
@@ -273,26 +221,22 @@ impl Root {
             total_shards: self.shards.len(),
         });
         let gathered = self.fanout.scatter(&phase, &self.shards, deadline).await;
-        let mut total = 0;
-        let mut merged = Vec::new();
         for (shard, answer) in &gathered.answers {
-            total += answer.item.total;
             self.last_served_by[shard].store(answer.node, Ordering::Relaxed);
-            merged.extend(
-                answer
-                    .item
-                    .hits
-                    .iter()
-                    .enumerate()
-                    .map(|(rank, hit)| MergedHit {
-                        hit: *hit,
-                        shard: *shard,
-                        node: answer.node,
-                        rank,
-                    }),
-            );
         }
-        let page = merge_page(merged, params.from, params.size);
+        gathered
+    }
+
+    /// Fetch phase: the page's fields and snippets, from the query phase's attached
+    /// documents where it has them, else from the nodes that own the hits.
+    async fn fetch(
+        &self,
+        params: &SearchParams,
+        stats: GlobalStats,
+        page: &[MergedHit],
+        gathered: &Gathered<ShardHits>,
+        deadline: Instant,
+    ) -> (Vec<Hit>, Vec<ShardFailure>) {
         let prefetched: Vec<Option<FetchedDoc>> = page
             .iter()
             .map(|hit| {
@@ -300,6 +244,24 @@ impl Root {
                 docs.get(hit.rank).filter(|d| d.id == hit.hit.id).cloned()
             })
             .collect();
+        let request = FetchRequest {
+            query: params.q.clone(),
+            docs: Vec::new(),
+            snippet_chars: SNIPPET_CHARS,
+            stats,
+        };
+        fetch::fetch_page(&self.fanout, &request, page, prefetched, deadline).await
+    }
+
+    /// The public answer: hits, shard accounting and the share of documents searched.
+    fn answer(
+        &self,
+        params: &SearchParams,
+        total: u64,
+        hits: Vec<Hit>,
+        gathered: &Gathered<ShardHits>,
+        fetch_failures: Vec<ShardFailure>,
+    ) -> SearchAnswer {
         let mut failures: Vec<ShardFailure> = gathered
             .failures
             .iter()
@@ -308,25 +270,11 @@ impl Root {
                 reason: reason.clone(),
             })
             .collect();
-        let fetch_request = FetchRequest {
-            query: params.q.clone(),
-            docs: Vec::new(),
-            snippet_chars: SNIPPET_CHARS,
-            stats: phase.request.stats.clone(),
-        };
-        let (hits, fetch_failures) =
-            fetch::fetch_page(&self.fanout, &fetch_request, &page, prefetched, deadline).await;
         failures.extend(fetch_failures);
-        let searched_docs: u64 = gathered
-            .answers
-            .keys()
-            .map(|s| self.shard_docs.get(s).copied().unwrap_or(0))
-            .sum();
-        let all_docs: u64 = self.shard_docs.values().sum();
         let partial = !failures.is_empty();
-        Ok(SearchAnswer {
+        SearchAnswer {
             query: params.q.clone(),
-            took_ms: started.elapsed().as_secs_f64() * 1000.0,
+            took_ms: 0.0,
             total,
             hits,
             shards: ShardsSummary {
@@ -336,12 +284,8 @@ impl Root {
                 failures,
             },
             partial,
-            coverage: if all_docs == 0 {
-                1.0
-            } else {
-                searched_docs as f64 / all_docs as f64
-            },
-        })
+            coverage: merge::coverage(&self.shard_docs, gathered.answers.keys()),
+        }
     }
 
     /// Statistics for `terms`: from the cache, or one statistics phase for the missing ones.
@@ -396,51 +340,9 @@ pub fn and_fetch_quota(size: usize, shards: usize, total: usize) -> usize {
     (quota.ceil() as usize).clamp(1, size)
 }
 
-/// Orders hits by score (descending), ties by page id (ascending), and keeps one page.
-pub fn merge_page(mut hits: Vec<MergedHit>, from: usize, size: usize) -> Vec<MergedHit> {
-    hits.sort_by(|a, b| LeafHit::merge_order(&a.hit, &b.hit));
-    hits.into_iter().skip(from).take(size).collect()
-}
-
-/// The address of a merged hit, for the fetch phase.
-pub fn doc_ref(hit: &MergedHit) -> DocRef {
-    DocRef {
-        shard: hit.shard,
-        segment: hit.hit.segment,
-        doc: hit.hit.doc,
-    }
-}
-
-/// A page hit with its fetched fields.
-pub fn to_public_hit(hit: &MergedHit, doc: Option<&FetchedDoc>, node: &str) -> Hit {
-    Hit {
-        id: hit.hit.id,
-        title: doc.map(|d| d.title.clone()).unwrap_or_default(),
-        url: doc.map(|d| d.url.clone()).unwrap_or_default(),
-        score: hit.hit.score,
-        snippet: doc.map(|d| d.snippet_html.clone()).unwrap_or_default(),
-        shard: hit.shard.to_string(),
-        node: node.to_string(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn hit(score: f32, id: u64) -> MergedHit {
-        MergedHit {
-            hit: LeafHit {
-                score,
-                id,
-                segment: 0,
-                doc: id as u32,
-            },
-            shard: ShardId::new(0, 1, 0, 1).unwrap(),
-            node: 0,
-            rank: 0,
-        }
-    }
 
     #[test]
     fn and_fetch_quota_is_a_share_of_the_page_with_margin() {
@@ -450,20 +352,5 @@ mod tests {
         assert_eq!(and_fetch_quota(10, 6, 6), 10);
         assert_eq!(and_fetch_quota(1, 1, 8), 1);
         assert_eq!(and_fetch_quota(20, 1, 2), 14);
-    }
-
-    #[test]
-    fn merge_orders_by_score_then_id_and_pages() {
-        let hits = vec![
-            hit(1.0, 5),
-            hit(3.0, 9),
-            hit(2.0, 1),
-            hit(2.0, 0),
-            hit(0.5, 7),
-        ];
-        let ids = |page: Vec<MergedHit>| page.iter().map(|h| h.hit.id).collect::<Vec<_>>();
-        assert_eq!(ids(merge_page(hits.clone(), 0, 3)), vec![9, 0, 1]);
-        assert_eq!(ids(merge_page(hits.clone(), 3, 3)), vec![5, 7]);
-        assert_eq!(ids(merge_page(hits, 10, 3)), Vec::<u64>::new());
     }
 }

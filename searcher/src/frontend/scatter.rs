@@ -306,7 +306,6 @@ impl<P: Phase> Scatter<'_, P> {
         for id in due {
             let attempt = self.attempts.get_mut(&id).expect("due attempts exist");
             attempt.hedge_at = None;
-            let node = attempt.node;
             let unanswered: Vec<ShardId> = attempt
                 .shards
                 .iter()
@@ -319,7 +318,6 @@ impl<P: Phase> Scatter<'_, P> {
             if !self.fanout.hedge_budget.try_take() {
                 continue;
             }
-            self.fanout.replicas.nodes[node].mark_slow();
             if self.launch_unanswered(unanswered, true) > 0 {
                 self.fanout.metrics.hedges.inc();
             }

@@ -7,8 +7,8 @@
 //! costs no round trip. The cache is bounded: when full it is cleared (re-gathering is
 //! cheap, and a bounded map cannot be grown without limit by hostile queries).
 
+use parking_lot::RwLock;
 use std::collections::HashMap;
-use std::sync::RwLock;
 
 use shard_proto::GlobalStats;
 use tantivy::Term;
@@ -47,7 +47,7 @@ pub enum Lookup {
 impl StatsCache {
     /// Statistics for `terms` (sorted, deduplicated) if all are cached.
     pub fn lookup(&self, terms: &[Term]) -> Lookup {
-        let inner = self.inner.read().expect("stats cache");
+        let inner = self.inner.read();
         let Some(totals) = &inner.totals else {
             return Lookup::Miss {
                 missing: terms.to_vec(),
@@ -73,7 +73,7 @@ impl StatsCache {
 
     /// Stores statistics summed over every shard.
     pub fn insert_complete(&self, fresh: &GlobalStats) {
-        let mut inner = self.inner.write().expect("stats cache");
+        let mut inner = self.inner.write();
         if inner.doc_freqs.len() + fresh.doc_freqs.len() > MAX_TERMS {
             inner.doc_freqs.clear();
         }
@@ -89,7 +89,7 @@ impl StatsCache {
     /// Statistics for `terms`: cached figures completed with `fresh` ones (which may be
     /// partial). Cached totals win over fresh partial ones.
     pub fn combine(&self, terms: &[Term], fresh: &GlobalStats) -> GlobalStats {
-        let inner = self.inner.read().expect("stats cache");
+        let inner = self.inner.read();
         let fresh_df: HashMap<&Term, u64> = fresh.doc_freqs.iter().map(|(t, d)| (t, *d)).collect();
         let (total_docs, field_tokens) = match &inner.totals {
             Some(t) => (t.total_docs, t.field_tokens.clone()),
@@ -110,7 +110,7 @@ impl StatsCache {
     }
 
     pub fn len(&self) -> usize {
-        self.inner.read().expect("stats cache").doc_freqs.len()
+        self.inner.read().doc_freqs.len()
     }
 
     pub fn is_empty(&self) -> bool {

@@ -12,9 +12,9 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
 use crate::cluster::{ClusterConfig, FrontendConfig, NodeConfig, Timeouts};
-use crate::frontend::nodes::NodeState;
-use crate::frontend::root::{SearchParams, SearchType};
 use crate::frontend::Frontend;
+use crate::model::NodeHealth;
+use crate::model::{SearchAnswer, SearchParams, SearchType};
 use crate::placement::Placement;
 use crate::test_support::build_store;
 
@@ -119,9 +119,12 @@ async fn hung_replica_is_failed_over_then_ejected_and_costs_no_more_attempts() {
         assert_eq!(answer.hits[0].title, "Anarchism");
         assert!(answer.hits.iter().all(|h| h.node == "live"), "{answer:?}");
     }
-    wait_until("hung node ejected", || nodes[1].state() == NodeState::Down).await;
+    wait_until("hung node ejected", || nodes[1].state() == NodeHealth::Down).await;
     // Let in-flight attempts to the hung node finish timing out, then count.
-    wait_until("attempts to the hung node over", || nodes[1].in_flight() == 0).await;
+    wait_until("attempts to the hung node over", || {
+        nodes[1].in_flight() == 0
+    })
+    .await;
     let before = hung_connections.load(Ordering::SeqCst);
     let started = std::time::Instant::now();
     for _ in 0..20 {
@@ -279,7 +282,7 @@ async fn auto_search_type_fetches_in_the_query_phase_only_when_alone() {
     then_fetch.search_type = Some(SearchType::QueryThenFetch);
     let fetched = root.search(&then_fetch).await.unwrap();
     assert_eq!(fetch_rounds(), 1);
-    let page = |a: &crate::frontend::root::SearchAnswer| {
+    let page = |a: &SearchAnswer| {
         a.hits
             .iter()
             .map(|h| (h.id, h.title.clone(), h.snippet.clone()))

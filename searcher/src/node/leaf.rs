@@ -233,7 +233,7 @@ impl Leaf {
                 let refs: Vec<(usize, DocRef)> = found.hits[..count]
                     .iter()
                     .enumerate()
-                    .map(|(slot, hit)| (slot, doc_ref(*shard, hit)))
+                    .map(|(slot, hit)| (slot, hit.doc_ref(*shard)))
                     .collect();
                 found.docs = fetch_shard(replica, &self.schema, how, &refs)
                     .into_iter()
@@ -309,14 +309,6 @@ impl Leaf {
                 .map(|d| d.unwrap_or_else(|| ShardOutcome::Failed("not fetched".into())))
                 .collect(),
         })
-    }
-}
-
-fn doc_ref(shard: ShardId, hit: &LeafHit) -> DocRef {
-    DocRef {
-        shard,
-        segment: hit.segment,
-        doc: hit.doc,
     }
 }
 

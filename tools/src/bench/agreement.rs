@@ -8,6 +8,7 @@
 
 use anyhow::Context;
 use http_body_util::BodyExt;
+use searcher::model::SearchAnswer;
 use serde::Serialize;
 
 use super::loadgen::{self, HttpClient};
@@ -68,12 +69,12 @@ async fn top10(client: &HttpClient, base: &str, query: &str) -> anyhow::Result<V
         .await
         .with_context(|| format!("GET {base}/search"))?;
     let body = response.into_body().collect().await?.to_bytes();
-    let page: serde_json::Value = serde_json::from_slice(&body)
-        .with_context(|| format!("{base}: the answer to {query:?} is not JSON"))?;
-    let hits = page["hits"].as_array().cloned().unwrap_or_default();
-    Ok(hits
+    let page: SearchAnswer = serde_json::from_slice(&body)
+        .with_context(|| format!("{base}: the answer to {query:?} is not a search answer"))?;
+    Ok(page
+        .hits
         .iter()
-        .filter_map(|hit| Some((hit["id"].as_u64()?, hit["score"].as_f64()?)))
+        .map(|hit| (hit.id, f64::from(hit.score)))
         .collect())
 }
 

@@ -187,7 +187,13 @@ pub fn run(args: &CompareArgs, bins: &Binaries) -> anyhow::Result<(Vec<Measureme
     std::fs::create_dir_all(&args.work)
         .with_context(|| format!("cannot create {}", args.work.display()))?;
     let work = args.work.canonicalize()?;
-    let built = build_indexes(&bins.indexer, &work, args.pages, &args.queries, args.rebuild)?;
+    let built = build_indexes(
+        &bins.indexer,
+        &work,
+        args.pages,
+        &args.queries,
+        args.rebuild,
+    )?;
 
     let mut procs = Supervisor::new(work.join("logs"))?;
     let frontend = start_cluster(&mut procs, &bins.searcher, &work, &built.store)?;
@@ -197,7 +203,11 @@ pub fn run(args: &CompareArgs, bins: &Binaries) -> anyhow::Result<(Vec<Measureme
         .build()?;
     for (name, url) in [("front-end", &frontend), ("single HTTP", &single_http)] {
         runtime
-            .block_on(wait_until_serving(&mut procs, url, Duration::from_secs(300)))
+            .block_on(wait_until_serving(
+                &mut procs,
+                url,
+                Duration::from_secs(300),
+            ))
             .with_context(|| format!("the {name} never answered"))?;
     }
 

@@ -9,16 +9,15 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use shard_proto::wire::{
-    DocRef, FetchRequest, LeafHit, SearchRequest, ShardHits, ShardOutcome, StatsRequest,
-};
+use shard_proto::wire::{FetchRequest, SearchRequest, ShardHits, ShardOutcome, StatsRequest};
 use shard_proto::{query_parser, GlobalStats, ShardId, WikiSchema};
 use tantivy::query::QueryParser;
 use tantivy::schema::Field;
 
-use super::single_index::{check_page, PageHit, ResultsPage, SearchError, SNIPPET_CHARS};
-use searcher::cluster::store_manifests;
+use super::single_index::{check_page, ResultsPage, SearchError, BASELINE_NODE, SNIPPET_CHARS};
 use crate::error::{Error, Result};
+use searcher::cluster::store_manifests;
+use searcher::frontend::merge::{self, merge_page, to_public_hit, MergedHit};
 use searcher::node::leaf::Leaf;
 use searcher::node::replicas;
 
@@ -81,18 +80,17 @@ impl ShardedIndex {
                 fetch: None,
             })
             .map_err(|bad| SearchError::BadRequest(bad.0))?;
-        let mut total = 0;
-        let mut merged: Vec<(ShardId, LeafHit)> = Vec::new();
-        for (shard, outcome) in answer.shards {
-            let hits: ShardHits = succeeded(shard, outcome)?;
-            total += hits.total;
-            merged.extend(hits.hits.into_iter().map(|hit| (shard, hit)));
-        }
-        merged.sort_by(|a, b| LeafHit::merge_order(&a.1, &b.1));
-        merged.truncate(size);
+        let answers = answer
+            .shards
+            .into_iter()
+            .map(|(shard, outcome)| Ok((shard, succeeded(shard, outcome)?)))
+            .collect::<std::result::Result<Vec<(ShardId, ShardHits)>, SearchError>>()?;
+        // The front-end's own merge, so both rank exactly alike.
+        let (total, merged) = merge::gather(answers.iter().map(|(shard, hits)| (*shard, 0, hits)));
+        let page = merge_page(merged, 0, size);
         Ok(ResultsPage {
             total,
-            hits: self.fetch(query, stats, &merged)?,
+            hits: self.fetch(query, stats, &page)?,
         })
     }
 
@@ -100,18 +98,11 @@ impl ShardedIndex {
         &self,
         query: &str,
         stats: GlobalStats,
-        page: &[(ShardId, LeafHit)],
-    ) -> std::result::Result<Vec<PageHit>, SearchError> {
+        page: &[MergedHit],
+    ) -> std::result::Result<Vec<searcher::model::Hit>, SearchError> {
         let request = FetchRequest {
             query: query.to_string(),
-            docs: page
-                .iter()
-                .map(|(shard, hit)| DocRef {
-                    shard: *shard,
-                    segment: hit.segment,
-                    doc: hit.doc,
-                })
-                .collect(),
+            docs: page.iter().map(MergedHit::doc_ref).collect(),
             snippet_chars: SNIPPET_CHARS as u32,
             stats,
         };
@@ -121,15 +112,9 @@ impl ShardedIndex {
             .map_err(|bad| SearchError::BadRequest(bad.0))?;
         page.iter()
             .zip(fetched.docs)
-            .map(|((shard, hit), outcome)| {
-                let doc = succeeded(*shard, outcome)?;
-                Ok(PageHit {
-                    id: doc.id,
-                    title: doc.title,
-                    url: doc.url,
-                    score: hit.score,
-                    snippet: doc.snippet_html,
-                })
+            .map(|(hit, outcome)| {
+                let doc = succeeded(hit.shard, outcome)?;
+                Ok(to_public_hit(hit, Some(&doc), BASELINE_NODE))
             })
             .collect()
     }

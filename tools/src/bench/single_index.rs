@@ -9,7 +9,7 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
+use searcher::model::{Hit, SearchParams};
 use shard_proto::manifest::{ShardManifest, MANIFEST_FILE};
 use shard_proto::{query_parser, WikiSchema};
 use tantivy::collector::{Count, TopDocs};
@@ -23,27 +23,14 @@ use searcher::snippets::{generator, snippet_html};
 /// Longest snippet, in characters: what the front-end asks its nodes for
 /// (`frontend::root::SNIPPET_CHARS`), so both do the same work.
 pub const SNIPPET_CHARS: usize = searcher::frontend::root::SNIPPET_CHARS as usize;
-/// Largest page size, as the front-end's API allows.
-pub const MAX_SIZE: usize = 100;
-/// Deepest result asked for (`from + size`), as the front-end's API allows.
-pub const MAX_DEPTH: usize = 10_000;
+/// The node name a baseline's hits carry (the public [`Hit`] names where a hit came from).
+pub const BASELINE_NODE: &str = "baseline";
 
-/// One hit of a results page, in the front-end's JSON shape.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct PageHit {
-    pub id: u64,
-    pub title: String,
-    pub url: String,
-    pub score: f32,
-    /// HTML: text escaped, matched terms in `<b>`.
-    pub snippet: String,
-}
-
-/// A results page.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+/// A results page: the hit count and the page's hits, in the public API's [`Hit`].
+#[derive(Clone, Debug, PartialEq)]
 pub struct ResultsPage {
     pub total: u64,
-    pub hits: Vec<PageHit>,
+    pub hits: Vec<Hit>,
 }
 
 /// Why a search gave no page.
@@ -108,6 +95,14 @@ impl SingleIndex {
         &self.dir
     }
 
+    /// The name the hits give as their shard: the index directory's.
+    fn shard_name(&self) -> String {
+        self.dir
+            .file_name()
+            .map(|name| name.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    }
+
     /// Number of documents.
     pub fn num_docs(&self) -> u64 {
         self.searcher.num_docs()
@@ -158,7 +153,9 @@ impl SingleIndex {
                     .to_string()
             };
             let body = text(fields.body);
-            hits.push(PageHit {
+            hits.push(Hit {
+                shard: self.shard_name(),
+                node: BASELINE_NODE.to_string(),
                 id: doc
                     .get_first(fields.id)
                     .and_then(|v| v.as_u64())
@@ -176,22 +173,15 @@ impl SingleIndex {
     }
 }
 
-/// Refuses what the front-end's API refuses, with the same limits.
+/// Refuses what the front-end's API refuses: the same limits, checked by the same code.
 pub fn check_page(query: &str, from: usize, size: usize) -> std::result::Result<(), SearchError> {
-    if query.trim().is_empty() {
-        return Err(SearchError::BadRequest("missing or empty q".into()));
-    }
-    if size > MAX_SIZE {
-        return Err(SearchError::BadRequest(format!(
-            "size must be at most {MAX_SIZE}"
-        )));
-    }
-    if from.saturating_add(size) > MAX_DEPTH {
-        return Err(SearchError::BadRequest(format!(
-            "from + size must be at most {MAX_DEPTH}"
-        )));
-    }
-    Ok(())
+    let params = SearchParams {
+        q: query.to_string(),
+        from,
+        size,
+        search_type: None,
+    };
+    params.check().map_err(SearchError::BadRequest)
 }
 
 /// The index directory: `dir` itself when it holds `meta.json`, else its only

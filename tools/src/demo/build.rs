@@ -19,8 +19,8 @@ use serde::{Deserialize, Serialize};
 use shard_proto::{ShardId, WikiSchema};
 
 use super::cluster_file::SHARD_STORE;
-use crate::supervisor::{describe_exit, log_tail, Supervisor};
 use super::StopSignals;
+use crate::supervisor::{describe_exit, log_tail, Supervisor};
 use searcher::cluster::ClusterConfig;
 
 /// The stamp file inside the data directory.
@@ -300,6 +300,7 @@ mod tests {
             dump,
             shards: 6,
             indexers: 2,
+            indexer: PathBuf::from("indexer"),
         }
     }
 

@@ -25,9 +25,9 @@ use std::time::Duration;
 use anyhow::{bail, Context as _};
 use tokio::signal::unix::{signal, Signal, SignalKind};
 
-use build::{BuildPlan, Outcome};
 use crate::binaries::Binaries;
 use crate::supervisor::{describe_exit, log_tail, Supervisor};
+use build::{BuildPlan, Outcome};
 use status::Frontend;
 
 /// Where the README's first command finds the sample dump (run from the repository root).

@@ -16,37 +16,14 @@ use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use serde::Deserialize;
 
-use crate::supervisor::{describe_exit, log_tail, Supervisor};
 use super::StopSignals;
+use crate::supervisor::{describe_exit, log_tail, Supervisor};
 use searcher::cluster::ClusterConfig;
+use searcher::model::{ClusterView, NodeHealth};
 
 /// One request to the front-end.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(3);
-
-/// `GET /cluster`, the fields the demo uses.
-#[derive(Clone, Debug, Deserialize)]
-pub struct ClusterDoc {
-    pub nodes: Vec<NodeDoc>,
-    /// Only counted.
-    #[serde(default)]
-    pub shards: Vec<serde::de::IgnoredAny>,
-    #[serde(default)]
-    pub docs_total: u64,
-}
-
-#[derive(Clone, Debug, Deserialize)]
-pub struct NodeDoc {
-    pub id: String,
-    pub state: String,
-    #[serde(default)]
-    pub last_error: Option<String>,
-    #[serde(default)]
-    pub pid: Option<u32>,
-    #[serde(default)]
-    pub replicas: Vec<String>,
-}
 
 /// A client for the demo's own front-end.
 pub struct Frontend {
@@ -62,7 +39,7 @@ impl Frontend {
         })
     }
 
-    pub async fn cluster(&self) -> anyhow::Result<ClusterDoc> {
+    pub async fn cluster(&self) -> anyhow::Result<ClusterView> {
         let request = self.client.get(self.cluster_uri.clone());
         let response = tokio::time::timeout(REQUEST_TIMEOUT, request)
             .await
@@ -77,7 +54,7 @@ impl Frontend {
 }
 
 /// What a node lacks before it counts as ready, if anything.
-fn not_ready(doc: &ClusterDoc, id: &str, pid: u32) -> Option<String> {
+fn not_ready(doc: &ClusterView, id: &str, pid: u32) -> Option<String> {
     let Some(node) = doc.nodes.iter().find(|n| n.id == id) else {
         return Some("not listed by the front-end".into());
     };
@@ -87,10 +64,10 @@ fn not_ready(doc: &ClusterDoc, id: &str, pid: u32) -> Option<String> {
             None => "not answering yet".into(),
         });
     }
-    (node.state != "up").then(|| {
+    (node.state != NodeHealth::Up).then(|| {
         format!(
             "{} ({})",
-            node.state,
+            node.state.as_str(),
             node.last_error.as_deref().unwrap_or("no error")
         )
     })
@@ -104,7 +81,7 @@ pub async fn wait_ready(
     procs: &mut Supervisor,
     stop: &mut StopSignals,
     timeout: Duration,
-) -> anyhow::Result<Option<ClusterDoc>> {
+) -> anyhow::Result<Option<ClusterView>> {
     let deadline = Instant::now() + timeout;
     loop {
         if let Some(exited) = procs.reap_exited().first() {
@@ -167,7 +144,7 @@ fn timeout_report(
 
 /// The banner printed once the cluster is up.
 pub fn print_ready(
-    doc: &ClusterDoc,
+    doc: &ClusterView,
     config: &ClusterConfig,
     procs: &Supervisor,
     searcher: &Path,
@@ -268,11 +245,15 @@ mod tests {
 
     #[test]
     fn a_node_is_ready_only_when_it_reports_our_pid() {
-        let doc: ClusterDoc = serde_json::from_str(
-            r#"{"nodes":[{"id":"node-1","state":"up","pid":42,"replicas":["n0of1-s0of1"]},
-                        {"id":"node-2","state":"up","pid":null,"last_error":"connection refused"},
-                        {"id":"node-3","state":"down","pid":7,"last_error":"timeout"}],
-                "docs_total":106}"#,
+        let doc: ClusterView = serde_json::from_str(
+            r#"{"nodes":[
+                 {"id":"node-1","addr":"a","state":"up","pid":42,"replicas":["n0of1-s0of1"],
+                  "last_error":null,"latency_ms":1.0,"in_flight":0},
+                 {"id":"node-2","addr":"a","state":"up","pid":null,"replicas":[],
+                  "last_error":"connection refused","latency_ms":1.0,"in_flight":0},
+                 {"id":"node-3","addr":"a","state":"down","pid":7,"replicas":[],
+                  "last_error":"timeout","latency_ms":1.0,"in_flight":0}],
+                "shards":[],"docs_total":106}"#,
         )
         .unwrap();
         assert_eq!(not_ready(&doc, "node-1", 42), None);

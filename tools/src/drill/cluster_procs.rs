@@ -23,50 +23,12 @@ use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use serde::Deserialize;
+use searcher::model::ClusterView;
 
 /// How often the monitor reads `/cluster`.
 const POLL_EVERY: Duration = Duration::from_millis(100);
 /// One request to the front-end; the front-end must answer its own API while nodes fail.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// `GET /cluster`, the fields the drill uses (unknown fields are ignored).
-#[derive(Clone, Debug, Default, Deserialize)]
-pub struct ClusterDoc {
-    pub nodes: Vec<NodeDoc>,
-    #[serde(default)]
-    pub shards: Vec<ShardDoc>,
-    #[serde(default)]
-    pub docs_total: Option<u64>,
-}
-
-/// One node as the front-end sees it.
-#[derive(Clone, Debug, Default, Deserialize)]
-pub struct NodeDoc {
-    pub id: String,
-    #[serde(default)]
-    pub state: String,
-    #[serde(default)]
-    pub pid: Option<u32>,
-    #[serde(default)]
-    pub replicas: Vec<String>,
-    #[serde(default)]
-    pub last_error: Option<String>,
-}
-
-/// One shard as the front-end sees it.
-#[derive(Clone, Debug, Default, Deserialize)]
-pub struct ShardDoc {
-    pub id: String,
-    #[serde(default)]
-    pub docs: Option<u64>,
-}
-
-impl ClusterDoc {
-    pub fn node(&self, id: &str) -> Option<&NodeDoc> {
-        self.nodes.iter().find(|n| n.id == id)
-    }
-}
 
 /// HTTP client for one front-end.
 #[derive(Clone)]
@@ -110,7 +72,7 @@ impl Frontend {
     }
 
     /// The front-end's view of the cluster.
-    pub async fn cluster(&self) -> anyhow::Result<ClusterDoc> {
+    pub async fn cluster(&self) -> anyhow::Result<ClusterView> {
         let (status, json) = self.get_json("/cluster").await?;
         if status != 200 {
             bail!("GET /cluster answered {status}: {json}");
@@ -248,11 +210,11 @@ impl Monitor {
 
 /// A state or pid change counts as a transition: a node restarted between two polls shows
 /// up as `up → up` with a new pid.
-fn record(seen: &Mutex<Seen>, doc: &ClusterDoc, on_transition: &impl Fn(&Transition)) {
+fn record(seen: &Mutex<Seen>, doc: &ClusterView, on_transition: &impl Fn(&Transition)) {
     let now = Instant::now();
     let mut seen = seen.lock().expect("monitor lock");
     for node in &doc.nodes {
-        let current = (node.state.clone(), node.pid);
+        let current = (node.state.as_str().to_string(), node.pid);
         let previous = seen.latest.insert(node.id.clone(), current.clone());
         let changed = match &previous {
             None => true,
@@ -263,7 +225,7 @@ fn record(seen: &Mutex<Seen>, doc: &ClusterDoc, on_transition: &impl Fn(&Transit
                 at: now,
                 node: node.id.clone(),
                 from: previous.map(|p| p.0).unwrap_or_default(),
-                to: node.state.clone(),
+                to: node.state.as_str().to_string(),
                 pid: node.pid,
                 last_error: node.last_error.clone(),
             };

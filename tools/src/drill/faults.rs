@@ -14,9 +14,9 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 
 use super::cluster_procs::{self, Monitor};
+use super::partition::Partition;
 use crate::proc_stats::parent_pid;
 use crate::supervisor::{signal, wait_gone, Signal};
-use super::partition::Partition;
 
 /// How long a node may take to serve again after it was healed or started.
 const REJOIN_TIMEOUT: Duration = Duration::from_secs(60);
@@ -163,8 +163,13 @@ impl Drop for Healer {
         }
         self.partitions.clear(); // each Partition removes its filter on drop
         for (node, owner) in std::mem::take(&mut self.killed) {
-            let started =
-                cluster_procs::start_node(&self.searcher, &self.config, &node, &self.log_dir, owner);
+            let started = cluster_procs::start_node(
+                &self.searcher,
+                &self.config,
+                &node,
+                &self.log_dir,
+                owner,
+            );
             match started {
                 Ok((child, log)) => {
                     eprintln!(

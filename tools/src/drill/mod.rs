@@ -28,12 +28,13 @@ use shard_proto::ShardId;
 use crate::bench::loadgen::{self, LoadMode, LoadSpec};
 use crate::bench::queries::{self, BenchQuery};
 use crate::bench::report::LoadReport;
-use searcher::cluster::ClusterConfig;
-use searcher::placement::Placement;
 use crate::binaries::Binaries;
 use crate::proc_stats::process_gone;
 use cluster_procs::{Frontend, Monitor};
 use faults::{Fault, FaultContext, TargetOutcome};
+use searcher::cluster::ClusterConfig;
+use searcher::model::NodeHealth;
+use searcher::placement::Placement;
 use summary::{Inputs, Printer, Probe, Summary};
 
 /// Default query file, relative to the workspace root (where a user runs the drill).
@@ -237,10 +238,10 @@ async fn plan(args: &DrillArgs) -> anyhow::Result<Plan> {
         let seen = cluster
             .node(&id)
             .with_context(|| format!("the front-end does not report node {id}"))?;
-        if seen.state != "up" {
+        if seen.state != NodeHealth::Up {
             bail!(
-                "node {id} is {:?}, not up: heal the cluster before drilling",
-                seen.state
+                "node {id} is {}, not up: heal the cluster before drilling",
+                seen.state.as_str()
             );
         }
         let pid = seen
@@ -251,10 +252,11 @@ async fn plan(args: &DrillArgs) -> anyhow::Result<Plan> {
         }
         targets.push((id.clone(), Some(pid), config.node(&id)?.rpc.port()));
     }
-    for node in cluster.nodes.iter().filter(|n| n.state != "up") {
+    for node in cluster.nodes.iter().filter(|n| n.state != NodeHealth::Up) {
         eprintln!(
             "drill: warning: node {} is {} before the drill",
-            node.id, node.state
+            node.id,
+            node.state.as_str()
         );
     }
     let queries = load_queries(args)?;

@@ -1,0 +1,415 @@
+//! Deterministic tests of the failover core: the fan-out (retries, hedging, the hedge
+//! budget, last chances), the replica choice and node health, against scripted fake nodes
+//! behind the [`NodeTransport`] seam, under a paused tokio clock: every delay is exact and
+//! nothing depends on the machine's speed. Each test fails without the behaviour it pins.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use parking_lot::Mutex;
+use shard_proto::stats::ShardTermStats;
+use shard_proto::wire::{HealthResponse, ShardOutcome, StatsRequest, StatsResponse, WIRE_VERSION};
+use shard_proto::ShardId;
+use tokio::time::Instant;
+
+use crate::cluster::{NodeConfig, Timeouts};
+use crate::frontend::merge::coverage;
+use crate::frontend::metrics::Metrics;
+use crate::frontend::nodes::{
+    AttemptError, NodeHandle, NodeTransport, RpcCall, RpcReply, PROBATION_SUCCESSES, PROBATION_TURN,
+};
+use crate::frontend::policy::HedgeBudget;
+use crate::frontend::replica::ReplicaSet;
+use crate::frontend::scatter::{Fanout, Gathered, Outcomes, Phase};
+use crate::model::NodeHealth;
+use crate::placement::Placement;
+
+const FAST: Duration = Duration::from_millis(10);
+
+/// What a scripted node does with one request.
+#[derive(Clone, Debug)]
+enum Act {
+    /// Answers every shard asked, after this delay.
+    Answer(Duration),
+    /// Fails the whole request at once.
+    Fail(AttemptError),
+}
+
+/// Acts handed out in order to whichever node is asked next; the last one repeats.
+#[derive(Default)]
+struct Script(Mutex<Vec<Act>>);
+
+impl Script {
+    fn set(&self, acts: Vec<Act>) {
+        *self.0.lock() = acts;
+    }
+
+    fn next(&self) -> Act {
+        let mut acts = self.0.lock();
+        match acts.len() {
+            0 => Act::Answer(FAST),
+            1 => acts[0].clone(),
+            _ => acts.remove(0),
+        }
+    }
+}
+
+/// A fake node: follows its own script if it has one, else the cluster's; records every
+/// request it gets.
+struct Scripted {
+    id: String,
+    own: Script,
+    shared: Arc<Script>,
+    calls: Mutex<Vec<(Instant, Vec<ShardId>)>>,
+}
+
+impl Scripted {
+    fn calls(&self) -> Vec<(Instant, Vec<ShardId>)> {
+        self.calls.lock().clone()
+    }
+}
+
+impl NodeTransport for Scripted {
+    fn call(&self, call: RpcCall) -> BoxFuture<'static, Result<RpcReply, AttemptError>> {
+        let RpcCall::Stats(request) = call else {
+            return Box::pin(async { Err(AttemptError::Decode("statistics only".into())) });
+        };
+        self.calls
+            .lock()
+            .push((Instant::now(), request.shards.clone()));
+        let scripted_alone = !self.own.0.lock().is_empty();
+        let act = match scripted_alone {
+            true => self.own.next(),
+            false => self.shared.next(),
+        };
+        let node = self.id.clone();
+        Box::pin(async move {
+            match act {
+                Act::Answer(delay) => {
+                    tokio::time::sleep(delay).await;
+                    let shards = request
+                        .shards
+                        .iter()
+                        .map(|s| (*s, ShardOutcome::Ok(ShardTermStats::default())))
+                        .collect();
+                    Ok(RpcReply::Stats(StatsResponse { node, shards }))
+                }
+                Act::Fail(error) => Err(error),
+            }
+        })
+    }
+
+    fn health(&self) -> BoxFuture<'static, Result<HealthResponse, AttemptError>> {
+        let answer = healthy(&self.id);
+        Box::pin(async move { Ok(answer) })
+    }
+}
+
+fn healthy(node: &str) -> HealthResponse {
+    HealthResponse {
+        node: node.to_string(),
+        pid: 1,
+        uptime_millis: 0,
+        in_flight: 0,
+        replicas: Vec::new(),
+        wire_version: WIRE_VERSION,
+        schema: String::new(),
+    }
+}
+
+/// The statistics phase, the simplest phase to script.
+struct StatsProbe;
+
+impl Phase for StatsProbe {
+    type Item = ShardTermStats;
+
+    fn call(&self, shards: Vec<ShardId>) -> RpcCall {
+        RpcCall::Stats(Arc::new(StatsRequest {
+            shards,
+            fields: Vec::new(),
+            terms: Vec::new(),
+        }))
+    }
+
+    fn split(reply: RpcReply) -> Result<Outcomes<ShardTermStats>, AttemptError> {
+        match reply {
+            RpcReply::Stats(answer) => Ok(answer.shards),
+            _ => Err(AttemptError::Decode("expected statistics".into())),
+        }
+    }
+}
+
+fn shard(n: u32) -> ShardId {
+    ShardId::new(0, 1, n, 4).expect("valid shard id")
+}
+
+/// Scripted nodes `n0`, `n1`... and a fan-out over them; `holders[i]` are the nodes holding
+/// shard `i`.
+struct Cluster {
+    fanout: Fanout,
+    nodes: Vec<Arc<Scripted>>,
+    shared: Arc<Script>,
+    shards: Vec<ShardId>,
+}
+
+impl Cluster {
+    fn new(nodes: usize, holders: &[&[usize]], timeouts: Timeouts, budget: HedgeBudget) -> Self {
+        let metrics = Arc::new(Metrics::new());
+        let shared = Arc::new(Script::default());
+        let scripted: Vec<Arc<Scripted>> = (0..nodes)
+            .map(|i| {
+                Arc::new(Scripted {
+                    id: format!("n{i}"),
+                    own: Script::default(),
+                    shared: Arc::clone(&shared),
+                    calls: Mutex::default(),
+                })
+            })
+            .collect();
+        let handles = scripted
+            .iter()
+            .enumerate()
+            .map(|(i, node)| {
+                let config = NodeConfig {
+                    id: node.id.clone(),
+                    rpc: "127.0.0.1:9".parse().expect("address"),
+                    data_dir: None,
+                };
+                let transport: Arc<dyn NodeTransport> = node.clone();
+                Arc::new(NodeHandle::with_transport(
+                    i, &config, transport, &timeouts, &metrics,
+                ))
+            })
+            .collect();
+        let shards: Vec<ShardId> = (0..holders.len() as u32).map(shard).collect();
+        let placement = Placement {
+            replicas: shards
+                .iter()
+                .zip(holders)
+                .map(|(s, nodes)| (*s, nodes.iter().map(|n| format!("n{n}")).collect()))
+                .collect(),
+        };
+        Cluster {
+            fanout: Fanout {
+                replicas: ReplicaSet::new(handles, &placement),
+                metrics,
+                hedge_budget: budget,
+                attempt_timeout: timeouts.attempt(),
+            },
+            nodes: scripted,
+            shared,
+            shards,
+        }
+    }
+
+    async fn scatter(&self) -> Gathered<ShardTermStats> {
+        self.fanout.hedge_budget.deposit();
+        let deadline = Instant::now() + Duration::from_secs(3);
+        self.fanout
+            .scatter(&Arc::new(StatsProbe), &self.shards, deadline)
+            .await
+    }
+
+    /// Enough fast answers for every node to have a trusted p95.
+    async fn warm_up(&self) {
+        self.shared.set(vec![Act::Answer(FAST)]);
+        for _ in 0..200 {
+            self.scatter().await;
+        }
+    }
+
+    fn handle(&self, node: usize) -> &NodeHandle {
+        &self.fanout.replicas.nodes[node]
+    }
+
+    fn calls_since(&self, node: usize, since: Instant) -> Vec<Instant> {
+        let calls = self.nodes[node].calls();
+        calls
+            .into_iter()
+            .map(|(at, _)| at)
+            .filter(|at| *at >= since)
+            .collect()
+    }
+}
+
+fn timeouts() -> Timeouts {
+    Timeouts {
+        attempt_ms: 500,
+        deadline_ms: 3_000,
+        eject_after_failures: 1_000,
+        ..Timeouts::default()
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_hedge_fires_after_the_p95_and_lands_on_another_replica() {
+    let cluster = Cluster::new(2, &[&[0, 1]], timeouts(), HedgeBudget::new(1.0, 10.0));
+    cluster.warm_up().await;
+    let (hedges, won) = (
+        cluster.fanout.metrics.hedges.get(),
+        cluster.fanout.metrics.hedges_won.get(),
+    );
+    // Whichever node is asked first hangs; any later request is fast.
+    cluster.shared.set(vec![
+        Act::Answer(Duration::from_secs(10)),
+        Act::Answer(FAST),
+    ]);
+    let start = Instant::now();
+    let gathered = cluster.scatter().await;
+    let first = (0..2)
+        .find(|&n| cluster.calls_since(n, start).first() == Some(&start))
+        .expect("one node asked at once");
+    let other = 1 - first;
+    let hedged_at = cluster.calls_since(other, start);
+    assert_eq!(hedged_at.len(), 1, "one hedge, to the other replica");
+    let waited = hedged_at[0] - start;
+    let p95 = cluster.handle(first).hedge_after();
+    assert!(
+        p95 >= FAST && waited >= p95,
+        "hedged after {waited:?}, p95 {p95:?}"
+    );
+    assert!(
+        waited < p95 + Duration::from_millis(1),
+        "hedged late: {waited:?}"
+    );
+    assert_eq!(gathered.answers[&shard(0)].node, other);
+    assert_eq!(cluster.fanout.metrics.hedges.get() - hedges, 1);
+    assert_eq!(cluster.fanout.metrics.hedges_won.get() - won, 1);
+    assert!(
+        Instant::now() - start < Duration::from_millis(100),
+        "no wait for the hung one"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_hedge_budget_caps_hedges_near_its_share() {
+    let ratio = 0.1;
+    let cluster = Cluster::new(2, &[&[0, 1]], timeouts(), HedgeBudget::new(ratio, 1.0));
+    cluster.warm_up().await;
+    let hedges_before = cluster.fanout.metrics.hedges.get();
+    let searches = 200;
+    for _ in 0..searches {
+        // The first request of every search hangs until its attempt times out (a failure,
+        // not a latency sample: the p95 stays put and every search is worth hedging).
+        cluster.shared.set(vec![
+            Act::Answer(Duration::from_secs(10)),
+            Act::Answer(FAST),
+        ]);
+        let gathered = cluster.scatter().await;
+        assert!(gathered.failures.is_empty(), "{:?}", gathered.failures);
+    }
+    let hedges = cluster.fanout.metrics.hedges.get() - hedges_before;
+    // A token every 1 / ratio searches (floating point may make it one search more).
+    let share = (searches as f64 * ratio) as u64;
+    assert!(
+        (share - 3..=share + 2).contains(&hedges),
+        "{hedges} hedges in {searches} searches, budget {ratio}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_last_untried_replica_gets_the_rest_of_the_deadline() {
+    let cluster = Cluster::new(2, &[&[0, 1]], timeouts(), HedgeBudget::new(0.0, 0.0));
+    // The first node asked refuses (5xx); the other, the last replica left, answers after
+    // twice the attempt timeout, well within the deadline.
+    let slow = Duration::from_millis(1_000);
+    cluster.shared.set(vec![
+        Act::Fail(AttemptError::Status(503, "busy".into())),
+        Act::Answer(slow),
+    ]);
+    let start = Instant::now();
+    let gathered = cluster.scatter().await;
+    assert!(gathered.failures.is_empty(), "{:?}", gathered.failures);
+    let took = Instant::now() - start;
+    assert!(
+        took >= slow && took < slow + Duration::from_millis(1),
+        "{took:?}"
+    );
+    let answered_by = gathered.answers[&shard(0)].node;
+    assert_eq!(cluster.calls_since(answered_by, start).len(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_4xx_does_not_eject_but_repeated_protocol_errors_do() {
+    let timeouts = Timeouts {
+        eject_after_failures: 2,
+        ..timeouts()
+    };
+    let cluster = Cluster::new(2, &[&[0, 1]], timeouts, HedgeBudget::default());
+    let call = StatsProbe.call(vec![shard(0)]);
+    let budget = Duration::from_secs(1);
+    cluster.nodes[0]
+        .own
+        .set(vec![Act::Fail(AttemptError::Status(
+            400,
+            "bad request".into(),
+        ))]);
+    for _ in 0..10 {
+        assert!(cluster.handle(0).call(call.clone(), budget).await.is_err());
+    }
+    assert_eq!(cluster.handle(0).state(), NodeHealth::Up);
+    cluster.nodes[1]
+        .own
+        .set(vec![Act::Fail(AttemptError::Decode(
+            "garbage frame".into(),
+        ))]);
+    assert!(cluster.handle(1).call(call.clone(), budget).await.is_err());
+    assert_eq!(cluster.handle(1).state(), NodeHealth::Suspect);
+    assert!(cluster.handle(1).call(call, budget).await.is_err());
+    assert_eq!(cluster.handle(1).state(), NodeHealth::Down);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_rejoining_node_gets_a_bounded_share_until_it_proves_itself() {
+    let timeouts = Timeouts {
+        eject_after_failures: 1,
+        ..timeouts()
+    };
+    let cluster = Cluster::new(2, &[&[0, 1]], timeouts, HedgeBudget::new(0.0, 0.0));
+    cluster.warm_up().await;
+    assert!(cluster.handle(1).record_failure(&AttemptError::Timeout));
+    cluster.handle(1).record_health(&healthy("n1"));
+    assert_eq!(cluster.handle(1).state(), NodeHealth::Probation);
+    let start = Instant::now();
+    let searches = PROBATION_TURN * 10;
+    for _ in 0..searches {
+        cluster.scatter().await;
+    }
+    // One search in PROBATION_TURN: a bounded share, not the half (or all) it would get
+    // as a healthy node with a low latency estimate.
+    assert_eq!(
+        cluster.calls_since(1, start).len(),
+        searches / PROBATION_TURN
+    );
+    assert_eq!(cluster.handle(1).state(), NodeHealth::Probation);
+    for _ in 0..PROBATION_TURN * PROBATION_SUCCESSES as usize {
+        cluster.scatter().await;
+    }
+    assert_eq!(cluster.handle(1).state(), NodeHealth::Up, "proved itself");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_shard_with_no_live_replica_is_a_named_failure_with_its_coverage() {
+    let timeouts = Timeouts {
+        eject_after_failures: 1,
+        ..timeouts()
+    };
+    let cluster = Cluster::new(2, &[&[0], &[1]], timeouts, HedgeBudget::default());
+    let refused = AttemptError::Connect("connection refused".into());
+    assert!(cluster.handle(1).record_failure(&refused));
+    let gathered = cluster.scatter().await;
+    assert!(gathered.answers.contains_key(&shard(0)));
+    let reason = &gathered.failures[&shard(1)];
+    assert!(
+        reason.contains("no live replica") && reason.contains("n1") && reason.contains("refused"),
+        "{reason}"
+    );
+    assert!(
+        cluster.nodes[1].calls().is_empty(),
+        "an unreachable node is not asked"
+    );
+    let docs: BTreeMap<ShardId, u64> = [(shard(0), 30), (shard(1), 10)].into();
+    assert_eq!(coverage(&docs, gathered.answers.keys()), 0.75);
+}

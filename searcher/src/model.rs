@@ -1,0 +1,280 @@
+//! The public API's model: every JSON document the front-end answers (`/search`,
+//! `/cluster`, errors) and the limits its parameters must respect, with `Serialize` and
+//! `Deserialize`, so the front-end writes them, and the baselines, the tools and the tests
+//! read and write the very same types.
+
+use serde::{Deserialize, Serialize};
+
+/// Largest `size`.
+pub const MAX_SIZE: usize = 100;
+/// Deepest page: `from + size` at most this.
+pub const MAX_WINDOW: usize = 10_000;
+/// Longest query, in bytes.
+pub const MAX_QUERY_BYTES: usize = 4096;
+/// `size` when none is given.
+pub const DEFAULT_SIZE: usize = 10;
+
+/// How the final page's stored fields and snippets are fetched (Elasticsearch's names).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SearchType {
+    /// `query_and_fetch` for a search the front-end runs alone (an idle cluster spends
+    /// spare CPU to save a round trip: lowest latency), `query_then_fetch` while others
+    /// run (a busy one spends nothing on documents it will not show: most throughput).
+    #[default]
+    Auto,
+    /// A fetch phase after the merge, for the final page only, from the nodes that own it.
+    QueryThenFetch,
+    /// The nodes attach the documents of their best hits to the query phase: one round
+    /// trip less in most queries, a few more documents fetched. Used for small first
+    /// pages; page hits a node did not attach are fetched in a fetch phase.
+    QueryAndFetch,
+}
+
+impl SearchType {
+    pub fn parse(text: &str) -> Option<SearchType> {
+        match text {
+            "auto" => Some(SearchType::Auto),
+            "query_then_fetch" => Some(SearchType::QueryThenFetch),
+            "query_and_fetch" => Some(SearchType::QueryAndFetch),
+            _ => None,
+        }
+    }
+}
+
+/// A validated search.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SearchParams {
+    pub q: String,
+    pub from: usize,
+    pub size: usize,
+    /// `None`: the front-end's configured default.
+    pub search_type: Option<SearchType>,
+}
+
+impl SearchParams {
+    /// Checks the limits every search path enforces (the front-end and the baselines):
+    /// a non-blank query of at most [`MAX_QUERY_BYTES`], `size` ≤ [`MAX_SIZE`] and
+    /// `from + size` ≤ [`MAX_WINDOW`]. The error says what is wrong, for a 400.
+    pub fn check(&self) -> Result<(), String> {
+        if self.q.trim().is_empty() {
+            return Err("missing query: use /search?q=words".into());
+        }
+        if self.q.len() > MAX_QUERY_BYTES {
+            return Err(format!(
+                "query is {} bytes; the limit is {MAX_QUERY_BYTES}",
+                self.q.len()
+            ));
+        }
+        if self.size > MAX_SIZE {
+            return Err(format!(
+                "size must be at most {MAX_SIZE}, got {}",
+                self.size
+            ));
+        }
+        let window = self.from.saturating_add(self.size);
+        if window > MAX_WINDOW {
+            return Err(format!(
+                "from + size must be at most {MAX_WINDOW}, got {window}"
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// One hit of the public answer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Hit {
+    pub id: u64,
+    pub title: String,
+    pub url: String,
+    pub score: f32,
+    /// HTML: text escaped, matched terms wrapped in `<b>`.
+    pub snippet: String,
+    pub shard: String,
+    pub node: String,
+}
+
+/// A shard that could not be searched (or fetched from).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ShardFailure {
+    pub shard: String,
+    pub reason: String,
+}
+
+/// Shard accounting of an answer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ShardsSummary {
+    pub total: usize,
+    pub successful: usize,
+    pub failed: usize,
+    pub failures: Vec<ShardFailure>,
+}
+
+impl ShardsSummary {
+    /// Every one of `total` shards answered.
+    pub fn complete(total: usize) -> Self {
+        ShardsSummary {
+            total,
+            successful: total,
+            failed: 0,
+            failures: Vec::new(),
+        }
+    }
+}
+
+/// The public `/search` answer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SearchAnswer {
+    pub query: String,
+    pub took_ms: f64,
+    pub total: u64,
+    pub hits: Vec<Hit>,
+    pub shards: ShardsSummary,
+    pub partial: bool,
+    /// Share of the corpus's documents that were searched (1.0 when nothing failed).
+    pub coverage: f64,
+}
+
+/// The body of every error answer (4xx and 5xx).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: String,
+}
+
+/// A node's health as the front-end sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NodeHealth {
+    Up,
+    /// Showing evidence of trouble (failures, timeouts, a sustained latency shift).
+    Suspect,
+    /// Back from `down`: gets a bounded share of the traffic until it has answered well
+    /// for a while.
+    Probation,
+    /// Ejected after repeated failures: only the prober talks to it.
+    Down,
+}
+
+impl NodeHealth {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NodeHealth::Up => "up",
+            NodeHealth::Suspect => "suspect",
+            NodeHealth::Probation => "probation",
+            NodeHealth::Down => "down",
+        }
+    }
+}
+
+/// `GET /cluster`: every node and every shard as the front-end sees them.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ClusterView {
+    pub nodes: Vec<NodeView>,
+    pub shards: Vec<ShardView>,
+    pub docs_total: u64,
+}
+
+impl ClusterView {
+    pub fn node(&self, id: &str) -> Option<&NodeView> {
+        self.nodes.iter().find(|n| n.id == id)
+    }
+}
+
+/// One node in [`ClusterView`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NodeView {
+    pub id: String,
+    pub addr: String,
+    pub state: NodeHealth,
+    pub last_error: Option<String>,
+    pub latency_ms: f64,
+    pub in_flight: u32,
+    pub pid: Option<u32>,
+    /// Shards it holds.
+    pub replicas: Vec<String>,
+}
+
+/// One shard in [`ClusterView`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ShardView {
+    pub id: String,
+    pub docs: u64,
+    pub replicas: Vec<ReplicaView>,
+    /// The node that answered its last query phase.
+    pub last_served_by: Option<String>,
+}
+
+/// One copy of a shard in [`ShardView`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ReplicaView {
+    pub node: String,
+    pub state: ReplicaHealth,
+}
+
+/// Whether a copy of a shard can answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReplicaHealth {
+    Serving,
+    /// Its node is down.
+    Down,
+    /// Its node refused it (failed verification, schema mismatch...).
+    Failed,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(q: &str, from: usize, size: usize) -> SearchParams {
+        SearchParams {
+            q: q.into(),
+            from,
+            size,
+            search_type: None,
+        }
+    }
+
+    #[test]
+    fn limits_are_checked_with_a_reason() {
+        params("anarchism", 0, MAX_SIZE).check().unwrap();
+        let err = |p: SearchParams| p.check().unwrap_err();
+        assert!(err(params("  ", 0, 10)).contains("missing query"));
+        assert!(err(params("a", 0, MAX_SIZE + 1)).contains("size must be at most"));
+        assert!(err(params("a", MAX_WINDOW, 1)).contains("from + size"));
+        assert!(err(params(&"a".repeat(MAX_QUERY_BYTES + 1), 0, 1)).contains("bytes"));
+    }
+
+    #[test]
+    fn answers_and_cluster_views_round_trip_through_json() {
+        let answer = SearchAnswer {
+            query: "q".into(),
+            took_ms: 1.5,
+            total: 1,
+            hits: vec![Hit {
+                id: 7,
+                title: "T".into(),
+                url: "u".into(),
+                score: 1.25,
+                snippet: "<b>q</b>".into(),
+                shard: "n0of1-s0of1".into(),
+                node: "n1".into(),
+            }],
+            shards: ShardsSummary::complete(1),
+            partial: false,
+            coverage: 1.0,
+        };
+        let text = serde_json::to_string(&answer).unwrap();
+        assert_eq!(serde_json::from_str::<SearchAnswer>(&text).unwrap(), answer);
+        let view: ClusterView = serde_json::from_str(
+            r#"{"nodes":[{"id":"n1","addr":"127.0.0.1:1","state":"suspect","last_error":null,
+                "latency_ms":0.5,"in_flight":0,"pid":42,"replicas":["s"]}],
+                "shards":[{"id":"s","docs":3,"replicas":[{"node":"n1","state":"down"}],
+                "last_served_by":null}],"docs_total":3}"#,
+        )
+        .unwrap();
+        assert_eq!(view.node("n1").unwrap().state, NodeHealth::Suspect);
+        assert_eq!(view.shards[0].replicas[0].state, ReplicaHealth::Down);
+    }
+}
