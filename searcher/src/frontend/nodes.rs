@@ -212,6 +212,9 @@ struct Health {
     /// The last failure was a refused or broken connection: the process is gone, so the
     /// node is no last resort (see [`NodeHandle::last_resort_for`]).
     unreachable: bool,
+    /// It has answered (a request or a probe) at least once: a node that comes up for the
+    /// first time has no bad record to make up for, and skips probation.
+    ever_answered: bool,
 }
 
 impl Health {
@@ -225,11 +228,13 @@ impl Health {
             pid: None,
             failed_replicas: HashMap::new(),
             unreachable: false,
+            ever_answered: false,
         }
     }
 
     /// An answer arrived; `slow` if it took longer than the node's p95.
     fn answered(&mut self, slow: bool) {
+        self.ever_answered = true;
         self.consecutive_failures = 0;
         self.unreachable = false;
         if slow {
@@ -390,11 +395,12 @@ impl NodeHandle {
         ejected
     }
 
-    /// The prober heard from the node, with the replicas it reports: an ejected node
-    /// starts its probation.
+    /// The prober heard from the node, with the replicas it reports. An ejected node
+    /// starts its probation (or is up, if it never answered before: a node starting after
+    /// the front-end); otherwise the answer counts as a good one, so an idle front-end
+    /// still ends a probation, after [`PROBATION_SUCCESSES`] probes.
     pub fn record_health(&self, health: &HealthResponse) {
         let mut info = self.health.lock();
-        info.consecutive_failures = 0;
         info.pid = Some(health.pid);
         info.failed_replicas = health
             .replicas
@@ -404,10 +410,17 @@ impl NodeHandle {
                 ReplicaState::Serving { .. } => None,
             })
             .collect();
-        if info.state == NodeHealth::Down {
+        if info.state != NodeHealth::Down {
+            info.answered(false);
+        } else if info.ever_answered {
             tracing::info!(node = %self.id, "node rejoined: on probation");
             info.state = NodeHealth::Probation;
+            info.consecutive_failures = 0;
             info.good_streak = 0;
+        } else {
+            tracing::info!(node = %self.id, "node up");
+            info.answered(false);
+            info.state = NodeHealth::Up;
         }
     }
 
@@ -507,5 +520,40 @@ mod tests {
         // Answers never bring a down node back: only the prober does.
         health.answered(false);
         assert_eq!(health.state, NodeHealth::Down);
+    }
+
+    #[test]
+    fn probes_start_probation_for_a_node_that_answered_before_and_end_it() {
+        let metrics = Metrics::new();
+        let config = NodeConfig {
+            id: "n".into(),
+            rpc: "127.0.0.1:9".parse().unwrap(),
+            data_dir: None,
+        };
+        let node = NodeHandle::new(0, &config, &Timeouts::default(), &metrics);
+        let probe = HealthResponse {
+            node: "n".into(),
+            pid: 7,
+            uptime_millis: 0,
+            in_flight: 0,
+            replicas: Vec::new(),
+            wire_version: shard_proto::wire::WIRE_VERSION,
+            schema: String::new(),
+        };
+        // Never answered: down at start-up, up at its first answer.
+        node.record_failure(&AttemptError::Timeout);
+        node.record_failure(&AttemptError::Timeout);
+        assert_eq!(node.state(), NodeHealth::Down);
+        node.record_health(&probe);
+        assert_eq!(node.state(), NodeHealth::Up);
+        // Ejected after answering: probation, ended by good probes alone.
+        node.record_failure(&AttemptError::Timeout);
+        node.record_failure(&AttemptError::Timeout);
+        node.record_health(&probe);
+        assert_eq!(node.state(), NodeHealth::Probation);
+        for _ in 0..PROBATION_SUCCESSES {
+            node.record_health(&probe);
+        }
+        assert_eq!(node.state(), NodeHealth::Up);
     }
 }

@@ -193,18 +193,24 @@ impl Monitor {
         }
     }
 
+    /// Since when the node serves without a break: `up`, or on `probation` after a rejoin
+    /// (it answers a bounded share of the searches until it has proved itself).
     fn up_since(&self, node: &str, old_pid: Option<u32>) -> Option<Instant> {
+        let serving = |state: &str| state == "up" || state == "probation";
         let seen = self.seen.lock().expect("monitor lock");
         let (state, pid) = seen.latest.get(node)?;
         let restarted = old_pid.is_none() || (pid.is_some() && *pid != old_pid);
-        if state != "up" || !restarted {
+        if !serving(state) || !restarted {
             return None;
         }
-        seen.transitions
-            .iter()
-            .rev()
-            .find(|t| t.node == node && t.to == "up")
-            .map(|t| t.at)
+        let mut since = None;
+        for transition in seen.transitions.iter().rev().filter(|t| t.node == node) {
+            if !serving(&transition.to) {
+                break;
+            }
+            since = Some(transition.at);
+        }
+        since
     }
 }
 
