@@ -22,6 +22,17 @@ pub enum Error {
     InvalidShardId(String),
     #[error("bad frame: {0}")]
     BadFrame(String),
+    /// A query refused by [`crate::limits::QueryLimits`] (answered with 400).
+    #[error("{what}: {found}, over the limit {limit} = {max}")]
+    QueryLimit {
+        limit: &'static str,
+        max: u64,
+        found: u64,
+        what: String,
+    },
+    /// `field:*` on a field that is not a fast field: it would fail on every shard.
+    #[error("{0}:* needs a fast field; only id:* can match every document with a field")]
+    ExistsNeedsFastField(String),
     #[error("tantivy: {0}")]
     Tantivy(#[from] tantivy::TantivyError),
 }

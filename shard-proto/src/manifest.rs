@@ -144,33 +144,45 @@ impl ShardManifest {
         };
         let present = index_file_names(dir)?;
         for entry in &self.files {
-            let path = dir.join(&entry.name);
-            let size = match fs::metadata(&path) {
-                Ok(meta) => meta.len(),
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                    return Err(fail(format!("file {} is missing", entry.name)));
-                }
-                Err(e) => return Err(Error::io(&path, e)),
-            };
-            if size != entry.bytes {
-                return Err(fail(format!(
-                    "file {} has {size} bytes, manifest says {}",
-                    entry.name, entry.bytes
-                )));
-            }
-            let (_, hash) = hash_file(&path)?;
-            if hash != entry.blake3 {
-                return Err(fail(format!(
-                    "file {} is corrupted: blake3 {hash}, manifest says {}",
-                    entry.name, entry.blake3
-                )));
-            }
+            self.verify_file(dir, entry, |_| {})?;
         }
         if let Some(extra) = present
             .iter()
             .find(|name| !self.files.iter().any(|f| &f.name == *name))
         {
             return Err(fail(format!("unexpected file {extra} not in the manifest")));
+        }
+        Ok(())
+    }
+
+    /// Checks one listed file of `dir` (size, then blake3); `pace` is called after each
+    /// chunk read with its length, so a background scrub can throttle itself. The error
+    /// names the file.
+    pub fn verify_file(&self, dir: &Path, entry: &FileEntry, pace: impl FnMut(u64)) -> Result<()> {
+        let fail = |reason: String| Error::Verification {
+            shard: self.shard.to_string(),
+            reason,
+        };
+        let path = dir.join(&entry.name);
+        let size = match fs::metadata(&path) {
+            Ok(meta) => meta.len(),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(fail(format!("file {} is missing", entry.name)));
+            }
+            Err(e) => return Err(Error::io(&path, e)),
+        };
+        if size != entry.bytes {
+            return Err(fail(format!(
+                "file {} has {size} bytes, manifest says {}",
+                entry.name, entry.bytes
+            )));
+        }
+        let (_, hash) = hash_file_paced(&path, pace)?;
+        if hash != entry.blake3 {
+            return Err(fail(format!(
+                "file {} is corrupted: blake3 {hash}, manifest says {}",
+                entry.name, entry.blake3
+            )));
         }
         Ok(())
     }
@@ -251,6 +263,10 @@ fn index_file_names(dir: &Path) -> Result<Vec<String>> {
 
 /// Size and blake3 (hex) of a file, streamed in 1 MiB chunks.
 fn hash_file(path: &Path) -> Result<(u64, String)> {
+    hash_file_paced(path, |_| {})
+}
+
+fn hash_file_paced(path: &Path, mut pace: impl FnMut(u64)) -> Result<(u64, String)> {
     let mut file = File::open(path).map_err(|e| Error::io(path, e))?;
     let mut hasher = blake3::Hasher::new();
     let mut buf = vec![0u8; 1 << 20];
@@ -262,6 +278,7 @@ fn hash_file(path: &Path) -> Result<(u64, String)> {
         }
         hasher.update(&buf[..n]);
         total += n as u64;
+        pace(n as u64);
     }
     Ok((total, hasher.finalize().to_hex().to_string()))
 }

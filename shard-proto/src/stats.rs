@@ -144,10 +144,12 @@ impl Bm25StatisticsProvider for StatsProvider<'_> {
     }
 
     fn doc_freq(&self, term: &Term) -> tantivy::Result<u64> {
-        match self.doc_freqs.get(term) {
-            // idf asserts doc_count >= doc_freq: never hand it inconsistent figures.
-            Some(&df) => Ok(df.min(self.total_num_docs()?)),
-            None => self.local.doc_freq(term),
-        }
+        let df = match self.doc_freqs.get(term) {
+            Some(&df) => df,
+            None => self.local.doc_freq(term)?,
+        };
+        // idf asserts doc_count >= doc_freq: never hand it inconsistent figures, whether
+        // the caller's total is too small for the global figures or for the local ones.
+        Ok(df.min(self.total_num_docs()?))
     }
 }
