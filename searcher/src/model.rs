@@ -4,6 +4,7 @@
 //! read and write the very same types.
 
 use serde::{Deserialize, Serialize};
+use shard_proto::query::Syntax;
 
 /// Largest `size`.
 pub const MAX_SIZE: usize = 100;
@@ -46,6 +47,9 @@ impl SearchType {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SearchParams {
     pub q: String,
+    /// How `q` is read (lenient unless the caller asks for tantivy's strict syntax).
+    #[serde(default)]
+    pub syntax: Syntax,
     pub from: usize,
     pub size: usize,
     /// `None`: the front-end's configured default.
@@ -230,6 +234,7 @@ mod tests {
     fn params(q: &str, from: usize, size: usize) -> SearchParams {
         SearchParams {
             q: q.into(),
+            syntax: Syntax::Lenient,
             from,
             size,
             search_type: None,

@@ -1,5 +1,5 @@
 //! The crate's one error type: what can go wrong when reading a manifest, verifying a
-//! shard, or decoding a wire frame.
+//! shard, decoding a wire frame, or parsing a strict query.
 
 use std::path::PathBuf;
 
@@ -20,6 +20,9 @@ pub enum Error {
     SchemaMismatch { expected: String, found: String },
     #[error("invalid shard id {0:?}: expected n<node>of<nodes>-s<shard>of<shards>")]
     InvalidShardId(String),
+    /// A query that cannot be searched: strict syntax that does not parse.
+    #[error("{0}")]
+    BadQuery(String),
     #[error("bad frame: {0}")]
     BadFrame(String),
     /// A query refused by [`crate::limits::QueryLimits`] (answered with 400).

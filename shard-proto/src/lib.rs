@@ -1,7 +1,9 @@
 //! Everything two nodes must agree on, defined once: the tantivy schema and query parser
-//! ([`schema`]), how shards are named ([`shard_id`]), the manifest that proves a shard copy
-//! is complete ([`manifest`]), which shard directories of a store are live ([`store`]), the global BM25 statistics that make sharded scores exact
-//! ([`stats`]), what one query may cost ([`limits`]) and the RPC messages between the front-end and searcher nodes ([`wire`]).
+//! ([`schema`]), how a person's query is read ([`query`]), how shards are named
+//! ([`shard_id`]), the manifest that proves a shard copy is complete ([`manifest`]), which
+//! shard directories of a store are live ([`store`]), the global BM25 statistics that make
+//! sharded scores exact ([`stats`]), what one query may cost ([`limits`]) and the RPC
+//! messages between the front-end and searcher nodes ([`wire`]).
 //!
 //! Indexers, searcher nodes and front-ends all link this crate, so a change here is a
 //! change of the on-disk or on-the-wire format: bump [`schema::SCHEMA_VERSION`] or
@@ -10,6 +12,7 @@
 pub mod error;
 pub mod limits;
 pub mod manifest;
+pub mod query;
 pub mod schema;
 pub mod shard_id;
 pub mod stats;

@@ -16,6 +16,9 @@
 //! the fetch round trip at the price of fetching more documents than the page shows (the
 //! front-end picks `n` per node from the share of shards the node searches).
 //!
+//! Title suggestions ([`SuggestRequest`]) are one more phase of their own: each shard's
+//! best titles for a prefix, merged by the front-end.
+//!
 //! Decoding is bounded ([`MAX_FRAME_BYTES`]) and never panics: a garbage or oversized frame
 //! is an [`Error::BadFrame`], which servers answer with 400.
 
@@ -24,6 +27,7 @@ use serde::{Deserialize, Serialize};
 use tantivy::Term;
 
 use crate::error::{Error, Result};
+use crate::query::Syntax;
 use crate::stats::{GlobalStats, ShardTermStats};
 use crate::ShardId;
 
@@ -46,6 +50,8 @@ pub mod paths {
     pub const SEARCH: &str = "/rpc/search";
     /// POST [`super::FetchRequest`] → [`super::FetchResponse`].
     pub const FETCH: &str = "/rpc/fetch";
+    /// POST [`super::SuggestRequest`] → [`super::SuggestResponse`].
+    pub const SUGGEST: &str = "/rpc/suggest";
 }
 
 fn config() -> bincode::config::Configuration<
@@ -100,6 +106,8 @@ pub struct StatsResponse {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SearchRequest {
     pub query: String,
+    /// How `query` is read: every node parses it again ([`crate::query::parse`]).
+    pub syntax: Syntax,
     pub shards: Vec<ShardId>,
     pub top_k: u32,
     pub stats: GlobalStats,
@@ -184,6 +192,7 @@ pub struct DocRef {
 pub struct FetchRequest {
     /// The query again, for snippet highlighting.
     pub query: String,
+    pub syntax: Syntax,
     pub docs: Vec<DocRef>,
     /// Longest snippet, in characters.
     pub snippet_chars: u32,
@@ -207,6 +216,46 @@ pub struct FetchedDoc {
 pub struct FetchResponse {
     pub node: String,
     pub docs: Vec<ShardOutcome<FetchedDoc>>,
+}
+
+/// Title suggestions: each listed shard's best `size` titles and redirect titles that
+/// start with `prefix` (compared normalized), best first.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SuggestRequest {
+    pub prefix: String,
+    pub shards: Vec<ShardId>,
+    pub size: u32,
+}
+
+/// One suggested article.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Suggestion {
+    pub id: u64,
+    /// The article's title.
+    pub title: String,
+    /// The redirect title that matched the prefix, when the title itself did not.
+    pub redirect: Option<String>,
+    pub url: String,
+    /// Incoming links: the ranking prior.
+    pub links: u64,
+}
+
+impl Suggestion {
+    /// The one order of suggestions, on the nodes and the front-end: most linked first,
+    /// then by title and page id, so every merge of shards gives the same list.
+    pub fn merge_order(a: &Suggestion, b: &Suggestion) -> std::cmp::Ordering {
+        b.links
+            .cmp(&a.links)
+            .then_with(|| a.title.cmp(&b.title))
+            .then(a.id.cmp(&b.id))
+    }
+}
+
+/// Suggestion answer, one entry per requested shard.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SuggestResponse {
+    pub node: String,
+    pub shards: Vec<(ShardId, ShardOutcome<Vec<Suggestion>>)>,
 }
 
 /// State of one replica on a node.
@@ -241,6 +290,7 @@ mod tests {
         let term = Term::from_field_text(schema.fields.body, "anarchism");
         SearchRequest {
             query: "anarchism".into(),
+            syntax: Syntax::Lenient,
             shards: vec![ShardId::new(0, 2, 1, 3).unwrap()],
             top_k: 10,
             stats: GlobalStats {

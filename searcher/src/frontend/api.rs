@@ -26,6 +26,7 @@ use crate::model::{
     ClusterView, ErrorBody, NodeHealth, NodeView, ReplicaHealth, ReplicaView, SearchParams,
     SearchType, ShardView, DEFAULT_SIZE,
 };
+use shard_proto::query::Syntax;
 /// Public requests served at once before new ones are shed with 503.
 const MAX_CONCURRENT_REQUESTS: usize = 1024;
 
@@ -109,6 +110,11 @@ pub fn validate(raw: &HashMap<String, String>) -> Result<Validated, String> {
             ))
         }
     };
+    let syntax = match raw.get("syntax").map(|s| s.trim()) {
+        None | Some("") => Syntax::Lenient,
+        Some(text) => Syntax::from_param(text)
+            .ok_or_else(|| format!("syntax must be lenient or strict, got {text:?}"))?,
+    };
     let search_type = match raw.get("search_type").map(|s| s.trim()) {
         None | Some("") => None,
         Some(text) => Some(SearchType::parse(text).ok_or_else(|| {
@@ -117,6 +123,7 @@ pub fn validate(raw: &HashMap<String, String>) -> Result<Validated, String> {
     };
     let params = SearchParams {
         q: q.to_string(),
+        syntax,
         from,
         size,
         search_type,
@@ -303,6 +310,9 @@ mod tests {
             (20, 100, false)
         );
         assert_eq!(v.params.search_type, Some(SearchType::QueryAndFetch));
+        assert_eq!(v.params.syntax, Syntax::Lenient);
+        let v = validate(&raw(&[("q", "a"), ("syntax", "strict")])).unwrap();
+        assert_eq!(v.params.syntax, Syntax::Strict);
     }
 
     #[test]
@@ -325,6 +335,7 @@ mod tests {
             ),
             (&[("q", "a"), ("allow_partial", "maybe")], "allow_partial"),
             (&[("q", "a"), ("search_type", "dfs")], "search_type must be"),
+            (&[("q", "a"), ("syntax", "lucene")], "syntax must be"),
         ];
         for (pairs, expected) in cases {
             let message = validate(&raw(pairs)).unwrap_err();

@@ -115,6 +115,7 @@ async fn fetch_round(
     for (node, positions) in groups {
         let request = FetchRequest {
             query: template.query.clone(),
+            syntax: template.syntax,
             docs: positions.iter().map(|&i| page[i].doc_ref()).collect(),
             snippet_chars: template.snippet_chars,
             stats: template.stats.clone(),

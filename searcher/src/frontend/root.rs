@@ -1,8 +1,9 @@
 //! The root of a distributed search (Quickwit's `root.rs`): parse, make the statistics
 //! global, fan the query out, merge, fetch the final page.
 //!
-//! 1. The query is parsed with the very parser the leaves use (a parse error is the
-//!    caller's fault: 400 with the parser's message) and its terms are collected.
+//! 1. The query is parsed as the leaves parse it ([`shard_proto::query::parse`]: leniently
+//!    unless the caller asks for the strict syntax, where a parse error is the caller's
+//!    fault: 400 with the parser's message) and its terms are collected.
 //! 2. Global BM25 statistics come from the cache; only terms never seen cost a statistics
 //!    phase (one `StatsRequest` per node), and only figures summed over all shards are kept.
 //! 3. Query phase: one `SearchRequest` per node for all the shards planned on it, each
@@ -22,6 +23,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use shard_proto::query::{self, Syntax};
 use shard_proto::stats::ShardTermStats;
 use shard_proto::wire::{
     FetchRequest, FetchedDoc, PiggybackFetch, SearchRequest, ShardHits, StatsRequest,
@@ -50,6 +52,7 @@ pub const QUERY_AND_FETCH_MAX_SIZE: usize = 20;
 pub struct Root {
     pub fanout: Fanout,
     parser: QueryParser,
+    schema: WikiSchema,
     scored_fields: Vec<Field>,
     stats_cache: StatsCache,
     /// Every shard of the store and its document count (from the manifests).
@@ -105,6 +108,7 @@ impl Phase for SearchPhase {
     fn call(&self, shards: Vec<ShardId>) -> RpcCall {
         RpcCall::Search(Arc::new(SearchRequest {
             query: self.request.query.clone(),
+            syntax: self.request.syntax,
             top_k: self.request.top_k,
             stats: self.request.stats.clone(),
             fetch: self.request.fetch.map(|fetch| PiggybackFetch {
@@ -136,6 +140,7 @@ impl Root {
             fanout,
             parser: shard_proto::query_parser(&schema),
             scored_fields: schema.scored_fields().to_vec(),
+            schema,
             stats_cache: StatsCache::default(),
             last_served_by: shards
                 .iter()
@@ -154,7 +159,7 @@ impl Root {
         let started = Instant::now();
         let deadline = started + self.deadline;
         let searching = InFlight::enter(&self.searching);
-        let terms = self.query_terms(&params.q)?;
+        let terms = self.query_terms(&params.q, params.syntax)?;
         self.fanout.hedge_budget.deposit();
         let stats = self.global_stats(&terms, deadline).await;
         let search_type = self.search_type_for(params, searching.others);
@@ -172,12 +177,10 @@ impl Root {
         Ok(answer)
     }
 
-    /// The query's terms, parsed with the very parser the leaves use (an error is the
-    /// caller's fault).
-    fn query_terms(&self, q: &str) -> Result<Vec<Term>, SearchError> {
-        let query = self
-            .parser
-            .parse_query(q)
+    /// The query's terms, parsed as the leaves parse it (an error, only possible in the
+    /// strict syntax, is the caller's fault).
+    fn query_terms(&self, q: &str, syntax: Syntax) -> Result<Vec<Term>, SearchError> {
+        let query = query::parse(&self.parser, &self.schema.schema, q, syntax)
             .map_err(|e| SearchError::BadQuery(e.to_string()))?;
         Ok(GlobalStats::query_terms(query.as_ref()))
     }
@@ -207,6 +210,7 @@ impl Root {
         let phase = Arc::new(SearchPhase {
             request: SearchRequest {
                 query: params.q.clone(),
+                syntax: params.syntax,
                 shards: Vec::new(),
                 // tantivy refuses a top-0 collector: a size-0 search (counts only) asks
                 // for one.
@@ -246,6 +250,7 @@ impl Root {
             .collect();
         let request = FetchRequest {
             query: params.q.clone(),
+            syntax: params.syntax,
             docs: Vec::new(),
             snippet_chars: SNIPPET_CHARS,
             stats,
@@ -318,6 +323,16 @@ impl Root {
     pub fn last_served_by(&self, shard: &ShardId) -> Option<usize> {
         let node = self.last_served_by.get(shard)?.load(Ordering::Relaxed);
         (node != usize::MAX).then_some(node)
+    }
+
+    /// Every shard of the store.
+    pub fn shards(&self) -> &[ShardId] {
+        &self.shards
+    }
+
+    /// How long a whole request may take.
+    pub fn deadline(&self) -> Duration {
+        self.deadline
     }
 
     pub fn cached_terms(&self) -> usize {

@@ -87,6 +87,7 @@ async fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
 fn params(q: &str) -> SearchParams {
     SearchParams {
         q: q.to_string(),
+        syntax: shard_proto::query::Syntax::Lenient,
         from: 0,
         size: 10,
         search_type: None,

@@ -6,7 +6,7 @@
 //! snippets) are spread over the caller's rayon pool only while other search threads sit
 //! idle: at low load that cuts latency, under load every thread already has a request and
 //! splitting one only adds task hops and wake-ups (about 5% of the node's CPU at c=8). Anything wrong with the request as a whole (a query that
-//! does not parse, limits exceeded, unknown field ids) is a [`BadRequest`]; anything wrong
+//! does not parse in strict syntax, limits exceeded, unknown field ids) is a [`BadRequest`]; anything wrong
 //! with one shard is that shard's `ShardOutcome::Failed`, never the others'. A panic inside
 //! tantivy on odd input is caught and becomes a failed shard rather than a dead node.
 
@@ -17,6 +17,7 @@ use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex};
 
 use rayon::prelude::*;
+use shard_proto::query::{self, Syntax};
 use shard_proto::stats::ShardTermStats;
 use shard_proto::wire::{
     DocRef, FetchRequest, FetchResponse, FetchedDoc, LeafHit, SearchRequest, SearchResponse,
@@ -58,8 +59,9 @@ pub struct Leaf {
     schema: WikiSchema,
     parser: QueryParser,
     replicas: BTreeMap<ShardId, Arc<Replica>>,
-    /// Query string → parsed query; emptied when full (a query costs ~10 µs to parse).
-    parsed: Mutex<HashMap<String, Arc<dyn Query>>>,
+    /// Query string and syntax → parsed query; emptied when full (a query costs ~10 µs
+    /// to parse).
+    parsed: Mutex<HashMap<(String, Syntax), Arc<dyn Query>>>,
     /// Requests being worked on now, to decide whether one may spread over the pool.
     running: AtomicUsize,
 }
@@ -99,38 +101,38 @@ impl Leaf {
         }
     }
 
-    fn parse(&self, query: &str) -> Result<Arc<dyn Query>, BadRequest> {
-        if let Some(hit) = self.parsed_cache().get(query) {
+    fn parse(&self, query: &str, syntax: Syntax) -> Result<Arc<dyn Query>, BadRequest> {
+        let key = (query.to_string(), syntax);
+        if let Some(hit) = self.parsed_cache().get(&key) {
             return Ok(Arc::clone(hit));
         }
-        let parsed: Arc<dyn Query> = Arc::from(self.parse_uncached(query)?);
+        let parsed: Arc<dyn Query> = Arc::from(self.parse_uncached(query, syntax)?);
         if query.len() <= PARSED_CACHE_MAX_QUERY_BYTES {
             let mut cached = self.parsed_cache();
             if cached.len() >= PARSED_CACHE_ENTRIES {
                 cached.clear();
             }
-            cached.insert(query.to_string(), Arc::clone(&parsed));
+            cached.insert(key, Arc::clone(&parsed));
         }
         Ok(parsed)
     }
 
     /// The cache holds no invariant a panic could break: a poisoned lock is still usable.
-    fn parsed_cache(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<dyn Query>>> {
+    fn parsed_cache(&self) -> std::sync::MutexGuard<'_, HashMap<(String, Syntax), Arc<dyn Query>>> {
         self.parsed
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn parse_uncached(&self, query: &str) -> Result<Box<dyn Query>, BadRequest> {
+    fn parse_uncached(&self, query: &str, syntax: Syntax) -> Result<Box<dyn Query>, BadRequest> {
         if query.len() > MAX_QUERY_BYTES {
             return Err(BadRequest(format!(
                 "query of {} bytes exceeds the {MAX_QUERY_BYTES}-byte limit",
                 query.len()
             )));
         }
-        self.parser
-            .parse_query(query)
-            .map_err(|e| BadRequest(format!("query does not parse: {e}")))
+        query::parse(&self.parser, &self.schema.schema, query, syntax)
+            .map_err(|e| BadRequest(e.to_string()))
     }
 
     fn field(&self, id: u32) -> Result<Field, BadRequest> {
@@ -174,7 +176,7 @@ impl Leaf {
                 request.top_k
             )));
         }
-        let query = self.parse(&request.query)?;
+        let query = self.parse(&request.query, request.syntax)?;
         let running = InFlight::enter(&self.running);
         let spread = may_spread(&running);
         let mut shards = self.per_shard(&request.shards, spread, |replica| {
@@ -279,7 +281,7 @@ impl Leaf {
                 request.docs.len()
             )));
         }
-        let query = self.parse(&request.query)?;
+        let query = self.parse(&request.query, request.syntax)?;
         let running = InFlight::enter(&self.running);
         let how = HowToFetch {
             query: query.as_ref(),

@@ -8,6 +8,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use shard_proto::manifest::{InputInfo, ShardManifest, MANIFEST_FORMAT};
+use shard_proto::query::Syntax;
 use shard_proto::stats::ShardTermStats;
 use shard_proto::wire::{
     self, DocRef, FetchRequest, ReplicaState, SearchRequest, ShardOutcome, StatsRequest,
@@ -208,6 +209,7 @@ fn sharded_leaf_search_with_global_stats_equals_one_index() {
         let shards = all_shards(3);
         let request = SearchRequest {
             query: query.into(),
+            syntax: Syntax::Lenient,
             shards: shards.clone(),
             top_k: 10,
             fetch: None,
@@ -249,6 +251,7 @@ fn fetch_returns_stored_fields_and_escaped_highlighted_snippets() {
     let query = "body:tag";
     let request = SearchRequest {
         query: query.into(),
+        syntax: Syntax::Lenient,
         shards: shards.clone(),
         top_k: 5,
         fetch: None,
@@ -283,6 +286,7 @@ fn fetch_returns_stored_fields_and_escaped_highlighted_snippets() {
     let fetched = leaf
         .fetch(&FetchRequest {
             query: query.into(),
+            syntax: Syntax::Lenient,
             docs: refs.clone(),
             snippet_chars: 80,
             stats: request.stats.clone(),
@@ -312,6 +316,7 @@ fn bad_requests_are_refused_as_a_whole_and_unknown_shards_fail_alone() {
     let (leaf, _) = installed_leaf(&config);
     let mut request = SearchRequest {
         query: "title:(".into(),
+        syntax: Syntax::Strict,
         shards: vec![shard(0, 1), shard(1, 2)],
         top_k: 10,
         fetch: None,
@@ -387,6 +392,7 @@ fn corrupted_replica_is_refused_and_the_others_are_served() {
     let leaf = Leaf::new("a".into(), schema, replicas.serving);
     let request = SearchRequest {
         query: "apple".into(),
+        syntax: Syntax::Lenient,
         shards: all_shards(3),
         top_k: 3,
         fetch: None,
@@ -490,6 +496,7 @@ async fn client_and_server_round_trip_and_survive_bad_frames() {
 
     let search = SearchRequest {
         query: "apple".into(),
+        syntax: Syntax::Lenient,
         shards: all_shards(2),
         top_k: 5,
         fetch: None,
@@ -504,6 +511,7 @@ async fn client_and_server_round_trip_and_survive_bad_frames() {
 
     let bad = SearchRequest {
         query: "title:(".into(),
+        syntax: Syntax::Strict,
         ..search.clone()
     };
     match client.search(&bad).await {
@@ -588,6 +596,7 @@ async fn shutdown_finishes_in_flight_requests_then_stops_accepting() {
     client.health().await.unwrap();
     let search = SearchRequest {
         query: "apple".into(),
+        syntax: Syntax::Lenient,
         shards: all_shards(1),
         top_k: 3,
         fetch: None,
@@ -646,6 +655,7 @@ fn query_and_fetch_attaches_the_nodes_best_hits_with_their_documents() {
     let top_k = 4;
     let plain = SearchRequest {
         query: query.into(),
+        syntax: Syntax::Lenient,
         shards: shards.clone(),
         top_k,
         fetch: None,

@@ -580,6 +580,41 @@ fn raw_http(port: u16, request: &[u8]) -> (u16, String) {
     (status, body)
 }
 
+/// What people type (tests/data/awkward-queries.json: apostrophes, colons, unbalanced
+/// quotes, operators alone, URLs, emoji, mixed scripts) is read leniently: every one is
+/// answered 200, and the words in it are searched.
+fn awkward_queries_are_answered_never_refused(cluster: &Cluster) {
+    let awkward = awkward_queries();
+    assert!(awkward.len() >= 100, "{} queries", awkward.len());
+    for q in &awkward {
+        let (status, body) = cluster.search_q(q, "");
+        assert_eq!(status, 200, "{q:?}: {body}");
+        assert!(body["hits"].is_array(), "{q:?}: {body}");
+    }
+    let top_title = |q: &str| {
+        let (status, body) = cluster.search_q(q, "");
+        assert_eq!(status, 200, "{q:?}: {body}");
+        body["hits"][0]["title"].as_str().unwrap_or("").to_string()
+    };
+    // The issue's examples find what the person meant.
+    assert_eq!(top_title("what is: anarchism?"), "Anarchism");
+    assert_eq!(top_title("Anarchism OR"), "Anarchism");
+    assert!(!ids(&cluster.search_q("\"natural science", "").1).is_empty());
+    // `-word` still excludes, `+word` still requires.
+    let with = ids(&cluster.search_q("anarchism", "&size=100").1);
+    let without = ids(&cluster.search_q("anarchism -anarchism", "&size=100").1);
+    assert!(
+        !with.is_empty() && without.is_empty(),
+        "{with:?} / {without:?}"
+    );
+}
+
+fn awkward_queries() -> Vec<String> {
+    let path = tests::workspace_root().join("tests/data/awkward-queries.json");
+    let text = std::fs::read_to_string(&path).expect("read the awkward queries");
+    serde_json::from_str(&text).expect("a JSON array of strings")
+}
+
 #[test]
 fn bad_requests_get_4xx_with_a_message_and_processes_stay_up() {
     let dir = temp_dir("bad-requests");
@@ -587,8 +622,9 @@ fn bad_requests_get_4xx_with_a_message_and_processes_stay_up() {
     build_shards(&store, 2);
     let cluster = Cluster::start(dir.path(), &store, 1, 1);
     let cases = [
-        ("q=title%3A%28", "bad query"),
-        ("q=nosuchfield%3Ax", "bad query"),
+        ("q=title%3A%28&syntax=strict", "bad query"),
+        ("q=nosuchfield%3Ax&syntax=strict", "bad query"),
+        ("q=a&syntax=lucene", "syntax must be"),
         ("q=", "missing query"),
         ("size=10", "missing query"),
         ("q=a&size=101", "size must be at most 100"),
@@ -605,6 +641,7 @@ fn bad_requests_get_4xx_with_a_message_and_processes_stay_up() {
             .unwrap_or_else(|| panic!("{params}: {body}"));
         assert!(message.contains(expected), "{params}: {message}");
     }
+    awkward_queries_are_answered_never_refused(&cluster);
     // A 10 kB query is refused by the front-end with its own message...
     let (status, body) = cluster.search_q(&"word ".repeat(2_000), "");
     assert_eq!(status, 400, "{body}");

@@ -12,6 +12,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use shard_proto::manifest::ShardManifest;
+use shard_proto::query::Syntax;
 use shard_proto::wire::{
     self, DocRef, FetchRequest, FetchResponse, HealthResponse, ReplicaState, SearchRequest,
     SearchResponse, ShardHits, ShardOutcome,
@@ -205,6 +206,7 @@ fn nodes_serve_real_shards_exactly_and_survive_bad_frames() {
         for query in QUERIES {
             let request = SearchRequest {
                 query: query.into(),
+                syntax: Syntax::Lenient,
                 shards: held.iter().copied().collect(),
                 top_k: 10,
                 fetch: None,
@@ -233,6 +235,7 @@ fn nodes_serve_real_shards_exactly_and_survive_bad_frames() {
     let all: Vec<ShardId> = held_a.iter().chain(&held_b).copied().collect();
     let request = SearchRequest {
         query: "anarchism".into(),
+        syntax: Syntax::Lenient,
         shards: all.clone(),
         top_k: 3,
         fetch: None,
@@ -260,6 +263,7 @@ fn nodes_serve_real_shards_exactly_and_survive_bad_frames() {
         &addr_a,
         &FetchRequest {
             query: "anarchism".into(),
+            syntax: Syntax::Lenient,
             docs: docs.clone(),
             snippet_chars: 150,
             stats: GlobalStats::default(),
@@ -346,6 +350,7 @@ fn node_refuses_a_corrupted_replica_and_serves_the_rest() {
         .collect();
     let request = SearchRequest {
         query: "the".into(),
+        syntax: Syntax::Lenient,
         shards,
         top_k: 5,
         fetch: None,

@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use shard_proto::query::Syntax;
 use shard_proto::wire::{FetchRequest, SearchRequest, ShardHits, ShardOutcome, StatsRequest};
 use shard_proto::{query_parser, GlobalStats, ShardId, WikiSchema};
 use tantivy::query::QueryParser;
@@ -74,6 +75,7 @@ impl ShardedIndex {
             .leaf
             .search(&SearchRequest {
                 query: query.to_string(),
+                syntax: Syntax::Strict,
                 shards: self.shards.clone(),
                 top_k: size.max(1) as u32,
                 stats: stats.clone(),
@@ -102,6 +104,7 @@ impl ShardedIndex {
     ) -> std::result::Result<Vec<searcher::model::Hit>, SearchError> {
         let request = FetchRequest {
             query: query.to_string(),
+            syntax: Syntax::Strict,
             docs: page.iter().map(MergedHit::doc_ref).collect(),
             snippet_chars: SNIPPET_CHARS as u32,
             stats,

@@ -177,6 +177,7 @@ impl SingleIndex {
 pub fn check_page(query: &str, from: usize, size: usize) -> std::result::Result<(), SearchError> {
     let params = SearchParams {
         q: query.to_string(),
+        syntax: shard_proto::query::Syntax::Strict,
         from,
         size,
         search_type: None,
