@@ -262,7 +262,7 @@ impl Cluster {
         })
     }
 
-    fn signal(&self, id: &str, signal: i32) {
+    fn signal(&self, id: &str, signal: Signal) {
         self.nodes[id].signal(signal);
     }
 
