@@ -4,51 +4,31 @@
 //! generous deadlines (the CI machine has 2 shared, noisy cores: never assert on timings).
 //! Signals and `/proc` reads are the tools crate's supervisor's.
 
-use std::collections::BTreeMap;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output};
-use std::sync::Mutex;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 pub use tools::proc_stats::process_gone;
 pub use tools::supervisor::{send_signal, Signal};
 
-/// Path of a workspace binary (`indexer`, `searcher`, `wikisearch`), built by cargo (through
-/// `escargot`) the first time a test of this run asks for it, in the test's own profile: a
-/// plain `cargo test` never drives a stale binary. `wikisearch` finds the other two beside
-/// itself, so asking for it builds them too.
+/// Path of a workspace binary (`indexer`, `searcher`, `wikisearch`), built by cargo the
+/// first time a test of this run asks for one, in the test's own profile and with the
+/// features of `cargo test --workspace` (so nothing is compiled twice): a plain
+/// `cargo test` never drives a stale binary.
 pub fn bin(name: &str) -> PathBuf {
-    static BUILT: Mutex<BTreeMap<String, PathBuf>> = Mutex::new(BTreeMap::new());
-    let mut built = BUILT
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
-    if name == "wikisearch" {
-        for engine in ["searcher", "indexer"] {
-            if !built.contains_key(engine) {
-                built.insert(engine.to_string(), build(engine));
-            }
-        }
-    }
-    built
-        .entry(name.to_string())
-        .or_insert_with(|| build(name))
-        .clone()
-}
-
-fn build(name: &str) -> PathBuf {
-    let package = match name {
-        "wikisearch" => "tools",
-        other => other,
-    };
-    let run = escargot::CargoBuild::new()
-        .manifest_path(workspace_root().join("Cargo.toml"))
-        .package(package)
-        .bin(name)
-        .current_release()
-        .run()
-        .unwrap_or_else(|e| panic!("cannot build {name}: {e}"));
-    run.path().to_path_buf()
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    let dir = BUILT.get_or_init(|| {
+        let exe = std::env::current_exe().expect("the test executable has a path");
+        let dir = tools::binaries::profile_dir(&exe);
+        tools::binaries::build_workspace_bins(&dir, true)
+            .unwrap_or_else(|e| panic!("cannot build the binaries: {e:#}"));
+        dir
+    });
+    let path = dir.join(name);
+    assert!(path.is_file(), "{} was not built", path.display());
+    path
 }
 
 /// The workspace root (the tests crate lives at `<root>/tests`).
