@@ -228,6 +228,7 @@ fn run_phase(phase: Phase, input: &Path, args: &Args) -> Result<Measure> {
                 threads: args.threads,
                 memory_mb: args.memory_mb,
                 progress: ProgressMode::Quiet,
+                max_unexpected_skips_percent: indexer::build::DEFAULT_MAX_UNEXPECTED_SKIPS_PERCENT,
             })?;
             fs::remove_dir_all(&out)?;
             Measure {

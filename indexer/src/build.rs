@@ -4,10 +4,13 @@
 //! the same slice left; open the input on the slice; stream it through the
 //! [`pipeline`] into M [`shard_writer::ShardWriter`]s built in parallel in temporary
 //! directories; commit and merge each shard to one segment (in parallel); fsync and write
-//! each manifest; check that nothing was lost; then [`publish`] all M shards at once.
+//! each manifest; check that nothing was lost and that at most
+//! `--max-unexpected-skips-percent` of the articles were skipped for an unexpected reason
+//! (the cleaner panicked); then [`publish`] all M shards at once (one atomic switch of
+//! the slice's record).
 //!
 //! Failure policy: any error (a truncated or corrupt dump included: the message names the
-//! file and offset) fails the whole build. Nothing of it is published, the temporary
+//! file and offset; a full disk or file size limit is said as such) fails the whole build. Nothing of it is published, the temporary
 //! directories are removed, and shards of an earlier build stay as they were. We do not
 //! publish the pages before a fatal read error, because a slice's shards must cover the
 //! whole slice or the cluster would silently serve a partial index.
@@ -22,7 +25,7 @@ pub mod publish;
 pub mod shard_writer;
 pub mod summary;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -73,7 +76,14 @@ pub struct BuildArgs {
     /// Print one JSON summary object on stdout at the end.
     #[arg(long)]
     pub json: bool,
+    /// Fail, publishing nothing, when more than this percentage of the slice's articles
+    /// were skipped for an unexpected reason (the cleaner panicked on them).
+    #[arg(long, default_value_t = DEFAULT_MAX_UNEXPECTED_SKIPS_PERCENT)]
+    pub max_unexpected_skips_percent: f64,
 }
+
+/// Default of `--max-unexpected-skips-percent`: one article in a thousand.
+pub const DEFAULT_MAX_UNEXPECTED_SKIPS_PERCENT: f64 = 0.1;
 
 /// Everything a build needs (the library entry point's input).
 #[derive(Clone, Debug)]
@@ -87,6 +97,8 @@ pub struct BuildOptions {
     pub threads: usize,
     pub memory_mb: u64,
     pub progress: ProgressMode,
+    /// See `--max-unexpected-skips-percent`.
+    pub max_unexpected_skips_percent: f64,
 }
 
 impl BuildArgs {
@@ -101,6 +113,7 @@ impl BuildArgs {
             threads: self.threads,
             memory_mb: self.memory_mb,
             progress: ProgressMode::Auto,
+            max_unexpected_skips_percent: self.max_unexpected_skips_percent,
         })
     }
 }
@@ -209,17 +222,25 @@ pub fn build(opts: &BuildOptions) -> Result<BuildSummary> {
     for id in &ids {
         temps.push((*id, publish::create_temp_dir(&opts.out, *id)?));
     }
-    let built = build_shards(reader, &temps, &input, &plan, opts.progress);
+    let built = build_shards(reader, &temps, &input, &plan, opts.progress).and_then(|built| {
+        check_unexpected_skips(&built.0, opts.max_unexpected_skips_percent)?;
+        Ok(built)
+    });
     let (output, manifests) = match built {
         Ok(built) => built,
         Err(err) => {
             for (_, temp) in &temps {
                 let _ = std::fs::remove_dir_all(temp);
             }
-            return Err(err);
+            return Err(err.explain_disk_full(&opts.out));
         }
     };
-    publish::publish(&opts.out, &temps)?;
+    if let Err(err) = publish::publish(&opts.out, node, nodes, &temps) {
+        for (_, temp) in &temps {
+            let _ = std::fs::remove_dir_all(temp);
+        }
+        return Err(err.explain_disk_full(&opts.out));
+    }
     let mut summary = summarize(opts, &plan, &input, output, &manifests);
     summary.finish(start.elapsed().as_secs_f64(), ResourceUsage::now());
     summary.peak_anon_rss_mb = anon_peak.finish();
@@ -300,6 +321,39 @@ fn join_all<T>(handles: Vec<std::thread::ScopedJoinHandle<'_, Result<T>>>) -> Re
         .collect()
 }
 
+/// Articles the cleaner panicked on (a bug, not bad input).
+fn unexpected_skips(output: &PipelineOutput) -> u64 {
+    output
+        .shard_skipped
+        .iter()
+        .filter_map(|s| s.get(pipeline::CLEANER_PANIC))
+        .sum()
+}
+
+/// Refuses a build that skipped more than `max_percent` of its articles for an unexpected
+/// reason: its shards would silently lack them.
+fn check_unexpected_skips(output: &PipelineOutput, max_percent: f64) -> Result<()> {
+    let skipped = unexpected_skips(output);
+    let articles = output.stats.articles;
+    let percent = match articles {
+        0 => 0.0,
+        n => skipped as f64 * 100.0 / n as f64,
+    };
+    tracing::info!(
+        "unexpected skips ({}): {skipped} of {articles} articles ({percent:.3}%), \
+         threshold {max_percent}%",
+        pipeline::CLEANER_PANIC
+    );
+    match percent > max_percent {
+        true => Err(Error::TooManySkips {
+            skipped,
+            articles,
+            max_percent,
+        }),
+        false => Ok(()),
+    }
+}
+
 /// Every article read is either in its shard or counted as skipped there, and each shard
 /// holds exactly the documents handed to it.
 fn check_nothing_lost(output: &PipelineOutput, docs: &[u64]) -> Result<()> {
@@ -310,11 +364,7 @@ fn check_nothing_lost(output: &PipelineOutput, docs: &[u64]) -> Result<()> {
         )));
     }
     let indexed: u64 = docs.iter().sum();
-    let cleaner_skips: u64 = output
-        .shard_skipped
-        .iter()
-        .filter_map(|s| s.get(pipeline::CLEANER_PANIC))
-        .sum();
+    let cleaner_skips = unexpected_skips(output);
     if indexed + cleaner_skips != output.stats.articles {
         return Err(Error::Invariant(format!(
             "{} articles read but {indexed} indexed and {cleaner_skips} skipped while cleaning",
@@ -359,11 +409,6 @@ fn summarize(
     }
 }
 
-/// The directory a published shard lives in.
-pub fn shard_dir(out: &Path, id: ShardId) -> PathBuf {
-    out.join(id.to_string())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -381,6 +426,26 @@ mod tests {
         let err = Plan::new(8, 2, 64).unwrap_err().to_string();
         assert!(err.contains("--memory-mb"), "{err}");
         assert!(Plan::new(0, 2, 64).is_err());
+    }
+
+    fn output_with(articles: u64, panics: u64) -> PipelineOutput {
+        let mut output = PipelineOutput::default();
+        output.stats.articles = articles;
+        let mut skipped = std::collections::BTreeMap::new();
+        skipped.insert(pipeline::CLEANER_PANIC.to_string(), panics);
+        output.shard_skipped = vec![skipped, Default::default()];
+        output
+    }
+
+    #[test]
+    fn unexpected_skips_beyond_the_threshold_fail_the_build() {
+        check_unexpected_skips(&output_with(10_000, 10), 0.1).unwrap();
+        let err = check_unexpected_skips(&output_with(10_000, 11), 0.1).unwrap_err();
+        let message = err.to_string();
+        assert!(message.contains("11 of 10000"), "{message}");
+        assert!(message.contains("0.1%"), "{message}");
+        check_unexpected_skips(&output_with(0, 0), 0.0).unwrap();
+        assert!(check_unexpected_skips(&output_with(5, 5), 99.0).is_err());
     }
 
     #[test]

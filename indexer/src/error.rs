@@ -33,6 +33,19 @@ pub enum Error {
     /// Another build of the same slice is running in the same output directory.
     #[error("{0}")]
     Busy(String),
+    /// Too many articles were skipped for an unexpected reason (`--max-unexpected-skips-percent`).
+    #[error(
+        "{skipped} of {articles} articles were skipped because the cleaner panicked on them, \
+         over the {max_percent}% threshold (--max-unexpected-skips-percent): nothing was published"
+    )]
+    TooManySkips {
+        skipped: u64,
+        articles: u64,
+        max_percent: f64,
+    },
+    /// The disk (or the file size limit) ran out while writing the shards.
+    #[error("no space left to write the shards in {out}: nothing was published ({cause})", out = out.display())]
+    DiskFull { out: PathBuf, cause: String },
     /// A count that must balance did not: a bug, reported rather than published.
     #[error("internal check failed, nothing was published: {0}")]
     Invariant(String),
@@ -42,6 +55,35 @@ pub enum Error {
 pub type Result<T> = std::result::Result<T, Error>;
 
 impl Error {
+    /// The same error, or [`Error::DiskFull`] if it came from a full disk (ENOSPC), an
+    /// exhausted quota (EDQUOT) or the file size limit (EFBIG): said plainly, since
+    /// tantivy reports those as generic I/O errors deep in a merge or a commit.
+    pub fn explain_disk_full(self, out: &std::path::Path) -> Self {
+        const ERRNOS: [i32; 3] = [libc::ENOSPC, libc::EDQUOT, libc::EFBIG];
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&self);
+        let mut full = false;
+        while let (Some(error), false) = (cause, full) {
+            let errno = error
+                .downcast_ref::<std::io::Error>()
+                .and_then(std::io::Error::raw_os_error);
+            // tantivy wraps I/O errors in `Arc`s and strings, out of reach of a downcast;
+            // an `io::Error` always shows its errno as "(os error N)".
+            let text = error.to_string();
+            full = errno.is_some_and(|n| ERRNOS.contains(&n))
+                || ERRNOS
+                    .iter()
+                    .any(|n| text.contains(&format!("(os error {n})")));
+            cause = error.source();
+        }
+        match full {
+            true => Error::DiskFull {
+                out: out.to_path_buf(),
+                cause: self.to_string(),
+            },
+            false => self,
+        }
+    }
+
     /// Wraps an I/O error with the path it happened on.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io {

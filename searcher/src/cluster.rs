@@ -12,10 +12,11 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use shard_proto::manifest::ShardManifest;
-use shard_proto::ShardId;
+use shard_proto::{QueryLimits, ShardId};
 
 use crate::error::{Error, Result};
 use crate::model::SearchType;
+use crate::node::scrub::ScrubConfig;
 
 /// The parsed cluster file.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -30,6 +31,13 @@ pub struct ClusterConfig {
     pub frontend: FrontendConfig,
     #[serde(default)]
     pub timeouts: Timeouts,
+    /// What one search may cost (query shape and depth), enforced by the front-end and
+    /// again by every node; see `shard_proto::limits` for each limit and its default.
+    #[serde(default)]
+    pub limits: QueryLimits,
+    /// How nodes re-verify their replicas in the background.
+    #[serde(default)]
+    pub scrub: ScrubConfig,
     #[serde(rename = "node")]
     pub nodes: Vec<NodeConfig>,
 }
@@ -174,7 +182,7 @@ impl ClusterConfig {
                 "timeouts: need 0 < attempt_ms <= deadline_ms and probe_interval_ms > 0".into(),
             );
         }
-        Ok(())
+        self.limits.validate()
     }
 
     /// The node with this id.
@@ -193,23 +201,14 @@ impl ClusterConfig {
     }
 }
 
-/// [`ClusterConfig::shard_manifests`] of the shard store `store`.
+/// [`ClusterConfig::shard_manifests`] of the shard store `store`: the manifests of its
+/// live shard directories (`shard_proto::store`: each slice's recorded generation).
 pub fn store_manifests(store: &Path) -> Result<Vec<std::result::Result<ShardManifest, BadShard>>> {
-    let entries = std::fs::read_dir(store).map_err(|e| Error::io(store, e))?;
-    let mut found = Vec::new();
-    for entry in entries {
-        let entry = entry.map_err(|e| Error::io(store, e))?;
-        let dir = entry.path();
-        let Ok(shard) = entry.file_name().to_string_lossy().parse::<ShardId>() else {
-            continue; // temporary build directories and stray files are not shards
-        };
-        if dir.is_dir() {
-            found.push((shard, read_manifest(shard, &dir)));
-        }
-    }
-    // By id, not by directory name: `n10of12-...` sorts after `n2of12-...`.
-    found.sort_by_key(|(shard, _)| *shard);
-    Ok(found.into_iter().map(|(_, manifest)| manifest).collect())
+    let live = shard_proto::store::live_shard_dirs(store)?;
+    Ok(live
+        .into_iter()
+        .map(|(shard, dir)| read_manifest(shard, &dir))
+        .collect())
 }
 
 /// A shard directory of the shard store whose manifest cannot be used.
@@ -357,6 +356,8 @@ data_dir = "/tmp/b"
             replication: 1,
             frontend: Default::default(),
             timeouts: Default::default(),
+            limits: Default::default(),
+            scrub: Default::default(),
             nodes: Vec::new(),
         };
 

@@ -5,13 +5,10 @@
 
 use serde::{Deserialize, Serialize};
 use shard_proto::query::Syntax;
+use shard_proto::QueryLimits;
 
 /// Largest `size`.
 pub const MAX_SIZE: usize = 100;
-/// Deepest page: `from + size` at most this.
-pub const MAX_WINDOW: usize = 10_000;
-/// Longest query, in bytes.
-pub const MAX_QUERY_BYTES: usize = 4096;
 /// `size` when none is given.
 pub const DEFAULT_SIZE: usize = 10;
 
@@ -57,32 +54,29 @@ pub struct SearchParams {
 }
 
 impl SearchParams {
-    /// Checks the limits every search path enforces (the front-end and the baselines):
-    /// a non-blank query of at most [`MAX_QUERY_BYTES`], `size` ≤ [`MAX_SIZE`] and
-    /// `from + size` ≤ [`MAX_WINDOW`]. The error says what is wrong, for a 400.
+    /// Checks the limits every search path enforces (the front-end and the baselines)
+    /// with the default [`QueryLimits`]: see [`SearchParams::check_within`].
     pub fn check(&self) -> Result<(), String> {
+        self.check_within(&QueryLimits::default())
+    }
+
+    /// A non-blank query of at most `max_query_bytes`, `size` ≤ [`MAX_SIZE`] and
+    /// `from + size` ≤ `max_window`. The error says what is wrong (and names the limit),
+    /// for a 400. The query's shape is checked where it is parsed.
+    pub fn check_within(&self, limits: &QueryLimits) -> Result<(), String> {
         if self.q.trim().is_empty() {
             return Err("missing query: use /search?q=words".into());
         }
-        if self.q.len() > MAX_QUERY_BYTES {
-            return Err(format!(
-                "query is {} bytes; the limit is {MAX_QUERY_BYTES}",
-                self.q.len()
-            ));
-        }
+        limits.check_bytes(&self.q).map_err(|e| e.to_string())?;
         if self.size > MAX_SIZE {
             return Err(format!(
                 "size must be at most {MAX_SIZE}, got {}",
                 self.size
             ));
         }
-        let window = self.from.saturating_add(self.size);
-        if window > MAX_WINDOW {
-            return Err(format!(
-                "from + size must be at most {MAX_WINDOW}, got {window}"
-            ));
-        }
-        Ok(())
+        limits
+            .check_window(self.from, self.size)
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -214,6 +208,10 @@ pub struct ShardView {
 pub struct ReplicaView {
     pub node: String,
     pub state: ReplicaHealth,
+    /// Why a failed replica failed, as its node reports it (the file a scrub found
+    /// corrupt, a refused install).
+    #[serde(default)]
+    pub reason: Option<String>,
 }
 
 /// Whether a copy of a shard can answer.
@@ -247,8 +245,15 @@ mod tests {
         let err = |p: SearchParams| p.check().unwrap_err();
         assert!(err(params("  ", 0, 10)).contains("missing query"));
         assert!(err(params("a", 0, MAX_SIZE + 1)).contains("size must be at most"));
-        assert!(err(params("a", MAX_WINDOW, 1)).contains("from + size"));
-        assert!(err(params(&"a".repeat(MAX_QUERY_BYTES + 1), 0, 1)).contains("bytes"));
+        assert!(err(params("a", 10_000, 1)).contains("max_window = 10000"));
+        let long = "a".repeat(4097);
+        assert!(err(params(&long, 0, 1)).contains("max_query_bytes = 4096"));
+        let tight = QueryLimits {
+            max_window: 20,
+            ..QueryLimits::default()
+        };
+        let refused = params("a", 15, 10).check_within(&tight).unwrap_err();
+        assert!(refused.contains("max_window = 20"), "{refused}");
     }
 
     #[test]

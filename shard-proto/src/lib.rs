@@ -2,8 +2,9 @@
 //! ([`schema`]), how a person's query is read ([`query`]), how shards are named
 //! ([`shard_id`]), the manifest that proves a shard copy is complete ([`manifest`]), which
 //! shard directories of a store are live ([`store`]), the global BM25 statistics that make
-//! sharded scores exact ([`stats`]), what one query may cost ([`limits`]) and the RPC
-//! messages between the front-end and searcher nodes ([`wire`]).
+//! sharded scores exact ([`stats`]), what one query may cost ([`limits`]), the RPC
+//! messages between the front-end and searcher nodes ([`wire`]) and the rate-limited
+//! logging every process uses ([`logging`]).
 //!
 //! Indexers, searcher nodes and front-ends all link this crate, so a change here is a
 //! change of the on-disk or on-the-wire format: bump [`schema::SCHEMA_VERSION`] or
@@ -11,6 +12,7 @@
 
 pub mod error;
 pub mod limits;
+pub mod logging;
 pub mod manifest;
 pub mod query;
 pub mod schema;

@@ -81,18 +81,20 @@ impl QueryLimits {
     /// Checks a raw query string; safe to call on any input (linear time, no recursion
     /// deeper than `max_depth` once the depth check passed).
     pub fn check_text(&self, text: &str) -> Result<()> {
-        self.at_most(
-            "max_query_bytes",
-            self.max_query_bytes,
-            text.len(),
-            "query length in bytes",
-        )?;
+        self.check_bytes(text)?;
         self.at_most(
             "max_depth",
             self.max_depth,
             nesting_depth(text),
             "nesting depth",
         )?;
+        self.check_shape(text)
+    }
+
+    /// The shape checks of [`QueryLimits::check_text`] without its length and depth
+    /// checks: for text whose nesting is known to be flat (the lenient reading's strict
+    /// rewrite quotes every piece of text) and whose length was checked before a rewrite.
+    pub fn check_shape(&self, text: &str) -> Result<()> {
         let (ast, _errors) = query_grammar::parse_query_lenient(text);
         let mut shape = Shape::default();
         shape.visit(&ast);
@@ -124,6 +126,16 @@ impl QueryLimits {
             Some(field) => Err(Error::ExistsNeedsFastField(field)),
             None => Ok(()),
         }
+    }
+
+    /// Checks the query string's length in bytes.
+    pub fn check_bytes(&self, text: &str) -> Result<()> {
+        self.at_most(
+            "max_query_bytes",
+            self.max_query_bytes,
+            text.len(),
+            "query length in bytes",
+        )
     }
 
     /// Checks a parsed query: its term clauses, counted after the parser expanded each

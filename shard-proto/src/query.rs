@@ -23,6 +23,7 @@ use std::fmt::Write as _;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::limits::QueryLimits;
 use tantivy::query::{EmptyQuery, Query, QueryParser};
 use tantivy::schema::{FieldType, Schema};
 
@@ -63,15 +64,54 @@ pub fn parse(
     text: &str,
     syntax: Syntax,
 ) -> Result<Box<dyn Query>> {
-    let strict = match syntax {
-        Syntax::Strict => text.to_string(),
-        Syntax::Lenient => match lenient_to_strict(text, &text_fields(schema)) {
-            Some(rewritten) => rewritten,
+    match strict_text(schema, text, syntax) {
+        Some(strict) => parse_strict(parser, &strict),
+        None => Ok(Box::new(EmptyQuery)),
+    }
+}
+
+/// Parses `text` as [`parse`] does, within `limits` ([`Error::QueryLimit`] or
+/// [`Error::ExistsNeedsFastField`] otherwise): what the front-end and every node call on
+/// a query from outside. The length is checked on the text as typed, everything else on
+/// the strict text tantivy parses, before it parses it (its grammar recurses as deep as
+/// the query nests), then the term clauses of the parsed query.
+pub fn parse_within(
+    parser: &QueryParser,
+    schema: &Schema,
+    text: &str,
+    syntax: Syntax,
+    limits: &QueryLimits,
+) -> Result<Box<dyn Query>> {
+    limits.check_bytes(text)?;
+    let parsed = match syntax {
+        Syntax::Strict => {
+            limits.check_text(text)?;
+            parse_strict(parser, text)?
+        }
+        // The rewrite quotes every piece of text and writes no parentheses: flat.
+        Syntax::Lenient => match strict_text(schema, text, syntax) {
+            Some(strict) => {
+                limits.check_shape(&strict)?;
+                parse_strict(parser, &strict)?
+            }
             None => return Ok(Box::new(EmptyQuery)),
         },
     };
+    limits.check_query(parsed.as_ref())?;
+    Ok(parsed)
+}
+
+/// The strict query string tantivy parses for `text`, `None` when nothing can match.
+fn strict_text(schema: &Schema, text: &str, syntax: Syntax) -> Option<String> {
+    match syntax {
+        Syntax::Strict => Some(text.to_string()),
+        Syntax::Lenient => lenient_to_strict(text, &text_fields(schema)),
+    }
+}
+
+fn parse_strict(parser: &QueryParser, strict: &str) -> Result<Box<dyn Query>> {
     parser
-        .parse_query(&strict)
+        .parse_query(strict)
         .map_err(|e| Error::BadQuery(format!("query does not parse: {e}")))
 }
 
@@ -373,6 +413,37 @@ mod tests {
         for typed in ["title:(", "nosuchfield:x", "\"natural science", "a OR"] {
             assert!(parse(&parser, &schema.schema, typed, Syntax::Strict).is_err());
         }
+    }
+
+    #[test]
+    fn every_awkward_query_is_within_the_default_limits_and_hostile_ones_are_not() {
+        let schema = WikiSchema::new();
+        let parser = query_parser(&schema);
+        let limits = QueryLimits::default();
+        let within =
+            |typed: &str, syntax| parse_within(&parser, &schema.schema, typed, syntax, &limits);
+        for typed in &awkward_queries() {
+            let parsed = within(typed, Syntax::Lenient);
+            assert!(parsed.is_ok(), "{typed:?}: {parsed:?}");
+        }
+        let deep = format!("{}a{}", "(".repeat(2000), ")".repeat(2000));
+        let words: Vec<String> = (0..500).map(|i| format!("w{i}")).collect();
+        let words = words.join(" ");
+        let hostile = [
+            (deep.as_str(), Syntax::Strict, "max_depth"),
+            (r#""a b"~100000"#, Syntax::Strict, "max_slop"),
+            (words.as_str(), Syntax::Lenient, "max_clauses"),
+            (words.as_str(), Syntax::Strict, "max_clauses"),
+        ];
+        for (typed, syntax, limit) in hostile {
+            let refused = match within(typed, syntax) {
+                Ok(_) => panic!("{syntax:?} {typed:.40} accepted"),
+                Err(e) => e.to_string(),
+            };
+            assert!(refused.contains(limit), "{refused}");
+        }
+        // Parentheses a person typed are text in the lenient reading, never nesting.
+        assert!(within(&deep, Syntax::Lenient).is_ok());
     }
 
     /// What people type into search boxes (and what breaks strict parsers); the

@@ -20,6 +20,7 @@ pub fn build_store(out: &Path, shards: u32) {
         threads: 1,
         memory_mb: 256,
         json: false,
+        max_unexpected_skips_percent: indexer::build::DEFAULT_MAX_UNEXPECTED_SKIPS_PERCENT,
     };
     indexer::build::build(&args.options().expect("build options")).expect("build shards");
 }

@@ -27,6 +27,8 @@ use crate::model::{
     SearchType, ShardView, DEFAULT_SIZE,
 };
 use shard_proto::query::Syntax;
+use shard_proto::QueryLimits;
+
 /// Public requests served at once before new ones are shed with 503.
 const MAX_CONCURRENT_REQUESTS: usize = 1024;
 
@@ -87,8 +89,9 @@ pub struct Validated {
     pub allow_partial: bool,
 }
 
-/// Checks the query string of `/search`.
-pub fn validate(raw: &HashMap<String, String>) -> Result<Validated, String> {
+/// Checks the query string of `/search` (the query text itself is checked against the
+/// limits by [`Root::search`] before it parses it).
+pub fn validate(raw: &HashMap<String, String>, limits: &QueryLimits) -> Result<Validated, String> {
     let q = raw.get("q").map(String::as_str).unwrap_or("");
     let number = |name: &str, default: usize| -> Result<usize, String> {
         match raw.get(name) {
@@ -128,7 +131,7 @@ pub fn validate(raw: &HashMap<String, String>) -> Result<Validated, String> {
         size,
         search_type,
     };
-    params.check()?;
+    params.check_within(limits)?;
     Ok(Validated {
         params,
         allow_partial,
@@ -186,7 +189,7 @@ async fn search_outcome(
         Ok(raw) => raw,
         Err((status, message)) => return ("bad_request", error(status, message)),
     };
-    let validated = match validate(&raw) {
+    let validated = match validate(&raw, state.root.limits()) {
         Ok(v) => v,
         Err(message) => return ("bad_request", error(StatusCode::BAD_REQUEST, message)),
     };
@@ -253,7 +256,8 @@ pub fn cluster_view(root: &Root) -> ClusterView {
                         .iter()
                         .map(|&i| {
                             let node = &replicas.nodes[i];
-                            let state = if node.replica_failed(shard) {
+                            let reason = node.replica_failure(shard);
+                            let state = if reason.is_some() {
                                 ReplicaHealth::Failed
                             } else if node.state() == NodeHealth::Down {
                                 ReplicaHealth::Down
@@ -263,6 +267,7 @@ pub fn cluster_view(root: &Root) -> ClusterView {
                             ReplicaView {
                                 node: node.id.clone(),
                                 state,
+                                reason,
                             }
                         })
                         .collect()
@@ -292,18 +297,21 @@ mod tests {
 
     #[test]
     fn accepts_defaults_and_explicit_values() {
-        let v = validate(&raw(&[("q", "albedo")])).unwrap();
+        let v = validate(&raw(&[("q", "albedo")]), &QueryLimits::default()).unwrap();
         assert_eq!(
             (v.params.from, v.params.size, v.allow_partial),
             (0, 10, true)
         );
-        let v = validate(&raw(&[
-            ("q", "a"),
-            ("from", "20"),
-            ("size", "100"),
-            ("allow_partial", "false"),
-            ("search_type", "query_and_fetch"),
-        ]))
+        let v = validate(
+            &raw(&[
+                ("q", "a"),
+                ("from", "20"),
+                ("size", "100"),
+                ("allow_partial", "false"),
+                ("search_type", "query_and_fetch"),
+            ]),
+            &QueryLimits::default(),
+        )
         .unwrap();
         assert_eq!(
             (v.params.from, v.params.size, v.allow_partial),
@@ -311,17 +319,19 @@ mod tests {
         );
         assert_eq!(v.params.search_type, Some(SearchType::QueryAndFetch));
         assert_eq!(v.params.syntax, Syntax::Lenient);
-        let v = validate(&raw(&[("q", "a"), ("syntax", "strict")])).unwrap();
+        let v = validate(
+            &raw(&[("q", "a"), ("syntax", "strict")]),
+            &QueryLimits::default(),
+        )
+        .unwrap();
         assert_eq!(v.params.syntax, Syntax::Strict);
     }
 
     #[test]
     fn rejects_bad_parameters_with_a_message() {
-        let long = "a ".repeat(50_000);
         let cases: &[(&[(&str, &str)], &str)] = &[
             (&[], "missing query"),
             (&[("q", "  ")], "missing query"),
-            (&[("q", &long)], "limit is 4096"),
             (&[("q", "a"), ("size", "101")], "size must be at most 100"),
             (&[("q", "a"), ("size", "ten")], "size must be"),
             (&[("q", "a"), ("from", "-1")], "from must be"),
@@ -338,7 +348,7 @@ mod tests {
             (&[("q", "a"), ("syntax", "lucene")], "syntax must be"),
         ];
         for (pairs, expected) in cases {
-            let message = validate(&raw(pairs)).unwrap_err();
+            let message = validate(&raw(pairs), &QueryLimits::default()).unwrap_err();
             assert!(message.contains(expected), "{pairs:?}: {message}");
         }
     }

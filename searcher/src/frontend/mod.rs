@@ -129,7 +129,8 @@ impl Frontend {
             shard_docs,
             config.timeouts.deadline(),
             config.frontend.search_type,
-        );
+        )
+        .with_limits(config.limits.clone());
         Ok(Frontend {
             state: Arc::new(api::AppState { root, metrics }),
             probers,

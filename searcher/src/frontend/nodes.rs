@@ -446,6 +446,12 @@ impl NodeHandle {
         self.health.lock().failed_replicas.contains_key(shard)
     }
 
+    /// Why the node reports its replica of `shard` as failed (a refused install, or a
+    /// file its scrub found corrupt), if it does.
+    pub fn replica_failure(&self, shard: &ShardId) -> Option<String> {
+        self.health.lock().failed_replicas.get(shard).cloned()
+    }
+
     /// Why this node cannot serve a shard, for failure reasons.
     pub fn unavailable_reason(&self, shard: &ShardId) -> String {
         let info = self.health.lock();

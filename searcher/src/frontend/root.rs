@@ -28,7 +28,7 @@ use shard_proto::stats::ShardTermStats;
 use shard_proto::wire::{
     FetchRequest, FetchedDoc, PiggybackFetch, SearchRequest, ShardHits, StatsRequest,
 };
-use shard_proto::{GlobalStats, ShardId, WikiSchema};
+use shard_proto::{GlobalStats, QueryLimits, ShardId, WikiSchema};
 use tantivy::query::QueryParser;
 use tantivy::schema::Field;
 use tantivy::Term;
@@ -64,6 +64,9 @@ pub struct Root {
     search_type: SearchType,
     /// Searches running now (what [`SearchType::Auto`] decides on).
     searching: AtomicUsize,
+    /// What one search may cost (the API checks the length and the window,
+    /// [`Root::search`] the query's shape and terms).
+    limits: QueryLimits,
 }
 
 /// Errors that are the caller's fault.
@@ -151,7 +154,19 @@ impl Root {
             deadline,
             search_type,
             searching: AtomicUsize::new(0),
+            limits: QueryLimits::default(),
         }
+    }
+
+    /// The cluster file's query limits instead of the defaults.
+    pub fn with_limits(mut self, limits: QueryLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// The query limits this root enforces.
+    pub fn limits(&self) -> &QueryLimits {
+        &self.limits
     }
 
     /// Runs one search: statistics → query → merge → fetch → answer.
@@ -177,10 +192,11 @@ impl Root {
         Ok(answer)
     }
 
-    /// The query's terms, parsed as the leaves parse it (an error, only possible in the
-    /// strict syntax, is the caller's fault).
+    /// The query's terms, parsed as the leaves parse it (an error, a limit exceeded or a
+    /// strict query that does not parse, is the caller's fault).
     fn query_terms(&self, q: &str, syntax: Syntax) -> Result<Vec<Term>, SearchError> {
-        let query = query::parse(&self.parser, &self.schema.schema, q, syntax)
+        // Checked against the limits before tantivy parses it, as every node checks it again.
+        let query = query::parse_within(&self.parser, &self.schema.schema, q, syntax, &self.limits)
             .map_err(|e| SearchError::BadQuery(e.to_string()))?;
         Ok(GlobalStats::query_terms(query.as_ref()))
     }

@@ -32,6 +32,8 @@ fn config(dir: &Path, nodes: &[(&str, std::net::SocketAddr)], replication: usize
             connect_ms: 250,
             eject_after_failures: 2,
         },
+        limits: Default::default(),
+        scrub: Default::default(),
         nodes: nodes
             .iter()
             .map(|(id, addr)| NodeConfig {

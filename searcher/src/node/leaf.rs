@@ -5,9 +5,10 @@
 //! One request covers every shard the node is asked for. Its shards (and a page's
 //! snippets) are spread over the caller's rayon pool only while other search threads sit
 //! idle: at low load that cuts latency, under load every thread already has a request and
-//! splitting one only adds task hops and wake-ups (about 5% of the node's CPU at c=8). Anything wrong with the request as a whole (a query that
-//! does not parse in strict syntax, limits exceeded, unknown field ids) is a [`BadRequest`]; anything wrong
-//! with one shard is that shard's `ShardOutcome::Failed`, never the others'. A panic inside
+//! splitting one only adds task hops and wake-ups (about 5% of the node's CPU at c=8).
+//! Anything wrong with the request as a whole (a query over the cluster's limits, or
+//! that does not parse in the strict syntax, unknown field ids, a term without a value or
+//! on an unindexed field) is a [`BadRequest`]; anything wrong with one shard is that shard's `ShardOutcome::Failed`, never the others'. A panic inside
 //! tantivy on odd input is caught and becomes a failed shard rather than a dead node.
 
 use std::collections::BTreeMap;
@@ -20,24 +21,20 @@ use rayon::prelude::*;
 use shard_proto::query::{self, Syntax};
 use shard_proto::stats::ShardTermStats;
 use shard_proto::wire::{
-    DocRef, FetchRequest, FetchResponse, FetchedDoc, LeafHit, SearchRequest, SearchResponse,
-    ShardHits, ShardOutcome, StatsRequest, StatsResponse,
+    DocRef, FetchRequest, FetchResponse, FetchedDoc, LeafHit, ReplicaState, SearchRequest,
+    SearchResponse, ShardHits, ShardOutcome, StatsRequest, StatsResponse,
 };
-use shard_proto::{query_parser, GlobalStats, ShardId, WikiSchema};
+use shard_proto::{query_parser, GlobalStats, QueryLimits, ShardId, WikiSchema};
 use tantivy::collector::{Count, TopDocs};
 use tantivy::query::{Query, QueryParser};
 use tantivy::schema::{Field, Value};
 use tantivy::snippet::SnippetGenerator;
-use tantivy::{DocAddress, TantivyDocument};
+use tantivy::{DocAddress, TantivyDocument, Term};
 
 use super::replicas::Replica;
 use crate::in_flight::InFlight;
 use crate::snippets::{self, snippet_html};
 
-/// Largest `top_k` of a query phase (the front-end allows `from + size` ≤ 10,000).
-pub const MAX_TOP_K: u32 = 10_000;
-/// Longest query accepted, in bytes.
-pub const MAX_QUERY_BYTES: usize = 64 * 1024;
 /// Most documents in one fetch request.
 pub const MAX_FETCH_DOCS: usize = 10_000;
 /// Longest snippet, in characters.
@@ -59,6 +56,8 @@ pub struct Leaf {
     schema: WikiSchema,
     parser: QueryParser,
     replicas: BTreeMap<ShardId, Arc<Replica>>,
+    /// What one query may cost, checked again here whatever the front-end checked.
+    limits: QueryLimits,
     /// Query string and syntax → parsed query; emptied when full (a query costs ~10 µs
     /// to parse).
     parsed: Mutex<HashMap<(String, Syntax), Arc<dyn Query>>>,
@@ -96,9 +95,44 @@ impl Leaf {
             schema,
             parser,
             replicas,
+            limits: QueryLimits::default(),
             parsed: Mutex::new(HashMap::new()),
             running: AtomicUsize::new(0),
         }
+    }
+
+    /// The cluster file's query limits instead of the defaults.
+    pub fn with_limits(mut self, limits: QueryLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// The replica of `shard` if it serves, else why not (not held here, or dropped by the
+    /// scrub).
+    fn replica(&self, shard: &ShardId) -> Result<&Arc<Replica>, String> {
+        match self.replicas.get(shard) {
+            None => Err(NOT_SERVED.to_string()),
+            Some(replica) => match replica.dropped() {
+                Some(reason) => Err(format!("replica dropped: {reason}")),
+                None => Ok(replica),
+            },
+        }
+    }
+
+    /// The installed replicas' states, with those dropped since reported as failed.
+    pub fn current_states(
+        &self,
+        installed: &[(ShardId, ReplicaState)],
+    ) -> Vec<(ShardId, ReplicaState)> {
+        installed
+            .iter()
+            .map(|(shard, state)| match self.replica(shard) {
+                Err(reason) if self.replicas.contains_key(shard) => {
+                    (*shard, ReplicaState::Failed(reason))
+                }
+                _ => (*shard, state.clone()),
+            })
+            .collect()
     }
 
     fn parse(&self, query: &str, syntax: Syntax) -> Result<Arc<dyn Query>, BadRequest> {
@@ -125,14 +159,14 @@ impl Leaf {
     }
 
     fn parse_uncached(&self, query: &str, syntax: Syntax) -> Result<Box<dyn Query>, BadRequest> {
-        if query.len() > MAX_QUERY_BYTES {
-            return Err(BadRequest(format!(
-                "query of {} bytes exceeds the {MAX_QUERY_BYTES}-byte limit",
-                query.len()
-            )));
-        }
-        query::parse(&self.parser, &self.schema.schema, query, syntax)
-            .map_err(|e| BadRequest(e.to_string()))
+        query::parse_within(
+            &self.parser,
+            &self.schema.schema,
+            query,
+            syntax,
+            &self.limits,
+        )
+        .map_err(|e| BadRequest(format!("query refused: {e}")))
     }
 
     fn field(&self, id: u32) -> Result<Field, BadRequest> {
@@ -145,6 +179,22 @@ impl Leaf {
         }
     }
 
+    /// A term from the network must name an indexed field and carry a value of that
+    /// field's type: tantivy panics on a term without a value, and logs a warning per
+    /// lookup on a field that is not indexed.
+    fn check_term(&self, term: &Term) -> Result<(), BadRequest> {
+        let field = self.field(term.field().field_id())?;
+        let entry = self.schema.schema.get_field_entry(field);
+        let tag = term.value().as_serialized().first().copied();
+        if !entry.is_indexed() || tag != Some(entry.field_type().value_type().to_code()) {
+            return Err(BadRequest(format!(
+                "term of field {} is not a value of that indexed field",
+                entry.name()
+            )));
+        }
+        Ok(())
+    }
+
     /// Statistics phase: each shard's document count, token totals and document
     /// frequencies for the requested fields and terms.
     pub fn stats(&self, request: &StatsRequest) -> Result<StatsResponse, BadRequest> {
@@ -154,7 +204,7 @@ impl Leaf {
             .map(|&id| self.field(id))
             .collect::<Result<Vec<_>, _>>()?;
         for term in &request.terms {
-            self.field(term.field().field_id())?;
+            self.check_term(term)?;
         }
         let running = InFlight::enter(&self.running);
         let spread = may_spread(&running);
@@ -170,12 +220,9 @@ impl Leaf {
 
     /// Query phase: each shard's top `top_k` and hit count, scored with global statistics.
     pub fn search(&self, request: &SearchRequest) -> Result<SearchResponse, BadRequest> {
-        if request.top_k > MAX_TOP_K {
-            return Err(BadRequest(format!(
-                "top_k {} exceeds {MAX_TOP_K}",
-                request.top_k
-            )));
-        }
+        self.limits
+            .check_window(request.top_k as usize, 0)
+            .map_err(|e| BadRequest(format!("top_k refused: {e}")))?;
         let query = self.parse(&request.query, request.syntax)?;
         let running = InFlight::enter(&self.running);
         let spread = may_spread(&running);
@@ -228,8 +275,7 @@ impl Leaf {
         }
         let fetch_prefix =
             |((shard, outcome), count): (&mut (ShardId, ShardOutcome<ShardHits>), usize)| {
-                let (ShardOutcome::Ok(found), Some(replica)) = (outcome, self.replicas.get(shard))
-                else {
+                let (ShardOutcome::Ok(found), Ok(replica)) = (outcome, self.replica(shard)) else {
                     return;
                 };
                 let refs: Vec<(usize, DocRef)> = found.hits[..count]
@@ -264,10 +310,14 @@ impl Leaf {
         phase: impl Fn(&Replica) -> Result<T, String> + Sync,
     ) -> Vec<(ShardId, ShardOutcome<T>)> {
         let run = |shard: &ShardId| {
-            let outcome = match self.replicas.get(shard) {
-                Some(replica) => guarded(|| phase(replica)),
-                None => ShardOutcome::Failed(NOT_SERVED.to_string()),
+            let outcome = match self.replica(shard) {
+                Ok(replica) => guarded(|| phase(replica)),
+                Err(reason) => ShardOutcome::Failed(reason),
             };
+            if let (ShardOutcome::Failed(_), Ok(replica)) = (&outcome, self.replica(shard)) {
+                // Maybe a bad query, maybe a bad block: the scrub checks the files.
+                replica.mark_suspect();
+            }
             (*shard, outcome)
         };
         map_spread(shards, spread, run)
@@ -295,9 +345,9 @@ impl Leaf {
         }
         let groups: Vec<_> = by_shard.into_iter().collect();
         let fetch_group =
-            |(shard, docs): &(ShardId, Vec<(usize, DocRef)>)| match self.replicas.get(shard) {
-                Some(replica) => fetch_shard(replica, &self.schema, &how, docs),
-                None => failed_all(docs, NOT_SERVED),
+            |(shard, docs): &(ShardId, Vec<(usize, DocRef)>)| match self.replica(shard) {
+                Ok(replica) => fetch_shard(replica, &self.schema, &how, docs),
+                Err(reason) => failed_all(docs, &reason),
             };
         let fetched = map_spread(&groups, how.spread, fetch_group);
         let mut docs: Vec<Option<ShardOutcome<FetchedDoc>>> = vec![None; request.docs.len()];

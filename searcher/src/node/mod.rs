@@ -3,10 +3,12 @@
 //! At start it works out its shards from the shard store's manifests and the placement,
 //! installs and verifies them ([`replicas`]), then serves the statistics, query and fetch
 //! phases ([`leaf`]) over HTTP RPC ([`server`]) until SIGTERM/Ctrl-C, when it stops
-//! accepting and finishes what is in flight.
+//! accepting and finishes what is in flight. Meanwhile [`scrub`] re-verifies the replicas
+//! in the background and drops any found corrupt.
 
 pub mod leaf;
 pub mod replicas;
+pub mod scrub;
 pub mod server;
 
 #[cfg(test)]
@@ -65,6 +67,8 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> Result<()> {
     let schema = WikiSchema::new();
+    let limits = config.limits.clone();
+    let scrub_config = config.scrub.clone();
     let install = {
         let (schema, node_id) = (schema.clone(), node_id.clone());
         // Hashing every file is blocking work: keep it off the runtime's I/O threads.
@@ -76,8 +80,10 @@ pub async fn run(
     let served = replicas.serving.len();
     let refused = replicas.states.len() - served;
     tracing::info!(node = %node_id, served, refused, "replicas ready");
+    let serving: Vec<_> = replicas.serving.values().cloned().collect();
+    scrub::spawn(&serving, &scrub_config).map_err(|e| Error::Other(format!("scrub: {e}")))?;
     let fingerprint = schema.fingerprint();
-    let leaf = leaf::Leaf::new(node_id, schema, replicas.serving);
+    let leaf = leaf::Leaf::new(node_id, schema, replicas.serving).with_limits(limits);
     let state = server::NodeState::new(leaf, replicas.states, fingerprint, search_threads());
     server::serve(listener, Arc::new(state), shutdown).await;
     Ok(())

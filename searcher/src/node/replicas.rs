@@ -1,20 +1,26 @@
 //! Bringing a node's replicas from the shard store into its data directory, verifying
 //! them, and opening the good ones for the life of the process.
 //!
-//! Each replica is assembled in a temporary directory (hard links, falling back to copies
-//! across file systems), verified there against the manifest's blake3 checksums and the
-//! schema fingerprint, and only then renamed into place, so a crash never leaves a
-//! half-copied replica that looks complete. An existing copy whose manifest equals the
-//! store's and which verifies is reused as is. A replica that fails any step is refused
-//! and reported with its reason; the node serves the others.
+//! Each replica is assembled in a temporary directory as an independent copy of the
+//! store's files (never a hard link: replicas sharing an inode would share every bad
+//! block, and an in-place rewrite of the store would hit every node mapping it), verified
+//! there against the manifest's blake3 checksums and the schema fingerprint, and only
+//! then renamed into place, so a crash never leaves a half-copied replica that looks
+//! complete. An existing copy whose manifest equals the store's and which verifies is
+//! reused as is. A replica that fails any step is refused and reported with its reason;
+//! the node serves the others. Once serving, a replica is re-verified in the background
+//! ([`super::scrub`]); one found corrupt is dropped ([`Replica::drop_corrupt`]) and
+//! reported with the file that failed.
 
 use std::collections::BTreeMap;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use shard_proto::manifest::{ShardManifest, MANIFEST_FILE};
+use shard_proto::store::live_shard_dirs;
 use shard_proto::wire::ReplicaState;
 use shard_proto::{ShardId, WikiSchema};
 use tantivy::columnar::Column;
@@ -36,6 +42,13 @@ pub struct Replica {
     pub searcher: Searcher,
     /// The `id` fast field of every segment, opened once (not per hit).
     id_columns: Vec<Column<u64>>,
+    /// Where the replica lives and what it must hold, for the background scrub.
+    pub dir: PathBuf,
+    pub manifest: ShardManifest,
+    /// Why the replica was dropped (set once: a dropped replica never serves again).
+    dropped: OnceLock<String>,
+    /// A read failed on it: the scrub re-verifies it next, before its regular turn.
+    suspect: AtomicBool,
 }
 
 impl Replica {
@@ -44,6 +57,28 @@ impl Replica {
         self.id_columns
             .get(address.segment_ord as usize)?
             .first(address.doc_id)
+    }
+
+    /// Stops serving this replica for good, reporting `reason` (which names the file).
+    pub fn drop_corrupt(&self, reason: String) {
+        if self.dropped.set(reason.clone()).is_ok() {
+            tracing::error!(shard = %self.shard, %reason, "replica dropped");
+        }
+    }
+
+    /// Why the replica no longer serves, if it was dropped.
+    pub fn dropped(&self) -> Option<&str> {
+        self.dropped.get().map(String::as_str)
+    }
+
+    /// Asks the scrub to re-verify this replica soon (a read on it failed).
+    pub fn mark_suspect(&self) {
+        self.suspect.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether a re-verification was asked for (and clears the request).
+    pub fn take_suspect(&self) -> bool {
+        self.suspect.swap(false, Ordering::Relaxed)
     }
 
     /// Whether `(segment, doc)` names a document of this replica (addresses come from
@@ -92,13 +127,19 @@ pub fn install_assigned(
     fs::create_dir_all(&data_dir).map_err(|e| Error::io(&data_dir, e))?;
     remove_leftovers(&data_dir)?;
     let store = scan_store(config)?;
+    let sources: BTreeMap<ShardId, PathBuf> =
+        live_shard_dirs(&config.shard_store)?.into_iter().collect();
     let placement = Placement::for_cluster(config, store.keys().copied());
     let mut replicas = Replicas::default();
     for shard in placement.shards_of(node_id) {
-        let outcome = match &store[&shard] {
-            Ok(manifest) => install(&config.shard_store, &data_dir, manifest, schema)
+        let source = sources
+            .get(&shard)
+            .ok_or("the shard store changed meanwhile");
+        let outcome = match (&store[&shard], source) {
+            (Ok(manifest), Ok(source)) => install(source, &data_dir, manifest, schema)
                 .and_then(|dir| open(&dir, manifest, schema)),
-            Err(reason) => Err(reason.clone()),
+            (Err(reason), _) => Err(reason.clone()),
+            (_, Err(reason)) => Err(reason.to_string()),
         };
         replicas.record(shard, outcome);
     }
@@ -135,21 +176,21 @@ fn remove_leftovers(data_dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Makes `data_dir/<shard>` a verified copy of the store's shard; returns its path.
+/// Makes `data_dir/<shard>` a verified copy of the store's shard directory `source`;
+/// returns its path.
 pub fn install(
-    store: &Path,
+    source: &Path,
     data_dir: &Path,
     manifest: &ShardManifest,
     schema: &WikiSchema,
 ) -> std::result::Result<PathBuf, String> {
     let name = manifest.shard.to_string();
-    let source = store.join(&name);
     let target = data_dir.join(&name);
     if is_verified_copy(&target, manifest, schema) {
         return Ok(target);
     }
     let staging = data_dir.join(format!("{TMP_PREFIX}{name}"));
-    let assembled = assemble(&source, &staging, manifest).and_then(|()| {
+    let assembled = assemble(source, &staging, manifest).and_then(|()| {
         ShardManifest::read_verified(&staging, schema)
             .map(drop)
             .map_err(|e| e.to_string())
@@ -170,7 +211,7 @@ fn is_verified_copy(target: &Path, manifest: &ShardManifest, schema: &WikiSchema
     }
 }
 
-/// Links (or copies) the manifest's files and the manifest itself into `staging`.
+/// Copies the manifest's files and the manifest itself into `staging`.
 fn assemble(
     source: &Path,
     staging: &Path,
@@ -183,20 +224,17 @@ fn assemble(
         if name.contains('/') || name.contains("..") {
             return Err(format!("manifest lists a file outside the shard: {name:?}"));
         }
-        link_or_copy(&source.join(name), &staging.join(name))
+        copy_file(&source.join(name), &staging.join(name))
             .map_err(|e| format!("{}: {e}", source.join(name).display()))?;
     }
     Ok(())
 }
 
-/// Hard links share the store's sealed files at no cost; a copy is the fallback when the
-/// data directory is on another file system (or links are not permitted).
-fn link_or_copy(from: &Path, to: &Path) -> io::Result<()> {
-    match fs::hard_link(from, to) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Err(e),
-        Err(_) => fs::copy(from, to).map(drop),
-    }
+/// An independent copy of one file. `std::fs::copy` uses `copy_file_range` on Linux, which
+/// file systems that share extents (btrfs, XFS with reflink) turn into a reflink: the copy
+/// then costs no space, yet a write to either file leaves the other intact.
+fn copy_file(from: &Path, to: &Path) -> io::Result<()> {
+    fs::copy(from, to).map(drop)
 }
 
 /// Puts `staging` at `target`, replacing an older copy (renames are atomic; the removal
@@ -245,5 +283,9 @@ pub fn open(
         docs,
         searcher,
         id_columns,
+        dir: dir.to_path_buf(),
+        manifest: manifest.clone(),
+        dropped: OnceLock::new(),
+        suspect: AtomicBool::new(false),
     })
 }

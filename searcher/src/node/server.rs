@@ -87,7 +87,7 @@ impl NodeState {
             pid: std::process::id(),
             uptime_millis: self.started.elapsed().as_millis() as u64,
             in_flight: self.in_flight.load(Ordering::Relaxed) as u32,
-            replicas: self.states.clone(),
+            replicas: self.leaf.current_states(&self.states),
             wire_version: WIRE_VERSION,
             schema: self.schema_fingerprint.clone(),
         }

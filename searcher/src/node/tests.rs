@@ -348,11 +348,22 @@ fn bad_requests_are_refused_as_a_whole_and_unknown_shards_fail_alone() {
     assert!(leaf.stats(&stats).unwrap_err().0.contains("field id 99"));
 }
 
+/// The live directory of `id` in `store` (a generation directory named by its slice
+/// record).
+fn store_dir(store: &Path, id: ShardId) -> std::path::PathBuf {
+    shard_proto::store::live_shard_dirs(store)
+        .unwrap()
+        .into_iter()
+        .find(|(live, _)| *live == id)
+        .expect("shard in the store")
+        .1
+}
+
 #[test]
 fn corrupted_replica_is_refused_and_the_others_are_served() {
     let tmp = tempfile::tempdir().unwrap();
     let config = one_node_cluster(tmp.path(), 3);
-    let victim = config.shard_store.join(shard(1, 3).to_string());
+    let victim = store_dir(&config.shard_store, shard(1, 3));
     let manifest = ShardManifest::read(&victim).unwrap();
     let file = manifest.files.iter().max_by_key(|f| f.bytes).unwrap();
     let path = victim.join(&file.name);

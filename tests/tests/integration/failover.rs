@@ -120,11 +120,8 @@ fn load_rate(url: &str) -> String {
 /// Documents per shard, from the manifests.
 fn shard_docs() -> BTreeMap<String, u64> {
     let mut docs = BTreeMap::new();
-    for entry in std::fs::read_dir(shard_store())
-        .expect("read the shard store")
-        .flatten()
-    {
-        if let Ok(manifest) = ShardManifest::read(&entry.path()) {
+    for (_, dir) in shard_proto::store::live_shard_dirs(shard_store()).expect("read the store") {
+        if let Ok(manifest) = ShardManifest::read(&dir) {
             docs.insert(manifest.shard.to_string(), manifest.docs);
         }
     }

@@ -95,17 +95,9 @@ fn stored_ids(shard: &Path) -> Vec<u64> {
     ids
 }
 
-/// Published shard directories of `out` (valid shard-id names), sorted.
+/// Published (live) shard directories of `out`, sorted.
 fn published(out: &Path) -> Vec<(ShardId, PathBuf)> {
-    let mut shards: Vec<(ShardId, PathBuf)> = fs::read_dir(out)
-        .expect("read out dir")
-        .filter_map(|e| {
-            let e = e.ok()?;
-            Some((e.file_name().to_str()?.parse().ok()?, e.path()))
-        })
-        .collect();
-    shards.sort();
-    shards
+    shard_proto::store::live_shard_dirs(out).expect("read out dir")
 }
 
 /// Verified manifests and stored ids of every published shard.
@@ -191,12 +183,16 @@ fn three_nodes_cover_exactly_once(sample: &str, index: Option<&str>, test: &str)
     assert_no_leftovers(&out);
 }
 
-/// Nothing but published shards and the slices' lock files.
+/// Nothing but live shards, the slices' records and their lock files.
 fn assert_no_leftovers(out: &Path) {
+    let live = published(out);
     for entry in fs::read_dir(out).unwrap() {
-        let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+        let entry = entry.unwrap();
+        let name = entry.file_name().to_string_lossy().into_owned();
         assert!(
-            name.parse::<ShardId>().is_ok() || name.starts_with(".lock-"),
+            live.iter().any(|(_, dir)| *dir == entry.path())
+                || name.ends_with(shard_proto::store::RECORD_SUFFIX)
+                || name.starts_with(".lock-"),
             "unexpected {name} in the output directory"
         );
     }

@@ -6,6 +6,8 @@ mod bench;
 mod browser;
 mod demo;
 mod failover;
+mod hostile_queries;
 mod indexer_build;
+mod integrity;
 mod searcher_cluster;
 mod searcher_node;

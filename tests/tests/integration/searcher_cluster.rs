@@ -665,7 +665,7 @@ fn bad_requests_get_4xx_with_a_message_and_processes_stay_up() {
     );
     let (status, message) = raw_http(port, post.as_bytes());
     assert_eq!(status, 400, "{message}");
-    assert!(message.contains("the limit is 4096"), "{message}");
+    assert!(message.contains("max_query_bytes = 4096"), "{message}");
     let post = "POST /search HTTP/1.1\r\nHost: x\r\nContent-Length: 9\r\nConnection: close\r\n\r\n{\"q\":\"a\"}";
     let (status, message) = raw_http(port, post.as_bytes());
     assert_eq!(status, 415, "{message}");

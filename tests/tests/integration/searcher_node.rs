@@ -188,6 +188,11 @@ fn ok_hits(outcome: &ShardOutcome<ShardHits>) -> &ShardHits {
 fn nodes_serve_real_shards_exactly_and_survive_bad_frames() {
     let tmp = temp_dir("searcher-node");
     let store = build_store(tmp.path());
+    let live: std::collections::BTreeMap<ShardId, PathBuf> =
+        shard_proto::store::live_shard_dirs(&store)
+            .expect("read the store")
+            .into_iter()
+            .collect();
     let cluster = write_cluster(tmp.path(), &["a", "b"], 1);
     let (node_a, health_a) = spawn_node(&cluster, "a");
     let (_node_b, health_b) = spawn_node(&cluster, "b");
@@ -216,7 +221,7 @@ fn nodes_serve_real_shards_exactly_and_survive_bad_frames() {
             assert_eq!(response.shards.len(), held.len());
             for (shard, outcome) in &response.shards {
                 let hits = ok_hits(outcome);
-                let (expected, count) = direct_search(&store.join(shard.to_string()), query, 10);
+                let (expected, count) = direct_search(&live[shard], query, 10);
                 assert_eq!(hits.total, count as u64, "{query} on {shard}");
                 let got: Vec<(u64, f32)> = hits.hits.iter().map(|h| (h.id, h.score)).collect();
                 assert_eq!(got.len(), expected.len(), "{query} on {shard}");
@@ -323,7 +328,11 @@ fn node_refuses_a_corrupted_replica_and_serves_the_rest() {
     let tmp = temp_dir("searcher-node-corrupt");
     let store = build_store(tmp.path());
     let victim = ShardId::new(0, 1, 1, SHARDS).unwrap();
-    let dir = store.join(victim.to_string());
+    let (_, dir) = shard_proto::store::live_shard_dirs(&store)
+        .unwrap()
+        .into_iter()
+        .find(|(id, _)| *id == victim)
+        .expect("the victim shard is published");
     let manifest = ShardManifest::read(&dir).unwrap();
     let file = manifest.files.iter().max_by_key(|f| f.bytes).unwrap();
     let path = dir.join(&file.name);

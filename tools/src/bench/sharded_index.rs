@@ -38,11 +38,19 @@ impl ShardedIndex {
     pub fn open(store: &Path) -> Result<Self> {
         let schema = WikiSchema::new();
         let mut opened = BTreeMap::new();
+        let dirs: BTreeMap<_, _> = shard_proto::store::live_shard_dirs(store)?
+            .into_iter()
+            .collect();
         for manifest in store_manifests(store)? {
             let manifest = manifest.map_err(|bad| Error::Other(bad.to_string()))?;
             manifest.check_schema(&schema)?;
-            let dir = store.join(manifest.shard.to_string());
-            let replica = replicas::open(&dir, &manifest, &schema)
+            let dir = dirs.get(&manifest.shard).ok_or_else(|| {
+                Error::Other(format!(
+                    "shard {}: the store changed meanwhile",
+                    manifest.shard
+                ))
+            })?;
+            let replica = replicas::open(dir, &manifest, &schema)
                 .map_err(|reason| Error::Other(format!("shard {}: {reason}", manifest.shard)))?;
             opened.insert(manifest.shard, Arc::new(replica));
         }

@@ -146,6 +146,8 @@ fn reusable_store(data: &Path, plan: &BuildPlan) -> anyhow::Result<()> {
         replication: 1,
         frontend: Default::default(),
         timeouts: Default::default(),
+        limits: Default::default(),
+        scrub: Default::default(),
         nodes: Vec::new(),
     };
     let schema = WikiSchema::new().fingerprint();

@@ -39,6 +39,8 @@ pub fn write(
             ..FrontendConfig::default()
         },
         timeouts: Timeouts::default(),
+        limits: Default::default(),
+        scrub: Default::default(),
         nodes: ports
             .into_iter()
             .enumerate()
