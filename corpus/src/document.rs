@@ -35,6 +35,8 @@ pub struct Document {
     pub url: String,
     pub body: String,
     pub categories: Vec<String>,
+    /// Bytes of `body` in the lead section (before the first heading); a char boundary.
+    pub lead_len: usize,
 }
 
 /// Cleans the wikitext into an indexable document. JSON-lines pages (which carry a URL)
@@ -45,12 +47,15 @@ pub fn to_document(page: &Page, site: &SiteInfo) -> Document {
         _ => article_url(site, &page.title),
     };
     if page.url.is_some() {
+        // Plain-text corpora mark sections only by blank lines: the first paragraph leads.
+        let lead_len = page.wikitext.find("\n\n").unwrap_or(page.wikitext.len());
         return Document {
             id: page.id,
             title: page.title.clone(),
             url,
             body: page.wikitext.clone(),
             categories: Vec::new(),
+            lead_len,
         };
     }
     let cleaned = clean(&page.wikitext, &CleanOptions::for_site(site));
@@ -60,7 +65,29 @@ pub fn to_document(page: &Page, site: &SiteInfo) -> Document {
         url,
         body: cleaned.body,
         categories: cleaned.categories,
+        lead_len: cleaned.lead_len,
     }
+}
+
+/// A page title as MediaWiki stores it, from a link target or a title: no `#section`,
+/// `_` read as a space, runs of whitespace as one space, trimmed, first letter upper case
+/// (`$wgCapitalLinks`, on for every Wikipedia and Wikivoyage). `None` when nothing is left
+/// (`[[#Section]]` links to the page itself).
+pub fn canonical_title(raw: &str) -> Option<String> {
+    let raw = raw.split('#').next().unwrap_or("");
+    let mut out = String::with_capacity(raw.len());
+    for word in raw
+        .split(|c: char| c == '_' || c.is_whitespace())
+        .filter(|w| !w.is_empty())
+    {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(word);
+    }
+    let first = out.chars().next()?;
+    let rest = &out[first.len_utf8()..];
+    Some(first.to_uppercase().chain(rest.chars()).collect())
 }
 
 /// `https://en.wikipedia.org/wiki/Title_With_Underscores`, percent-encoded the way
@@ -119,6 +146,18 @@ mod tests {
             article_url(&site, "AC/DC: Back in Black (album) é"),
             "https://en.wikipedia.org/wiki/AC/DC:_Back_in_Black_(album)_%C3%A9"
         );
+    }
+
+    #[test]
+    fn canonical_titles_match_mediawiki_normalization() {
+        assert_eq!(
+            canonical_title("united_States#History").as_deref(),
+            Some("United States")
+        );
+        assert_eq!(canonical_title("  Foo   bar ").as_deref(), Some("Foo bar"));
+        assert_eq!(canonical_title("ελλάδα").as_deref(), Some("Ελλάδα"));
+        assert_eq!(canonical_title("#Section"), None);
+        assert_eq!(canonical_title(" _ "), None);
     }
 
     #[test]

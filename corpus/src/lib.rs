@@ -16,7 +16,7 @@ pub mod stats;
 pub mod synth;
 pub mod wikitext;
 
-pub use document::{article_url, classify, to_document, Document, PageKind};
+pub use document::{article_url, canonical_title, classify, to_document, Document, PageKind};
 pub use error::{Error, Result};
 pub use page::{Page, SiteInfo};
 pub use reader::{

@@ -229,6 +229,8 @@ fn run_phase(phase: Phase, input: &Path, args: &Args) -> Result<Measure> {
                 memory_mb: args.memory_mb,
                 progress: ProgressMode::Quiet,
                 max_unexpected_skips_percent: indexer::build::DEFAULT_MAX_UNEXPECTED_SKIPS_PERCENT,
+                links: None,
+                aliases: true,
             })?;
             fs::remove_dir_all(&out)?;
             Measure {

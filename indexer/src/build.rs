@@ -34,6 +34,7 @@ use shard_proto::manifest::{InputInfo, ShardManifest};
 use shard_proto::{ShardId, WikiSchema};
 
 use crate::error::{Error, Result};
+use crate::links;
 use pipeline::{PipelineConfig, PipelineOutput};
 pub use progress::ProgressMode;
 use progress::{Counters, Reporter};
@@ -80,6 +81,15 @@ pub struct BuildArgs {
     /// were skipped for an unexpected reason (the cleaner panicked on them).
     #[arg(long, default_value_t = DEFAULT_MAX_UNEXPECTED_SKIPS_PERCENT)]
     pub max_unexpected_skips_percent: f64,
+    /// Directory holding the K link tables written by `indexer links` (same --nodes):
+    /// attaches redirect titles, anchor texts and incoming-link counts to the articles.
+    /// Without it the articles get none of these signals.
+    #[arg(long)]
+    pub links: Option<PathBuf>,
+    /// With --links: attach no redirect titles (for evaluating the redirect class on
+    /// redirects held out of the index).
+    #[arg(long)]
+    pub no_aliases: bool,
 }
 
 /// Default of `--max-unexpected-skips-percent`: one article in a thousand.
@@ -99,6 +109,10 @@ pub struct BuildOptions {
     pub progress: ProgressMode,
     /// See `--max-unexpected-skips-percent`.
     pub max_unexpected_skips_percent: f64,
+    /// Link tables of the link pass (see [`crate::links`]); `None`: no link signals.
+    pub links: Option<PathBuf>,
+    /// Attach redirect titles (with `links`).
+    pub aliases: bool,
 }
 
 impl BuildArgs {
@@ -114,6 +128,8 @@ impl BuildArgs {
             memory_mb: self.memory_mb,
             progress: ProgressMode::Auto,
             max_unexpected_skips_percent: self.max_unexpected_skips_percent,
+            links: self.links.clone(),
+            aliases: !self.no_aliases,
         })
     }
 }
@@ -194,6 +210,10 @@ pub fn build(opts: &BuildOptions) -> Result<BuildSummary> {
         .map(|s| ShardId::new(node, nodes, s, opts.shards))
         .collect::<shard_proto::Result<Vec<_>>>()?;
     let _lock = publish::SliceLock::acquire(&opts.out, node, nodes)?;
+    let signals = match &opts.links {
+        Some(dir) => links::resolve(dir, opts.split, opts.aliases)?,
+        None => links::Signals::default(),
+    };
     for stale in publish::remove_stale_temp_dirs(&opts.out, node, nodes)? {
         tracing::info!("removed {} left by an interrupted build", stale.display());
     }
@@ -222,10 +242,11 @@ pub fn build(opts: &BuildOptions) -> Result<BuildSummary> {
     for id in &ids {
         temps.push((*id, publish::create_temp_dir(&opts.out, *id)?));
     }
-    let built = build_shards(reader, &temps, &input, &plan, opts.progress).and_then(|built| {
-        check_unexpected_skips(&built.0, opts.max_unexpected_skips_percent)?;
-        Ok(built)
-    });
+    let built =
+        build_shards(reader, &temps, &input, &plan, opts.progress, &signals).and_then(|built| {
+            check_unexpected_skips(&built.0, opts.max_unexpected_skips_percent)?;
+            Ok(built)
+        });
     let (output, manifests) = match built {
         Ok(built) => built,
         Err(err) => {
@@ -242,6 +263,7 @@ pub fn build(opts: &BuildOptions) -> Result<BuildSummary> {
         return Err(err.explain_disk_full(&opts.out));
     }
     let mut summary = summarize(opts, &plan, &input, output, &manifests);
+    summary.links = opts.links.as_ref().map(|_| signals.report.clone());
     summary.finish(start.elapsed().as_secs_f64(), ResourceUsage::now());
     summary.peak_anon_rss_mb = anon_peak.finish();
     tracing::info!("{}", summary.human());
@@ -255,6 +277,7 @@ fn build_shards(
     input: &InputInfo,
     plan: &Plan,
     progress: ProgressMode,
+    signals: &links::Signals,
 ) -> Result<(PipelineOutput, Vec<ShardManifest>)> {
     let schema = WikiSchema::new();
     let writers = temps
@@ -268,6 +291,7 @@ fn build_shards(
         batch_bytes: plan.batch_bytes,
         channel_batches: plan.channel_batches,
         in_flight: InFlight::new(plan.in_flight_bytes),
+        signals,
     };
     let output = pipeline::run(reader, &writers, &schema, &cfg, &counters);
     reporter.finish();

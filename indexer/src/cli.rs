@@ -3,7 +3,7 @@
 
 use clap::{Parser, Subcommand};
 
-use crate::{build, scan, synth_cmd};
+use crate::{build, links, scan, synth_cmd};
 
 /// Indexer node: reads its slice of a crawled corpus and builds tantivy shards.
 #[derive(Debug, Parser)]
@@ -20,6 +20,9 @@ pub enum Command {
     Scan(scan::ScanArgs),
     /// Write a deterministic synthetic multistream dump (.xml.bz2) and its index.
     Synth(synth_cmd::SynthArgs),
+    /// Gather this node's slice's redirects and links for the link pass (run it on
+    /// every slice before `build --links`).
+    Links(links::LinksArgs),
     /// Build this node's shards from its slice of the input.
     Build(build::BuildArgs),
 }
@@ -29,6 +32,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Scan(args) => scan::run(&args),
         Command::Synth(args) => synth_cmd::run(&args),
+        Command::Links(args) => links::collect::run(&args),
         Command::Build(args) => build::run(&args),
     }
 }

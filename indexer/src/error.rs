@@ -46,6 +46,9 @@ pub enum Error {
     /// The disk (or the file size limit) ran out while writing the shards.
     #[error("no space left to write the shards in {out}: nothing was published ({cause})", out = out.display())]
     DiskFull { out: PathBuf, cause: String },
+    /// A link table is missing, corrupt or of another slice.
+    #[error("link pass: {0}")]
+    Links(String),
     /// A count that must balance did not: a bug, reported rather than published.
     #[error("internal check failed, nothing was published: {0}")]
     Invariant(String),

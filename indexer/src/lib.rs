@@ -5,6 +5,7 @@
 pub mod build;
 pub mod cli;
 pub mod error;
+pub mod links;
 pub mod scan;
 pub mod synth_cmd;
 

@@ -2,6 +2,7 @@
 //!
 //! - `indexer scan`: read a dump (or one slice of it) and print what it holds;
 //! - `indexer synth`: write a synthetic multistream dump for benchmarks at scale;
+//! - `indexer links`: gather one slice's redirects and links for the link pass;
 //! - `indexer build`: build this node's tantivy shards from its slice of the input.
 
 use clap::Parser;

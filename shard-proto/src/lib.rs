@@ -1,5 +1,6 @@
 //! Everything two nodes must agree on, defined once: the tantivy schema and query parser
-//! ([`schema`]), how a person's query is read ([`query`]), how shards are named
+//! ([`schema`]), how a person's query is read ([`query`]), how a parsed query is scored
+//! ([`ranking`]), how shards are named
 //! ([`shard_id`]), the manifest that proves a shard copy is complete ([`manifest`]), which
 //! shard directories of a store are live ([`store`]), the global BM25 statistics that make
 //! sharded scores exact ([`stats`]), what one query may cost ([`limits`]), the RPC
@@ -15,6 +16,7 @@ pub mod limits;
 pub mod logging;
 pub mod manifest;
 pub mod query;
+pub mod ranking;
 pub mod schema;
 pub mod shard_id;
 pub mod stats;
@@ -23,6 +25,7 @@ pub mod wire;
 
 pub use error::{Error, Result};
 pub use limits::QueryLimits;
-pub use schema::{query_parser, SchemaFields, WikiSchema};
+pub use ranking::rank;
+pub use schema::{query_parser, title_key, SchemaFields, WikiSchema};
 pub use shard_id::ShardId;
 pub use stats::GlobalStats;

@@ -2,10 +2,24 @@
 //! configuration shared by the front-end (which parses to validate and to collect terms
 //! for global statistics) and the leaves (which parse again to execute).
 //!
-//! Tokenizer: tantivy's built-in `default` (Unicode-aware word split, tokens over 40 bytes
-//! dropped, lowercased, no stemming, no stop words). It is what the public
-//! tantivy-vs-Lucene benchmark uses, and being built in it cannot be forgotten when an
-//! index is reopened (custom tokenizers are not stored in the index).
+//! Fields (issue 15): what a page says about itself (`title`, `lead`, `body`,
+//! `categories`) and what the rest of the wiki says about it, gathered by the indexer's
+//! link pass: `redirects` (the titles of the redirects to it), `anchors` (the most frequent
+//! texts of piped links to it) and `links_in` (how many article links point to it, a fast
+//! field for the ranking prior). Each scored text field has its own weight
+//! ([`crate::ranking::FIELD_WEIGHTS`]).
+//!
+//! Title lookup by prefix (the `/suggest` endpoint) and the exact-title boost use two
+//! keyword fields, `title_key` and `redirect_keys`: the title (each redirect title) as one
+//! term, normalized by [`title_key`] (lower case, words of letters and digits joined by
+//! one space), so `O'Brien (film)` is the term `o brien film` and the prefix `o bri`
+//! finds it with a term-dictionary range. They use tantivy's built-in `raw` tokenizer
+//! (the text is normalized before indexing), so they are not scored by BM25.
+//!
+//! Tokenizer of the scored fields: tantivy's built-in `default` (Unicode-aware word split,
+//! tokens over 40 bytes dropped, lowercased, no stemming, no stop words). Being built in,
+//! it cannot be forgotten when an index is reopened (custom tokenizers are not stored in
+//! the index).
 
 use tantivy::query::QueryParser;
 use tantivy::schema::{
@@ -13,12 +27,17 @@ use tantivy::schema::{
 };
 use tantivy::tokenizer::TokenizerManager;
 
+use crate::ranking::FIELD_WEIGHTS;
+
 /// Bumped whenever the fields, their options or the tokenizer change.
-pub const SCHEMA_VERSION: u32 = 1;
-/// The tokenizer every text field uses (see the module docs).
+pub const SCHEMA_VERSION: u32 = 2;
+/// The tokenizer every scored text field uses (see the module docs).
 pub const TOKENIZER: &str = "default";
-/// Title matches weigh more than body matches, as in every web search engine.
-pub const TITLE_BOOST: f32 = 2.0;
+/// The tokenizer of the keyword fields: one term per value, normalized beforehand.
+pub const KEY_TOKENIZER: &str = "raw";
+/// Longest key kept, in bytes (titles are at most 255 bytes; longer values are cut at a
+/// char boundary so a term never exceeds tantivy's limit).
+pub const MAX_KEY_BYTES: usize = 300;
 
 /// Handles to the schema's fields.
 #[derive(Clone, Copy, Debug)]
@@ -33,6 +52,19 @@ pub struct SchemaFields {
     pub url: Field,
     /// Category names (text, stored).
     pub categories: Field,
+    /// Titles of the redirects to the article (text with positions, stored, one value
+    /// each).
+    pub redirects: Field,
+    /// The most frequent anchor texts of links to the article (text with positions).
+    pub anchors: Field,
+    /// The lead section: the body before its first heading (text with positions).
+    pub lead: Field,
+    /// [`title_key`] of the title (keyword).
+    pub title_key: Field,
+    /// [`title_key`] of each redirect title (keyword, one value each).
+    pub redirect_keys: Field,
+    /// Incoming article links (u64, fast, stored).
+    pub links_in: Field,
 }
 
 /// The schema plus its field handles and fingerprint.
@@ -46,18 +78,27 @@ impl WikiSchema {
     /// Builds the schema. Field order is part of the format: `Term`s embed field ids.
     pub fn new() -> Self {
         let mut builder = Schema::builder();
-        let text = TextOptions::default()
-            .set_indexing_options(
-                TextFieldIndexing::default()
-                    .set_tokenizer(TOKENIZER)
-                    .set_index_option(IndexRecordOption::WithFreqsAndPositions),
-            )
-            .set_stored();
+        let indexing = TextFieldIndexing::default()
+            .set_tokenizer(TOKENIZER)
+            .set_index_option(IndexRecordOption::WithFreqsAndPositions);
+        let text = TextOptions::default().set_indexing_options(indexing);
+        let stored_text = text.clone().set_stored();
+        let key = TextOptions::default().set_indexing_options(
+            TextFieldIndexing::default()
+                .set_tokenizer(KEY_TOKENIZER)
+                .set_index_option(IndexRecordOption::Basic),
+        );
         let id = builder.add_u64_field("id", INDEXED | STORED | FAST);
-        let title = builder.add_text_field("title", text.clone());
-        let body = builder.add_text_field("body", text.clone());
+        let title = builder.add_text_field("title", stored_text.clone());
+        let body = builder.add_text_field("body", stored_text.clone());
         let url = builder.add_text_field("url", STORED);
-        let categories = builder.add_text_field("categories", text);
+        let categories = builder.add_text_field("categories", stored_text.clone());
+        let redirects = builder.add_text_field("redirects", stored_text);
+        let anchors = builder.add_text_field("anchors", text.clone());
+        let lead = builder.add_text_field("lead", text);
+        let title_key = builder.add_text_field("title_key", key.clone());
+        let redirect_keys = builder.add_text_field("redirect_keys", key);
+        let links_in = builder.add_u64_field("links_in", STORED | FAST);
         WikiSchema {
             schema: builder.build(),
             fields: SchemaFields {
@@ -66,13 +107,28 @@ impl WikiSchema {
                 body,
                 url,
                 categories,
+                redirects,
+                anchors,
+                lead,
+                title_key,
+                redirect_keys,
+                links_in,
             },
         }
     }
 
-    /// The text fields that carry BM25 statistics (what `total_num_tokens` is asked for).
-    pub fn scored_fields(&self) -> [Field; 3] {
-        [self.fields.title, self.fields.body, self.fields.categories]
+    /// The text fields that carry BM25 statistics (what `total_num_tokens` is asked for),
+    /// in the order of [`FIELD_WEIGHTS`].
+    pub fn scored_fields(&self) -> [Field; 6] {
+        let f = &self.fields;
+        [
+            f.title,
+            f.redirects,
+            f.anchors,
+            f.lead,
+            f.body,
+            f.categories,
+        ]
     }
 
     /// `v<version>-<first 16 hex of blake3(schema json)>`: a shard whose manifest carries
@@ -90,17 +146,44 @@ impl Default for WikiSchema {
     }
 }
 
-/// The query parser both the front-end and the leaves use: searches title (boosted),
-/// body and categories; terms are OR-ed unless marked `+`, like Lucene's classic parser.
+/// The query parser both the front-end and the leaves use: searches every scored field
+/// with its weight; terms are OR-ed unless marked `+`, like Lucene's classic parser.
 pub fn query_parser(schema: &WikiSchema) -> QueryParser {
-    let f = &schema.fields;
+    let fields = schema.scored_fields();
     let mut parser = QueryParser::new(
         schema.schema.clone(),
-        vec![f.title, f.body, f.categories],
+        fields.to_vec(),
         TokenizerManager::default(),
     );
-    parser.set_field_boost(f.title, TITLE_BOOST);
+    for (field, weight) in fields.into_iter().zip(FIELD_WEIGHTS) {
+        parser.set_field_boost(field, weight);
+    }
     parser
+}
+
+/// The keyword form of a title, a redirect title or what a person typed: lower case,
+/// the words (runs of letters and digits, as the `default` tokenizer cuts them) joined by
+/// one space, at most [`MAX_KEY_BYTES`]. `"O'Brien  (film)"` -> `"o brien film"`.
+pub fn title_key(text: &str) -> String {
+    let mut key = String::with_capacity(text.len().min(MAX_KEY_BYTES));
+    let mut gap = false;
+    for c in text.chars() {
+        if !c.is_alphanumeric() {
+            gap = !key.is_empty();
+            continue;
+        }
+        let before = key.len();
+        if gap {
+            key.push(' ');
+            gap = false;
+        }
+        key.extend(c.to_lowercase());
+        if key.len() > MAX_KEY_BYTES {
+            key.truncate(before);
+            break;
+        }
+    }
+    key
 }
 
 #[cfg(test)]
@@ -113,7 +196,18 @@ mod tests {
             WikiSchema::new().fingerprint(),
             WikiSchema::new().fingerprint()
         );
-        assert!(WikiSchema::new().fingerprint().starts_with("v1-"));
+        assert!(WikiSchema::new().fingerprint().starts_with("v2-"));
+    }
+
+    #[test]
+    fn title_keys_are_lowercase_words() {
+        assert_eq!(title_key("O'Brien  (film)"), "o brien film");
+        assert_eq!(title_key("  Ελλάδα!"), "ελλάδα");
+        assert_eq!(title_key("AC/DC"), "ac dc");
+        assert_eq!(title_key("?!"), "");
+        let long = "word ".repeat(200);
+        assert!(title_key(&long).len() <= MAX_KEY_BYTES);
+        assert!(!title_key(&long).ends_with(' '));
     }
 
     #[test]
@@ -125,6 +219,7 @@ mod tests {
             "+griffith +observatory",
             "\"griffith observatory\"",
             "a b",
+            "redirects:usa",
         ] {
             parser.parse_query(q).unwrap();
         }

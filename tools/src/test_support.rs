@@ -21,6 +21,8 @@ pub fn build_store(out: &Path, shards: u32) {
         memory_mb: 256,
         json: false,
         max_unexpected_skips_percent: indexer::build::DEFAULT_MAX_UNEXPECTED_SKIPS_PERCENT,
+        links: None,
+        no_aliases: false,
     };
     indexer::build::build(&args.options().expect("build options")).expect("build shards");
 }

@@ -105,14 +105,19 @@ impl Cleaner<'_> {
         }
         self.pos = if closed { end + 2 } else { end + 1 };
         match (self.classify(target), piped) {
-            (Target::Normal(shown), false) => entities::decode_into(&mut self.out, shown),
+            (Target::Normal(shown), false) => {
+                self.record_link(shown);
+                entities::decode_into(&mut self.out, shown);
+            }
             (Target::Normal(shown), true) => {
+                self.record_link(shown);
                 if self.src[self.pos..].starts_with(b"]]") {
                     // Pipe trick `[[a|]]`: shows the target.
                     entities::decode_into(&mut self.out, shown);
                     self.pos += 2;
                 } else {
                     self.push_frame(Kind::Link, 0);
+                    self.attach_anchor();
                 }
             }
             (Target::Category(name), piped) => {
@@ -125,6 +130,27 @@ impl Cleaner<'_> {
             // An interwiki link with a label shows the label.
             (Target::Language, true) => self.push_frame(Kind::Link, 0),
             (Target::File | Target::Language, false) => {}
+        }
+    }
+
+    /// Lists a link to `target` (with `CleanOptions::collect_links`).
+    fn record_link(&mut self, target: &str) {
+        if self.opts.collect_links {
+            self.links.push(super::WikiLink {
+                target: target.to_string(),
+                anchor: None,
+            });
+        }
+    }
+
+    /// Makes the Link frame just opened collect its text as the last link's anchor.
+    fn attach_anchor(&mut self) {
+        let n = self.links.len();
+        match self.stack.last_mut() {
+            Some(frame) if self.opts.collect_links && frame.kind == Kind::Link => {
+                frame.link = u32::try_from(n).unwrap_or(0);
+            }
+            _ => {}
         }
     }
 

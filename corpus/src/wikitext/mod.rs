@@ -41,6 +41,9 @@ pub struct CleanOptions {
     pub category_prefixes: Vec<String>,
     /// `[[File:X|...]]` names, dropped with their captions (ns 6, ns -2, "File", "Image").
     pub file_prefixes: Vec<String>,
+    /// Also list the page's article links (`Cleaned::links`): the link pass wants them,
+    /// the shard build does not, so it saves the allocations.
+    pub collect_links: bool,
 }
 
 impl CleanOptions {
@@ -69,6 +72,7 @@ impl Default for CleanOptions {
         CleanOptions {
             category_prefixes: vec!["Category".into()],
             file_prefixes: vec!["File".into(), "Image".into(), "Media".into()],
+            collect_links: false,
         }
     }
 }
@@ -82,6 +86,21 @@ pub struct Cleaned {
     pub categories: Vec<String>,
     /// The page starts with `#REDIRECT` (any case).
     pub is_redirect: bool,
+    /// Length in bytes of the lead section: the body before the first top-level heading
+    /// (the whole body when there is none). Always a char boundary of `body`.
+    pub lead_len: usize,
+    /// Links to other pages, in page order (only with `CleanOptions::collect_links`).
+    pub links: Vec<WikiLink>,
+}
+
+/// One `[[target]]` or `[[target|anchor]]` link of a page.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct WikiLink {
+    /// The target as written (entities not decoded, `_` not replaced, may hold `#section`).
+    pub target: String,
+    /// The text shown for a piped link, trimmed; `None` for a plain `[[target]]`, whose
+    /// text is the target itself.
+    pub anchor: Option<String>,
 }
 
 /// Cleans one page's wikitext. Linear time and bounded stack on any input; never panics.
@@ -137,6 +156,9 @@ impl Kind {
 #[derive(Clone, Copy, Debug)]
 struct Frame {
     kind: Kind,
+    /// For the anchor of a piped article link being collected: its index in
+    /// `Cleaner::links` plus one (0: none).
+    link: u32,
     /// Output length when the construct opened: where a dropped one truncates to.
     out_start: usize,
     /// Categories found before it opened: those found inside a dropped one are dropped.
@@ -159,6 +181,10 @@ struct Cleaner<'a> {
     brackets: usize,
     /// Output length where the current heading's text began, while in a heading line.
     heading: Option<usize>,
+    /// Output length where the first heading outside any construct began.
+    lead_end: Option<usize>,
+    /// Collected links (with `CleanOptions::collect_links`).
+    links: Vec<WikiLink>,
     /// Per extension tag: no closing tag exists at or after this input offset.
     no_close_from: [usize; tags::EXTENSION_TAGS.len()],
     /// Bytes examined, for the linearity tests.
@@ -179,6 +205,8 @@ impl<'a> Cleaner<'a> {
             tables: 0,
             brackets: 0,
             heading: None,
+            lead_end: None,
+            links: Vec::new(),
             no_close_from: [usize::MAX; tags::EXTENSION_TAGS.len()],
             steps: 0,
         }
@@ -214,11 +242,14 @@ impl<'a> Cleaner<'a> {
             }
         }
         self.end_heading();
-        let body = trim_in_place(self.out);
+        let lead_end = self.lead_end.unwrap_or(self.out.len());
+        let (body, lead_len) = trim_in_place(self.out, lead_end);
         let cleaned = Cleaned {
             body,
             categories: self.categories,
             is_redirect,
+            lead_len,
+            links: self.links,
         };
         (cleaned, self.steps)
     }
@@ -351,6 +382,9 @@ impl<'a> Cleaner<'a> {
                 let n = run_len(rest, b'=');
                 self.pos += n + run_len(&rest[n..], b' ');
                 self.heading = Some(self.out.len());
+                if self.lead_end.is_none() && self.stack.is_empty() {
+                    self.lead_end = Some(self.out.len());
+                }
             }
             Some(b'*' | b'#' | b':' | b';') => {
                 let n = rest
@@ -398,6 +432,7 @@ impl<'a> Cleaner<'a> {
         }
         self.stack.push(Frame {
             kind,
+            link: 0,
             out_start: self.out.len(),
             cats_start: self.categories.len(),
         });
@@ -429,6 +464,10 @@ impl<'a> Cleaner<'a> {
     fn close_until(&mut self, is: impl Fn(Kind) -> bool) -> Option<Kind> {
         while let Some(frame) = self.pop_unclosed() {
             if is(frame.kind) {
+                if frame.link > 0 {
+                    let anchor = self.out[frame.out_start..].trim();
+                    self.links[frame.link as usize - 1].anchor = Some(anchor.to_string());
+                }
                 if frame.kind.dropped() {
                     self.out.truncate(frame.out_start);
                     self.categories.truncate(frame.cats_start);
@@ -481,13 +520,18 @@ fn run_len(s: &[u8], b: u8) -> usize {
     s.iter().take_while(|&&x| x == b).count()
 }
 
-/// Removes leading and trailing whitespace without a second allocation.
-fn trim_in_place(mut s: String) -> String {
+/// Removes leading and trailing whitespace without a second allocation; `mark` (a byte
+/// offset into `s`) is moved along and returned, clamped to a char boundary of the result.
+fn trim_in_place(mut s: String, mark: usize) -> (String, usize) {
     let end = s.trim_end().len();
     s.truncate(end);
     let start = s.len() - s.trim_start().len();
     s.drain(..start);
-    s
+    let mut mark = mark.saturating_sub(start).min(s.len());
+    while !s.is_char_boundary(mark) {
+        mark -= 1;
+    }
+    (s, mark)
 }
 
 /// Namespace names compare case-insensitively, with `_` and ` ` the same.

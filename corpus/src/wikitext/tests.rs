@@ -602,3 +602,60 @@ mod properties {
         assert!(steps(&bad_links) >= 2 * 100 * 100);
     }
 }
+
+mod link_pass {
+    use super::*;
+
+    fn with_links(wikitext: &str) -> Cleaned {
+        let opts = CleanOptions {
+            collect_links: true,
+            ..CleanOptions::default()
+        };
+        clean(wikitext, &opts)
+    }
+
+    fn link(target: &str, anchor: Option<&str>) -> WikiLink {
+        WikiLink {
+            target: target.into(),
+            anchor: anchor.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn links_and_piped_anchors_are_collected_in_order() {
+        let cleaned = with_links(
+            "A [[political philosophy]] of [[self-governance|self-governed ''societies'']], \
+             [[a|]], [[Category:X]], [[File:Y.jpg|caption [[Z]]]], [[de:Anarchismus]], \
+             {{cite|[[In template|shown]]}} and [[unclosed|text",
+        );
+        assert_eq!(
+            cleaned.links,
+            [
+                link("political philosophy", None),
+                link("self-governance", Some("self-governed societies")),
+                link("a", None),
+                link("Z", None),
+                link("In template", Some("shown")),
+                link("unclosed", None),
+            ]
+        );
+        assert!(clean("[[a|b]]", &en()).links.is_empty(), "off by default");
+    }
+
+    #[test]
+    fn lead_ends_at_the_first_heading_outside_templates() {
+        let cleaned = with_links(
+            "\n  Intro [[x]] text.\n{{box|\n== Not a heading ==\n}}\nMore.\n== History ==\nOld.",
+        );
+        let lead = &cleaned.body[..cleaned.lead_len];
+        assert!(
+            lead.starts_with("Intro x text.") && lead.trim_end().ends_with("More."),
+            "{lead:?}"
+        );
+        assert_eq!(&cleaned.body[cleaned.lead_len..], "History\nOld.");
+        let whole = clean("No headings at all.", &en());
+        assert_eq!(whole.lead_len, whole.body.len());
+        let greek = clean("Ελλάδα.\n==Ιστορία==\nΠαλιά.", &en());
+        assert_eq!(&greek.body[..greek.lead_len], "Ελλάδα.\n");
+    }
+}

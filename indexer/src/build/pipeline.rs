@@ -7,7 +7,8 @@
 //!   counted and dropped; pages the reader skipped are counted against the shard their id
 //!   routes to.
 //! - A dedicated rayon pool pulls batches (`par_bridge`, no barrier between batches),
-//!   cleans each article (`corpus::to_document`), routes it with `ShardId::route` and
+//!   cleans each article (`corpus::to_document`), adds what the link pass knows about it
+//!   (`crate::links::Signals`), routes it with `ShardId::route` and
 //!   hands it to that shard's tantivy writer, whose own threads index it.
 //!
 //! Memory stays bounded by construction: the channel holds at most `channel_batches`
@@ -20,7 +21,10 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use corpus::{classify, to_document, Page, PageEvent, PageKind, PageReader, ScanStats, SiteInfo};
+use corpus::{
+    canonical_title, classify, to_document, Page, PageEvent, PageKind, PageReader, ScanStats,
+    SiteInfo,
+};
 use crossbeam_channel::{bounded, Sender};
 use rayon::iter::{ParallelBridge, ParallelIterator};
 use shard_proto::{ShardId, WikiSchema};
@@ -28,6 +32,7 @@ use shard_proto::{ShardId, WikiSchema};
 use super::progress::Counters;
 use super::shard_writer::{to_tantivy, InFlight, ShardWriter, TrackedDoc};
 use crate::error::{Error, Result};
+use crate::links::Signals;
 
 /// Skip reason for an article whose cleaning panicked (a cleaner bug, reported per page
 /// instead of taking the build down).
@@ -37,13 +42,14 @@ const MAX_SKIP_WARNINGS: u64 = 20;
 /// Batches never hold more pages than this, whatever their size.
 const MAX_BATCH_PAGES: usize = 256;
 
-/// Sizes of the pipeline's buffers and pools.
+/// Sizes of the pipeline's buffers and pools, and the link pass's signals.
 #[derive(Clone)]
-pub struct PipelineConfig {
+pub struct PipelineConfig<'a> {
     pub clean_threads: usize,
     pub batch_bytes: usize,
     pub channel_batches: usize,
     pub in_flight: Arc<InFlight>,
+    pub signals: &'a Signals,
 }
 
 /// What went through the pipeline.
@@ -64,7 +70,7 @@ pub fn run(
     reader: PageReader,
     writers: &[ShardWriter],
     schema: &WikiSchema,
-    cfg: &PipelineConfig,
+    cfg: &PipelineConfig<'_>,
     counters: &Counters,
 ) -> Result<PipelineOutput> {
     let shards = writers.len();
@@ -80,6 +86,7 @@ pub fn run(
         writers,
         schema,
         site: &site,
+        signals: cfg.signals,
         in_flight: &cfg.in_flight,
         counters,
         docs: (0..shards).map(|_| AtomicU64::new(0)).collect(),
@@ -189,6 +196,7 @@ struct Sink<'a> {
     writers: &'a [ShardWriter],
     schema: &'a WikiSchema,
     site: &'a SiteInfo,
+    signals: &'a Signals,
     in_flight: &'a Arc<InFlight>,
     counters: &'a Counters,
     docs: Vec<AtomicU64>,
@@ -213,7 +221,10 @@ impl Sink<'_> {
                 continue;
             };
             drop(page);
-            let (doc, bytes) = to_tantivy(self.schema, document);
+            let signals = canonical_title(&document.title)
+                .map(|title| self.signals.get(&title))
+                .unwrap_or_default();
+            let (doc, bytes) = to_tantivy(self.schema, document, signals);
             self.writers[shard].add(TrackedDoc::new(doc, bytes, self.in_flight))?;
             self.docs[shard].fetch_add(1, Ordering::Relaxed);
             self.counters.docs.fetch_add(1, Ordering::Relaxed);

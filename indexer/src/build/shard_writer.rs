@@ -15,12 +15,13 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use shard_proto::manifest::{sync_dir, InputInfo, ShardManifest, MANIFEST_FORMAT};
-use shard_proto::{ShardId, WikiSchema};
+use shard_proto::{title_key, ShardId, WikiSchema};
 use tantivy::indexer::{IndexWriterOptions, NoMergePolicy};
 use tantivy::schema::document::Document as TantivyDocumentTrait;
 use tantivy::{doc, Index, IndexWriter, TantivyDocument};
 
 use crate::error::{Error, Result};
+use crate::links::ArticleSignals;
 
 /// A byte budget shared by every document between cleaning and indexing.
 pub struct InFlight {
@@ -89,20 +90,38 @@ impl TantivyDocumentTrait for TrackedDoc {
     }
 }
 
-/// Turns a clean corpus document into a tantivy document of the one schema (moving its
-/// strings, not copying them), and an estimate of the memory it holds while queued.
-pub fn to_tantivy(schema: &WikiSchema, d: corpus::Document) -> (TantivyDocument, usize) {
+/// Turns a clean corpus document and what the link pass learned about it into a tantivy
+/// document of the one schema (moving its strings where it can), and an estimate of the
+/// memory it holds while queued.
+pub fn to_tantivy(
+    schema: &WikiSchema,
+    d: corpus::Document,
+    signals: ArticleSignals,
+) -> (TantivyDocument, usize) {
     let f = schema.fields;
-    let mut bytes = 256 + d.title.len() + d.body.len() + d.url.len();
+    let lead = d.body.get(..d.lead_len).unwrap_or(&d.body).to_string();
+    let mut bytes = 256 + d.title.len() + d.body.len() + d.url.len() + lead.len();
     let mut doc = doc!(
         f.id => d.id,
+        f.title_key => title_key(&d.title),
         f.title => d.title,
+        f.lead => lead,
         f.body => d.body,
         f.url => d.url,
+        f.links_in => signals.links_in,
     );
     for category in d.categories {
         bytes += category.len() + 32;
         doc.add_text(f.categories, category);
+    }
+    for redirect in signals.redirects {
+        bytes += 2 * redirect.len() + 64;
+        doc.add_text(f.redirect_keys, title_key(&redirect));
+        doc.add_text(f.redirects, redirect);
+    }
+    for anchor in signals.anchors {
+        bytes += anchor.len() + 32;
+        doc.add_text(f.anchors, anchor);
     }
     (doc, bytes)
 }
@@ -248,8 +267,9 @@ mod tests {
                 url: format!("https://x/{n}"),
                 body: "word ".repeat(50),
                 categories: vec!["Cat".into()],
+                lead_len: 10,
             };
-            let (doc, bytes) = to_tantivy(&schema, d);
+            let (doc, bytes) = to_tantivy(&schema, d, ArticleSignals::default());
             writer.add(TrackedDoc::new(doc, bytes, &budget)).unwrap();
         }
         assert_eq!(writer.finish().unwrap(), 500);

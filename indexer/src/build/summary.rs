@@ -51,6 +51,8 @@ pub struct BuildSummary {
     /// Peak anonymous resident memory (RssAnon sampled every 100 ms), MiB: what the
     /// memory budget bounds.
     pub peak_anon_rss_mb: f64,
+    /// What the link pass attached (`None`: built without `--links`).
+    pub links: Option<crate::links::LinkReport>,
 }
 
 /// CPU time and peak RSS of this process so far.

@@ -196,8 +196,11 @@ impl Root {
     /// strict query that does not parse, is the caller's fault).
     fn query_terms(&self, q: &str, syntax: Syntax) -> Result<Vec<Term>, SearchError> {
         // Checked against the limits before tantivy parses it, as every node checks it again.
-        let query = query::parse_within(&self.parser, &self.schema.schema, q, syntax, &self.limits)
-            .map_err(|e| SearchError::BadQuery(e.to_string()))?;
+        let parsed =
+            query::parse_within(&self.parser, &self.schema.schema, q, syntax, &self.limits)
+                .map_err(|e| SearchError::BadQuery(e.to_string()))?;
+        // The leaves rank the same text the same way: the terms asked for are theirs.
+        let query = shard_proto::rank(&self.schema, parsed, q);
         Ok(GlobalStats::query_terms(query.as_ref()))
     }
 

@@ -159,14 +159,15 @@ impl Leaf {
     }
 
     fn parse_uncached(&self, query: &str, syntax: Syntax) -> Result<Box<dyn Query>, BadRequest> {
-        query::parse_within(
+        let parsed = query::parse_within(
             &self.parser,
             &self.schema.schema,
             query,
             syntax,
             &self.limits,
         )
-        .map_err(|e| BadRequest(format!("query refused: {e}")))
+        .map_err(|e| BadRequest(format!("query refused: {e}")))?;
+        Ok(shard_proto::rank(&self.schema, parsed, query))
     }
 
     fn field(&self, id: u32) -> Result<Field, BadRequest> {

@@ -114,6 +114,7 @@ fn all_shards(n: u32) -> Vec<ShardId> {
 fn global_stats(leaf: &Leaf, query: &str, shards: &[ShardId]) -> GlobalStats {
     let schema = WikiSchema::new();
     let parsed = query_parser(&schema).parse_query(query).unwrap();
+    let parsed = shard_proto::rank(&schema, parsed, query);
     let terms = GlobalStats::query_terms(parsed.as_ref());
     let fields = schema.scored_fields();
     let request = StatsRequest {
@@ -148,6 +149,7 @@ fn single_index_top(query: &str, k: usize) -> Vec<(u64, f32)> {
     writer.commit().unwrap();
     let searcher = index.reader().unwrap().searcher();
     let parsed = query_parser(&schema).parse_query(query).unwrap();
+    let parsed = shard_proto::rank(&schema, parsed, query);
     let top = searcher
         .search(&parsed, &TopDocs::with_limit(k).order_by_score())
         .unwrap();

@@ -9,5 +9,6 @@ mod failover;
 mod hostile_queries;
 mod indexer_build;
 mod integrity;
+mod link_pass;
 mod searcher_cluster;
 mod searcher_node;

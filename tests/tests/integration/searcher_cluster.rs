@@ -4,7 +4,9 @@
 //!
 //! - exactness: the front-end's top 10 over 1, 3 and 8 shards is what one tantivy index
 //!   over the same articles returns (same ids, same order up to ties, scores within 1e-4),
-//!   for 60 queries made from the articles themselves; pages concatenate to the top N;
+//!   for 70 queries made from the articles themselves and their redirect titles, over
+//!   every scored field (the link pass fills redirects and anchors) with the ranking's
+//!   exact-match, phrase and link-prior signals; pages concatenate to the top N;
 //! - failover with R = 2 on 3 nodes: SIGKILL, restart (rejoin), SIGSTOP, and every replica
 //!   of one shard killed (partial answer naming the shard, coverage < 1, 503 on request);
 //! - bad requests get a 4xx with a message and leave every process up.
@@ -33,14 +35,27 @@ const PATIENCE: Duration = Duration::from_secs(60);
 /// Scores of the same document computed by two processes may differ in the last bits.
 const SCORE_TOLERANCE: f32 = 1e-4;
 
-/// Builds `shards` shards of the English sample into `out` with the real indexer.
+/// Builds `shards` shards of the English sample into `out` with the real indexer, link
+/// pass included (so every scored field, redirects and anchors too, holds text).
 fn build_shards(out: &Path, shards: u32) {
+    let input = shared_corpus("enwiki-sample.xml.bz2");
+    let links = out.join("links");
+    run_ok(
+        Command::new(bin("indexer"))
+            .args(["links", "--threads", "2", "--input"])
+            .arg(&input)
+            .arg("--out")
+            .arg(&links)
+            .stdout(Stdio::null()),
+    );
     run_ok(
         Command::new(bin("indexer"))
             .args(["build", "--threads", "2", "--memory-mb", "256", "--shards"])
             .arg(shards.to_string())
             .arg("--input")
-            .arg(shared_corpus("enwiki-sample.xml.bz2"))
+            .arg(&input)
+            .arg("--links")
+            .arg(&links)
             .arg("--out")
             .arg(out)
             .stdout(Stdio::null()),
@@ -219,7 +234,8 @@ impl Reference {
 
     /// Top `k` (id, score) and the hit count.
     fn top(&self, q: &str, k: usize) -> (Vec<(u64, f32)>, usize) {
-        let query = self.parser.parse_query(q).expect("reference parses");
+        let parsed = self.parser.parse_query(q).expect("reference parses");
+        let query = shard_proto::rank(&self.schema, parsed, q);
         let (top, count) = self
             .searcher
             .search(&query, &(TopDocs::with_limit(k).order_by_score(), Count))
@@ -236,6 +252,25 @@ impl Reference {
             })
             .collect();
         (hits, count)
+    }
+
+    /// Up to `n` redirect titles attached to articles by the link pass, as typed queries.
+    fn redirect_queries(&self, n: usize) -> Vec<String> {
+        let f = self.schema.fields;
+        let mut out = Vec::new();
+        for (ord, segment) in self.searcher.segment_readers().iter().enumerate() {
+            for doc in segment.doc_ids_alive() {
+                let doc: TantivyDocument = self
+                    .searcher
+                    .doc(tantivy::DocAddress::new(ord as u32, doc))
+                    .expect("stored doc");
+                let first = doc.get_first(f.redirects).and_then(|v| v.as_str());
+                out.extend(first.map(shard_proto::title_key));
+            }
+        }
+        out.sort();
+        out.truncate(n);
+        out
     }
 
     /// Every article's title and body, by id.
@@ -346,9 +381,13 @@ fn top_10_over_1_3_and_8_shards_equals_one_index_and_pages_concatenate() {
     let dir = temp_dir("exact");
     build_shards(&dir.path().join("reference"), 1);
     let reference = Reference::open(&dir.path().join("reference"));
-    let queries = queries_from(&reference.articles());
+    let mut queries = queries_from(&reference.articles());
+    // Redirect titles score on every field and get the exact-match bonus.
+    let redirects = reference.redirect_queries(10);
+    assert_eq!(redirects.len(), 10, "the link pass attached redirects");
+    queries.extend(redirects);
     assert!(
-        queries.len() >= 50,
+        queries.len() >= 60,
         "only {} queries: {queries:?}",
         queries.len()
     );

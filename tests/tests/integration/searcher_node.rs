@@ -150,6 +150,7 @@ fn direct_search(shard_dir: &Path, query: &str, k: usize) -> (Vec<(u64, f32)>, u
         .unwrap()
         .searcher();
     let parsed = query_parser(&schema).parse_query(query).unwrap();
+    let parsed = shard_proto::rank(&schema, parsed, query);
     let (top, count) = searcher
         .search(&parsed, &(TopDocs::with_limit(k).order_by_score(), Count))
         .unwrap();

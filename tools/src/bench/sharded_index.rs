@@ -28,6 +28,7 @@ pub struct ShardedIndex {
     leaf: Leaf,
     shards: Vec<ShardId>,
     parser: QueryParser,
+    schema: WikiSchema,
     scored_fields: Vec<Field>,
     /// Query string → its global statistics (the queries of a benchmark repeat).
     stats: Mutex<HashMap<String, GlobalStats>>,
@@ -62,6 +63,7 @@ impl ShardedIndex {
             shards: opened.keys().copied().collect(),
             parser: query_parser(&schema),
             scored_fields: schema.scored_fields().to_vec(),
+            schema: schema.clone(),
             leaf: Leaf::new("in-process".into(), schema, opened),
             stats: Mutex::new(HashMap::new()),
         })
@@ -138,6 +140,7 @@ impl ShardedIndex {
             .parser
             .parse_query(query)
             .map_err(|e| SearchError::BadRequest(format!("cannot parse the query: {e}")))?;
+        let parsed = shard_proto::rank(&self.schema, parsed, query);
         let terms = GlobalStats::query_terms(parsed.as_ref());
         let answer = self
             .leaf

@@ -120,6 +120,7 @@ impl SingleIndex {
             .parser
             .parse_query(query)
             .map_err(|e| SearchError::BadRequest(format!("cannot parse the query: {e}")))?;
+        let parsed = shard_proto::rank(&self.schema, parsed, query);
         let internal = |e: tantivy::TantivyError| SearchError::Internal(e.to_string());
         if size == 0 {
             let total = self.searcher.search(&parsed, &Count).map_err(internal)?;
