@@ -21,6 +21,9 @@ pub enum Command {
     Bench(bench::BenchArgs),
     /// Single-process baselines the cluster is compared with (HTTP server, in-process).
     Baseline(bench::BaselineArgs),
+    /// Search quality: known-item queries drawn from a dump (titles, held-out redirects,
+    /// anchor texts), MRR and success@k per class, against plain BM25 in the same run.
+    Eval(bench::eval::EvalArgs),
     /// Run steady load, inject a fault, heal it, and report what users saw.
     Drill(drill::DrillArgs),
     /// Run a command for as long as another process lives (the drill restarts nodes so).
@@ -35,6 +38,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Demo(args) => demo::run_cli(args),
         Command::Bench(args) => bench::run_cli(args),
         Command::Baseline(args) => bench::run_baseline_cli(args),
+        Command::Eval(args) => bench::eval::run(&args),
         Command::Drill(args) => drill::run_cli(args),
         Command::Keep(args) => keep::run_cli(args),
     }

@@ -7,12 +7,14 @@
 //! - [`report`] and [`timeline`]: what a run measured, overall, per kind and per second;
 //! - [`single_index`], [`baseline_server`], [`in_process`]: one tantivy index searched
 //!   behind a minimal HTTP endpoint, or directly;
+//! - [`eval`]: search quality on known-item queries drawn from a dump (`wikisearch eval`);
 //! - [`compare`]: synthetic corpus → shards → cluster + baselines → one table of figures,
 //!   after [`agreement`] has checked that both serve the same rankings.
 
 pub mod agreement;
 pub mod baseline_server;
 pub mod compare;
+pub mod eval;
 pub mod in_process;
 pub mod loadgen;
 pub mod queries;

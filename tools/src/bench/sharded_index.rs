@@ -30,8 +30,8 @@ pub struct ShardedIndex {
     parser: QueryParser,
     schema: WikiSchema,
     scored_fields: Vec<Field>,
-    /// Query string → its global statistics (the queries of a benchmark repeat).
-    stats: Mutex<HashMap<String, GlobalStats>>,
+    /// Query string and syntax → its global statistics (the queries of a benchmark repeat).
+    stats: Mutex<HashMap<(String, Syntax), GlobalStats>>,
 }
 
 impl ShardedIndex {
@@ -80,15 +80,42 @@ impl ShardedIndex {
         size: usize,
     ) -> std::result::Result<ResultsPage, SearchError> {
         check_page(query, 0, size)?;
-        let stats = self.global_stats(query)?;
+        let (total, page) = self.query_phase(query, Syntax::Strict, size)?;
+        let stats = self.global_stats(query, Syntax::Strict)?;
+        Ok(ResultsPage {
+            total,
+            hits: self.fetch(query, stats, &page)?,
+        })
+    }
+
+    /// The page ids of the best `k` hits of `query` read in `syntax`, and the number of
+    /// hits: the query phase alone, as the front-end ranks (what `eval` measures).
+    pub fn top_ids(
+        &self,
+        query: &str,
+        syntax: Syntax,
+        k: usize,
+    ) -> std::result::Result<(Vec<u64>, u64), SearchError> {
+        let (total, page) = self.query_phase(query, syntax, k)?;
+        Ok((page.iter().map(|hit| hit.hit.id).collect(), total))
+    }
+
+    /// Statistics, the query phase over every shard and the front-end's merge.
+    fn query_phase(
+        &self,
+        query: &str,
+        syntax: Syntax,
+        size: usize,
+    ) -> std::result::Result<(u64, Vec<MergedHit>), SearchError> {
+        let stats = self.global_stats(query, syntax)?;
         let answer = self
             .leaf
             .search(&SearchRequest {
                 query: query.to_string(),
-                syntax: Syntax::Strict,
+                syntax,
                 shards: self.shards.clone(),
                 top_k: size.max(1) as u32,
-                stats: stats.clone(),
+                stats,
                 fetch: None,
             })
             .map_err(|bad| SearchError::BadRequest(bad.0))?;
@@ -99,11 +126,7 @@ impl ShardedIndex {
             .collect::<std::result::Result<Vec<(ShardId, ShardHits)>, SearchError>>()?;
         // The front-end's own merge, so both rank exactly alike.
         let (total, merged) = merge::gather(answers.iter().map(|(shard, hits)| (*shard, 0, hits)));
-        let page = merge_page(merged, 0, size);
-        Ok(ResultsPage {
-            total,
-            hits: self.fetch(query, stats, &page)?,
-        })
+        Ok((total, merge_page(merged, 0, size)))
     }
 
     fn fetch(
@@ -132,13 +155,16 @@ impl ShardedIndex {
             .collect()
     }
 
-    fn global_stats(&self, query: &str) -> std::result::Result<GlobalStats, SearchError> {
-        if let Some(stats) = self.cached_stats().get(query) {
+    fn global_stats(
+        &self,
+        query: &str,
+        syntax: Syntax,
+    ) -> std::result::Result<GlobalStats, SearchError> {
+        let key = (query.to_string(), syntax);
+        if let Some(stats) = self.cached_stats().get(&key) {
             return Ok(stats.clone());
         }
-        let parsed = self
-            .parser
-            .parse_query(query)
+        let parsed = shard_proto::query::parse(&self.parser, &self.schema.schema, query, syntax)
             .map_err(|e| SearchError::BadRequest(format!("cannot parse the query: {e}")))?;
         let parsed = shard_proto::rank(&self.schema, parsed, query);
         let terms = GlobalStats::query_terms(parsed.as_ref());
@@ -156,12 +182,12 @@ impl ShardedIndex {
             .map(|(shard, outcome)| succeeded(shard, outcome))
             .collect::<std::result::Result<Vec<_>, _>>()?;
         let stats = GlobalStats::merge(&self.scored_fields, &terms, per_shard.iter());
-        self.cached_stats().insert(query.to_string(), stats.clone());
+        self.cached_stats().insert(key, stats.clone());
         Ok(stats)
     }
 
     /// The cache holds no invariant a panic could break: a poisoned lock is still usable.
-    fn cached_stats(&self) -> std::sync::MutexGuard<'_, HashMap<String, GlobalStats>> {
+    fn cached_stats(&self) -> std::sync::MutexGuard<'_, HashMap<(String, Syntax), GlobalStats>> {
         self.stats
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())

@@ -1,0 +1,114 @@
+//! The plain-BM25 baseline: the engine as it scored before issue 15, rebuilt from the same
+//! dump so both are measured on the same input in the same run. One tantivy index with
+//! `title` (boost 2), `body` and `categories`, tantivy's `default` tokenizer, no redirect
+//! aliases, no link prior; queries read leniently as the engine reads them.
+//!
+//! Its schema is defined here on purpose, not taken from `shard_proto`: the baseline must
+//! stay what it was while the engine's schema changes.
+
+use std::path::Path;
+
+use anyhow::Context as _;
+use corpus::{OpenOptions, PageEvent, PageKind};
+use shard_proto::query::{lenient_to_strict, text_fields};
+use tantivy::collector::{Count, TopDocs};
+use tantivy::query::QueryParser;
+use tantivy::schema::{
+    Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions, Value, FAST, INDEXED, STORED,
+};
+use tantivy::{doc, Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument};
+
+use super::Ranker;
+
+/// Title weight of the baseline (the engine's `TITLE_BOOST` before issue 15).
+const TITLE_BOOST: f32 = 2.0;
+/// Indexing arena.
+const WRITER_BYTES: usize = 100_000_000;
+
+/// The baseline index, built in a directory the caller owns.
+pub struct PlainBm25 {
+    reader: IndexReader,
+    parser: QueryParser,
+    schema: Schema,
+    id: Field,
+}
+
+impl PlainBm25 {
+    /// Indexes every article of `dump` into `dir` (cleaned as the indexer cleans).
+    pub fn build(dump: &Path, dir: &Path) -> anyhow::Result<PlainBm25> {
+        let mut builder = Schema::builder();
+        let text = TextOptions::default().set_indexing_options(
+            TextFieldIndexing::default()
+                .set_tokenizer("default")
+                .set_index_option(IndexRecordOption::WithFreqsAndPositions),
+        );
+        let id = builder.add_u64_field("id", INDEXED | STORED | FAST);
+        let title = builder.add_text_field("title", text.clone());
+        let body = builder.add_text_field("body", text.clone());
+        let categories = builder.add_text_field("categories", text);
+        let schema = builder.build();
+        let index = Index::create_in_dir(dir, schema.clone())
+            .with_context(|| format!("create the baseline index in {}", dir.display()))?;
+        let mut writer: IndexWriter = index.writer(WRITER_BYTES)?;
+        let reader = corpus::open(dump, &OpenOptions::default())
+            .with_context(|| format!("open {}", dump.display()))?;
+        let site = reader.siteinfo().clone();
+        for event in reader {
+            let PageEvent::Page(page) = event? else {
+                continue;
+            };
+            if corpus::classify(&page) != PageKind::Article {
+                continue;
+            }
+            let document = corpus::to_document(&page, &site);
+            writer.add_document(doc!(
+                id => document.id,
+                title => document.title,
+                body => document.body,
+                categories => document.categories.join("\n"),
+            ))?;
+        }
+        writer.commit()?;
+        let mut parser = QueryParser::for_index(&index, vec![title, body, categories]);
+        parser.set_field_boost(title, TITLE_BOOST);
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::Manual)
+            .try_into()?;
+        Ok(PlainBm25 {
+            reader,
+            parser,
+            schema,
+            id,
+        })
+    }
+}
+
+impl Ranker for PlainBm25 {
+    fn top_ids(&self, query: &str, k: usize) -> anyhow::Result<(Vec<u64>, u64)> {
+        let Some(strict) = lenient_to_strict(query, &text_fields(&self.schema)) else {
+            return Ok((Vec::new(), 0));
+        };
+        let parsed = self.parser.parse_query(&strict)?;
+        let searcher = self.reader.searcher();
+        let (top, total) = searcher.search(
+            &parsed,
+            &(TopDocs::with_limit(k.max(1)).order_by_score(), Count),
+        )?;
+        let ids = top
+            .into_iter()
+            .map(|(_, address)| {
+                let stored: TantivyDocument = searcher.doc(address)?;
+                Ok(stored
+                    .get_first(self.id)
+                    .and_then(|v| v.as_u64())
+                    .unwrap_or(u64::MAX))
+            })
+            .collect::<anyhow::Result<Vec<u64>>>()?;
+        Ok((ids, total as u64))
+    }
+
+    fn name(&self) -> String {
+        "plain BM25".into()
+    }
+}

@@ -1,0 +1,115 @@
+//! Weights under trial (`eval --weights ... --exact ...`): a one-shard store searched
+//! with tantivy directly, through the engine's own parser and [`rank_with`], but with the
+//! field weights and signal weights given on the command line instead of the compiled-in
+//! [`FIELD_WEIGHTS`] and [`RANKING`]. One shard holds every document, so its own
+//! statistics are the global ones: with the compiled-in weights it ranks exactly as the
+//! engine does (the `eval` test checks this), and a trial costs no rebuild.
+
+use std::path::Path;
+
+use anyhow::{bail, Context as _};
+use shard_proto::query::{self, Syntax};
+use shard_proto::ranking::{rank_with, Ranking, FIELD_WEIGHTS, RANKING};
+use shard_proto::{query_parser, WikiSchema};
+use tantivy::collector::{Count, TopDocs};
+use tantivy::query::QueryParser;
+use tantivy::schema::Value;
+use tantivy::{Index, ReloadPolicy, Searcher, TantivyDocument};
+
+use super::Ranker;
+
+/// Weights of one trial: the compiled-in ones where not given.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Trial {
+    pub fields: [f32; 6],
+    pub ranking: Ranking,
+}
+
+impl Default for Trial {
+    fn default() -> Self {
+        Trial {
+            fields: FIELD_WEIGHTS,
+            ranking: RANKING,
+        }
+    }
+}
+
+/// The one shard of a store, ranked with a [`Trial`]'s weights.
+pub struct TunedIndex {
+    searcher: Searcher,
+    parser: QueryParser,
+    schema: WikiSchema,
+    trial: Trial,
+}
+
+impl TunedIndex {
+    /// Opens the single shard of `store`; a store of several shards is refused (its local
+    /// statistics would not be the global ones).
+    pub fn open(store: &Path, trial: Trial) -> anyhow::Result<TunedIndex> {
+        let shards: Vec<_> = searcher::cluster::store_manifests(store)?
+            .into_iter()
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|bad| anyhow::anyhow!("{bad}"))?;
+        let [manifest] = shards.as_slice() else {
+            bail!(
+                "{}: weights are tried on a one-shard store, this one has {} shards",
+                store.display(),
+                shards.len()
+            );
+        };
+        // The shard's live directory (a slice's record names its current generation).
+        let dir = shard_proto::store::live_shard_dirs(store)?
+            .into_iter()
+            .find(|(shard, _)| *shard == manifest.shard)
+            .map(|(_, dir)| dir)
+            .with_context(|| {
+                format!("{}: shard {} is not live", store.display(), manifest.shard)
+            })?;
+        let index = Index::open_in_dir(&dir).with_context(|| format!("open {}", dir.display()))?;
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::Manual)
+            .try_into()?;
+        let schema = WikiSchema::new();
+        let mut parser = query_parser(&schema);
+        for (field, weight) in schema.scored_fields().into_iter().zip(trial.fields) {
+            parser.set_field_boost(field, weight);
+        }
+        Ok(TunedIndex {
+            searcher: reader.searcher(),
+            parser,
+            schema,
+            trial,
+        })
+    }
+}
+
+impl Ranker for TunedIndex {
+    fn top_ids(&self, text: &str, k: usize) -> anyhow::Result<(Vec<u64>, u64)> {
+        let parsed = query::parse(&self.parser, &self.schema.schema, text, Syntax::Lenient)?;
+        let ranked = rank_with(&self.schema, parsed, text, &self.trial.ranking);
+        let (top, total) = self.searcher.search(
+            ranked.as_ref(),
+            &(TopDocs::with_limit(k.max(1)).order_by_score(), Count),
+        )?;
+        let ids = top
+            .into_iter()
+            .map(|(_, address)| {
+                let stored: TantivyDocument = self.searcher.doc(address)?;
+                Ok(stored
+                    .get_first(self.schema.fields.id)
+                    .and_then(|v| v.as_u64())
+                    .unwrap_or(u64::MAX))
+            })
+            .collect::<anyhow::Result<Vec<u64>>>()?;
+        Ok((ids, total as u64))
+    }
+
+    fn name(&self) -> String {
+        let r = &self.trial.ranking;
+        format!(
+            "trial {:?} exact {} phrase {} prior {}/{}",
+            self.trial.fields, r.exact_boost, r.phrase_boost, r.prior_weight, r.prior_half
+        )
+    }
+}
