@@ -56,7 +56,7 @@ pub struct EvalArgs {
     pub shards: u32,
     /// Field weights to try: title, redirects, anchors, lead, body, categories (adds a row
     /// ranked with them; needs one-shard stores).
-    #[arg(long, value_delimiter = ',', num_args = 6)]
+    #[arg(long, value_delimiter = ',')]
     pub weights: Option<Vec<f32>>,
     /// Exact title/redirect match bonus to try.
     #[arg(long)]
@@ -245,7 +245,7 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
         &items,
         &aol,
     )?];
-    if let Some(trial) = trial(args) {
+    if let Some(trial) = trial(args)? {
         let store = store
             .as_ref()
             .context("weights are tried on a store (--store, or none of --url/--store)")?;
@@ -284,7 +284,7 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
 }
 
 /// The weights to try, when any is given.
-fn trial(args: &EvalArgs) -> Option<tuned::Trial> {
+fn trial(args: &EvalArgs) -> anyhow::Result<Option<tuned::Trial>> {
     let given = args.weights.is_some()
         || args.exact.is_some()
         || args.phrase.is_some()
@@ -292,10 +292,17 @@ fn trial(args: &EvalArgs) -> Option<tuned::Trial> {
         || args.prior_weight.is_some()
         || args.prior_half.is_some();
     if !given {
-        return None;
+        return Ok(None);
     }
     let mut trial = tuned::Trial::default();
     if let Some(weights) = &args.weights {
+        if weights.len() != trial.fields.len() {
+            bail!(
+                "--weights takes {} numbers (title, redirects, anchors, lead, body, categories), got {}",
+                trial.fields.len(),
+                weights.len()
+            );
+        }
         for (slot, weight) in trial.fields.iter_mut().zip(weights) {
             *slot = *weight;
         }
@@ -306,7 +313,7 @@ fn trial(args: &EvalArgs) -> Option<tuned::Trial> {
     r.phrase_slop = args.slop.unwrap_or(r.phrase_slop);
     r.prior_weight = args.prior_weight.unwrap_or(r.prior_weight);
     r.prior_half = args.prior_half.unwrap_or(r.prior_half);
-    Some(trial)
+    Ok(Some(trial))
 }
 
 /// The queries of a benchmark file.
