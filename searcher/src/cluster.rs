@@ -4,6 +4,10 @@
 //! Everything a process knows about the cluster comes from this file plus the shard store
 //! it names, so every node and front-end derive the same view without talking to each
 //! other. Relative paths are resolved against the file's own directory.
+//!
+//! The cluster secret authenticates the internal RPC (see `shard_proto::auth`): it comes
+//! from the environment variable [`SECRET_ENV`] if set, else from the file `[auth]
+//! secret_file` names. A cluster without one does not start.
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -11,12 +15,18 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use shard_proto::auth::ClusterKey;
 use shard_proto::manifest::ShardManifest;
 use shard_proto::{QueryLimits, ShardId};
 
 use crate::error::{Error, Result};
 use crate::model::SearchType;
 use crate::node::scrub::ScrubConfig;
+use crate::serve::ServerLimits;
+
+/// Environment variable holding the cluster secret itself (for deployments that hand
+/// secrets over as variables); it takes precedence over `[auth] secret_file`.
+pub const SECRET_ENV: &str = "WIKISEARCH_CLUSTER_SECRET";
 
 /// The parsed cluster file.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -38,6 +48,10 @@ pub struct ClusterConfig {
     /// How nodes re-verify their replicas in the background.
     #[serde(default)]
     pub scrub: ScrubConfig,
+    #[serde(default)]
+    pub auth: AuthConfig,
+    #[serde(default)]
+    pub server: ServerLimits,
     #[serde(rename = "node")]
     pub nodes: Vec<NodeConfig>,
 }
@@ -63,6 +77,10 @@ pub struct FrontendConfig {
     /// a request's `search_type` parameter overrides it.
     #[serde(default)]
     pub search_type: SearchType,
+    /// If set, `/cluster` and `/metrics` are served only on this address (keep it private)
+    /// and not on `listen`, for deployments where the front-end is public.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin_listen: Option<SocketAddr>,
 }
 
 impl Default for FrontendConfig {
@@ -70,8 +88,19 @@ impl Default for FrontendConfig {
         FrontendConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             search_type: SearchType::default(),
+            admin_listen: None,
         }
     }
+}
+
+/// Where the cluster secret is.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// A file holding the secret (at least 16 bytes; `searcher demo` writes 64 random hex
+    /// characters). Keep it readable by the cluster's processes only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_file: Option<PathBuf>,
 }
 
 /// Timeouts and failure-detection settings, in milliseconds.
@@ -146,6 +175,9 @@ impl ClusterConfig {
 
     fn resolve_paths(&mut self, base: &Path) {
         self.shard_store = base.join(&self.shard_store);
+        if let Some(file) = self.auth.secret_file.take() {
+            self.auth.secret_file = Some(base.join(file));
+        }
         for node in &mut self.nodes {
             let dir = node
                 .data_dir
@@ -176,13 +208,45 @@ impl ClusterConfig {
                 return Err(format!("rpc address {} is used by two nodes", node.rpc));
             }
         }
+        for node in &self.nodes {
+            if node.rpc.ip().is_unspecified() || node.rpc.port() == 0 {
+                return Err(format!(
+                    "node {}: rpc = {} is not an address the front-end can connect to",
+                    node.id, node.rpc
+                ));
+            }
+        }
+        let listens = [Some(self.frontend.listen), self.frontend.admin_listen];
+        if let Some(taken) = listens.into_iter().flatten().find(|a| addrs.contains(a)) {
+            return Err(format!(
+                "the front-end's address {taken} is a node's rpc address"
+            ));
+        }
         let t = &self.timeouts;
         if t.attempt_ms == 0 || t.deadline_ms < t.attempt_ms || t.probe_interval_ms == 0 {
             return Err(
                 "timeouts: need 0 < attempt_ms <= deadline_ms and probe_interval_ms > 0".into(),
             );
         }
+        if t.connect_ms == 0 {
+            return Err("timeouts: connect_ms must be > 0".into());
+        }
+        self.server.validate()?;
         self.limits.validate()
+    }
+
+    /// The RPC key of this cluster, from [`SECRET_ENV`] or `[auth] secret_file`.
+    pub fn cluster_key(&self) -> Result<ClusterKey> {
+        let secret = match (std::env::var_os(SECRET_ENV), &self.auth.secret_file) {
+            (Some(value), _) => value.into_encoded_bytes(),
+            (None, Some(file)) => std::fs::read(file).map_err(|e| Error::io(file, e))?,
+            (None, None) => {
+                return Err(Error::Other(format!(
+                    "no cluster secret: set [auth] secret_file in the cluster file or {SECRET_ENV}"
+                )))
+            }
+        };
+        ClusterKey::from_secret(&secret).map_err(Error::Other)
     }
 
     /// The node with this id.
@@ -198,6 +262,27 @@ impl ClusterConfig {
     /// so one bad shard is reported (and can be placed and shown as failed), not fatal.
     pub fn shard_manifests(&self) -> Result<Vec<std::result::Result<ShardManifest, BadShard>>> {
         store_manifests(&self.shard_store)
+    }
+}
+
+/// Writes a new random cluster secret (32 bytes as 64 hex characters, readable by the
+/// owner only) to `path`, unless a file is already there (a cluster keeps its secret).
+pub fn ensure_secret_file(path: &Path) -> Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let secret: [u8; 32] = rand::random();
+    let hex: String = secret.iter().map(|b| format!("{b:02x}")).collect();
+    let created = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path);
+    match created {
+        Ok(mut file) => file
+            .write_all(format!("{hex}\n").as_bytes())
+            .map_err(|e| Error::io(path, e)),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(Error::io(path, e)),
     }
 }
 
@@ -302,6 +387,19 @@ data_dir = "/tmp/b"
                 "unknown variant `dfs`",
                 GOOD.replace("[frontend]", "[frontend]\nsearch_type = \"dfs\""),
             ),
+            ("connect_ms", format!("{GOOD}\n[timeouts]\nconnect_ms = 0")),
+            (
+                "not an address",
+                GOOD.replace("127.0.0.1:7001", "0.0.0.0:7001"),
+            ),
+            (
+                "is a node's rpc address",
+                GOOD.replace("127.0.0.1:9000", "127.0.0.1:7002"),
+            ),
+            (
+                "max_connections",
+                format!("{GOOD}\n[server]\nmax_connections = 0"),
+            ),
         ];
         for (expected, text) in cases {
             let err = ClusterConfig::load(&write(dir.path(), &text))
@@ -312,6 +410,33 @@ data_dir = "/tmp/b"
             assert!(err.contains(expected), "expected {expected:?} in: {err}");
         }
         assert!(ClusterConfig::load(&dir.path().join("missing.toml")).is_err());
+    }
+
+    #[test]
+    fn the_cluster_secret_comes_from_its_file_and_is_required() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = ClusterConfig::load(&write(dir.path(), GOOD)).unwrap();
+        if std::env::var_os(SECRET_ENV).is_none() {
+            let err = config.cluster_key().unwrap_err().to_string();
+            assert!(err.contains("no cluster secret"), "{err}");
+        }
+        let with_file = format!("{GOOD}\n[auth]\nsecret_file = \"secret\"");
+        let config = ClusterConfig::load(&write(dir.path(), &with_file)).unwrap();
+        assert_eq!(config.auth.secret_file, Some(dir.path().join("secret")));
+        std::fs::write(dir.path().join("secret"), "short").unwrap();
+        assert!(config.cluster_key().is_err());
+        std::fs::write(dir.path().join("secret"), "0123456789abcdef0123\n").unwrap();
+        assert!(config.cluster_key().is_ok());
+        let generated = dir.path().join("generated");
+        ensure_secret_file(&generated).unwrap();
+        let first = std::fs::read_to_string(&generated).unwrap();
+        assert_eq!(first.trim().len(), 64);
+        ensure_secret_file(&generated).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&generated).unwrap(),
+            first,
+            "kept, not replaced"
+        );
     }
 
     /// Publishes a manifest (without index files: `shard_manifests` reads only manifests)
@@ -358,6 +483,8 @@ data_dir = "/tmp/b"
             timeouts: Default::default(),
             limits: Default::default(),
             scrub: Default::default(),
+            auth: Default::default(),
+            server: Default::default(),
             nodes: Vec::new(),
         };
 

@@ -5,6 +5,7 @@
 //! - [`node`]: the shard-serving process (leaf): installs and verifies its replicas, serves
 //!   statistics, query and fetch phases over RPC;
 //! - [`rpc`]: the typed client for that RPC;
+//! - [`serve`]: the HTTP server loop both serve with, and its limits;
 //! - [`frontend`]: the stateless scatter-gather front-end (root): replica choice,
 //!   failover, merging, the public JSON API, the search page and metrics;
 //! - [`model`]: the public API's JSON documents and limits, shared with the tools and tests;
@@ -24,6 +25,7 @@ pub mod model;
 pub mod node;
 pub mod placement;
 pub mod rpc;
+pub mod serve;
 pub mod shutdown;
 pub mod snippets;
 #[cfg(test)]

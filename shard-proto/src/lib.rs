@@ -4,13 +4,14 @@
 //! ([`shard_id`]), the manifest that proves a shard copy is complete ([`manifest`]), which
 //! shard directories of a store are live ([`store`]), the global BM25 statistics that make
 //! sharded scores exact ([`stats`]), what one query may cost ([`limits`]), the RPC
-//! messages between the front-end and searcher nodes ([`wire`]) and the rate-limited
-//! logging every process uses ([`logging`]).
+//! messages between the front-end and searcher nodes ([`wire`]), how those messages are
+//! authenticated ([`auth`]) and the rate-limited logging every process uses ([`logging`]).
 //!
 //! Indexers, searcher nodes and front-ends all link this crate, so a change here is a
 //! change of the on-disk or on-the-wire format: bump [`schema::SCHEMA_VERSION`] or
 //! [`wire::WIRE_VERSION`] accordingly.
 
+pub mod auth;
 pub mod error;
 pub mod limits;
 pub mod logging;

@@ -19,8 +19,15 @@
 //! Title suggestions ([`SuggestRequest`]) are one more phase of their own: each shard's
 //! best titles for a prefix, merged by the front-end.
 //!
+//! Every request body is a [`Call`]: the request plus the time budget its caller gives it
+//! (`budget_millis`, counted from when the caller sent it). A node refuses a call whose
+//! budget is spent before it starts, and stops working on it when the budget runs out or
+//! the caller hangs up, so a search nobody waits for costs nothing.
+//!
 //! Decoding is bounded ([`MAX_FRAME_BYTES`]) and never panics: a garbage or oversized frame
-//! is an [`Error::BadFrame`], which servers answer with 400.
+//! is an [`Error::BadFrame`], which servers answer with 400. Lists in requests are bounded
+//! too ([`MAX_SHARDS_PER_CALL`], [`MAX_TERMS_PER_CALL`], [`MAX_FIELDS_PER_CALL`]); a node
+//! refuses longer ones with 400 before doing any work.
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -32,25 +39,51 @@ use crate::stats::{GlobalStats, ShardTermStats};
 use crate::ShardId;
 
 /// Bumped on any change to these messages; sent as the `x-wire-version` header.
-pub const WIRE_VERSION: u32 = 4;
+pub const WIRE_VERSION: u32 = 5;
 /// Header carrying [`WIRE_VERSION`].
 pub const WIRE_VERSION_HEADER: &str = "x-wire-version";
 /// Largest request or response body a node accepts or decodes.
 pub const MAX_FRAME_BYTES: usize = 16 * 1024 * 1024;
 /// Content type of every RPC body.
 pub const CONTENT_TYPE: &str = "application/x-bincode";
+/// Most shards one call may name (a node holds far fewer; repeats are refused).
+pub const MAX_SHARDS_PER_CALL: usize = 1024;
+/// Most terms one statistics call may ask for: a 4 KiB public query yields at most about
+/// 1,400 distinct terms per default field, three default fields.
+pub const MAX_TERMS_PER_CALL: usize = 8192;
+/// Most field ids one statistics call may name (the schema has fewer; repeats are refused).
+pub const MAX_FIELDS_PER_CALL: usize = 64;
+
+/// The body of every RPC request: the request and how long its caller waits for it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Call<T> {
+    /// Milliseconds the caller waits for the answer, counted from when it sent the call; a
+    /// node stops working on the call when they have passed (0: already too late).
+    pub budget_millis: u32,
+    pub request: T,
+}
+
+impl<T> Call<T> {
+    /// `request` with `budget` (saturated to `u32::MAX` milliseconds, about 49 days).
+    pub fn new(request: T, budget: std::time::Duration) -> Self {
+        Call {
+            budget_millis: u32::try_from(budget.as_millis()).unwrap_or(u32::MAX),
+            request,
+        }
+    }
+}
 
 /// RPC paths served by `searcher node`.
 pub mod paths {
     /// GET → [`super::HealthResponse`].
     pub const HEALTH: &str = "/rpc/health";
-    /// POST [`super::StatsRequest`] → [`super::StatsResponse`].
+    /// POST [`super::Call`]`<`[`super::StatsRequest`]`>` → [`super::StatsResponse`].
     pub const STATS: &str = "/rpc/stats";
-    /// POST [`super::SearchRequest`] → [`super::SearchResponse`].
+    /// POST [`super::Call`]`<`[`super::SearchRequest`]`>` → [`super::SearchResponse`].
     pub const SEARCH: &str = "/rpc/search";
-    /// POST [`super::FetchRequest`] → [`super::FetchResponse`].
+    /// POST [`super::Call`]`<`[`super::FetchRequest`]`>` → [`super::FetchResponse`].
     pub const FETCH: &str = "/rpc/fetch";
-    /// POST [`super::SuggestRequest`] → [`super::SuggestResponse`].
+    /// POST [`super::Call`]`<`[`super::SuggestRequest`]`>` → [`super::SuggestResponse`].
     pub const SUGGEST: &str = "/rpc/suggest";
 }
 
@@ -62,9 +95,18 @@ fn config() -> bincode::config::Configuration<
     bincode::config::standard().with_limit::<MAX_FRAME_BYTES>()
 }
 
-/// Encodes a message for the wire.
+/// Encodes a message for the wire; a message over [`MAX_FRAME_BYTES`] is an error (the
+/// other side could not decode it).
 pub fn encode<T: Serialize>(message: &T) -> Result<Vec<u8>> {
-    bincode::serde::encode_to_vec(message, config()).map_err(|e| Error::BadFrame(e.to_string()))
+    let bytes = bincode::serde::encode_to_vec(message, config())
+        .map_err(|e| Error::BadFrame(e.to_string()))?;
+    if bytes.len() > MAX_FRAME_BYTES {
+        return Err(Error::BadFrame(format!(
+            "a {}-byte message exceeds the {MAX_FRAME_BYTES}-byte frame limit",
+            bytes.len()
+        )));
+    }
+    Ok(bytes)
 }
 
 /// Decodes a message, refusing trailing bytes, oversized or malformed frames.
@@ -84,6 +126,14 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
         )));
     }
     Ok(message)
+}
+
+/// The `budget_millis` of an encoded [`Call`], read without decoding the rest (its first
+/// field), so a node can refuse a late call before queueing or decoding it.
+pub fn call_budget(bytes: &[u8]) -> Result<u32> {
+    let (budget, _) = bincode::serde::decode_from_slice::<u32, _>(bytes, config())
+        .map_err(|e| Error::BadFrame(e.to_string()))?;
+    Ok(budget)
 }
 
 /// Statistics phase request.
@@ -307,9 +357,20 @@ mod tests {
 
     #[test]
     fn messages_round_trip() {
-        let request = sample_request();
-        let bytes = encode(&request).unwrap();
-        assert_eq!(decode::<SearchRequest>(&bytes).unwrap(), request);
+        let call = Call::new(sample_request(), std::time::Duration::from_millis(1500));
+        let bytes = encode(&call).unwrap();
+        let decoded = decode::<Call<SearchRequest>>(&bytes).unwrap();
+        assert_eq!(decoded.budget_millis, 1500);
+        assert_eq!(call_budget(&bytes).unwrap(), 1500);
+        assert_eq!(decoded, call);
+    }
+
+    #[test]
+    fn budgets_saturate_and_oversized_messages_are_not_encoded() {
+        let call = Call::new((), std::time::Duration::from_secs(u64::MAX / 4));
+        assert_eq!(call.budget_millis, u32::MAX);
+        let huge = vec![0u8; MAX_FRAME_BYTES + 1];
+        assert!(matches!(encode(&huge), Err(Error::BadFrame(_))));
     }
 
     #[test]

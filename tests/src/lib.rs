@@ -4,6 +4,8 @@
 //! generous deadlines (the CI machine has 2 shared, noisy cores: never assert on timings).
 //! Signals and `/proc` reads are the tools crate's supervisor's.
 
+pub mod cluster_secret;
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output};

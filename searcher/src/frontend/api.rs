@@ -40,14 +40,34 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
 }
 
+/// Which routes a router serves: the public ones, the operator's (`/cluster`, `/metrics`)
+/// or both.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Routes {
+    All,
+    Public,
+    Admin,
+}
+
 /// The front-end's routes and layers.
 pub fn router(state: Arc<AppState>) -> Router {
-    Router::new()
-        .route("/", get(page))
-        .route("/search", get(search).post(search_post))
-        .route("/cluster", get(cluster))
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/metrics", get(metrics))
+    routes(state, Routes::All)
+}
+
+/// The routes of `which`, with the front-end's layers.
+pub fn routes(state: Arc<AppState>, which: Routes) -> Router {
+    let mut router = Router::new().route("/healthz", get(|| async { "ok" }));
+    if which != Routes::Admin {
+        router = router
+            .route("/", get(page))
+            .route("/search", get(search).post(search_post));
+    }
+    if which != Routes::Public {
+        router = router
+            .route("/cluster", get(cluster))
+            .route("/metrics", get(metrics));
+    }
+    router
         .fallback(|| async { error(StatusCode::NOT_FOUND, "no such route".into()) })
         .layer(
             ServiceBuilder::new()

@@ -2,6 +2,8 @@
 //! budget, last chances), the replica choice and node health, against scripted fake nodes
 //! behind the [`NodeTransport`] seam, under a paused tokio clock: every delay is exact and
 //! nothing depends on the machine's speed. Each test fails without the behaviour it pins.
+//! The seam also shows what a node is told: the budget each attempt carries, and what a
+//! health probe must answer to count.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -11,10 +13,11 @@ use futures::future::BoxFuture;
 use parking_lot::Mutex;
 use shard_proto::stats::ShardTermStats;
 use shard_proto::wire::{HealthResponse, ShardOutcome, StatsRequest, StatsResponse, WIRE_VERSION};
-use shard_proto::ShardId;
+use shard_proto::{ShardId, WikiSchema};
 use tokio::time::Instant;
 
 use crate::cluster::{NodeConfig, Timeouts};
+use crate::frontend::health::probe_once;
 use crate::frontend::merge::coverage;
 use crate::frontend::metrics::Metrics;
 use crate::frontend::nodes::{
@@ -57,12 +60,15 @@ impl Script {
 }
 
 /// A fake node: follows its own script if it has one, else the cluster's; records every
-/// request it gets.
+/// request it gets and the budget it came with; answers probes with `health` if set, else
+/// as a healthy node of this cluster.
 struct Scripted {
     id: String,
     own: Script,
     shared: Arc<Script>,
     calls: Mutex<Vec<(Instant, Vec<ShardId>)>>,
+    budgets: Mutex<Vec<Duration>>,
+    health: Mutex<Option<Result<HealthResponse, AttemptError>>>,
 }
 
 impl Scripted {
@@ -72,10 +78,15 @@ impl Scripted {
 }
 
 impl NodeTransport for Scripted {
-    fn call(&self, call: RpcCall) -> BoxFuture<'static, Result<RpcReply, AttemptError>> {
+    fn call(
+        &self,
+        call: RpcCall,
+        budget: Duration,
+    ) -> BoxFuture<'static, Result<RpcReply, AttemptError>> {
         let RpcCall::Stats(request) = call else {
             return Box::pin(async { Err(AttemptError::Decode("statistics only".into())) });
         };
+        self.budgets.lock().push(budget);
         self.calls
             .lock()
             .push((Instant::now(), request.shards.clone()));
@@ -102,8 +113,12 @@ impl NodeTransport for Scripted {
     }
 
     fn health(&self) -> BoxFuture<'static, Result<HealthResponse, AttemptError>> {
-        let answer = healthy(&self.id);
-        Box::pin(async move { Ok(answer) })
+        let answer = self
+            .health
+            .lock()
+            .clone()
+            .unwrap_or_else(|| Ok(healthy(&self.id)));
+        Box::pin(async move { answer })
     }
 }
 
@@ -115,7 +130,7 @@ fn healthy(node: &str) -> HealthResponse {
         in_flight: 0,
         replicas: Vec::new(),
         wire_version: WIRE_VERSION,
-        schema: String::new(),
+        schema: WikiSchema::new().fingerprint(),
     }
 }
 
@@ -165,6 +180,8 @@ impl Cluster {
                     own: Script::default(),
                     shared: Arc::clone(&shared),
                     calls: Mutex::default(),
+                    budgets: Mutex::default(),
+                    health: Mutex::default(),
                 })
             })
             .collect();
@@ -329,15 +346,25 @@ async fn the_last_untried_replica_gets_the_rest_of_the_deadline() {
     );
     let answered_by = gathered.answers[&shard(0)].node;
     assert_eq!(cluster.calls_since(answered_by, start).len(), 1);
+    // Each node was told how long it is waited for, so it can stop when nobody waits: the
+    // first the attempt timeout, the last replica the rest of the deadline.
+    let first = cluster.nodes[1 - answered_by].budgets.lock().clone();
+    let last = cluster.nodes[answered_by].budgets.lock().clone();
+    assert_eq!(first, vec![timeouts().attempt()]);
+    assert_eq!(last.len(), 1);
+    assert!(
+        last[0] > timeouts().attempt() && last[0] <= Duration::from_secs(3),
+        "{last:?}"
+    );
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_4xx_does_not_eject_but_repeated_protocol_errors_do() {
+async fn a_400_does_not_eject_but_repeated_other_4xx_and_protocol_errors_do() {
     let timeouts = Timeouts {
         eject_after_failures: 2,
         ..timeouts()
     };
-    let cluster = Cluster::new(2, &[&[0, 1]], timeouts, HedgeBudget::default());
+    let cluster = Cluster::new(2, &[&[0, 1]], timeouts.clone(), HedgeBudget::default());
     let call = StatsProbe.call(vec![shard(0)]);
     let budget = Duration::from_secs(1);
     cluster.nodes[0]
@@ -357,8 +384,56 @@ async fn a_4xx_does_not_eject_but_repeated_protocol_errors_do() {
         ))]);
     assert!(cluster.handle(1).call(call.clone(), budget).await.is_err());
     assert_eq!(cluster.handle(1).state(), NodeHealth::Suspect);
-    assert!(cluster.handle(1).call(call, budget).await.is_err());
+    assert!(cluster.handle(1).call(call.clone(), budget).await.is_err());
     assert_eq!(cluster.handle(1).state(), NodeHealth::Down);
+    // A node answering 401 (another cluster's secret) or 404 (a foreign server on the
+    // port) to everything is not serving this cluster: ejected like a failing one.
+    for status in [401, 404] {
+        let cluster = Cluster::new(1, &[&[0]], timeouts.clone(), HedgeBudget::default());
+        let refusal = AttemptError::Status(status, "not for you".into());
+        cluster.nodes[0].own.set(vec![Act::Fail(refusal)]);
+        for _ in 0..2 {
+            assert!(cluster.handle(0).call(call.clone(), budget).await.is_err());
+        }
+        assert_eq!(cluster.handle(0).state(), NodeHealth::Down, "{status}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_probe_counts_only_from_the_right_node_wire_version_and_schema() {
+    let timeouts = Timeouts {
+        eject_after_failures: 2,
+        ..timeouts()
+    };
+    let wrong_node = healthy("n7");
+    let wrong_wire = HealthResponse {
+        wire_version: WIRE_VERSION + 1,
+        ..healthy("n0")
+    };
+    let wrong_schema = HealthResponse {
+        schema: "another schema".into(),
+        ..healthy("n0")
+    };
+    let answers = [
+        Ok(wrong_node),
+        Ok(wrong_wire),
+        Ok(wrong_schema),
+        // A 400 to a health request is no bad request of ours: nothing else answers it.
+        Err(AttemptError::Status(400, "unknown path".into())),
+    ];
+    for answer in answers {
+        let cluster = Cluster::new(1, &[&[0]], timeouts.clone(), HedgeBudget::default());
+        let described = format!("{answer:?}");
+        *cluster.nodes[0].health.lock() = Some(answer);
+        for _ in 0..2 {
+            probe_once(cluster.handle(0), Duration::from_secs(1)).await;
+        }
+        assert_eq!(cluster.handle(0).state(), NodeHealth::Down, "{described}");
+        // The real node answering again brings it back.
+        *cluster.nodes[0].health.lock() = None;
+        probe_once(cluster.handle(0), Duration::from_secs(1)).await;
+        assert_ne!(cluster.handle(0).state(), NodeHealth::Down, "{described}");
+    }
 }
 
 #[tokio::test(start_paused = true)]

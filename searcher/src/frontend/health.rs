@@ -5,14 +5,21 @@
 //! interval instead of one failed attempt per query. A failed probe counts like a failed
 //! request, so an idle front-end also notices a node that died. Each node has its own
 //! loop, so a hung node (SIGSTOP) never delays the probes of the others.
+//!
+//! A probe cannot be faked by whatever answers on the port: the answer must be a
+//! well-formed, authenticated health frame (the request is signed with the cluster key)
+//! naming the expected node, the front-end's wire version and its schema fingerprint;
+//! anything else, a 4xx included, counts as a failure.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use shard_proto::wire::{HealthResponse, WIRE_VERSION};
+use shard_proto::WikiSchema;
 use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
 
-use crate::frontend::nodes::NodeHandle;
+use crate::frontend::nodes::{AttemptError, NodeHandle};
 
 /// Starts one probe loop per node; abort the handles to stop them.
 pub fn spawn_probers(
@@ -37,21 +44,47 @@ async fn probe_loop(node: Arc<NodeHandle>, interval: Duration, timeout: Duration
 
 /// One health check of one node, applied to its state.
 pub async fn probe_once(node: &NodeHandle, timeout: Duration) {
-    match node.probe(timeout).await {
-        Ok(health) => {
-            if health.node != node.id {
-                let error = crate::frontend::nodes::AttemptError::Decode(format!(
-                    "{} answers as node {:?}",
-                    node.addr, health.node
-                ));
-                node.record_failure(&error);
-                return;
-            }
-            node.record_health(&health);
-        }
+    let checked = node
+        .probe(timeout)
+        .await
+        .and_then(|health| check_identity(node, health));
+    match checked {
+        Ok(health) => node.record_health(&health),
         Err(error) => {
             tracing::debug!(node = %node.id, %error, "health probe failed");
-            node.record_failure(&error);
+            node.record_probe_failure(&error);
         }
     }
+}
+
+/// The health answer, if it comes from the expected node speaking this front-end's wire
+/// version and schema.
+fn check_identity(
+    node: &NodeHandle,
+    health: HealthResponse,
+) -> Result<HealthResponse, AttemptError> {
+    let wrong = |what: String| Err(AttemptError::Decode(format!("{} {what}", node.addr)));
+    if health.node != node.id {
+        return wrong(format!("answers as node {:?}", health.node));
+    }
+    if health.wire_version != WIRE_VERSION {
+        return wrong(format!(
+            "speaks wire version {} (this front-end {WIRE_VERSION})",
+            health.wire_version
+        ));
+    }
+    let schema = expected_schema();
+    if health.schema != *schema {
+        return wrong(format!(
+            "has schema {} (this front-end {schema})",
+            health.schema
+        ));
+    }
+    Ok(health)
+}
+
+/// This binary's schema fingerprint, computed once.
+fn expected_schema() -> &'static String {
+    static FINGERPRINT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    FINGERPRINT.get_or_init(|| WikiSchema::new().fingerprint())
 }

@@ -139,6 +139,26 @@ impl Metrics {
         );
     }
 
+    /// Registers the connection counters of the front-end's HTTP server.
+    pub fn register_server(&self, counters: &crate::serve::ServerCounters) {
+        let mut r = self.registry.lock();
+        r.register(
+            "connections_refused",
+            "Connections closed at once because max_connections were open",
+            counters.refused_connections.clone(),
+        );
+        r.register(
+            "connections_accepted",
+            "Connections accepted",
+            counters.accepted_connections.clone(),
+        );
+        r.register(
+            "http_requests_in_progress",
+            "Requests whose head has arrived and whose answer is not finished",
+            counters.requests_in_progress.clone(),
+        );
+    }
+
     /// Latency series of one node, created once.
     pub fn node(&self, node: &str) -> NodeMetrics {
         let series = |phase: &str| {

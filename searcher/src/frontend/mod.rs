@@ -38,10 +38,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context as _;
+use futures::FutureExt as _;
+use tower::ServiceExt as _;
 
 use crate::cluster::ClusterConfig;
 use crate::error::{Error, Result};
 use crate::placement::Placement;
+use crate::serve::{self, DeadlineBody, ServerCounters};
 use metrics::Metrics;
 use nodes::NodeHandle;
 use policy::HedgeBudget;
@@ -65,6 +68,7 @@ pub struct FrontendArgs {
 pub fn run_cli(args: FrontendArgs) -> anyhow::Result<()> {
     let config = ClusterConfig::load(&args.config)?;
     let addr = args.listen.unwrap_or(config.frontend.listen);
+    crate::serve::raise_fd_limit();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -76,22 +80,68 @@ pub fn run_cli(args: FrontendArgs) -> anyhow::Result<()> {
         tracing::info!(%addr, "front-end listening");
         run(config, listener, crate::shutdown::signal()).await?;
         tracing::info!("front-end stopped");
-        Ok(())
-    })
+        Ok::<_, anyhow::Error>(())
+    })?;
+    // Connections still open after the drain are abandoned.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    Ok(())
 }
 
-/// Serves the public API on `listener` until `shutdown` completes, then drains in-flight
-/// requests.
+/// Serves the public API on `listener` (and `/cluster` and `/metrics` on `[frontend]
+/// admin_listen` if set) until `shutdown` completes, then drains in-flight requests for at
+/// most `[server] drain_ms`.
 pub async fn run(
     config: ClusterConfig,
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
     let frontend = Frontend::new(&config)?;
-    axum::serve(listener, frontend.router())
-        .with_graceful_shutdown(shutdown)
+    let counters = Arc::new(ServerCounters::default());
+    frontend.state.metrics.register_server(&counters);
+    let limits = &config.server;
+    let Some(admin_addr) = config.frontend.admin_listen else {
+        let app = frontend.router();
+        serve::serve(listener, limits, counters, router_service(app), shutdown).await;
+        return Ok(());
+    };
+    let admin = tokio::net::TcpListener::bind(admin_addr)
         .await
-        .map_err(|e| Error::Other(format!("front-end server: {e}")))
+        .map_err(|source| Error::Bind {
+            addr: admin_addr,
+            source,
+        })?;
+    tracing::info!(%admin_addr, "front-end admin routes listening");
+    let shutdown = shutdown.shared();
+    let public = api::routes(Arc::clone(&frontend.state), api::Routes::Public);
+    let private = api::routes(Arc::clone(&frontend.state), api::Routes::Admin);
+    tokio::join!(
+        serve::serve(
+            listener,
+            limits,
+            Arc::clone(&counters),
+            router_service(public),
+            shutdown.clone()
+        ),
+        serve::serve(admin, limits, counters, router_service(private), shutdown),
+    );
+    Ok(())
+}
+
+/// An axum router as the service [`serve::serve`] runs.
+fn router_service(
+    router: axum::Router,
+) -> impl hyper::service::Service<
+    http::Request<DeadlineBody>,
+    Response = axum::response::Response,
+    Error = std::convert::Infallible,
+    Future = impl Send,
+> + Clone
+       + Send
+       + Sync
+       + 'static {
+    hyper::service::service_fn(move |request: http::Request<DeadlineBody>| {
+        router.clone().oneshot(request)
+    })
 }
 
 /// A front-end's state and its background probers (stopped when dropped).
@@ -107,11 +157,15 @@ impl Frontend {
         let shard_docs = read_shard_table(config)?;
         let placement = Placement::for_cluster(config, shard_docs.keys().copied());
         let metrics = Arc::new(Metrics::new());
+        let key = config.cluster_key()?;
         let nodes: Vec<Arc<NodeHandle>> = config
             .nodes
             .iter()
             .enumerate()
-            .map(|(i, node)| Arc::new(NodeHandle::new(i, node, &config.timeouts, &metrics)))
+            .map(|(i, node)| {
+                let handle = NodeHandle::new(i, node, &config.timeouts, &metrics, key.clone());
+                Arc::new(handle)
+            })
             .collect();
         let probers = health::spawn_probers(
             &nodes,

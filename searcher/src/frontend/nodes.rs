@@ -3,8 +3,8 @@
 //! and how fast it is (one latency estimate, [`Latency`]), and how healthy ([`Health`]).
 //!
 //! Health changes on evidence only, with hysteresis:
-//! - `up` → `suspect` after a failed request (connect error, timeout, 5xx, bad answer;
-//!   [`AttemptError::is_node_failure`] is the one classification) or a sustained latency
+//! - `up` → `suspect` after a failed request (connect error, timeout, 5xx, any 4xx but 400,
+//!   bad answer; [`AttemptError::is_node_failure`] is the one classification) or a sustained latency
 //!   shift ([`SLOW_STREAK`] answers in a row slower than its own p95). A hedge is normal
 //!   tail behaviour and changes nothing;
 //! - `suspect` → `up` after [`RECOVER_AFTER`] good answers in a row;
@@ -25,6 +25,7 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use hdrhistogram::Histogram as Hdr;
 use parking_lot::Mutex;
+use shard_proto::auth::ClusterKey;
 use shard_proto::wire::{
     FetchRequest, FetchResponse, HealthResponse, ReplicaState, SearchRequest, SearchResponse,
     StatsRequest, StatsResponse,
@@ -102,10 +103,13 @@ impl AttemptError {
         }
     }
 
-    /// Whether this says something about the node's health (a 4xx says our request was
-    /// bad, not the node). The one place errors are classified.
+    /// Whether this says something about the node's health: everything but a 400, which
+    /// says our request was bad. Any other 4xx means the process on the port does not
+    /// serve this cluster's RPC (a foreign server: 404/405; another cluster's secret or a
+    /// skewed clock: 401), so repeated ones eject it like any other failure. The one place
+    /// errors are classified.
     pub fn is_node_failure(&self) -> bool {
-        !matches!(self, AttemptError::Status(code, _) if *code < 500)
+        !matches!(self, AttemptError::Status(400, _))
     }
 }
 
@@ -126,20 +130,28 @@ impl From<RpcError> for AttemptError {
 /// the pooled RPC client ([`NodeClient`]); the failover tests use scripted fake nodes
 /// under a paused tokio clock.
 pub trait NodeTransport: Send + Sync + 'static {
-    /// One RPC.
-    fn call(&self, call: RpcCall) -> BoxFuture<'static, Result<RpcReply, AttemptError>>;
+    /// One RPC; the node stops working on it after `budget` (the caller waits no longer).
+    fn call(
+        &self,
+        call: RpcCall,
+        budget: Duration,
+    ) -> BoxFuture<'static, Result<RpcReply, AttemptError>>;
     /// The prober's health RPC.
     fn health(&self) -> BoxFuture<'static, Result<HealthResponse, AttemptError>>;
 }
 
 impl NodeTransport for NodeClient {
-    fn call(&self, call: RpcCall) -> BoxFuture<'static, Result<RpcReply, AttemptError>> {
+    fn call(
+        &self,
+        call: RpcCall,
+        budget: Duration,
+    ) -> BoxFuture<'static, Result<RpcReply, AttemptError>> {
         let client = self.clone();
         Box::pin(async move {
             let reply = match call {
-                RpcCall::Stats(request) => RpcReply::Stats(client.stats(&request).await?),
-                RpcCall::Search(request) => RpcReply::Search(client.search(&request).await?),
-                RpcCall::Fetch(request) => RpcReply::Fetch(client.fetch(&request).await?),
+                RpcCall::Stats(r) => RpcReply::Stats(client.stats(&r, budget).await?),
+                RpcCall::Search(r) => RpcReply::Search(client.search(&r, budget).await?),
+                RpcCall::Fetch(r) => RpcReply::Fetch(client.fetch(&r, budget).await?),
             };
             Ok(reply)
         })
@@ -288,9 +300,16 @@ pub struct NodeHandle {
 }
 
 impl NodeHandle {
-    /// A node reached over RPC, as the cluster file describes it.
-    pub fn new(index: usize, config: &NodeConfig, timeouts: &Timeouts, metrics: &Metrics) -> Self {
-        let client = NodeClient::new(config.id.clone(), config.rpc, timeouts.connect());
+    /// A node reached over RPC, as the cluster file describes it, with requests signed by
+    /// `key`.
+    pub fn new(
+        index: usize,
+        config: &NodeConfig,
+        timeouts: &Timeouts,
+        metrics: &Metrics,
+        key: ClusterKey,
+    ) -> Self {
+        let client = NodeClient::new(config.id.clone(), config.rpc, timeouts.connect(), key);
         Self::with_transport(index, config, Arc::new(client), timeouts, metrics)
     }
 
@@ -351,7 +370,9 @@ impl NodeHandle {
         let started = Instant::now();
         let exchange = async {
             let _slot = self.slots.acquire().await;
-            self.transport.call(call).await
+            // The node gets what is left once a slot is free: it must not outlive our wait.
+            let left = budget.saturating_sub(started.elapsed());
+            self.transport.call(call, left).await
         };
         let result = tokio::time::timeout(budget, exchange)
             .await
@@ -387,6 +408,16 @@ impl NodeHandle {
         if !error.is_node_failure() {
             return false;
         }
+        self.count_failure(error)
+    }
+
+    /// Counts a failed health probe: any error, a 400 included (a health request is never
+    /// bad, so a node refusing it speaks another wire version or is not a node).
+    pub fn record_probe_failure(&self, error: &AttemptError) -> bool {
+        self.count_failure(error)
+    }
+
+    fn count_failure(&self, error: &AttemptError) -> bool {
         let ejected = self.health.lock().failed(error, self.eject_after);
         if ejected {
             self.metrics.ejections.inc();
@@ -493,6 +524,8 @@ mod tests {
     fn client_errors_do_not_count_against_the_node() {
         assert!(!AttemptError::Status(400, "bad".into()).is_node_failure());
         assert!(AttemptError::Status(503, "busy".into()).is_node_failure());
+        assert!(AttemptError::Status(401, "wrong secret".into()).is_node_failure());
+        assert!(AttemptError::Status(404, "a foreign server".into()).is_node_failure());
         assert!(AttemptError::Timeout.is_node_failure());
         assert!(AttemptError::Decode("garbage".into()).is_node_failure());
     }
@@ -536,7 +569,8 @@ mod tests {
             rpc: "127.0.0.1:9".parse().unwrap(),
             data_dir: None,
         };
-        let node = NodeHandle::new(0, &config, &Timeouts::default(), &metrics);
+        let key = ClusterKey::from_secret(b"a test secret, 16+ bytes").unwrap();
+        let node = NodeHandle::new(0, &config, &Timeouts::default(), &metrics, key);
         let probe = HealthResponse {
             node: "n".into(),
             pid: 7,

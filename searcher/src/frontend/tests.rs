@@ -11,12 +11,12 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
-use crate::cluster::{ClusterConfig, FrontendConfig, NodeConfig, Timeouts};
+use crate::cluster::{AuthConfig, ClusterConfig, FrontendConfig, NodeConfig, Timeouts};
 use crate::frontend::Frontend;
 use crate::model::NodeHealth;
 use crate::model::{SearchAnswer, SearchParams, SearchType};
 use crate::placement::Placement;
-use crate::test_support::build_store;
+use crate::test_support::{build_store, write_secret};
 
 const PROBE_INTERVAL: Duration = Duration::from_millis(500);
 
@@ -25,6 +25,10 @@ fn config(dir: &Path, nodes: &[(&str, std::net::SocketAddr)], replication: usize
         shard_store: dir.join("store"),
         replication,
         frontend: FrontendConfig::default(),
+        auth: AuthConfig {
+            secret_file: Some(write_secret(dir)),
+        },
+        server: Default::default(),
         timeouts: Timeouts {
             attempt_ms: 300,
             deadline_ms: 5_000,

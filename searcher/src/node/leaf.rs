@@ -10,9 +10,14 @@
 //! that does not parse in the strict syntax, unknown field ids, a term without a value or
 //! on an unindexed field) is a [`BadRequest`]; anything wrong with one shard is that shard's `ShardOutcome::Failed`, never the others'. A panic inside
 //! tantivy on odd input is caught and becomes a failed shard rather than a dead node.
+//!
+//! A node never trusts its caller: lists are bounded and free of repeats (a frame naming
+//! one shard a million times is refused, not searched a million times), terms and fields
+//! must be indexed ones, and every phase stops when its call's [`Stop`] says so (deadline
+//! passed or caller gone), between shards, between documents and inside tantivy's loop.
 
-use std::collections::BTreeMap;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::hash::Hash;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex};
@@ -22,16 +27,18 @@ use shard_proto::query::{self, Syntax};
 use shard_proto::stats::ShardTermStats;
 use shard_proto::wire::{
     DocRef, FetchRequest, FetchResponse, FetchedDoc, LeafHit, ReplicaState, SearchRequest,
-    SearchResponse, ShardHits, ShardOutcome, StatsRequest, StatsResponse,
+    SearchResponse, ShardHits, ShardOutcome, StatsRequest, StatsResponse, MAX_FIELDS_PER_CALL,
+    MAX_SHARDS_PER_CALL, MAX_TERMS_PER_CALL,
 };
 use shard_proto::{query_parser, GlobalStats, QueryLimits, ShardId, WikiSchema};
 use tantivy::collector::{Count, TopDocs};
 use tantivy::query::{Query, QueryParser};
-use tantivy::schema::{Field, Value};
+use tantivy::schema::{Field, Type, Value};
 use tantivy::snippet::SnippetGenerator;
 use tantivy::{DocAddress, TantivyDocument, Term};
 
 use super::replicas::Replica;
+use super::stop::{Stop, Stoppable};
 use crate::in_flight::InFlight;
 use crate::snippets::{self, snippet_html};
 
@@ -170,35 +177,56 @@ impl Leaf {
         Ok(shard_proto::rank(&self.schema, parsed, query))
     }
 
+    /// An indexed field of the schema (statistics of any other are meaningless, and tantivy
+    /// logs a warning for each one asked).
     fn field(&self, id: u32) -> Result<Field, BadRequest> {
         let count = self.schema.schema.fields().count();
-        match (id as usize) < count {
-            true => Ok(Field::from_field_id(id)),
-            false => Err(BadRequest(format!(
+        if (id as usize) >= count {
+            return Err(BadRequest(format!(
                 "unknown field id {id} (schema has {count})"
+            )));
+        }
+        let field = Field::from_field_id(id);
+        let entry = self.schema.schema.get_field_entry(field);
+        match entry.is_indexed() {
+            true => Ok(field),
+            false => Err(BadRequest(format!(
+                "field {} (id {id}) is not indexed",
+                entry.name()
             ))),
         }
     }
 
-    /// A term from the network must name an indexed field and carry a value of that
-    /// field's type: tantivy panics on a term without a value, and logs a warning per
-    /// lookup on a field that is not indexed.
+    /// A term of an indexed field whose value has that field's type (tantivy panics on a
+    /// term with no type tag, and on an unknown one).
     fn check_term(&self, term: &Term) -> Result<(), BadRequest> {
         let field = self.field(term.field().field_id())?;
-        let entry = self.schema.schema.get_field_entry(field);
+        let expected = self
+            .schema
+            .schema
+            .get_field_entry(field)
+            .field_type()
+            .value_type();
         let tag = term.value().as_serialized().first().copied();
-        if !entry.is_indexed() || tag != Some(entry.field_type().value_type().to_code()) {
-            return Err(BadRequest(format!(
-                "term of field {} is not a value of that indexed field",
-                entry.name()
-            )));
+        match tag.and_then(Type::from_code) == Some(expected) {
+            true => Ok(()),
+            false => Err(BadRequest(format!(
+                "a term without a value type of its field ({expected:?})"
+            ))),
         }
-        Ok(())
     }
 
     /// Statistics phase: each shard's document count, token totals and document
     /// frequencies for the requested fields and terms.
-    pub fn stats(&self, request: &StatsRequest) -> Result<StatsResponse, BadRequest> {
+    pub fn stats(&self, request: &StatsRequest, stop: &Stop) -> Result<StatsResponse, BadRequest> {
+        distinct_within("shards", &request.shards, MAX_SHARDS_PER_CALL)?;
+        distinct_within("fields", &request.fields, MAX_FIELDS_PER_CALL)?;
+        if request.terms.len() > MAX_TERMS_PER_CALL {
+            return Err(BadRequest(format!(
+                "{} terms asked, at most {MAX_TERMS_PER_CALL}",
+                request.terms.len()
+            )));
+        }
         let fields = request
             .fields
             .iter()
@@ -209,7 +237,7 @@ impl Leaf {
         }
         let running = InFlight::enter(&self.running);
         let spread = may_spread(&running);
-        let shards = self.per_shard(&request.shards, spread, |replica| {
+        let shards = self.per_shard(&request.shards, spread, stop, |replica| {
             ShardTermStats::collect(&replica.searcher, &fields, &request.terms)
                 .map_err(|e| e.to_string())
         });
@@ -220,19 +248,25 @@ impl Leaf {
     }
 
     /// Query phase: each shard's top `top_k` and hit count, scored with global statistics.
-    pub fn search(&self, request: &SearchRequest) -> Result<SearchResponse, BadRequest> {
+    pub fn search(
+        &self,
+        request: &SearchRequest,
+        stop: &Stop,
+    ) -> Result<SearchResponse, BadRequest> {
         self.limits
             .check_window(request.top_k as usize, 0)
             .map_err(|e| BadRequest(format!("top_k refused: {e}")))?;
+        distinct_within("shards", &request.shards, MAX_SHARDS_PER_CALL)?;
         let query = self.parse(&request.query, request.syntax)?;
         let running = InFlight::enter(&self.running);
         let spread = may_spread(&running);
-        let mut shards = self.per_shard(&request.shards, spread, |replica| {
+        let mut shards = self.per_shard(&request.shards, spread, stop, |replica| {
             search_shard(
                 replica,
                 query.as_ref(),
                 request.top_k as usize,
                 &request.stats,
+                stop,
             )
         });
         if let Some(fetch) = request.fetch {
@@ -241,8 +275,9 @@ impl Leaf {
                 stats: &request.stats,
                 chars: fetch.snippet_chars.min(MAX_SNIPPET_CHARS) as usize,
                 spread,
+                stop,
             };
-            let docs = fetch.docs.min(request.top_k) as usize;
+            let docs = (fetch.docs.min(request.top_k) as usize).min(MAX_FETCH_DOCS);
             self.attach_docs(&how, &mut shards, docs);
         }
         Ok(SearchResponse {
@@ -308,12 +343,14 @@ impl Leaf {
         &self,
         shards: &[ShardId],
         spread: bool,
+        stop: &Stop,
         phase: impl Fn(&Replica) -> Result<T, String> + Sync,
     ) -> Vec<(ShardId, ShardOutcome<T>)> {
         let run = |shard: &ShardId| {
-            let outcome = match self.replica(shard) {
-                Ok(replica) => guarded(|| phase(replica)),
-                Err(reason) => ShardOutcome::Failed(reason),
+            let outcome = match (self.replica(shard), stop.check()) {
+                (_, Err(stopped)) => ShardOutcome::Failed(stopped.to_string()),
+                (Ok(replica), Ok(())) => guarded(|| phase(replica)),
+                (Err(reason), Ok(())) => ShardOutcome::Failed(reason),
             };
             if let (ShardOutcome::Failed(_), Ok(replica)) = (&outcome, self.replica(shard)) {
                 // Maybe a bad query, maybe a bad block: the scrub checks the files.
@@ -325,13 +362,8 @@ impl Leaf {
     }
 
     /// Fetch phase: stored fields and a snippet for each address, in request order.
-    pub fn fetch(&self, request: &FetchRequest) -> Result<FetchResponse, BadRequest> {
-        if request.docs.len() > MAX_FETCH_DOCS {
-            return Err(BadRequest(format!(
-                "{} documents asked, at most {MAX_FETCH_DOCS}",
-                request.docs.len()
-            )));
-        }
+    pub fn fetch(&self, request: &FetchRequest, stop: &Stop) -> Result<FetchResponse, BadRequest> {
+        distinct_within("documents", &request.docs, MAX_FETCH_DOCS)?;
         let query = self.parse(&request.query, request.syntax)?;
         let running = InFlight::enter(&self.running);
         let how = HowToFetch {
@@ -339,6 +371,7 @@ impl Leaf {
             stats: &request.stats,
             chars: request.snippet_chars.min(MAX_SNIPPET_CHARS) as usize,
             spread: may_spread(&running),
+            stop,
         };
         let mut by_shard: BTreeMap<ShardId, Vec<(usize, DocRef)>> = BTreeMap::new();
         for (slot, doc) in request.docs.iter().enumerate() {
@@ -362,6 +395,26 @@ impl Leaf {
                 .map(|d| d.unwrap_or_else(|| ShardOutcome::Failed("not fetched".into())))
                 .collect(),
         })
+    }
+}
+
+/// Refuses a list longer than `max` or naming an item twice: the caller never needs either,
+/// and both multiply the work of one frame.
+fn distinct_within<T: Eq + Hash + std::fmt::Debug>(
+    what: &str,
+    items: &[T],
+    max: usize,
+) -> Result<(), BadRequest> {
+    if items.len() > max {
+        return Err(BadRequest(format!(
+            "{} {what} asked, at most {max}",
+            items.len()
+        )));
+    }
+    let mut seen = HashSet::with_capacity(items.len());
+    match items.iter().find(|item| !seen.insert(*item)) {
+        Some(repeated) => Err(BadRequest(format!("{what}: {repeated:?} is listed twice"))),
+        None => Ok(()),
     }
 }
 
@@ -390,13 +443,15 @@ fn search_shard(
     query: &dyn Query,
     top_k: usize,
     stats: &GlobalStats,
+    stop: &Stop,
 ) -> Result<ShardHits, String> {
     let searcher = &replica.searcher;
     let provider = stats.provider(searcher);
     if top_k == 0 {
         // TopDocs refuses a limit of 0: a count-only request just counts.
+        let counting = Stoppable { inner: Count, stop };
         let total = searcher
-            .search_with_statistics_provider(query, &Count, &provider)
+            .search_with_statistics_provider(query, &counting, &provider)
             .map_err(|e| e.to_string())?;
         return Ok(ShardHits {
             hits: Vec::new(),
@@ -404,7 +459,10 @@ fn search_shard(
             docs: Vec::new(),
         });
     }
-    let collector = (TopDocs::with_limit(top_k).order_by_score(), Count);
+    let collector = Stoppable {
+        inner: (TopDocs::with_limit(top_k).order_by_score(), Count),
+        stop,
+    };
     let (top, total) = searcher
         .search_with_statistics_provider(query, &collector, &provider)
         .map_err(|e| e.to_string())?;
@@ -444,6 +502,7 @@ struct HowToFetch<'a> {
     chars: usize,
     /// Whether the documents may be cut in parallel (see [`may_spread`]).
     spread: bool,
+    stop: &'a Stop,
 }
 
 /// One shard's fetch phase: one snippet generator for all of its documents.
@@ -471,7 +530,10 @@ fn fetch_shard(
         Err(e) => return failed_all(docs, &format!("snippets: {e}")),
     };
     let fetch_one = |(slot, doc): &(usize, DocRef)| {
-        let outcome = guarded(|| fetch_doc(replica, schema, generator.as_ref(), doc, chars));
+        let outcome = match how.stop.check() {
+            Ok(()) => guarded(|| fetch_doc(replica, schema, generator.as_ref(), doc, chars)),
+            Err(stopped) => ShardOutcome::Failed(stopped.to_string()),
+        };
         (*slot, outcome)
     };
     // A snippet costs tens of microseconds (the whole body is tokenized): on an idle node

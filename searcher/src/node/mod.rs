@@ -1,15 +1,21 @@
 //! `searcher node`: the shard-serving leaf process.
 //!
 //! At start it works out its shards from the shard store's manifests and the placement,
-//! installs and verifies them ([`replicas`]), then serves the statistics, query and fetch
-//! phases ([`leaf`]) over HTTP RPC ([`server`]) until SIGTERM/Ctrl-C, when it stops
-//! accepting and finishes what is in flight. Meanwhile [`scrub`] re-verifies the replicas
-//! in the background and drops any found corrupt.
+//! installs and verifies them ([`replicas`]), and only then binds its port (so a starting
+//! node refuses connections, which the front-end skips at once, rather than accepting them
+//! and answering nothing for minutes). It serves the statistics, query and fetch phases
+//! ([`leaf`]) over authenticated HTTP RPC ([`server`]), each call stopping at its deadline
+//! or when its caller hangs up ([`stop`]), until SIGTERM/Ctrl-C, when it stops accepting
+//! and finishes what is in flight within the drain time.
+//! Meanwhile [`scrub`] re-verifies the replicas in the background and drops any found
+//! corrupt.
 
 pub mod leaf;
+pub mod metrics;
 pub mod replicas;
 pub mod scrub;
 pub mod server;
+pub mod stop;
 
 #[cfg(test)]
 mod tests;
@@ -36,10 +42,12 @@ pub struct NodeArgs {
     pub id: String,
 }
 
-/// Loads the cluster file, binds the node's RPC address and serves until a signal.
+/// Loads the cluster file, installs the replicas, binds the node's RPC address and serves
+/// until a signal.
 pub fn run_cli(args: NodeArgs) -> anyhow::Result<()> {
     let config = ClusterConfig::load(&args.config)?;
     let addr = config.node(&args.id)?.rpc;
+    crate::serve::raise_fd_limit();
     // The async side only moves small frames (searches run on the rayon pool): one I/O
     // thread keeps up, and fewer threads mean fewer context switches per request.
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -49,12 +57,16 @@ pub fn run_cli(args: NodeArgs) -> anyhow::Result<()> {
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async {
+        let state = prepare(config, args.id.clone()).await?;
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| Error::Bind { addr, source })?;
         tracing::info!(node = %args.id, %addr, pid = std::process::id(), "node listening");
-        run(config, args.id, listener, crate::shutdown::signal()).await
+        server::serve(listener, Arc::new(state), crate::shutdown::signal()).await;
+        Ok::<_, Error>(())
     })?;
+    // Connections still open after the drain, and their pool jobs, are abandoned.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     Ok(())
 }
 
@@ -66,6 +78,16 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> Result<()> {
+    let state = prepare(config, node_id).await?;
+    server::serve(listener, Arc::new(state), shutdown).await;
+    Ok(())
+}
+
+/// Reads the cluster key and installs and verifies the node's replicas: everything a node
+/// does before it may accept a connection.
+pub async fn prepare(config: ClusterConfig, node_id: String) -> Result<server::NodeState> {
+    let key = config.cluster_key()?;
+    let server_limits = config.server.clone();
     let schema = WikiSchema::new();
     let limits = config.limits.clone();
     let scrub_config = config.scrub.clone();
@@ -84,9 +106,14 @@ pub async fn run(
     scrub::spawn(&serving, &scrub_config).map_err(|e| Error::Other(format!("scrub: {e}")))?;
     let fingerprint = schema.fingerprint();
     let leaf = leaf::Leaf::new(node_id, schema, replicas.serving).with_limits(limits);
-    let state = server::NodeState::new(leaf, replicas.states, fingerprint, search_threads());
-    server::serve(listener, Arc::new(state), shutdown).await;
-    Ok(())
+    Ok(server::NodeState::new(
+        leaf,
+        replicas.states,
+        fingerprint,
+        search_threads(),
+        key,
+        server_limits,
+    ))
 }
 
 /// One search thread per core.

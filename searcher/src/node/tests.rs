@@ -11,7 +11,7 @@ use shard_proto::manifest::{InputInfo, ShardManifest, MANIFEST_FORMAT};
 use shard_proto::query::Syntax;
 use shard_proto::stats::ShardTermStats;
 use shard_proto::wire::{
-    self, DocRef, FetchRequest, ReplicaState, SearchRequest, ShardOutcome, StatsRequest,
+    self, Call, DocRef, FetchRequest, ReplicaState, SearchRequest, ShardOutcome, StatsRequest,
 };
 use shard_proto::{query_parser, GlobalStats, ShardId, WikiSchema};
 use tantivy::collector::TopDocs;
@@ -20,8 +20,13 @@ use tantivy::{doc, Index, IndexWriter, TantivyDocument};
 
 use super::leaf::{Leaf, NOT_SERVED};
 use super::replicas;
+use super::stop::Stop;
 use crate::cluster::ClusterConfig;
 use crate::rpc::{NodeClient, RpcError};
+use crate::test_support::{test_key, write_secret};
+
+/// What the tests' calls give a node to answer.
+const BUDGET: Duration = Duration::from_secs(30);
 
 /// A small article set with skewed term frequencies, so global and local statistics
 /// really differ between shards.
@@ -97,9 +102,11 @@ fn one_node_cluster(root: &Path, n: u32) -> ClusterConfig {
         build_shard(&store, shard(i, n), &part);
     }
     let path = root.join("cluster.toml");
+    write_secret(root);
     std::fs::write(
         &path,
-        "shard_store = \"store\"\nreplication = 1\n[[node]]\nid = \"a\"\nrpc = \"127.0.0.1:1\"\n",
+        "shard_store = \"store\"\nreplication = 1\n[auth]\nsecret_file = \"secret\"\n\
+         [[node]]\nid = \"a\"\nrpc = \"127.0.0.1:1\"\n",
     )
     .unwrap();
     ClusterConfig::load(&path).unwrap()
@@ -122,7 +129,7 @@ fn global_stats(leaf: &Leaf, query: &str, shards: &[ShardId]) -> GlobalStats {
         fields: fields.iter().map(|f| f.field_id()).collect(),
         terms: terms.clone(),
     };
-    let answer = leaf.stats(&request).unwrap();
+    let answer = leaf.stats(&request, &Stop::never()).unwrap();
     let per_shard: Vec<ShardTermStats> = answer
         .shards
         .into_iter()
@@ -217,7 +224,7 @@ fn sharded_leaf_search_with_global_stats_equals_one_index() {
             fetch: None,
             stats: global_stats(&leaf, query, &shards),
         };
-        let response = leaf.search(&request).unwrap();
+        let response = leaf.search(&request, &Stop::never()).unwrap();
         let expected = single_index_top(query, 10);
         let got = merged(&response, 10);
         assert!(!expected.is_empty(), "{query} matches nothing");
@@ -259,7 +266,7 @@ fn fetch_returns_stored_fields_and_escaped_highlighted_snippets() {
         fetch: None,
         stats: GlobalStats::default(),
     };
-    let response = leaf.search(&request).unwrap();
+    let response = leaf.search(&request, &Stop::never()).unwrap();
     let mut refs = Vec::new();
     let mut ids = Vec::new();
     for (shard, outcome) in &response.shards {
@@ -286,13 +293,16 @@ fn fetch_returns_stored_fields_and_escaped_highlighted_snippets() {
         doc: 0,
     }); // not held here
     let fetched = leaf
-        .fetch(&FetchRequest {
-            query: query.into(),
-            syntax: Syntax::Lenient,
-            docs: refs.clone(),
-            snippet_chars: 80,
-            stats: request.stats.clone(),
-        })
+        .fetch(
+            &FetchRequest {
+                query: query.into(),
+                syntax: Syntax::Lenient,
+                docs: refs.clone(),
+                snippet_chars: 80,
+                stats: request.stats.clone(),
+            },
+            &Stop::never(),
+        )
         .unwrap();
     assert_eq!(fetched.docs.len(), refs.len());
     let n = ids.len();
@@ -325,15 +335,19 @@ fn bad_requests_are_refused_as_a_whole_and_unknown_shards_fail_alone() {
         stats: GlobalStats::default(),
     };
     assert!(leaf
-        .search(&request)
+        .search(&request, &Stop::never())
         .unwrap_err()
         .0
         .contains("does not parse"));
     request.query = "apple".into();
     request.top_k = 1_000_000;
-    assert!(leaf.search(&request).unwrap_err().0.contains("top_k"));
+    assert!(leaf
+        .search(&request, &Stop::never())
+        .unwrap_err()
+        .0
+        .contains("top_k"));
     request.top_k = 0;
-    let response = leaf.search(&request).unwrap();
+    let response = leaf.search(&request, &Stop::never()).unwrap();
     let ShardOutcome::Ok(hits) = &response.shards[0].1 else {
         panic!()
     };
@@ -347,7 +361,11 @@ fn bad_requests_are_refused_as_a_whole_and_unknown_shards_fail_alone() {
         fields: vec![99],
         terms: vec![],
     };
-    assert!(leaf.stats(&stats).unwrap_err().0.contains("field id 99"));
+    assert!(leaf
+        .stats(&stats, &Stop::never())
+        .unwrap_err()
+        .0
+        .contains("field id 99"));
 }
 
 /// The live directory of `id` in `store` (a generation directory named by its slice
@@ -411,7 +429,7 @@ fn corrupted_replica_is_refused_and_the_others_are_served() {
         fetch: None,
         stats: GlobalStats::default(),
     };
-    let response = leaf.search(&request).unwrap();
+    let response = leaf.search(&request, &Stop::never()).unwrap();
     assert!(matches!(response.shards[0].1, ShardOutcome::Ok(_)));
     assert_eq!(
         response.shards[1].1,
@@ -485,10 +503,17 @@ fn raw_status(addr: SocketAddr, request: &[u8]) -> u16 {
         .unwrap()
 }
 
+/// The credentials header line of a request signed with the tests' key.
+fn auth_line(method: &str, path: &str, body: &[u8]) -> String {
+    let value = test_key().sign(method, path, body, rand::random());
+    format!("{}: {value}\r\n", shard_proto::auth::AUTH_HEADER)
+}
+
 fn post(path: &str, body: &[u8]) -> Vec<u8> {
     let mut request = format!(
-        "POST {path} HTTP/1.1\r\nhost: x\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
-        body.len()
+        "POST {path} HTTP/1.1\r\nhost: x\r\ncontent-length: {}\r\n{}connection: close\r\n\r\n",
+        body.len(),
+        auth_line("POST", path, body)
     )
     .into_bytes();
     request.extend_from_slice(body);
@@ -500,7 +525,7 @@ async fn client_and_server_round_trip_and_survive_bad_frames() {
     let tmp = tempfile::tempdir().unwrap();
     let config = one_node_cluster(tmp.path(), 2);
     let (addr, stop, task) = start_node(config).await;
-    let client = NodeClient::new("a", addr, Duration::from_secs(5));
+    let client = NodeClient::new("a", addr, Duration::from_secs(5), test_key());
     let health = client.health().await.unwrap();
     assert_eq!(health.node, "a");
     assert_eq!(health.pid, std::process::id());
@@ -515,7 +540,7 @@ async fn client_and_server_round_trip_and_survive_bad_frames() {
         fetch: None,
         stats: GlobalStats::default(),
     };
-    let response = client.search(&search).await.unwrap();
+    let response = client.search(&search, BUDGET).await.unwrap();
     assert_eq!(response.node, "a");
     assert!(response
         .shards
@@ -527,14 +552,14 @@ async fn client_and_server_round_trip_and_survive_bad_frames() {
         syntax: Syntax::Strict,
         ..search.clone()
     };
-    match client.search(&bad).await {
+    match client.search(&bad, BUDGET).await {
         Err(RpcError::Status(400, message)) => {
             assert!(message.contains("does not parse"), "{message}")
         }
         other => panic!("{other:?}"),
     }
 
-    let frame = wire::encode(&search).unwrap();
+    let frame = wire::encode(&Call::new(&search, BUDGET)).unwrap();
     let cases: Vec<(u16, Vec<u8>)> = vec![
         (400, post(wire::paths::SEARCH, b"\xff\xff\xff garbage")),
         (400, post(wire::paths::SEARCH, &frame[..frame.len() / 2])),
@@ -545,15 +570,21 @@ async fn client_and_server_round_trip_and_survive_bad_frames() {
         (
             413,
             format!(
-                "POST {} HTTP/1.1\r\nhost: x\r\ncontent-length: 999999999\r\n\r\n",
-                wire::paths::SEARCH
+                "POST {} HTTP/1.1\r\nhost: x\r\ncontent-length: 999999999\r\n{}\r\n",
+                wire::paths::SEARCH,
+                auth_line("POST", wire::paths::SEARCH, b"")
             )
             .into_bytes(),
         ),
         (404, post("/rpc/nope", &frame)),
         (
             405,
-            format!("GET {} HTTP/1.1\r\nhost: x\r\n\r\n", wire::paths::SEARCH).into_bytes(),
+            format!(
+                "GET {} HTTP/1.1\r\nhost: x\r\n{}\r\n",
+                wire::paths::SEARCH,
+                auth_line("GET", wire::paths::SEARCH, b"")
+            )
+            .into_bytes(),
         ),
         (405, post(wire::paths::HEALTH, b"")),
     ];
@@ -563,12 +594,14 @@ async fn client_and_server_round_trip_and_survive_bad_frames() {
             .unwrap();
         assert_eq!(status, expected);
     }
-    // A chunked body that grows past the limit without declaring its length.
+    // A chunked body that grows past the limit without declaring its length: refused for
+    // the missing length before a byte of it is read.
     let oversized = tokio::task::spawn_blocking(move || {
         let mut stream = std::net::TcpStream::connect(addr).unwrap();
         let head = format!(
-            "POST {} HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\n",
-            wire::paths::SEARCH
+            "POST {} HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n{}\r\n",
+            wire::paths::SEARCH,
+            auth_line("POST", wire::paths::SEARCH, b"")
         );
         stream.write_all(head.as_bytes()).unwrap();
         let chunk = vec![b'x'; 1 << 20];
@@ -590,10 +623,10 @@ async fn client_and_server_round_trip_and_survive_bad_frames() {
     })
     .await
     .unwrap();
-    assert_eq!(oversized, "413");
+    assert_eq!(oversized, "411");
     // Still answering after all of that.
     assert_eq!(
-        client.search(&search).await.unwrap().shards,
+        client.search(&search, BUDGET).await.unwrap().shards,
         response.shards
     );
     stop.send(()).unwrap();
@@ -605,7 +638,7 @@ async fn shutdown_finishes_in_flight_requests_then_stops_accepting() {
     let tmp = tempfile::tempdir().unwrap();
     let config = one_node_cluster(tmp.path(), 1);
     let (addr, stop, task) = start_node(config).await;
-    let client = NodeClient::new("a", addr, Duration::from_secs(5));
+    let client = NodeClient::new("a", addr, Duration::from_secs(5), test_key());
     client.health().await.unwrap();
     let search = SearchRequest {
         query: "apple".into(),
@@ -615,7 +648,7 @@ async fn shutdown_finishes_in_flight_requests_then_stops_accepting() {
         fetch: None,
         stats: GlobalStats::default(),
     };
-    let frame = wire::encode(&search).unwrap();
+    let frame = wire::encode(&Call::new(&search, BUDGET)).unwrap();
     // A request whose body is half sent when the shutdown starts: it is in flight.
     let mut stream = std::net::TcpStream::connect(addr).unwrap();
     stream
@@ -682,8 +715,8 @@ fn query_and_fetch_attaches_the_nodes_best_hits_with_their_documents() {
         ..plain.clone()
     };
     let (without, with) = (
-        leaf.search(&plain).unwrap(),
-        leaf.search(&with_docs).unwrap(),
+        leaf.search(&plain, &Stop::never()).unwrap(),
+        leaf.search(&with_docs, &Stop::never()).unwrap(),
     );
     // The node's best `top_k` over all its shards, by score then id.
     let expected = merged(&without, top_k as usize);

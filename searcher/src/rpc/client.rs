@@ -4,6 +4,10 @@
 //! a copy to every tower service. Connections are kept alive and reused: the hot path is
 //! one HTTP/1.1 exchange on a warm loopback connection with `TCP_NODELAY` (Nagle would
 //! add up to 40 ms to small frames).
+//!
+//! Every request is signed with the cluster key (`shard_proto::auth`), and every call
+//! carries the budget its caller gives it (`wire::Call`), so the node stops working on it
+//! when nobody waits any more.
 
 use std::error::Error as _;
 use std::net::SocketAddr;
@@ -18,15 +22,18 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use shard_proto::auth::{ClusterKey, AUTH_HEADER};
 use shard_proto::wire::{
-    self, paths, FetchRequest, FetchResponse, HealthResponse, SearchRequest, SearchResponse,
+    self, paths, Call, FetchRequest, FetchResponse, HealthResponse, SearchRequest, SearchResponse,
     StatsRequest, StatsResponse, CONTENT_TYPE, MAX_FRAME_BYTES, WIRE_VERSION, WIRE_VERSION_HEADER,
 };
 
 use super::RpcError;
 
-/// Idle pooled connections older than this are closed (the timer makes this happen).
-const POOL_IDLE: Duration = Duration::from_secs(60);
+/// Idle pooled connections older than this are closed (the timer makes this happen). Below
+/// the nodes' idle timeout (`[server] header_timeout_ms`, at least 1 s, default 10 s), so the
+/// client, not the node, closes an idle connection: no request races a node's close.
+const POOL_IDLE: Duration = Duration::from_millis(900);
 /// Longest error message kept from a non-200 answer.
 const MAX_STATUS_MESSAGE: usize = 1024;
 
@@ -37,6 +44,7 @@ pub struct NodeClient {
     addr: SocketAddr,
     http: Client<HttpConnector, Full<Bytes>>,
     uris: Arc<Uris>,
+    key: ClusterKey,
 }
 
 /// The node's RPC URIs, parsed once.
@@ -66,8 +74,14 @@ impl Uris {
 
 impl NodeClient {
     /// A client for the node `node_id` listening at `addr`; connecting gives up after
-    /// `connect_timeout`. Nothing is connected until the first call.
-    pub fn new(node_id: impl Into<String>, addr: SocketAddr, connect_timeout: Duration) -> Self {
+    /// `connect_timeout`; requests are signed with `key`. Nothing is connected until the
+    /// first call.
+    pub fn new(
+        node_id: impl Into<String>,
+        addr: SocketAddr,
+        connect_timeout: Duration,
+        key: ClusterKey,
+    ) -> Self {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(connect_timeout));
@@ -80,6 +94,7 @@ impl NodeClient {
             addr,
             http,
             uris: Arc::new(Uris::new(addr)),
+            key,
         }
     }
 
@@ -95,39 +110,63 @@ impl NodeClient {
 
     /// Node identity, replica states and load.
     pub async fn health(&self) -> Result<HealthResponse, RpcError> {
+        let auth = self.sign("GET", &self.uris.health, b"");
         let request = Request::get(self.uris.health.clone())
             .header(WIRE_VERSION_HEADER, WIRE_VERSION)
+            .header(AUTH_HEADER, auth)
             .body(Full::new(Bytes::new()))
             .map_err(|e| RpcError::Body(e.to_string()))?;
         self.exchange(request).await
     }
 
-    /// Statistics phase.
-    pub async fn stats(&self, request: &StatsRequest) -> Result<StatsResponse, RpcError> {
-        self.post(&self.uris.stats, request).await
+    /// Statistics phase; the node gives up after `budget`.
+    pub async fn stats(
+        &self,
+        request: &StatsRequest,
+        budget: Duration,
+    ) -> Result<StatsResponse, RpcError> {
+        self.post(&self.uris.stats, Call::new(request, budget))
+            .await
     }
 
-    /// Query phase.
-    pub async fn search(&self, request: &SearchRequest) -> Result<SearchResponse, RpcError> {
-        self.post(&self.uris.search, request).await
+    /// Query phase; the node gives up after `budget`.
+    pub async fn search(
+        &self,
+        request: &SearchRequest,
+        budget: Duration,
+    ) -> Result<SearchResponse, RpcError> {
+        self.post(&self.uris.search, Call::new(request, budget))
+            .await
     }
 
-    /// Fetch phase.
-    pub async fn fetch(&self, request: &FetchRequest) -> Result<FetchResponse, RpcError> {
-        self.post(&self.uris.fetch, request).await
+    /// Fetch phase; the node gives up after `budget`.
+    pub async fn fetch(
+        &self,
+        request: &FetchRequest,
+        budget: Duration,
+    ) -> Result<FetchResponse, RpcError> {
+        self.post(&self.uris.fetch, Call::new(request, budget))
+            .await
+    }
+
+    /// The credentials header of a request to `uri` with `body`, sent now.
+    fn sign(&self, method: &str, uri: &Uri, body: &[u8]) -> String {
+        self.key.sign(method, uri.path(), body, rand::random())
     }
 
     async fn post<Req: Serialize, Resp: DeserializeOwned>(
         &self,
         uri: &Uri,
-        message: &Req,
+        call: Call<&Req>,
     ) -> Result<Resp, RpcError> {
-        let frame = wire::encode(message).map_err(|e| RpcError::Body(e.to_string()))?;
+        let frame = wire::encode(&call).map_err(|e| RpcError::Body(e.to_string()))?;
+        let auth = self.sign("POST", uri, &frame);
         let request = Request::builder()
             .method(Method::POST)
             .uri(uri.clone())
             .header(header::CONTENT_TYPE, CONTENT_TYPE)
             .header(WIRE_VERSION_HEADER, WIRE_VERSION)
+            .header(AUTH_HEADER, auth)
             .body(Full::new(Bytes::from(frame)))
             .map_err(|e| RpcError::Body(e.to_string()))?;
         self.exchange(request).await

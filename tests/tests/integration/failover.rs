@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use shard_proto::manifest::ShardManifest;
+use tests::cluster_secret::{write_secret, AUTH_TABLE};
 use tests::Signal;
 use tests::{
     bin, free_port, get_json, run_ok, shared_corpus, shared_queries, temp_dir, wait_for, ChildGuard,
@@ -159,9 +160,10 @@ impl Cluster {
         let mut text = format!(
             "shard_store = {:?}\nreplication = 2\n\n[frontend]\nlisten = \"127.0.0.1:{frontend_port}\"\n\n\
              [timeouts]\nattempt_ms = 500\ndeadline_ms = {DEADLINE_MS}\nprobe_interval_ms = 200\n\
-             connect_ms = 200\neject_after_failures = 2\n",
+             connect_ms = 200\neject_after_failures = 2\n{AUTH_TABLE}",
             shard_store().display().to_string()
         );
+        write_secret(dir.path());
         for id in NODE_IDS {
             let port = ports.next().expect("a port");
             text.push_str(&format!(

@@ -26,6 +26,7 @@ use tantivy::collector::{Count, TopDocs};
 use tantivy::query::QueryParser;
 use tantivy::schema::Value as _;
 use tantivy::{Index, ReloadPolicy, Searcher, TantivyDocument};
+use tests::cluster_secret::{write_secret, AUTH_TABLE};
 use tests::Signal;
 use tests::{
     bin, free_port, get_json, process_alive, run_ok, shared_corpus, temp_dir, wait_for, ChildGuard,
@@ -81,8 +82,9 @@ impl Cluster {
         let frontend_port = free_port();
         let mut toml = format!(
             "shard_store = {store:?}\nreplication = {replication}\n\n[frontend]\nlisten = \"127.0.0.1:{frontend_port}\"\n\n\
-             [timeouts]\nattempt_ms = 700\ndeadline_ms = 5000\nprobe_interval_ms = 200\nconnect_ms = 250\neject_after_failures = 2\n"
+             [timeouts]\nattempt_ms = 700\ndeadline_ms = 5000\nprobe_interval_ms = 200\nconnect_ms = 250\neject_after_failures = 2\n{AUTH_TABLE}"
         );
+        write_secret(dir);
         for (id, port) in node_ids.iter().zip(&node_ports) {
             toml.push_str(&format!(
                 "\n[[node]]\nid = \"{id}\"\nrpc = \"127.0.0.1:{port}\"\n"

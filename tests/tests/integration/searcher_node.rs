@@ -11,16 +11,18 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use shard_proto::auth::AUTH_HEADER;
 use shard_proto::manifest::ShardManifest;
 use shard_proto::query::Syntax;
 use shard_proto::wire::{
-    self, DocRef, FetchRequest, FetchResponse, HealthResponse, ReplicaState, SearchRequest,
+    self, Call, DocRef, FetchRequest, FetchResponse, HealthResponse, ReplicaState, SearchRequest,
     SearchResponse, ShardHits, ShardOutcome,
 };
 use shard_proto::{query_parser, GlobalStats, ShardId, WikiSchema};
 use tantivy::collector::{Count, TopDocs};
 use tantivy::schema::Value;
 use tantivy::{Index, TantivyDocument};
+use tests::cluster_secret::{auth_value, write_secret, AUTH_TABLE};
 use tests::Signal;
 use tests::{bin, free_port, run_ok, shared_corpus, temp_dir, wait_for, ChildGuard};
 
@@ -34,6 +36,9 @@ const QUERIES: [&str; 5] = [
 ];
 
 /// Builds `SHARDS` shards of the English sample into `root/store` with the real indexer.
+/// What the tests' calls give a node to answer.
+const BUDGET: Duration = Duration::from_secs(30);
+
 fn build_store(root: &Path) -> PathBuf {
     let store = root.join("store");
     run_ok(
@@ -50,7 +55,8 @@ fn build_store(root: &Path) -> PathBuf {
 
 /// Writes a cluster file with one `[[node]]` per id, each on a free port.
 fn write_cluster(root: &Path, ids: &[&str], replication: usize) -> PathBuf {
-    let mut text = format!("shard_store = \"store\"\nreplication = {replication}\n");
+    write_secret(root);
+    let mut text = format!("shard_store = \"store\"\nreplication = {replication}\n{AUTH_TABLE}");
     for id in ids {
         text.push_str(&format!(
             "[[node]]\nid = \"{id}\"\nrpc = \"127.0.0.1:{}\"\n",
@@ -85,6 +91,7 @@ fn post_raw(addr: &str, path: &str, body: &[u8]) -> Option<(u16, Vec<u8>)> {
     let mut response = agent()
         .post(format!("http://{addr}{path}"))
         .header("content-type", wire::CONTENT_TYPE)
+        .header(AUTH_HEADER, auth_value("POST", path, body))
         .send(body)
         .ok()?;
     let status = response.status().as_u16();
@@ -105,18 +112,21 @@ fn post_ok(addr: &str, path: &str, frame: &[u8]) -> Vec<u8> {
 }
 
 fn search(addr: &str, request: &SearchRequest) -> SearchResponse {
-    let body = post_ok(addr, wire::paths::SEARCH, &wire::encode(request).unwrap());
+    let call = Call::new(request, BUDGET);
+    let body = post_ok(addr, wire::paths::SEARCH, &wire::encode(&call).unwrap());
     wire::decode(&body).unwrap()
 }
 
 fn fetch(addr: &str, request: &FetchRequest) -> FetchResponse {
-    let body = post_ok(addr, wire::paths::FETCH, &wire::encode(request).unwrap());
+    let call = Call::new(request, BUDGET);
+    let body = post_ok(addr, wire::paths::FETCH, &wire::encode(&call).unwrap());
     wire::decode(&body).unwrap()
 }
 
 fn health(addr: &str) -> Option<HealthResponse> {
     let mut response = agent()
         .get(format!("http://{addr}{}", wire::paths::HEALTH))
+        .header(AUTH_HEADER, auth_value("GET", wire::paths::HEALTH, b""))
         .call()
         .ok()?;
     let body = response.body_mut().read_to_vec().ok()?;
@@ -288,7 +298,7 @@ fn nodes_serve_real_shards_exactly_and_survive_bad_frames() {
     }
 
     // Bad frames: 4xx with a message, and the node keeps answering.
-    let frame = wire::encode(&request).unwrap();
+    let frame = wire::encode(&Call::new(&request, BUDGET)).unwrap();
     for (body, path, expected) in [
         (b"garbage garbage".to_vec(), wire::paths::SEARCH, 400),
         (frame[..frame.len() / 2].to_vec(), wire::paths::SEARCH, 400),
@@ -301,9 +311,10 @@ fn nodes_serve_real_shards_exactly_and_survive_bad_frames() {
     // An oversized body is refused from its declared length, before it is read (a client
     // still sending it would see the connection closed, so only the head is sent here).
     let head = format!(
-        "POST {} HTTP/1.1\r\nhost: node\r\ncontent-length: {}\r\n\r\n",
+        "POST {} HTTP/1.1\r\nhost: node\r\ncontent-length: {}\r\n{AUTH_HEADER}: {}\r\n\r\n",
         wire::paths::SEARCH,
-        wire::MAX_FRAME_BYTES + 1
+        wire::MAX_FRAME_BYTES + 1,
+        auth_value("POST", wire::paths::SEARCH, b"")
     );
     let mut stream = std::net::TcpStream::connect(&addr_a).unwrap();
     stream

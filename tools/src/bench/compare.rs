@@ -455,9 +455,12 @@ fn start_cluster(
     std::fs::create_dir_all(&dir)?;
     let frontend = free_addr()?;
     let mut toml = format!(
-        "shard_store = {:?}\nreplication = {REPLICATION}\n\n[frontend]\nlisten = \"{frontend}\"\n",
+        "shard_store = {:?}\nreplication = {REPLICATION}\n\n[frontend]\nlisten = \"{frontend}\"\n\n\
+         [auth]\nsecret_file = \"cluster.secret\"\n",
         store.display().to_string()
     );
+    let secret = dir.join("cluster.secret");
+    searcher::cluster::ensure_secret_file(&secret)?;
     let ids: Vec<String> = (1..=NODES).map(|n| format!("node-{n}")).collect();
     for id in &ids {
         let rpc = free_addr()?;

@@ -21,6 +21,7 @@ use searcher::cluster::store_manifests;
 use searcher::frontend::merge::{self, merge_page, to_public_hit, MergedHit};
 use searcher::node::leaf::Leaf;
 use searcher::node::replicas;
+use searcher::node::stop::Stop;
 
 /// Every shard of a shard store, searched in this process.
 pub struct ShardedIndex {
@@ -110,14 +111,17 @@ impl ShardedIndex {
         let stats = self.global_stats(query, syntax)?;
         let answer = self
             .leaf
-            .search(&SearchRequest {
-                query: query.to_string(),
-                syntax,
-                shards: self.shards.clone(),
-                top_k: size.max(1) as u32,
-                stats,
-                fetch: None,
-            })
+            .search(
+                &SearchRequest {
+                    query: query.to_string(),
+                    syntax,
+                    shards: self.shards.clone(),
+                    top_k: size.max(1) as u32,
+                    stats,
+                    fetch: None,
+                },
+                &Stop::never(),
+            )
             .map_err(|bad| SearchError::BadRequest(bad.0))?;
         let answers = answer
             .shards
@@ -144,7 +148,7 @@ impl ShardedIndex {
         };
         let fetched = self
             .leaf
-            .fetch(&request)
+            .fetch(&request, &Stop::never())
             .map_err(|bad| SearchError::BadRequest(bad.0))?;
         page.iter()
             .zip(fetched.docs)
@@ -170,11 +174,14 @@ impl ShardedIndex {
         let terms = GlobalStats::query_terms(parsed.as_ref());
         let answer = self
             .leaf
-            .stats(&StatsRequest {
-                shards: self.shards.clone(),
-                fields: self.scored_fields.iter().map(|f| f.field_id()).collect(),
-                terms: terms.clone(),
-            })
+            .stats(
+                &StatsRequest {
+                    shards: self.shards.clone(),
+                    fields: self.scored_fields.iter().map(|f| f.field_id()).collect(),
+                    terms: terms.clone(),
+                },
+                &Stop::never(),
+            )
             .map_err(|bad| SearchError::BadRequest(bad.0))?;
         let per_shard = answer
             .shards

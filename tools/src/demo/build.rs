@@ -148,6 +148,8 @@ fn reusable_store(data: &Path, plan: &BuildPlan) -> anyhow::Result<()> {
         timeouts: Default::default(),
         limits: Default::default(),
         scrub: Default::default(),
+        auth: Default::default(),
+        server: Default::default(),
         nodes: Vec::new(),
     };
     let schema = WikiSchema::new().fingerprint();

@@ -4,18 +4,22 @@
 //! Ports change on every start (they are whatever the kernel hands out for
 //! `127.0.0.1:0`), which is what lets two demos run side by side; the shard store and node
 //! data directories are written relative to the file, so a data directory can be moved.
+//! The cluster secret that authenticates the nodes' RPC is generated once into
+//! `DATA/cluster.secret` (mode 0600) and kept across restarts.
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 
-use searcher::cluster::{ClusterConfig, FrontendConfig, NodeConfig, Timeouts};
+use searcher::cluster::{self, AuthConfig, ClusterConfig, FrontendConfig, NodeConfig, Timeouts};
 
 /// Name of the cluster file inside the data directory.
 pub const CLUSTER_FILE: &str = "cluster.toml";
 /// The shard store, relative to the data directory.
 pub const SHARD_STORE: &str = "shards";
+/// The cluster secret, relative to the data directory.
+pub const SECRET_FILE: &str = "cluster.secret";
 
 /// Node ids the demo uses: `node-1` ... `node-N`.
 pub fn node_id(i: usize) -> String {
@@ -31,6 +35,7 @@ pub fn write(
     listen: SocketAddr,
 ) -> anyhow::Result<(PathBuf, ClusterConfig)> {
     let ports = free_ports(nodes)?;
+    cluster::ensure_secret_file(&data.join(SECRET_FILE))?;
     let config = ClusterConfig {
         shard_store: PathBuf::from(SHARD_STORE),
         replication,
@@ -41,6 +46,10 @@ pub fn write(
         timeouts: Timeouts::default(),
         limits: Default::default(),
         scrub: Default::default(),
+        auth: AuthConfig {
+            secret_file: Some(PathBuf::from(SECRET_FILE)),
+        },
+        server: Default::default(),
         nodes: ports
             .into_iter()
             .enumerate()
@@ -94,5 +103,6 @@ mod tests {
         ports.sort_unstable();
         ports.dedup();
         assert_eq!(ports.len(), 3);
+        assert!(config.cluster_key().is_ok(), "a generated secret");
     }
 }
