@@ -249,18 +249,10 @@ pub fn build(opts: &BuildOptions) -> Result<BuildSummary> {
         });
     let (output, manifests) = match built {
         Ok(built) => built,
-        Err(err) => {
-            for (_, temp) in &temps {
-                let _ = std::fs::remove_dir_all(temp);
-            }
-            return Err(err.explain_disk_full(&opts.out));
-        }
+        Err(err) => return Err(discard_temps(err, &opts.out, &temps)),
     };
     if let Err(err) = publish::publish(&opts.out, node, nodes, &temps) {
-        for (_, temp) in &temps {
-            let _ = std::fs::remove_dir_all(temp);
-        }
-        return Err(err.explain_disk_full(&opts.out));
+        return Err(discard_temps(err, &opts.out, &temps));
     }
     let mut summary = summarize(opts, &plan, &input, output, &manifests);
     summary.links = opts.links.as_ref().map(|_| signals.report.clone());
@@ -268,6 +260,16 @@ pub fn build(opts: &BuildOptions) -> Result<BuildSummary> {
     summary.peak_anon_rss_mb = anon_peak.finish();
     tracing::info!("{}", summary.human());
     Ok(summary)
+}
+
+/// The build failed: says whether a full disk was the cause (probed while the temporary
+/// shards still take their space), then removes them, so nothing is left half-written.
+fn discard_temps(err: Error, out: &std::path::Path, temps: &[(ShardId, PathBuf)]) -> Error {
+    let err = err.explain_disk_full(out);
+    for (_, temp) in temps {
+        let _ = std::fs::remove_dir_all(temp);
+    }
+    err
 }
 
 /// Streams the input into the shard writers, finishes and seals every shard.

@@ -54,6 +54,18 @@ pub enum Error {
     Invariant(String),
 }
 
+/// Writes and removes a 1 MiB file in `dir`; the error of that write, if any.
+fn probe_write(dir: &std::path::Path) -> Option<std::io::Error> {
+    use std::io::Write as _;
+    let path = dir.join(format!(".tmp-probe-{}", std::process::id()));
+    let written = std::fs::File::create(&path).and_then(|mut file| {
+        file.write_all(&vec![0u8; 1 << 20])?;
+        file.sync_all()
+    });
+    let _ = std::fs::remove_file(&path);
+    written.err()
+}
+
 /// Result with the indexer's [`Error`].
 pub type Result<T> = std::result::Result<T, Error>;
 
@@ -78,12 +90,24 @@ impl Error {
                     .any(|n| text.contains(&format!("(os error {n})")));
             cause = error.source();
         }
-        match full {
-            true => Error::DiskFull {
+        if full {
+            return Error::DiskFull {
                 out: out.to_path_buf(),
                 cause: self.to_string(),
-            },
-            false => self,
+            };
+        }
+        // A tantivy writer thread that failed on a full disk reports only "index writer
+        // was killed": the errno stays in that thread. Writing a probe file where the
+        // shards were being written (before their temporary files are removed) says
+        // whether the disk is the reason.
+        match probe_write(out) {
+            Some(probe) if probe.raw_os_error().is_some_and(|n| ERRNOS.contains(&n)) => {
+                Error::DiskFull {
+                    out: out.to_path_buf(),
+                    cause: format!("{self}; a probe write there failed: {probe}"),
+                }
+            }
+            _ => self,
         }
     }
 
