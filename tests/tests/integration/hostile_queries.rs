@@ -19,11 +19,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
+use shard_proto::auth::AUTH_HEADER;
 use shard_proto::query::Syntax;
 use shard_proto::wire::{self, SearchRequest, StatsRequest};
 use shard_proto::{GlobalStats, ShardId};
 use tantivy::schema::Field;
 use tantivy::Term;
+use tests::cluster_secret::{auth_value, write_secret, AUTH_TABLE};
 use tests::{bin, free_port, process_alive, run_ok, shared_corpus, temp_dir, wait_for, ChildGuard};
 
 const PATIENCE: Duration = Duration::from_secs(120);
@@ -60,8 +62,9 @@ impl Cluster {
         let port = free_port();
         let mut toml = format!(
             "shard_store = {store:?}\nreplication = 2\n\n[frontend]\nlisten = \"127.0.0.1:{port}\"\n\n\
-             [timeouts]\nattempt_ms = 2000\ndeadline_ms = 10000\nprobe_interval_ms = 200\n"
+             [timeouts]\nattempt_ms = 2000\ndeadline_ms = 10000\nprobe_interval_ms = 200\n{AUTH_TABLE}"
         );
+        write_secret(dir);
         for (i, port) in node_ports.iter().enumerate() {
             toml.push_str(&format!(
                 "\n[[node]]\nid = \"node{i}\"\nrpc = \"127.0.0.1:{port}\"\n"
@@ -141,12 +144,20 @@ fn exchange(port: u16, head: &str, body: &[u8]) -> (u16, String) {
 
 /// POSTs a bincode frame to a node's RPC path.
 fn rpc(port: u16, path: &str, frame: &[u8]) -> (u16, String) {
+    // Signed with the cluster secret: these requests are refused for their shape, not
+    // for lacking credentials.
     let head = format!(
         "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-bincode\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n",
+         {AUTH_HEADER}: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        auth_value("POST", path, frame),
         frame.len()
     );
     exchange(port, &head, frame)
+}
+
+/// `request` as a node's RPC body: a call with a budget long enough for any answer.
+fn call_frame<T: serde::Serialize>(request: &T) -> Vec<u8> {
+    wire::encode(&wire::Call::new(request, Duration::from_secs(60))).expect("encode a call")
 }
 
 /// POSTs `/search` with a JSON body (for queries too long for a URL).
@@ -354,16 +365,15 @@ fn hostile_queries_get_a_400_naming_the_limit_and_nothing_dies() {
         .into_iter()
         .chain([(deep, "max_query_bytes = 4096")])
     {
-        let frame = wire::encode(&search(query)).unwrap();
+        let frame = call_frame(&search(query));
         let (status, body) = rpc(cluster.node_ports[0], "/rpc/search", &frame);
         assert_refused("node /rpc/search", status, &body, limit);
         tried += 1;
     }
-    let frame = wire::encode(&SearchRequest {
+    let frame = call_frame(&SearchRequest {
         top_k: 10_001,
         ..search("a".into())
-    })
-    .unwrap();
+    });
     let (status, body) = rpc(cluster.node_ports[1], "/rpc/search", &frame);
     assert_refused("node top_k 10001", status, &body, "max_window = 10000");
     tried += 1;
@@ -373,20 +383,18 @@ fn hostile_queries_get_a_400_naming_the_limit_and_nothing_dies() {
         serde_json::from_value(serde_json::json!({"field": 1, "serialized_value_bytes": []}))
             .expect("a term without a value");
     let not_indexed = Term::from_field_text(Field::from_field_id(3), "sx");
-    for term in [no_value, not_indexed] {
+    for (term, why) in [
+        (no_value, "a term without a value type of its field"),
+        (not_indexed, "is not indexed"),
+    ] {
         let request = StatsRequest {
             shards: vec![shard],
             fields: vec![],
             terms: vec![term],
         };
-        let frame = wire::encode(&request).unwrap();
+        let frame = call_frame(&request);
         let (status, body) = rpc(cluster.node_ports[1], "/rpc/stats", &frame);
-        assert_refused(
-            "node /rpc/stats",
-            status,
-            &body,
-            "not a value of that indexed field",
-        );
+        assert_refused("node /rpc/stats", status, &body, why);
         tried += 1;
     }
 

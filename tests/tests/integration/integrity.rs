@@ -13,6 +13,7 @@ use std::time::Duration;
 use serde_json::Value;
 use shard_proto::manifest::ShardManifest;
 use shard_proto::store::live_shard_dirs;
+use tests::cluster_secret::{write_secret, AUTH_TABLE};
 use tests::{bin, free_port, process_alive, run_ok, shared_corpus, temp_dir, wait_for, ChildGuard};
 
 const PATIENCE: Duration = Duration::from_secs(120);
@@ -48,10 +49,11 @@ fn a_corrupted_replica_is_dropped_by_the_scrub_reported_and_the_rest_served() {
         &config,
         format!(
             "shard_store = {store:?}\nreplication = 1\n\n[frontend]\nlisten = \"127.0.0.1:{port}\"\n\n\
-             [scrub]\nmib_per_s = 64\npass_every_s = 1\n\n[[node]]\nid = \"solo\"\nrpc = \"127.0.0.1:{node_port}\"\n"
+             [scrub]\nmib_per_s = 64\npass_every_s = 1\n{AUTH_TABLE}\n[[node]]\nid = \"solo\"\nrpc = \"127.0.0.1:{node_port}\"\n"
         ),
     )
     .unwrap();
+    write_secret(dir.path());
     let spawn = |args: &[&str]| {
         let mut cmd = Command::new(bin("searcher"));
         cmd.args(args)
