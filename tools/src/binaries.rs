@@ -99,6 +99,15 @@ pub fn build_workspace_bins(dir: &Path, with_tests: bool) -> anyhow::Result<()> 
     if with_tests {
         build.arg("--tests");
     }
+    // A test (or a `cargo run` program) inherits what cargo set for its own package:
+    // `CARGO_PKG_NAME`, `CARGO_MANIFEST_DIR`... A nested cargo compares the variables that
+    // build scripts (ring's) and `env!` recorded against its own environment, would find
+    // them changed, and compile ring, rustls and the workspace's crates once more.
+    for (key, _) in std::env::vars_os() {
+        if key.to_str().is_some_and(set_by_cargo_for_one_package) {
+            build.env_remove(key);
+        }
+    }
     // `debug` is the directory of the `dev` profile.
     match profile {
         "debug" => {}
@@ -117,6 +126,22 @@ pub fn build_workspace_bins(dir: &Path, with_tests: bool) -> anyhow::Result<()> 
         bail!("cargo build of the workspace's binaries failed ({status})");
     }
     Ok(())
+}
+
+/// Whether cargo sets `key` for the package it builds or runs (not for the whole build).
+fn set_by_cargo_for_one_package(key: &str) -> bool {
+    const KEYS: [&str; 9] = [
+        "CARGO_MANIFEST_DIR",
+        "CARGO_MANIFEST_PATH",
+        "CARGO_MANIFEST_LINKS",
+        "CARGO_CRATE_NAME",
+        "CARGO_BIN_NAME",
+        "CARGO_PRIMARY_PACKAGE",
+        "CARGO_TARGET_TMPDIR",
+        "CARGO_RUSTC_CURRENT_DIR",
+        "OUT_DIR",
+    ];
+    key.starts_with("CARGO_PKG_") || key.starts_with("CARGO_BIN_EXE_") || KEYS.contains(&key)
 }
 
 #[cfg(test)]
