@@ -12,13 +12,17 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use parking_lot::Mutex;
 use shard_proto::stats::ShardTermStats;
-use shard_proto::wire::{HealthResponse, ShardOutcome, StatsRequest, StatsResponse, WIRE_VERSION};
+use shard_proto::wire::{
+    FetchRequest, FetchResponse, FetchedDoc, HealthResponse, LeafHit, ShardOutcome, StatsRequest,
+    StatsResponse, WIRE_VERSION,
+};
 use shard_proto::{ShardId, WikiSchema};
 use tokio::time::Instant;
 
 use crate::cluster::{NodeConfig, Timeouts};
+use crate::frontend::fetch::fetch_page;
 use crate::frontend::health::probe_once;
-use crate::frontend::merge::coverage;
+use crate::frontend::merge::{coverage, MergedHit};
 use crate::frontend::metrics::Metrics;
 use crate::frontend::nodes::{
     AttemptError, NodeHandle, NodeTransport, RpcCall, RpcReply, PROBATION_SUCCESSES, PROBATION_TURN,
@@ -83,13 +87,15 @@ impl NodeTransport for Scripted {
         call: RpcCall,
         budget: Duration,
     ) -> BoxFuture<'static, Result<RpcReply, AttemptError>> {
-        let RpcCall::Stats(request) = call else {
-            return Box::pin(async { Err(AttemptError::Decode("statistics only".into())) });
+        let shards = match &call {
+            RpcCall::Stats(request) => request.shards.clone(),
+            RpcCall::Fetch(request) => request.docs.iter().map(|d| d.shard).collect(),
+            RpcCall::Search(_) => {
+                return Box::pin(async { Err(AttemptError::Decode("not scripted".into())) })
+            }
         };
         self.budgets.lock().push(budget);
-        self.calls
-            .lock()
-            .push((Instant::now(), request.shards.clone()));
+        self.calls.lock().push((Instant::now(), shards));
         let scripted_alone = !self.own.0.lock().is_empty();
         let act = match scripted_alone {
             true => self.own.next(),
@@ -100,12 +106,7 @@ impl NodeTransport for Scripted {
             match act {
                 Act::Answer(delay) => {
                     tokio::time::sleep(delay).await;
-                    let shards = request
-                        .shards
-                        .iter()
-                        .map(|s| (*s, ShardOutcome::Ok(ShardTermStats::default())))
-                        .collect();
-                    Ok(RpcReply::Stats(StatsResponse { node, shards }))
+                    Ok(answer(node, &call))
                 }
                 Act::Fail(error) => Err(error),
             }
@@ -119,6 +120,37 @@ impl NodeTransport for Scripted {
             .clone()
             .unwrap_or_else(|| Ok(healthy(&self.id)));
         Box::pin(async move { answer })
+    }
+}
+
+/// A scripted node's answer: empty statistics for every shard, or every document asked
+/// with the page id its address names (`doc`), titled by the node that fetched it.
+fn answer(node: String, call: &RpcCall) -> RpcReply {
+    match call {
+        RpcCall::Fetch(request) => RpcReply::Fetch(FetchResponse {
+            docs: request
+                .docs
+                .iter()
+                .map(|d| {
+                    ShardOutcome::Ok(FetchedDoc {
+                        id: u64::from(d.doc),
+                        title: format!("from {node}"),
+                        url: String::new(),
+                        snippet_html: String::new(),
+                    })
+                })
+                .collect(),
+            node,
+        }),
+        RpcCall::Stats(request) => RpcReply::Stats(StatsResponse {
+            shards: request
+                .shards
+                .iter()
+                .map(|s| (*s, ShardOutcome::Ok(ShardTermStats::default())))
+                .collect(),
+            node,
+        }),
+        RpcCall::Search(_) => unreachable!("searches are not scripted"),
     }
 }
 
@@ -148,7 +180,11 @@ impl Phase for StatsProbe {
         }))
     }
 
-    fn split(reply: RpcReply) -> Result<Outcomes<ShardTermStats>, AttemptError> {
+    fn split(
+        &self,
+        _shards: &[ShardId],
+        reply: RpcReply,
+    ) -> Result<Outcomes<ShardTermStats>, AttemptError> {
         match reply {
             RpcReply::Stats(answer) => Ok(answer.shards),
             _ => Err(AttemptError::Decode("expected statistics".into())),
@@ -298,6 +334,101 @@ async fn a_hedge_fires_after_the_p95_and_lands_on_another_replica() {
         Instant::now() - start < Duration::from_millis(100),
         "no wait for the hung one"
     );
+}
+
+/// A page of `n` hits of shard 0, as answered by `node` in the query phase.
+fn page_of(n: u32, node: usize) -> Vec<MergedHit> {
+    (0..n)
+        .map(|doc| MergedHit {
+            hit: LeafHit {
+                score: 1.0,
+                id: u64::from(doc),
+                segment: 0,
+                doc,
+            },
+            shard: shard(0),
+            node,
+            rank: doc as usize,
+        })
+        .collect()
+}
+
+fn fetch_template() -> FetchRequest {
+    FetchRequest {
+        query: "q".into(),
+        syntax: Default::default(),
+        docs: Vec::new(),
+        snippet_chars: 100,
+        stats: Default::default(),
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_fetch_phase_is_hedged_to_another_replica_and_retried_on_failure() {
+    let cluster = Cluster::new(2, &[&[0, 1]], timeouts(), HedgeBudget::new(1.0, 10.0));
+    cluster.warm_up().await;
+    let page = page_of(3, 0);
+    let deadline = || Instant::now() + Duration::from_secs(3);
+    // The node asked first hangs: the fetch is hedged on the other replica after that
+    // node's p95 and the page comes from there, whole and in order.
+    cluster.shared.set(vec![
+        Act::Answer(Duration::from_secs(10)),
+        Act::Answer(FAST),
+    ]);
+    let hedges = cluster.fanout.metrics.hedges.get();
+    let start = Instant::now();
+    let (hits, failures) = fetch_page(
+        &cluster.fanout,
+        &fetch_template(),
+        &page,
+        vec![None; 3],
+        deadline(),
+    )
+    .await;
+    assert!(failures.is_empty(), "{failures:?}");
+    assert_eq!(cluster.fanout.metrics.hedges.get() - hedges, 1);
+    assert!(Instant::now() - start < Duration::from_millis(100));
+    let ids: Vec<u64> = hits.iter().map(|h| h.id).collect();
+    assert_eq!(ids, vec![0, 1, 2]);
+    let first = (0..2)
+        .find(|&n| cluster.calls_since(n, start).first() == Some(&start))
+        .expect("one node asked at once");
+    let from_other = format!("from n{}", 1 - first);
+    assert!(hits.iter().all(|h| h.title == from_other), "{hits:?}");
+    // The node asked first fails: the documents are fetched from the other replica.
+    cluster.shared.set(vec![
+        Act::Fail(AttemptError::Status(503, "busy".into())),
+        Act::Answer(FAST),
+    ]);
+    let (hits, failures) = fetch_page(
+        &cluster.fanout,
+        &fetch_template(),
+        &page,
+        vec![None; 3],
+        deadline(),
+    )
+    .await;
+    assert!(failures.is_empty(), "{failures:?}");
+    assert!(hits.iter().all(|h| h.title.starts_with("from n")));
+    // Both fail: every hit of the shard is a named failure, with its id kept.
+    cluster
+        .shared
+        .set(vec![Act::Fail(AttemptError::Status(503, "busy".into()))]);
+    let (hits, failures) = fetch_page(
+        &cluster.fanout,
+        &fetch_template(),
+        &page,
+        vec![None; 3],
+        deadline(),
+    )
+    .await;
+    assert_eq!(failures.len(), 3, "{failures:?}");
+    assert!(
+        failures[0].reason.starts_with("fetch of page 0:"),
+        "{failures:?}"
+    );
+    assert_eq!(hits.iter().map(|h| h.id).collect::<Vec<_>>(), vec![0, 1, 2]);
+    assert!(hits.iter().all(|h| h.title.is_empty()));
 }
 
 #[tokio::test(start_paused = true)]

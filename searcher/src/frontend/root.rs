@@ -90,7 +90,11 @@ impl Phase for StatsPhase {
         }))
     }
 
-    fn split(reply: RpcReply) -> Result<Outcomes<ShardTermStats>, AttemptError> {
+    fn split(
+        &self,
+        _shards: &[ShardId],
+        reply: RpcReply,
+    ) -> Result<Outcomes<ShardTermStats>, AttemptError> {
         match reply {
             RpcReply::Stats(answer) => Ok(answer.shards),
             other => Err(AttemptError::Decode(format!(
@@ -122,7 +126,11 @@ impl Phase for SearchPhase {
         }))
     }
 
-    fn split(reply: RpcReply) -> Result<Outcomes<ShardHits>, AttemptError> {
+    fn split(
+        &self,
+        _shards: &[ShardId],
+        reply: RpcReply,
+    ) -> Result<Outcomes<ShardHits>, AttemptError> {
         match reply {
             RpcReply::Search(answer) => Ok(answer.shards),
             _ => Err(AttemptError::Decode("expected search hits".into())),

@@ -49,8 +49,13 @@ pub trait Phase: Send + Sync + 'static {
     type Item: Send + 'static;
     /// The request asking one node for these shards.
     fn call(&self, shards: Vec<ShardId>) -> RpcCall;
-    /// Per-shard outcomes of an answer (an answer of the wrong kind is an error).
-    fn split(reply: RpcReply) -> Result<Outcomes<Self::Item>, AttemptError>;
+    /// Per-shard outcomes of an answer to the call for `shards` (an answer of the wrong
+    /// kind is an error).
+    fn split(
+        &self,
+        shards: &[ShardId],
+        reply: RpcReply,
+    ) -> Result<Outcomes<Self::Item>, AttemptError>;
 }
 
 /// What one shard answered, and which node answered it.
@@ -228,7 +233,7 @@ impl<P: Phase> Scatter<'_, P> {
             return;
         };
         let node_id = self.fanout.replicas.nodes[attempt.node].id.clone();
-        let outcomes = match result.and_then(P::split) {
+        let outcomes = match result.and_then(|reply| self.phase.split(&attempt.shards, reply)) {
             Ok(outcomes) => outcomes,
             Err(error) => {
                 self.fanout.metrics.rpc_error(&node_id, error.kind());
