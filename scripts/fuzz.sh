@@ -23,7 +23,7 @@ for target in rpc_node query_limits dump_reader wikitext_clean; do
     -max_total_time="$SECONDS_PER_TARGET" -rss_limit_mb=4096 -timeout=20 \
     -print_final_stats=1 >"$log" 2>&1; then
     tail -n 60 "$log"
-    echo "fuzz target $target failed: the input is in fuzz/artifacts/$target/"
+    echo "fuzz target $target failed (a build error above, or a crash whose input is in fuzz/artifacts/$target/)"
     exit 1
   fi
   grep -E '^stat::number_of_executed_units|^Done [0-9]+ runs' "$log" || tail -n 3 "$log"

@@ -1,6 +1,7 @@
-//! Fuzzes the node's RPC path past the HTTP layer: the first byte picks the route
-//! (search, statistics, fetch), the rest is the frame, decoded as the server decodes it
-//! and handed to a real leaf over a real shard (built once from a small synthetic dump).
+//! Fuzzes the node's RPC path past the HTTP layer and the authentication: the first byte
+//! picks the route (search, statistics, fetch), the rest is the frame, decoded as the
+//! server decodes it (a `wire::Call` carrying the request and its budget) and handed to a
+//! real leaf over a real shard (built once from a small synthetic dump).
 //! Any frame must end in an answer or a `BadRequest`, never a panic, an abort or a hang.
 #![no_main]
 
@@ -10,8 +11,9 @@ use std::sync::{Arc, OnceLock};
 use libfuzzer_sys::fuzz_target;
 use searcher::node::leaf::Leaf;
 use searcher::node::replicas;
+use searcher::node::stop::Stop;
 use shard_proto::manifest::ShardManifest;
-use shard_proto::wire::{self, FetchRequest, SearchRequest, StatsRequest};
+use shard_proto::wire::{self, Call, FetchRequest, SearchRequest, StatsRequest};
 use shard_proto::WikiSchema;
 
 /// The leaf, and the directory its shard lives in (kept for the life of the process).
@@ -40,6 +42,8 @@ fn build_leaf() -> (Leaf, tempfile::TempDir) {
         memory_mb: 128,
         json: false,
         max_unexpected_skips_percent: indexer::build::DEFAULT_MAX_UNEXPECTED_SKIPS_PERCENT,
+        links: None,
+        no_aliases: false,
     };
     let mut options = args.options().expect("build options");
     options.progress = indexer::build::ProgressMode::Quiet;
@@ -61,18 +65,21 @@ fuzz_target!(|data: &[u8]| {
     let leaf = leaf();
     match route % 3 {
         0 => {
-            if let Ok(request) = wire::decode::<SearchRequest>(frame) {
-                let _ = leaf.search(&request).map(|answer| wire::encode(&answer));
+            if let Ok(call) = wire::decode::<Call<SearchRequest>>(frame) {
+                let stop = Stop::never();
+                let _ = leaf.search(&call.request, &stop).map(|answer| wire::encode(&answer));
             }
         }
         1 => {
-            if let Ok(request) = wire::decode::<StatsRequest>(frame) {
-                let _ = leaf.stats(&request).map(|answer| wire::encode(&answer));
+            if let Ok(call) = wire::decode::<Call<StatsRequest>>(frame) {
+                let stop = Stop::never();
+                let _ = leaf.stats(&call.request, &stop).map(|answer| wire::encode(&answer));
             }
         }
         _ => {
-            if let Ok(request) = wire::decode::<FetchRequest>(frame) {
-                let _ = leaf.fetch(&request).map(|answer| wire::encode(&answer));
+            if let Ok(call) = wire::decode::<Call<FetchRequest>>(frame) {
+                let stop = Stop::never();
+                let _ = leaf.fetch(&call.request, &stop).map(|answer| wire::encode(&answer));
             }
         }
     }
