@@ -155,6 +155,10 @@ enum Piece {
 /// The lenient reading of `text` as a strict query string in which every piece of text is
 /// a quoted literal, or `None` when nothing in it can match (no letter or digit).
 pub fn lenient_to_strict(text: &str, fields: &[String]) -> Option<String> {
+    if text.trim() == "*" {
+        // A lone star asks for every document, as Elasticsearch and Quickwit read it.
+        return Some("*".into());
+    }
     let clauses = apply_boolean_words(lex(text, fields));
     let clauses: Vec<Clause> = clauses
         .into_iter()
@@ -367,6 +371,7 @@ mod tests {
             ("a OR b", r#""a" "b""#),
             ("a NOT b", r#""a" -"b""#),
             ("-spam", r#"* -"spam""#),
+            (" * ", "*"),
         ];
         for (typed, expected) in cases {
             assert_eq!(rewrite(typed).as_deref(), Some(expected), "{typed}");

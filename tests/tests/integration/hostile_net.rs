@@ -193,7 +193,7 @@ fn misshapen_calls(net: &Net, expect: &mut Expect) {
 /// document and a 2,000-character snippet.
 fn heavy(net: &Net, budget: Duration) -> Vec<u8> {
     let mut call = search_call(net.shards(), "*", budget);
-    // Strict syntax: `*` is every document (read leniently it is no word, and matches none).
+    // `*` is every document (in either syntax).
     call.request.syntax = Syntax::Strict;
     call.request.top_k = 10_000;
     call.request.fetch = Some(PiggybackFetch {
