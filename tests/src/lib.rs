@@ -33,6 +33,29 @@ pub fn bin(name: &str) -> PathBuf {
     path
 }
 
+/// Sends `request` (raw bytes, so no client library fixes them up) as one HTTP/1.1
+/// exchange over a fresh loopback connection, reading for at most `read_timeout`; returns
+/// the status (0 if none came) and the body.
+pub fn raw_http(port: u16, request: &[u8], read_timeout: Duration) -> (u16, String) {
+    use std::io::{Read as _, Write as _};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    stream.set_read_timeout(Some(read_timeout)).unwrap();
+    stream.write_all(request).expect("send the request");
+    let mut response = Vec::new();
+    let _ = stream.read_to_end(&mut response);
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_string();
+    (status, body)
+}
+
 /// The workspace root (the tests crate lives at `<root>/tests`).
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -10,8 +10,6 @@
 //! what the lenient reading makes harmless text), no process dies, and the well-behaved
 //! client sees no failed request.
 
-use std::io::{Read as _, Write as _};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -26,7 +24,9 @@ use shard_proto::{GlobalStats, ShardId};
 use tantivy::schema::Field;
 use tantivy::Term;
 use tests::cluster_secret::{auth_value, write_secret, AUTH_TABLE};
-use tests::{bin, free_port, process_alive, run_ok, shared_corpus, temp_dir, wait_for, ChildGuard};
+use tests::{
+    bin, free_port, process_alive, raw_http, run_ok, shared_corpus, temp_dir, wait_for, ChildGuard,
+};
 
 const PATIENCE: Duration = Duration::from_secs(120);
 
@@ -121,25 +121,8 @@ fn encode(text: &str) -> String {
 
 /// One HTTP/1.1 exchange over a fresh connection: status and body.
 fn exchange(port: u16, head: &str, body: &[u8]) -> (u16, String) {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(60)))
-        .unwrap();
-    stream.write_all(head.as_bytes()).expect("send the head");
-    stream.write_all(body).expect("send the body");
-    let mut response = Vec::new();
-    let _ = stream.read_to_end(&mut response);
-    let text = String::from_utf8_lossy(&response).into_owned();
-    let status = text
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = text
-        .split_once("\r\n\r\n")
-        .map_or("", |(_, b)| b)
-        .to_string();
-    (status, body)
+    let request = [head.as_bytes(), body].concat();
+    raw_http(port, &request, Duration::from_secs(60))
 }
 
 /// POSTs a bincode frame to a node's RPC path.

@@ -14,8 +14,6 @@
 //! Waits are generous and conditions, never timings.
 
 use std::collections::BTreeSet;
-use std::io::{Read as _, Write as _};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -29,7 +27,8 @@ use tantivy::{Index, ReloadPolicy, Searcher, TantivyDocument};
 use tests::cluster_secret::{write_secret, AUTH_TABLE};
 use tests::Signal;
 use tests::{
-    bin, free_port, get_json, process_alive, run_ok, shared_corpus, temp_dir, wait_for, ChildGuard,
+    bin, free_port, get_json, process_alive, raw_http, run_ok, shared_corpus, temp_dir, wait_for,
+    ChildGuard,
 };
 
 const PATIENCE: Duration = Duration::from_secs(60);
@@ -153,6 +152,7 @@ impl Cluster {
         let (_, text) = raw_http(
             port,
             b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            Duration::from_secs(30),
         );
         text.lines()
             .filter(|l| {
@@ -599,28 +599,6 @@ fn failover_kill_restart_stop_and_lost_shard() {
     assert_full_answers(&cluster, &baseline, 1, "all restarted");
 }
 
-/// Sends raw bytes as one HTTP/1.1 exchange; returns the status and the body.
-fn raw_http(port: u16, request: &[u8]) -> (u16, String) {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
-    stream.write_all(request).expect("send");
-    let mut response = Vec::new();
-    let _ = stream.read_to_end(&mut response);
-    let text = String::from_utf8_lossy(&response).into_owned();
-    let status = text
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = text
-        .split_once("\r\n\r\n")
-        .map_or("", |(_, b)| b)
-        .to_string();
-    (status, body)
-}
-
 /// What people type (tests/data/awkward-queries.json: apostrophes, colons, unbalanced
 /// quotes, operators alone, URLs, emoji, mixed scripts) is read leniently: every one is
 /// answered 200, and the words in it are searched.
@@ -693,7 +671,7 @@ fn bad_requests_get_4xx_with_a_message_and_processes_stay_up() {
         "GET /search?q={} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
         "a+".repeat(50_000)
     );
-    let (status, _) = raw_http(port, huge.as_bytes());
+    let (status, _) = raw_http(port, huge.as_bytes(), Duration::from_secs(30));
     assert!(
         (400..500).contains(&status),
         "100 kB query answered {status}"
@@ -704,15 +682,15 @@ fn bad_requests_get_4xx_with_a_message_and_processes_stay_up() {
         "POST /search HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
-    let (status, message) = raw_http(port, post.as_bytes());
+    let (status, message) = raw_http(port, post.as_bytes(), Duration::from_secs(30));
     assert_eq!(status, 400, "{message}");
     assert!(message.contains("max_query_bytes = 4096"), "{message}");
     let post = "POST /search HTTP/1.1\r\nHost: x\r\nContent-Length: 9\r\nConnection: close\r\n\r\n{\"q\":\"a\"}";
-    let (status, message) = raw_http(port, post.as_bytes());
+    let (status, message) = raw_http(port, post.as_bytes(), Duration::from_secs(30));
     assert_eq!(status, 415, "{message}");
     assert!(message.contains("Content-Type"), "{message}");
     let post = "POST /search HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 5\r\nConnection: close\r\n\r\n{nope";
-    let (status, message) = raw_http(port, post.as_bytes());
+    let (status, message) = raw_http(port, post.as_bytes(), Duration::from_secs(30));
     assert_eq!(status, 400, "{message}");
     assert!(
         !message.trim().is_empty(),
@@ -729,7 +707,7 @@ fn bad_requests_get_4xx_with_a_message_and_processes_stay_up() {
         garbage.to_vec(),
     ]
     .concat();
-    let (status, body) = raw_http(cluster.node_ports[0], &request);
+    let (status, body) = raw_http(cluster.node_ports[0], &request, Duration::from_secs(30));
     assert!(
         (400..500).contains(&status),
         "garbage frame answered {status}: {body}"
@@ -747,11 +725,13 @@ fn bad_requests_get_4xx_with_a_message_and_processes_stay_up() {
     let (status, _) = raw_http(
         port,
         b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        Duration::from_secs(30),
     );
     assert_eq!(status, 200);
     let (status, metrics) = raw_http(
         port,
         b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        Duration::from_secs(30),
     );
     assert_eq!(status, 200);
     assert!(
