@@ -379,7 +379,7 @@ async fn the_fetch_phase_is_hedged_to_another_replica_and_retried_on_failure() {
     let start = Instant::now();
     let (hits, failures) = fetch_page(
         &cluster.fanout,
-        &fetch_template(),
+        fetch_template(),
         &page,
         vec![None; 3],
         deadline(),
@@ -402,7 +402,7 @@ async fn the_fetch_phase_is_hedged_to_another_replica_and_retried_on_failure() {
     ]);
     let (hits, failures) = fetch_page(
         &cluster.fanout,
-        &fetch_template(),
+        fetch_template(),
         &page,
         vec![None; 3],
         deadline(),
@@ -416,7 +416,7 @@ async fn the_fetch_phase_is_hedged_to_another_replica_and_retried_on_failure() {
         .set(vec![Act::Fail(AttemptError::Status(503, "busy".into()))]);
     let (hits, failures) = fetch_page(
         &cluster.fanout,
-        &fetch_template(),
+        fetch_template(),
         &page,
         vec![None; 3],
         deadline(),

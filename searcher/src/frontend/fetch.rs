@@ -98,7 +98,7 @@ fn check_ids(
 /// could not be fetched keep their id and score (empty title) and are reported as failures.
 pub async fn fetch_page(
     fanout: &Fanout,
-    template: &FetchRequest,
+    template: FetchRequest,
     page: &[MergedHit],
     mut prefetched: Vec<Option<FetchedDoc>>,
     deadline: Instant,
@@ -116,7 +116,7 @@ pub async fn fetch_page(
     if !positions.is_empty() {
         fanout.metrics.fetch_round_trips.inc();
         let phase = Arc::new(FetchPhase {
-            template: template.clone(),
+            template,
             docs: positions
                 .iter()
                 .map(|(shard, at)| {

@@ -282,7 +282,7 @@ impl Root {
             snippet_chars: SNIPPET_CHARS,
             stats,
         };
-        fetch::fetch_page(&self.fanout, &request, page, prefetched, deadline).await
+        fetch::fetch_page(&self.fanout, request, page, prefetched, deadline).await
     }
 
     /// The public answer: hits, shard accounting and the share of documents searched.
