@@ -342,6 +342,7 @@ impl Load {
     fn start(url: &str, params: &[&str]) -> Load {
         let stop = Arc::new(AtomicBool::new(false));
         let (url, flag) = (url.to_string(), stop.clone());
+        let url_for_wait = url.clone();
         let params: Vec<String> = params.iter().map(|p| p.to_string()).collect();
         let rate = load_rate(&url);
         let thread = std::thread::spawn(move || {
@@ -351,8 +352,8 @@ impl Load {
             }
             figures
         });
-        // Let the first run get going before any fault.
-        std::thread::sleep(Duration::from_millis(1_500));
+        // No fault before the load is flowing: the front-end has answered some of it.
+        wait_for_searches(&url_for_wait, WARM_UP_SEARCHES, "the load to start");
         Load { stop, thread }
     }
 
@@ -411,6 +412,38 @@ fn run_bench(url: &str, rate: &str, params: &[String], figures: &mut LoadFigures
     }
 }
 
+/// Searches the load sends before any fault, and while a fault lasts: conditions on the
+/// front-end's own counters rather than fixed sleeps, so a slow machine gets the same
+/// exposure as a fast one.
+const WARM_UP_SEARCHES: u64 = 30;
+const SEARCHES_UNDER_FAULT: u64 = 150;
+
+/// Public searches the front-end has answered so far (every outcome), from `/metrics`.
+fn searches_answered(url: &str) -> Option<u64> {
+    let text = ureq::get(&format!("{url}/metrics"))
+        .call()
+        .ok()?
+        .into_body()
+        .read_to_string()
+        .ok()?;
+    let total = text
+        .lines()
+        .filter(|line| line.starts_with("frontend_requests_total{"))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>();
+    Some(total as u64)
+}
+
+/// Waits until the front-end has answered `more` searches beyond those answered now.
+fn wait_for_searches(url: &str, more: u64, what: &str) {
+    let start = wait_for("the front-end's /metrics", PATIENCE, || {
+        searches_answered(url)
+    });
+    wait_for(&format!("{what} ({more} searches)"), PATIENCE, || {
+        searches_answered(url).filter(|now| *now >= start + more)
+    });
+}
+
 fn seconds(from: Instant, to: Instant) -> f64 {
     to.saturating_duration_since(from).as_secs_f64()
 }
@@ -440,11 +473,11 @@ fn sigkill_one_node_costs_no_request_and_it_rejoins_when_restarted() {
     let killed = Instant::now();
     cluster.signal("n2", Signal::SIGKILL);
     let ejected = cluster.wait_state("n2", "down");
-    std::thread::sleep(Duration::from_secs(2));
+    wait_for_searches(&cluster.url, SEARCHES_UNDER_FAULT, "load while n2 is down");
     let restarted = Instant::now();
     let pid = cluster.start_node("n2");
     let rejoined = cluster.wait_up("n2", Some(pid));
-    std::thread::sleep(Duration::from_secs(1));
+    wait_for_searches(&cluster.url, WARM_UP_SEARCHES, "load after n2 rejoined");
     let figures = load.finish();
     println!(
         "SIGKILL n2: ejected after {:.2} s; restarted node serving after {:.2} s",
@@ -462,7 +495,11 @@ fn sigstop_one_node_costs_no_request_and_every_answer_meets_the_deadline() {
     let stopped = Instant::now();
     cluster.signal("n1", Signal::SIGSTOP);
     let ejected = cluster.wait_state("n1", "down");
-    std::thread::sleep(Duration::from_secs(2));
+    wait_for_searches(
+        &cluster.url,
+        SEARCHES_UNDER_FAULT,
+        "load while n1 is stopped",
+    );
     let resumed = Instant::now();
     cluster.signal("n1", Signal::SIGCONT);
     let rejoined = cluster.wait_up("n1", None);
