@@ -35,6 +35,7 @@ use shard_proto::{ShardId, WikiSchema};
 
 use crate::error::{Error, Result};
 use crate::links;
+use crate::slice_args::SliceArgs;
 use pipeline::{PipelineConfig, PipelineOutput};
 pub use progress::ProgressMode;
 use progress::{Counters, Reporter};
@@ -59,15 +60,8 @@ pub struct BuildArgs {
     /// Shards this node builds from its slice.
     #[arg(long, default_value_t = 1)]
     pub shards: u32,
-    /// This node's slice, 0..nodes.
-    #[arg(long, default_value_t = 0)]
-    pub node: u32,
-    /// How many slices (indexer nodes) the input is cut into.
-    #[arg(long, default_value_t = 1)]
-    pub nodes: u32,
-    /// Multistream index file (`offset:pageid:title` lines, plain or .bz2).
-    #[arg(long)]
-    pub index: Option<PathBuf>,
+    #[command(flatten)]
+    pub slice: SliceArgs,
     /// Worker threads for decompression, cleaning and indexing; 0 = one per core.
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
@@ -115,6 +109,26 @@ pub struct BuildOptions {
     pub aliases: bool,
 }
 
+impl BuildOptions {
+    /// A build of the whole of `input` into `shards` shards published in `out`, with the
+    /// command's defaults: one thread per core, 1 GiB, no link signals.
+    pub fn new(input: PathBuf, out: PathBuf, shards: u32) -> BuildOptions {
+        BuildOptions {
+            input,
+            out,
+            shards,
+            split: Split::whole(),
+            index: None,
+            threads: 0,
+            memory_mb: 1024,
+            progress: ProgressMode::Auto,
+            max_unexpected_skips_percent: DEFAULT_MAX_UNEXPECTED_SKIPS_PERCENT,
+            links: None,
+            aliases: true,
+        }
+    }
+}
+
 impl BuildArgs {
     /// The library options these flags describe.
     pub fn options(&self) -> Result<BuildOptions> {
@@ -122,8 +136,8 @@ impl BuildArgs {
             input: self.input.clone(),
             out: self.out.clone(),
             shards: self.shards,
-            split: Split::new(self.node, self.nodes)?,
-            index: self.index.clone(),
+            split: self.slice.split()?,
+            index: self.slice.index.clone(),
             threads: self.threads,
             memory_mb: self.memory_mb,
             progress: ProgressMode::Auto,

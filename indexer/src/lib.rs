@@ -7,6 +7,7 @@ pub mod cli;
 pub mod error;
 pub mod links;
 pub mod scan;
+pub mod slice_args;
 pub mod synth_cmd;
 
 pub use error::{Error, Result};

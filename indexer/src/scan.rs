@@ -7,23 +7,18 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Context;
-use corpus::{open, OpenOptions, ScanStats, Split};
+use corpus::{open, ScanStats};
 use serde::Serialize;
+
+use crate::slice_args::SliceArgs;
 
 /// Read a dump (or one slice of it) and print page counts and read speed.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ScanArgs {
     /// Dump to read: MediaWiki XML (plain, .bz2 single or multistream, .gz) or JSON lines.
     pub input: PathBuf,
-    /// This node's slice number, in 0..nodes.
-    #[arg(long, default_value_t = 0)]
-    pub node: u32,
-    /// Number of slices the input is split into.
-    #[arg(long, default_value_t = 1)]
-    pub nodes: u32,
-    /// Multistream index file (offset:pageid:title lines, plain or .bz2).
-    #[arg(long)]
-    pub index: Option<PathBuf>,
+    #[command(flatten)]
+    pub slice: SliceArgs,
     /// Decompression threads for multistream bzip2 (0 = one per core).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
@@ -44,12 +39,8 @@ struct ScanReport<'a> {
 
 /// Runs the scan and prints its report.
 pub fn run(args: &ScanArgs) -> anyhow::Result<()> {
-    let split = Split::new(args.node, args.nodes)?;
-    let opts = OpenOptions {
-        split,
-        index: args.index.clone(),
-        threads: args.threads,
-    };
+    let opts = args.slice.open_options(args.threads)?;
+    let split = opts.split;
     let started = Instant::now();
     let reader = open(&args.input, &opts)?;
     let format = reader.format().to_string();

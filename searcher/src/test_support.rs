@@ -27,19 +27,10 @@ pub fn sample_dump() -> PathBuf {
 
 /// Builds `shards` shards of the sample dump into the shard store `out`.
 pub fn build_store(out: &Path, shards: u32) {
-    let args = indexer::build::BuildArgs {
-        input: sample_dump(),
-        out: out.to_path_buf(),
-        shards,
-        node: 0,
-        nodes: 1,
-        index: None,
+    let options = indexer::build::BuildOptions {
         threads: 1,
         memory_mb: 256,
-        json: false,
-        max_unexpected_skips_percent: indexer::build::DEFAULT_MAX_UNEXPECTED_SKIPS_PERCENT,
-        links: None,
-        no_aliases: false,
+        ..indexer::build::BuildOptions::new(sample_dump(), out.to_path_buf(), shards)
     };
-    indexer::build::build(&args.options().expect("build options")).expect("build shards");
+    indexer::build::build(&options).expect("build shards");
 }

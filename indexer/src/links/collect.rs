@@ -19,6 +19,7 @@ use shard_proto::title_key;
 
 use super::{LinkTable, LinkTarget, Redirect, MAX_ANCHOR_BYTES, TABLE_FORMAT};
 use crate::error::{Error, Result};
+use crate::slice_args::SliceArgs;
 
 /// Pages per batch sent to the cleaners.
 const BATCH_PAGES: usize = 64;
@@ -33,15 +34,8 @@ pub struct LinksArgs {
     /// `indexer build --links`).
     #[arg(long)]
     pub out: PathBuf,
-    /// This node's slice, 0..nodes.
-    #[arg(long, default_value_t = 0)]
-    pub node: u32,
-    /// How many slices (indexer nodes) the input is cut into.
-    #[arg(long, default_value_t = 1)]
-    pub nodes: u32,
-    /// Multistream index file (`offset:pageid:title` lines, plain or .bz2).
-    #[arg(long)]
-    pub index: Option<PathBuf>,
+    #[command(flatten)]
+    pub slice: SliceArgs,
     /// Worker threads; 0 = one per core.
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
@@ -65,12 +59,8 @@ pub struct CollectSummary {
 
 /// `indexer links` from the command line.
 pub fn run(args: &LinksArgs) -> anyhow::Result<()> {
-    let split = Split::new(args.node, args.nodes)?;
-    let open = OpenOptions {
-        split,
-        index: args.index.clone(),
-        threads: threads(args.threads),
-    };
+    let open = args.slice.open_options(threads(args.threads))?;
+    let split = open.split;
     let start = Instant::now();
     let table = collect(&args.input, &open)?;
     let path = table.write(&args.out)?;

@@ -30,6 +30,7 @@ use tests::{
     bin, free_port, get_json, process_alive, raw_http, run_ok, shared_corpus, temp_dir, wait_for,
     ChildGuard,
 };
+use tools::bench::loadgen::percent_encode;
 
 const PATIENCE: Duration = Duration::from_secs(60);
 /// Scores of the same document computed by two processes may differ in the last bits.
@@ -175,7 +176,7 @@ impl Cluster {
     }
 
     fn search_q(&self, q: &str, extra: &str) -> (u16, Value) {
-        self.search(&format!("q={}{extra}", encode(q)))
+        self.search(&format!("q={}{extra}", percent_encode(q)))
     }
 }
 
@@ -189,20 +190,6 @@ fn spawn_logged(dir: &Path, name: &str, args: &[&str], config: &Path) -> ChildGu
         .stdout(Stdio::null())
         .stderr(log);
     ChildGuard::spawn(name, &mut cmd)
-}
-
-/// Percent-encodes a query-string value.
-fn encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() * 3);
-    for byte in text.bytes() {
-        match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                out.push(byte as char)
-            }
-            _ => out.push_str(&format!("%{byte:02X}")),
-        }
-    }
-    out
 }
 
 /// The single-index reference: one shard holding every article, searched in-process.

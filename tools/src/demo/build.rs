@@ -21,7 +21,7 @@ use shard_proto::{ShardId, WikiSchema};
 use super::cluster_file::SHARD_STORE;
 use super::StopSignals;
 use crate::supervisor::{describe_exit, log_tail, Supervisor};
-use searcher::cluster::ClusterConfig;
+use searcher::cluster::store_manifests;
 
 /// The stamp file inside the data directory.
 pub const STAMP_FILE: &str = "build-stamp.json";
@@ -141,20 +141,9 @@ fn reusable(data: &Path, plan: &BuildPlan, stamp: &Stamp, stamp_path: &Path) -> 
 /// The store holds exactly the expected shards, each with a readable manifest of today's
 /// schema.
 fn reusable_store(data: &Path, plan: &BuildPlan) -> anyhow::Result<()> {
-    let store = ClusterConfig {
-        shard_store: data.join(SHARD_STORE),
-        replication: 1,
-        frontend: Default::default(),
-        timeouts: Default::default(),
-        limits: Default::default(),
-        scrub: Default::default(),
-        auth: Default::default(),
-        server: Default::default(),
-        nodes: Vec::new(),
-    };
     let schema = WikiSchema::new().fingerprint();
     let mut found = BTreeSet::new();
-    for manifest in store.shard_manifests()? {
+    for manifest in store_manifests(&data.join(SHARD_STORE))? {
         let manifest = manifest?; // a `BadShard` error names the shard
         if manifest.schema != schema {
             bail!(
