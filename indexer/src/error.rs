@@ -74,7 +74,12 @@ impl Error {
     /// exhausted quota (EDQUOT) or the file size limit (EFBIG): said plainly, since
     /// tantivy reports those as generic I/O errors deep in a merge or a commit.
     pub fn explain_disk_full(self, out: &std::path::Path) -> Self {
-        const ERRNOS: [i32; 3] = [libc::ENOSPC, libc::EDQUOT, libc::EFBIG];
+        use nix::errno::Errno;
+        const ERRNOS: [i32; 3] = [
+            Errno::ENOSPC as i32,
+            Errno::EDQUOT as i32,
+            Errno::EFBIG as i32,
+        ];
         let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&self);
         let mut full = false;
         while let (Some(error), false) = (cause, full) {

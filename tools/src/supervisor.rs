@@ -37,13 +37,13 @@ pub enum Signal {
     SIGCONT,
 }
 
-impl Signal {
-    fn number(self) -> libc::c_int {
-        match self {
-            Signal::SIGTERM => libc::SIGTERM,
-            Signal::SIGKILL => libc::SIGKILL,
-            Signal::SIGSTOP => libc::SIGSTOP,
-            Signal::SIGCONT => libc::SIGCONT,
+impl From<Signal> for nix::sys::signal::Signal {
+    fn from(signal: Signal) -> Self {
+        match signal {
+            Signal::SIGTERM => Self::SIGTERM,
+            Signal::SIGKILL => Self::SIGKILL,
+            Signal::SIGSTOP => Self::SIGSTOP,
+            Signal::SIGCONT => Self::SIGCONT,
         }
     }
 }
@@ -219,23 +219,14 @@ impl Drop for Supervisor {
 /// Makes the child ask for SIGKILL when its starter dies, and refuse to run if the starter
 /// is already gone by the time it gets there (the race between fork and prctl).
 pub fn die_with_parent(command: &mut Command) {
-    let starter = std::process::id() as libc::pid_t;
+    let starter = nix::unistd::getpid();
     // SAFETY: the closure runs between fork and exec, and only makes async-signal-safe
     // system calls (prctl, getppid) without allocating.
     unsafe {
         command.pre_exec(move || {
-            if libc::prctl(
-                libc::PR_SET_PDEATHSIG,
-                libc::SIGKILL as libc::c_ulong,
-                0,
-                0,
-                0,
-            ) != 0
-            {
-                return Err(io::Error::last_os_error());
-            }
-            if libc::getppid() != starter {
-                return Err(io::Error::from_raw_os_error(libc::ESRCH));
+            nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)?;
+            if nix::unistd::getppid() != starter {
+                return Err(nix::errno::Errno::ESRCH.into());
             }
             Ok(())
         });
@@ -244,16 +235,15 @@ pub fn die_with_parent(command: &mut Command) {
 
 /// Sends `signal` to `pid`; refuses pids 0 and 1 (a process group, init).
 pub fn signal(pid: u32, signal: Signal) -> anyhow::Result<()> {
-    let raw = libc::pid_t::try_from(pid).context("pid out of range")?;
+    let raw = i32::try_from(pid).context("pid out of range")?;
     if raw <= 1 {
         bail!("refusing to signal pid {pid}");
     }
-    // SAFETY: kill(2) has no memory-safety preconditions.
-    if unsafe { libc::kill(raw, signal.number()) } != 0 {
-        let err = io::Error::last_os_error();
-        bail!("cannot send {signal:?} to pid {pid}: {err}");
-    }
-    Ok(())
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(raw),
+        nix::sys::signal::Signal::from(signal),
+    )
+    .with_context(|| format!("cannot send {signal:?} to pid {pid}"))
 }
 
 /// As [`signal`], for callers that only need to know whether the process existed.

@@ -20,9 +20,10 @@
 //!   generation's directories are removed.
 
 use std::fs::{self, File, OpenOptions};
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
+use nix::errno::Errno;
+use nix::fcntl::{Flock, FlockArg};
 use shard_proto::manifest::sync_dir;
 use shard_proto::store::{generation_dir_name, shard_of_dir_name, SliceRecord};
 use shard_proto::ShardId;
@@ -33,7 +34,7 @@ const TMP_PREFIX: &str = ".tmp-";
 
 /// The exclusive lock on one slice of an output directory, held for a whole build.
 pub struct SliceLock {
-    _file: File,
+    _lock: Flock<File>,
 }
 
 impl SliceLock {
@@ -48,20 +49,15 @@ impl SliceLock {
             .write(true)
             .open(&path)
             .map_err(|e| Error::io(&path, e))?;
-        // SAFETY: flock on a file descriptor we own; no memory is shared.
-        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-        if rc != 0 {
-            let err = std::io::Error::last_os_error();
-            if err.kind() == std::io::ErrorKind::WouldBlock {
-                return Err(Error::Busy(format!(
-                    "{}: another `indexer build` of node {node} of {nodes} is running in this \
-                     output directory",
-                    path.display()
-                )));
-            }
-            return Err(Error::io(&path, err));
+        match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            Ok(lock) => Ok(SliceLock { _lock: lock }),
+            Err((_, Errno::EWOULDBLOCK)) => Err(Error::Busy(format!(
+                "{}: another `indexer build` of node {node} of {nodes} is running in this \
+                 output directory",
+                path.display()
+            ))),
+            Err((_, errno)) => Err(Error::io(&path, errno.into())),
         }
-        Ok(SliceLock { _file: file })
     }
 }
 

@@ -65,18 +65,16 @@ pub struct ResourceUsage {
 impl ResourceUsage {
     /// Reads `getrusage(RUSAGE_SELF)`: user + system time, and `ru_maxrss` (KiB on Linux).
     pub fn now() -> Self {
-        // SAFETY: getrusage only writes into the zeroed struct we pass.
-        let usage = unsafe {
-            let mut usage: libc::rusage = std::mem::zeroed();
-            if libc::getrusage(libc::RUSAGE_SELF, &mut usage) != 0 {
-                return ResourceUsage::default();
-            }
-            usage
+        use nix::sys::resource::{getrusage, UsageWho};
+        use nix::sys::time::TimeValLike;
+        let Ok(usage) = getrusage(UsageWho::RUSAGE_SELF) else {
+            return ResourceUsage::default();
         };
-        let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+        let cpu_micros =
+            usage.user_time().num_microseconds() + usage.system_time().num_microseconds();
         ResourceUsage {
-            cpu_seconds: secs(usage.ru_utime) + secs(usage.ru_stime),
-            peak_rss_mb: usage.ru_maxrss as f64 / 1024.0,
+            cpu_seconds: cpu_micros as f64 / 1e6,
+            peak_rss_mb: usage.max_rss() as f64 / 1024.0,
         }
     }
 }

@@ -159,15 +159,11 @@ fn a_full_disk_fails_the_build_clearly_and_publishes_nothing() {
     // SAFETY: only async-signal-safe calls between fork and exec.
     unsafe {
         cmd.pre_exec(|| {
-            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
-            let limit = libc::rlimit {
-                rlim_cur: 64 * 1024,
-                rlim_max: 64 * 1024,
-            };
-            match libc::setrlimit(libc::RLIMIT_FSIZE, &limit) {
-                0 => Ok(()),
-                _ => Err(std::io::Error::last_os_error()),
-            }
+            use nix::sys::resource::{setrlimit, Resource};
+            use nix::sys::signal::{signal, SigHandler, Signal};
+            signal(Signal::SIGXFSZ, SigHandler::SigIgn)?;
+            setrlimit(Resource::RLIMIT_FSIZE, 64 * 1024, 64 * 1024)?;
+            Ok(())
         });
     }
     let output = cmd.stderr(Stdio::piped()).output().expect("run the build");

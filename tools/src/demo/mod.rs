@@ -17,12 +17,12 @@ mod status;
 use std::fs::File;
 use std::io::Write as _;
 use std::net::{SocketAddr, TcpListener};
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{bail, Context as _};
+use nix::fcntl::{Flock, FlockArg};
 use tokio::signal::unix::{signal, Signal, SignalKind};
 
 use crate::binaries::Binaries;
@@ -262,24 +262,23 @@ fn check_port_free(listen: SocketAddr) -> anyhow::Result<()> {
 
 /// Holds an exclusive lock on `DATA/demo.lock` so two demos never share a data directory;
 /// the kernel releases it when the demo exits, however it exits.
-fn lock_data_dir(data: &Path) -> anyhow::Result<File> {
+fn lock_data_dir(data: &Path) -> anyhow::Result<Flock<File>> {
     let path = data.join("demo.lock");
-    let mut file = std::fs::OpenOptions::new()
+    let file = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
         .read(true)
         .write(true)
         .open(&path)
         .with_context(|| format!("cannot open {}", path.display()))?;
-    // SAFETY: flock on a descriptor we own.
-    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+    let Ok(mut file) = Flock::lock(file, FlockArg::LockExclusiveNonblock) else {
         let holder = std::fs::read_to_string(&path).unwrap_or_default();
         bail!(
             "another demo (pid {}) is using {}: stop it, or pass a different --data and --listen",
             holder.trim(),
             data.display()
         );
-    }
+    };
     file.set_len(0)?;
     write!(file, "{}", std::process::id())?;
     Ok(file)
