@@ -5,6 +5,9 @@
 //! it names, so every node and front-end derive the same view without talking to each
 //! other. Relative paths are resolved against the file's own directory.
 //!
+//! Nodes are listed one by one (`[[node]]`) or by a pattern (`[[node_set]]`, expanded at
+//! load: see [`crate::addr`]); either way a node is its id, reached at a `host:port`.
+//!
 //! The cluster secret authenticates the internal RPC (see `shard_proto::auth`): it comes
 //! from the environment variable [`SECRET_ENV`] if set, else from the file `[auth]
 //! secret_file` names. A cluster without one does not start.
@@ -19,6 +22,7 @@ use shard_proto::auth::ClusterKey;
 use shard_proto::manifest::ShardManifest;
 use shard_proto::{QueryLimits, ShardId};
 
+use crate::addr::{NodeAddr, NodeSet};
 use crate::error::{Error, Result};
 use crate::model::SearchType;
 use crate::node::scrub::ScrubConfig;
@@ -52,8 +56,12 @@ pub struct ClusterConfig {
     pub auth: AuthConfig,
     #[serde(default)]
     pub server: ServerLimits,
-    #[serde(rename = "node")]
+    #[serde(rename = "node", default)]
     pub nodes: Vec<NodeConfig>,
+    /// Nodes by pattern; [`ClusterConfig::load`] expands them into `nodes` (after the
+    /// `[[node]]` entries) and empties this list.
+    #[serde(rename = "node_set", default, skip_serializing_if = "Vec::is_empty")]
+    pub node_sets: Vec<NodeSet>,
 }
 
 /// One searcher node.
@@ -61,8 +69,13 @@ pub struct ClusterConfig {
 #[serde(deny_unknown_fields)]
 pub struct NodeConfig {
     pub id: String,
-    /// Address of the node's internal RPC server.
-    pub rpc: SocketAddr,
+    /// Where the others reach the node's internal RPC server: `host:port`, a host name
+    /// resolved at each connection, or an IP literal.
+    pub rpc: NodeAddr,
+    /// The address the node binds, when it differs from what `rpc` resolves to (e.g.
+    /// `0.0.0.0:7000` in a container).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listen: Option<SocketAddr>,
     /// Where the node keeps its replicas; default `<cluster dir>/nodes/<id>`.
     #[serde(default)]
     pub data_dir: Option<PathBuf>,
@@ -156,6 +169,10 @@ impl ClusterConfig {
             reason: e.to_string(),
         })?;
         let base = path.parent().unwrap_or(Path::new("."));
+        config.expand_node_sets().map_err(|reason| Error::Config {
+            path: path.to_path_buf(),
+            reason,
+        })?;
         config.resolve_paths(base);
         config.validate().map_err(|reason| Error::Config {
             path: path.to_path_buf(),
@@ -171,6 +188,20 @@ impl ClusterConfig {
             reason: e.to_string(),
         })?;
         std::fs::write(path, text).map_err(|e| Error::io(path, e))
+    }
+
+    /// Appends the nodes of every `[[node_set]]` to `nodes`.
+    fn expand_node_sets(&mut self) -> std::result::Result<(), String> {
+        for set in std::mem::take(&mut self.node_sets) {
+            self.nodes
+                .extend(set.expand()?.into_iter().map(|n| NodeConfig {
+                    id: n.id,
+                    rpc: n.rpc,
+                    listen: n.listen,
+                    data_dir: n.data_dir,
+                }));
+        }
+        Ok(())
     }
 
     fn resolve_paths(&mut self, base: &Path) {
@@ -189,7 +220,7 @@ impl ClusterConfig {
 
     fn validate(&self) -> std::result::Result<(), String> {
         if self.nodes.is_empty() {
-            return Err("no [[node]] entries".into());
+            return Err("no [[node]] or [[node_set]] entries".into());
         }
         if self.replication == 0 || self.replication > self.nodes.len() {
             return Err(format!(
@@ -204,20 +235,14 @@ impl ClusterConfig {
             if node.id.is_empty() || !ids.insert(node.id.as_str()) {
                 return Err(format!("node id {:?} is empty or repeated", node.id));
             }
-            if !addrs.insert(node.rpc) {
+            if !addrs.insert(&node.rpc) {
                 return Err(format!("rpc address {} is used by two nodes", node.rpc));
             }
         }
-        for node in &self.nodes {
-            if node.rpc.ip().is_unspecified() || node.rpc.port() == 0 {
-                return Err(format!(
-                    "node {}: rpc = {} is not an address the front-end can connect to",
-                    node.id, node.rpc
-                ));
-            }
-        }
+        let literal: BTreeSet<SocketAddr> =
+            addrs.iter().filter_map(|a| a.as_socket_addr()).collect();
         let listens = [Some(self.frontend.listen), self.frontend.admin_listen];
-        if let Some(taken) = listens.into_iter().flatten().find(|a| addrs.contains(a)) {
+        if let Some(taken) = listens.into_iter().flatten().find(|a| literal.contains(a)) {
             return Err(format!(
                 "the front-end's address {taken} is a node's rpc address"
             ));
@@ -320,6 +345,26 @@ fn read_manifest(shard: ShardId, dir: &Path) -> std::result::Result<ShardManifes
 }
 
 impl NodeConfig {
+    /// The address the node binds: `listen` if set, else the first address `rpc`
+    /// resolves to now.
+    pub async fn bind_addr(&self) -> Result<SocketAddr> {
+        if let Some(listen) = self.listen {
+            return Ok(listen);
+        }
+        let resolved = self.rpc.resolve().await.map_err(|e| {
+            Error::Other(format!(
+                "node {}: resolving rpc = {}: {e}",
+                self.id, self.rpc
+            ))
+        })?;
+        resolved.into_iter().next().ok_or_else(|| {
+            Error::Other(format!(
+                "node {}: rpc = {} resolves to nothing",
+                self.id, self.rpc
+            ))
+        })
+    }
+
     /// The resolved data directory.
     pub fn data_dir(&self) -> &Path {
         self.data_dir
@@ -389,8 +434,17 @@ data_dir = "/tmp/b"
             ),
             ("connect_ms", format!("{GOOD}\n[timeouts]\nconnect_ms = 0")),
             (
-                "not an address",
+                "cannot be connected to",
                 GOOD.replace("127.0.0.1:7001", "0.0.0.0:7001"),
+            ),
+            ("no port", GOOD.replace("127.0.0.1:7001", "search-0")),
+            (
+                "is used by two nodes",
+                GOOD.replace("127.0.0.1:7002", "127.0.0.1:7001"),
+            ),
+            (
+                "must contain {i}",
+                format!("{GOOD}\n[[node_set]]\nid = \"s\"\nrpc = \"s:1\"\ncount = 2"),
             ),
             (
                 "is a node's rpc address",
@@ -410,6 +464,50 @@ data_dir = "/tmp/b"
             assert!(err.contains(expected), "expected {expected:?} in: {err}");
         }
         assert!(ClusterConfig::load(&dir.path().join("missing.toml")).is_err());
+    }
+
+    #[test]
+    fn nodes_by_host_name_and_by_pattern_expand_at_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = r#"
+shard_store = "shards"
+replication = 2
+[[node]]
+id = "solo"
+rpc = "solo.search:7000"
+listen = "0.0.0.0:7000"
+[[node_set]]
+id = "search-{i}"
+rpc = "search-{i}.search:7000"
+count = 3
+data_dir = "data/{i}"
+"#;
+        let config = ClusterConfig::load(&write(dir.path(), text)).unwrap();
+        let ids: Vec<&str> = config.nodes.iter().map(|n| n.id.as_str()).collect();
+        assert_eq!(ids, ["solo", "search-0", "search-1", "search-2"]);
+        assert!(config.node_sets.is_empty(), "expanded into nodes");
+        let node = config.node("search-1").unwrap();
+        assert_eq!(node.rpc.to_string(), "search-1.search:7000");
+        assert_eq!(node.data_dir(), dir.path().join("data/1"));
+        assert_eq!(
+            config.node("solo").unwrap().listen,
+            Some("0.0.0.0:7000".parse().unwrap())
+        );
+        // A file written back (as the demo does) loads to the same nodes.
+        config.save(&dir.path().join("again.toml")).unwrap();
+        let again = ClusterConfig::load(&dir.path().join("again.toml")).unwrap();
+        assert_eq!(again.nodes, config.nodes);
+    }
+
+    #[tokio::test]
+    async fn a_node_binds_its_listen_address_or_what_rpc_resolves_to() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = GOOD.replace("127.0.0.1:7002", "localhost:7002");
+        let config = ClusterConfig::load(&write(dir.path(), &text)).unwrap();
+        let a = config.node("a").unwrap().bind_addr().await.unwrap();
+        assert_eq!(a, "127.0.0.1:7001".parse().unwrap());
+        let b = config.node("b").unwrap().bind_addr().await.unwrap();
+        assert!(b.ip().is_loopback() && b.port() == 7002, "{b}");
     }
 
     #[test]
@@ -486,6 +584,7 @@ data_dir = "/tmp/b"
             auth: Default::default(),
             server: Default::default(),
             nodes: Vec::new(),
+            node_sets: Vec::new(),
         };
 
         let found = config.shard_manifests().unwrap();

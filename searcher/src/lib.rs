@@ -1,7 +1,8 @@
 //! Searcher side of the engine.
 //!
-//! - [`cluster`] and [`placement`]: the cluster file and the shard-to-node table every
-//!   process derives from it;
+//! - [`cluster`], [`addr`] and [`placement`]: the cluster file, node addresses
+//!   (`host:port`, resolved at connect) and the shard-to-node table every process derives
+//!   from it;
 //! - [`node`]: the shard-serving process (leaf): installs and verifies its replicas, serves
 //!   statistics, query and fetch phases over RPC;
 //! - [`rpc`]: the typed client for that RPC;
@@ -16,6 +17,7 @@
 //! the leaf, its replicas and the snippets are public so that its in-process baselines
 //! search exactly as a node does.
 
+pub mod addr;
 pub mod cli;
 pub mod cluster;
 pub mod error;

@@ -106,4 +106,24 @@ mod tests {
         assert!(after.replicas.values().filter(|n| n[0] == "d").count() == moved);
         assert!(moved < 30, "moved {moved} of 60");
     }
+
+    #[test]
+    fn placement_hashes_node_ids_never_addresses() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = |rpcs: [&str; 3]| {
+            let mut text = "shard_store = \"s\"\nreplication = 2\n".to_string();
+            for (id, rpc) in ["a", "b", "c"].iter().zip(rpcs) {
+                text.push_str(&format!("[[node]]\nid = \"{id}\"\nrpc = \"{rpc}\"\n"));
+            }
+            let path = dir.path().join("cluster.toml");
+            std::fs::write(&path, text).unwrap();
+            ClusterConfig::load(&path).unwrap()
+        };
+        let before = file(["10.0.0.1:7000", "10.0.0.2:7000", "10.0.0.3:7000"]);
+        let moved = file(["10.9.9.9:7100", "b.search:7000", "[::1]:7000"]);
+        assert_eq!(
+            Placement::for_cluster(&before, shards(12)),
+            Placement::for_cluster(&moved, shards(12))
+        );
+    }
 }

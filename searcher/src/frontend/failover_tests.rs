@@ -228,6 +228,7 @@ impl Cluster {
                 let config = NodeConfig {
                     id: node.id.clone(),
                     rpc: "127.0.0.1:9".parse().expect("address"),
+                    listen: None,
                     data_dir: None,
                 };
                 let transport: Arc<dyn NodeTransport> = node.clone();

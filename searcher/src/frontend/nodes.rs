@@ -18,7 +18,6 @@
 //! *When* to probe lives in `health.rs`, *which* node to ask in `replica.rs`.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -34,6 +33,7 @@ use shard_proto::ShardId;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
+use crate::addr::NodeAddr;
 use crate::cluster::{NodeConfig, Timeouts};
 use crate::frontend::metrics::{Metrics, NodeMetrics};
 use crate::model::NodeHealth;
@@ -287,7 +287,7 @@ impl Health {
 /// One node: transport, load, health.
 pub struct NodeHandle {
     pub id: String,
-    pub addr: SocketAddr,
+    pub addr: NodeAddr,
     /// Position in the front-end's node list.
     pub index: usize,
     transport: Arc<dyn NodeTransport>,
@@ -309,7 +309,12 @@ impl NodeHandle {
         metrics: &Metrics,
         key: ClusterKey,
     ) -> Self {
-        let client = NodeClient::new(config.id.clone(), config.rpc, timeouts.connect(), key);
+        let client = NodeClient::new(
+            config.id.clone(),
+            config.rpc.clone(),
+            timeouts.connect(),
+            key,
+        );
         Self::with_transport(index, config, Arc::new(client), timeouts, metrics)
     }
 
@@ -323,7 +328,7 @@ impl NodeHandle {
     ) -> Self {
         NodeHandle {
             id: config.id.clone(),
-            addr: config.rpc,
+            addr: config.rpc.clone(),
             index,
             transport,
             slots: Semaphore::new(MAX_IN_FLIGHT_PER_NODE),
@@ -567,6 +572,7 @@ mod tests {
         let config = NodeConfig {
             id: "n".into(),
             rpc: "127.0.0.1:9".parse().unwrap(),
+            listen: None,
             data_dir: None,
         };
         let key = ClusterKey::from_secret(b"a test secret, 16+ bytes").unwrap();

@@ -42,10 +42,12 @@ fn config(dir: &Path, nodes: &[(&str, std::net::SocketAddr)], replication: usize
             .iter()
             .map(|(id, addr)| NodeConfig {
                 id: id.to_string(),
-                rpc: *addr,
+                rpc: (*addr).into(),
+                listen: None,
                 data_dir: Some(dir.join("nodes").join(id)),
             })
             .collect(),
+        node_sets: Vec::new(),
     }
 }
 

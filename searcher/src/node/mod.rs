@@ -37,7 +37,8 @@ pub struct NodeArgs {
     /// The cluster file.
     #[arg(long)]
     pub config: PathBuf,
-    /// This node's id in the cluster file (it listens on that node's `rpc` address).
+    /// This node's id in the cluster file (it listens on that node's `listen` address, or
+    /// what its `rpc` address resolves to).
     #[arg(long)]
     pub id: String,
 }
@@ -46,7 +47,7 @@ pub struct NodeArgs {
 /// until a signal.
 pub fn run_cli(args: NodeArgs) -> anyhow::Result<()> {
     let config = ClusterConfig::load(&args.config)?;
-    let addr = config.node(&args.id)?.rpc;
+    let node = config.node(&args.id)?.clone();
     crate::serve::raise_fd_limit();
     // The async side only moves small frames (searches run on the rayon pool): one I/O
     // thread keeps up, and fewer threads mean fewer context switches per request.
@@ -58,6 +59,7 @@ pub fn run_cli(args: NodeArgs) -> anyhow::Result<()> {
         .context("starting the async runtime")?;
     runtime.block_on(async {
         let state = prepare(config, args.id.clone()).await?;
+        let addr = node.bind_addr().await?;
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| Error::Bind { addr, source })?;

@@ -525,9 +525,13 @@ async fn client_and_server_round_trip_and_survive_bad_frames() {
     let tmp = tempfile::tempdir().unwrap();
     let config = one_node_cluster(tmp.path(), 2);
     let (addr, stop, task) = start_node(config).await;
-    let client = NodeClient::new("a", addr, Duration::from_secs(5), test_key());
+    let client = NodeClient::new("a", addr.into(), Duration::from_secs(5), test_key());
     let health = client.health().await.unwrap();
     assert_eq!(health.node, "a");
+    // A host name is resolved when connecting.
+    let name = format!("localhost:{}", addr.port()).parse().unwrap();
+    let by_name = NodeClient::new("a", name, Duration::from_secs(5), test_key());
+    assert_eq!(by_name.health().await.unwrap().node, "a");
     assert_eq!(health.pid, std::process::id());
     assert_eq!(health.schema, WikiSchema::new().fingerprint());
     assert_eq!(health.replicas.len(), 2);
@@ -638,7 +642,7 @@ async fn shutdown_finishes_in_flight_requests_then_stops_accepting() {
     let tmp = tempfile::tempdir().unwrap();
     let config = one_node_cluster(tmp.path(), 1);
     let (addr, stop, task) = start_node(config).await;
-    let client = NodeClient::new("a", addr, Duration::from_secs(5), test_key());
+    let client = NodeClient::new("a", addr.into(), Duration::from_secs(5), test_key());
     client.health().await.unwrap();
     let search = SearchRequest {
         query: "apple".into(),

@@ -10,7 +10,6 @@
 //! when nobody waits any more.
 
 use std::error::Error as _;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,6 +28,7 @@ use shard_proto::wire::{
 };
 
 use super::RpcError;
+use crate::addr::NodeAddr;
 
 /// Idle pooled connections older than this are closed (the timer makes this happen). Below
 /// the nodes' idle timeout (`[server] header_timeout_ms`, at least 1 s, default 10 s), so the
@@ -41,7 +41,7 @@ const MAX_STATUS_MESSAGE: usize = 1024;
 #[derive(Clone, Debug)]
 pub struct NodeClient {
     node_id: Arc<str>,
-    addr: SocketAddr,
+    addr: NodeAddr,
     http: Client<HttpConnector, Full<Bytes>>,
     uris: Arc<Uris>,
     key: ClusterKey,
@@ -57,11 +57,14 @@ struct Uris {
 }
 
 impl Uris {
-    fn new(addr: SocketAddr) -> Self {
+    /// The URIs name the host, not an address: hyper's connector resolves it again for
+    /// every new connection, so after a failure (the pooled connection is gone) a node
+    /// restarted at a new IP is found.
+    fn new(addr: &NodeAddr) -> Self {
         let uri = |path: &str| -> Uri {
             format!("http://{addr}{path}")
                 .parse()
-                .expect("a socket address and a constant path form a valid URI")
+                .expect("a validated host:port and a constant path form a valid URI")
         };
         Uris {
             health: uri(paths::HEALTH),
@@ -78,7 +81,7 @@ impl NodeClient {
     /// first call.
     pub fn new(
         node_id: impl Into<String>,
-        addr: SocketAddr,
+        addr: NodeAddr,
         connect_timeout: Duration,
         key: ClusterKey,
     ) -> Self {
@@ -91,9 +94,9 @@ impl NodeClient {
             .build(connector);
         NodeClient {
             node_id: Arc::from(node_id.into()),
-            addr,
             http,
-            uris: Arc::new(Uris::new(addr)),
+            uris: Arc::new(Uris::new(&addr)),
+            addr,
             key,
         }
     }
@@ -104,8 +107,8 @@ impl NodeClient {
     }
 
     /// The node's RPC address.
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
+    pub fn addr(&self) -> &NodeAddr {
+        &self.addr
     }
 
     /// Node identity, replica states and load.

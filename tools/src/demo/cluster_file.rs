@@ -55,10 +55,12 @@ pub fn write(
             .enumerate()
             .map(|(i, port)| NodeConfig {
                 id: node_id(i),
-                rpc: SocketAddr::from(([127, 0, 0, 1], port)),
+                rpc: SocketAddr::from(([127, 0, 0, 1], port)).into(),
+                listen: None,
                 data_dir: None,
             })
             .collect(),
+        node_sets: Vec::new(),
     };
     let path = data.join(CLUSTER_FILE);
     config.save(&path)?;
