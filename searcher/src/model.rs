@@ -189,8 +189,11 @@ pub struct NodeView {
     pub latency_ms: f64,
     pub in_flight: u32,
     pub pid: Option<u32>,
-    /// Shards it holds.
+    /// Shards it reports serving (the placement's target until its first health answer).
     pub replicas: Vec<String>,
+    /// Shards the placement puts on it.
+    #[serde(default)]
+    pub target: Vec<String>,
 }
 
 /// One shard in [`ClusterView`].
@@ -198,9 +201,17 @@ pub struct NodeView {
 pub struct ShardView {
     pub id: String,
     pub docs: u64,
+    /// Every copy: the placement's targets first, then nodes serving it beyond them
+    /// (copies made while healing).
     pub replicas: Vec<ReplicaView>,
     /// The node that answered its last query phase.
     pub last_served_by: Option<String>,
+    /// The nodes the placement puts it on (what the cluster converges to).
+    #[serde(default)]
+    pub target: Vec<String>,
+    /// The nodes serving it now, as they report (what searches are routed to).
+    #[serde(default)]
+    pub serving: Vec<String>,
 }
 
 /// One copy of a shard in [`ShardView`].
@@ -208,6 +219,9 @@ pub struct ShardView {
 pub struct ReplicaView {
     pub node: String,
     pub state: ReplicaHealth,
+    /// Whether the placement puts the shard on this node (false: a temporary copy).
+    #[serde(default)]
+    pub target: bool,
     /// Why a failed replica failed, as its node reports it (the file a scrub found
     /// corrupt, a refused install).
     #[serde(default)]
@@ -223,6 +237,8 @@ pub enum ReplicaHealth {
     Down,
     /// Its node refused it (failed verification, schema mismatch...).
     Failed,
+    /// Its node answers but does not hold it (a target whose copy is not installed).
+    Missing,
 }
 
 #[cfg(test)]

@@ -104,6 +104,12 @@ pub fn shard_of_dir_name(name: &str) -> Option<ShardId> {
     }
 }
 
+/// The generation a store directory name carries (`<id>.g<generation>`), if any.
+pub fn generation_of_dir_name(name: &str) -> Option<u64> {
+    shard_of_dir_name(name)?;
+    name.split_once(".g")?.1.parse().ok()
+}
+
 /// Every live shard directory of `store` (see the module docs), sorted by shard id.
 /// Listed directories are returned even if missing, so that readers report them.
 pub fn live_shard_dirs(store: &Path) -> Result<Vec<(ShardId, PathBuf)>> {
@@ -198,6 +204,9 @@ mod tests {
         assert_eq!(shard_of_dir_name("n0of2-s1of3.gx"), None);
         assert_eq!(shard_of_dir_name(".tmp-n0of2-s1of3-5"), None);
         assert_eq!(shard_of_dir_name("n0of2.slice.json"), None);
+        assert_eq!(generation_of_dir_name("n0of2-s1of3.g12"), Some(12));
+        assert_eq!(generation_of_dir_name("n0of2-s1of3"), None);
+        assert_eq!(generation_of_dir_name("x.g3"), None);
     }
 
     #[test]

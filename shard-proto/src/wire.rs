@@ -39,7 +39,7 @@ use crate::stats::{GlobalStats, ShardTermStats};
 use crate::ShardId;
 
 /// Bumped on any change to these messages; sent as the `x-wire-version` header.
-pub const WIRE_VERSION: u32 = 5;
+pub const WIRE_VERSION: u32 = 6;
 /// Header carrying [`WIRE_VERSION`].
 pub const WIRE_VERSION_HEADER: &str = "x-wire-version";
 /// Largest request or response body a node accepts or decodes.
@@ -308,11 +308,19 @@ pub struct SuggestResponse {
     pub shards: Vec<(ShardId, ShardOutcome<Vec<Suggestion>>)>,
 }
 
-/// State of one replica on a node.
+/// State of one replica on a node, as its health answer reports it: what the front-end
+/// routes by (placement is only the target).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum ReplicaState {
+    /// Installed, verified against its manifest (every file's size and blake3, the schema
+    /// fingerprint) and open: only verified copies ever serve.
     Serving {
         docs: u64,
+        /// Bytes of the copy (the manifest's files).
+        bytes: u64,
+        /// The generation of the slice record it was installed from (`None`: a store
+        /// written before slice records).
+        generation: Option<u64>,
     },
     /// Refused (failed verification, schema mismatch, unreadable): the reason.
     Failed(String),

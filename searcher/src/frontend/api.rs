@@ -21,13 +21,14 @@ use axum::{Json, Router};
 use tower::ServiceBuilder;
 
 use crate::frontend::metrics::Metrics;
+use crate::frontend::nodes::NodeHandle;
 use crate::frontend::root::{Root, SearchError};
 use crate::model::{
     ClusterView, ErrorBody, NodeHealth, NodeView, ReplicaHealth, ReplicaView, SearchParams,
     SearchType, ShardView, DEFAULT_SIZE,
 };
 use shard_proto::query::Syntax;
-use shard_proto::QueryLimits;
+use shard_proto::{QueryLimits, ShardId};
 
 /// Public requests served at once before new ones are shed with 503.
 const MAX_CONCURRENT_REQUESTS: usize = 1024;
@@ -243,64 +244,85 @@ async fn cluster(State(state): State<Arc<AppState>>) -> Json<ClusterView> {
 /// What `/cluster` shows: every node's health and every shard's replicas.
 pub fn cluster_view(root: &Root) -> ClusterView {
     let replicas = &root.fanout.replicas;
+    let names = |shards: &mut dyn Iterator<Item = ShardId>| shards.map(|s| s.to_string()).collect();
     let nodes = replicas
         .nodes
         .iter()
-        .map(|node| NodeView {
-            id: node.id.clone(),
-            addr: node.addr.to_string(),
-            state: node.state(),
-            last_error: node.last_error(),
-            latency_ms: node.latency_ms(),
-            in_flight: node.in_flight(),
-            pid: node.pid(),
-            replicas: replicas
-                .replicas
+        .map(|node| {
+            let target: Vec<ShardId> = root
+                .shards()
                 .iter()
-                .filter(|(_, holders)| holders.contains(&node.index))
-                .map(|(shard, _)| shard.to_string())
-                .collect(),
+                .copied()
+                .filter(|s| replicas.targeted(s, node.index))
+                .collect();
+            NodeView {
+                id: node.id.clone(),
+                addr: node.addr.to_string(),
+                state: node.state(),
+                last_error: node.last_error(),
+                latency_ms: node.latency_ms(),
+                in_flight: node.in_flight(),
+                pid: node.pid(),
+                replicas: names(&mut node.serving().unwrap_or_else(|| target.clone()).into_iter()),
+                target: names(&mut target.into_iter()),
+            }
         })
         .collect();
     let shards = root
         .shard_docs
         .iter()
-        .map(|(shard, docs)| ShardView {
-            id: shard.to_string(),
-            docs: *docs,
-            replicas: replicas
-                .replicas
-                .get(shard)
-                .map_or_else(Vec::new, |holders| {
-                    holders
-                        .iter()
-                        .map(|&i| {
-                            let node = &replicas.nodes[i];
-                            let reason = node.replica_failure(shard);
-                            let state = if reason.is_some() {
-                                ReplicaHealth::Failed
-                            } else if node.state() == NodeHealth::Down {
-                                ReplicaHealth::Down
-                            } else {
-                                ReplicaHealth::Serving
-                            };
-                            ReplicaView {
-                                node: node.id.clone(),
-                                state,
-                                reason,
-                            }
-                        })
-                        .collect()
-                }),
-            last_served_by: root
-                .last_served_by(shard)
-                .map(|i| replicas.nodes[i].id.clone()),
-        })
+        .map(|(shard, docs)| shard_view(root, shard, *docs))
         .collect();
     ClusterView {
         nodes,
         shards,
         docs_total: root.shard_docs.values().sum(),
+    }
+}
+
+/// One shard: its target, who serves it, and every copy's state.
+fn shard_view(root: &Root, shard: &ShardId, docs: u64) -> ShardView {
+    let replicas = &root.fanout.replicas;
+    let holders = replicas.holders(shard);
+    let views: Vec<ReplicaView> = holders
+        .iter()
+        .map(|&i| replica_view(&replicas.nodes[i], shard, replicas.targeted(shard, i)))
+        .collect();
+    let node_ids = |wanted: &dyn Fn(&ReplicaView) -> bool| -> Vec<String> {
+        views
+            .iter()
+            .filter(|v| wanted(v))
+            .map(|v| v.node.clone())
+            .collect()
+    };
+    ShardView {
+        id: shard.to_string(),
+        docs,
+        target: node_ids(&|v| v.target),
+        serving: node_ids(&|v| v.state == ReplicaHealth::Serving),
+        replicas: views,
+        last_served_by: root
+            .last_served_by(shard)
+            .map(|i| replicas.nodes[i].id.clone()),
+    }
+}
+
+fn replica_view(node: &NodeHandle, shard: &ShardId, target: bool) -> ReplicaView {
+    let reason = node.replica_failure(shard);
+    let state = if reason.is_some() {
+        ReplicaHealth::Failed
+    } else if node.state() == NodeHealth::Down {
+        ReplicaHealth::Down
+    } else if node.holds(shard, target) {
+        ReplicaHealth::Serving
+    } else {
+        ReplicaHealth::Missing
+    };
+    ReplicaView {
+        node: node.id.clone(),
+        state,
+        target,
+        reason,
     }
 }
 

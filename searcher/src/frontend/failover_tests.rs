@@ -13,8 +13,8 @@ use futures::future::BoxFuture;
 use parking_lot::Mutex;
 use shard_proto::stats::ShardTermStats;
 use shard_proto::wire::{
-    FetchRequest, FetchResponse, FetchedDoc, HealthResponse, LeafHit, ShardOutcome, StatsRequest,
-    StatsResponse, WIRE_VERSION,
+    FetchRequest, FetchResponse, FetchedDoc, HealthResponse, LeafHit, ReplicaState, ShardOutcome,
+    StatsRequest, StatsResponse, WIRE_VERSION,
 };
 use shard_proto::{ShardId, WikiSchema};
 use tokio::time::Instant;
@@ -73,9 +73,16 @@ struct Scripted {
     calls: Mutex<Vec<(Instant, Vec<ShardId>)>>,
     budgets: Mutex<Vec<Duration>>,
     health: Mutex<Option<Result<HealthResponse, AttemptError>>>,
+    /// The shards its default health answer reports serving (its placement's).
+    held: Vec<ShardId>,
 }
 
 impl Scripted {
+    /// Its health answer as a healthy node serving its shards.
+    fn healthy(&self) -> HealthResponse {
+        healthy(&self.id, &self.held)
+    }
+
     fn calls(&self) -> Vec<(Instant, Vec<ShardId>)> {
         self.calls.lock().clone()
     }
@@ -118,7 +125,7 @@ impl NodeTransport for Scripted {
             .health
             .lock()
             .clone()
-            .unwrap_or_else(|| Ok(healthy(&self.id)));
+            .unwrap_or_else(|| Ok(self.healthy()));
         Box::pin(async move { answer })
     }
 }
@@ -154,13 +161,18 @@ fn answer(node: String, call: &RpcCall) -> RpcReply {
     }
 }
 
-fn healthy(node: &str) -> HealthResponse {
+fn healthy(node: &str, held: &[ShardId]) -> HealthResponse {
+    let serving = ReplicaState::Serving {
+        docs: 1,
+        bytes: 1,
+        generation: None,
+    };
     HealthResponse {
         node: node.to_string(),
         pid: 1,
         uptime_millis: 0,
         in_flight: 0,
-        replicas: Vec::new(),
+        replicas: held.iter().map(|s| (*s, serving.clone())).collect(),
         wire_version: WIRE_VERSION,
         schema: WikiSchema::new().fingerprint(),
     }
@@ -218,6 +230,12 @@ impl Cluster {
                     calls: Mutex::default(),
                     budgets: Mutex::default(),
                     health: Mutex::default(),
+                    held: holders
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, nodes)| nodes.contains(&i))
+                        .map(|(s, _)| shard(s as u32))
+                        .collect(),
                 })
             })
             .collect();
@@ -537,14 +555,14 @@ async fn a_probe_counts_only_from_the_right_node_wire_version_and_schema() {
         eject_after_failures: 2,
         ..timeouts()
     };
-    let wrong_node = healthy("n7");
+    let wrong_node = healthy("n7", &[]);
     let wrong_wire = HealthResponse {
         wire_version: WIRE_VERSION + 1,
-        ..healthy("n0")
+        ..healthy("n0", &[])
     };
     let wrong_schema = HealthResponse {
         schema: "another schema".into(),
-        ..healthy("n0")
+        ..healthy("n0", &[])
     };
     let answers = [
         Ok(wrong_node),
@@ -577,7 +595,7 @@ async fn a_rejoining_node_gets_a_bounded_share_until_it_proves_itself() {
     let cluster = Cluster::new(2, &[&[0, 1]], timeouts, HedgeBudget::new(0.0, 0.0));
     cluster.warm_up().await;
     assert!(cluster.handle(1).record_failure(&AttemptError::Timeout));
-    cluster.handle(1).record_health(&healthy("n1"));
+    cluster.handle(1).record_health(&cluster.nodes[1].healthy());
     assert_eq!(cluster.handle(1).state(), NodeHealth::Probation);
     let start = Instant::now();
     let searches = PROBATION_TURN * 10;
@@ -619,4 +637,39 @@ async fn a_shard_with_no_live_replica_is_a_named_failure_with_its_coverage() {
     );
     let docs: BTreeMap<ShardId, u64> = [(shard(0), 30), (shard(1), 10)].into();
     assert_eq!(coverage(&docs, gathered.answers.keys()), 0.75);
+}
+
+#[tokio::test(start_paused = true)]
+async fn shards_go_to_the_nodes_that_report_serving_them_not_to_the_placement() {
+    // The placement puts shard 0 on n0 only, and shard 1 on n1 only.
+    let cluster = Cluster::new(2, &[&[0], &[1]], timeouts(), HedgeBudget::default());
+    cluster.shared.set(vec![Act::Answer(FAST)]);
+    // n1 reports a copy of shard 0 too (installed while healing); n0 reports none.
+    let mut n1 = cluster.nodes[1].healthy();
+    n1.replicas.push((shard(0), n1.replicas[0].1.clone()));
+    cluster.handle(1).record_health(&n1);
+    cluster.handle(0).record_health(&healthy("n0", &[]));
+    let start = Instant::now();
+    let gathered = cluster.scatter().await;
+    assert!(gathered.failures.is_empty(), "{:?}", gathered.failures);
+    assert!(
+        cluster.calls_since(0, start).is_empty(),
+        "n0 serves nothing"
+    );
+    // n0 now serves its shard again, and n1 failed its copy: each goes to its holder.
+    cluster.handle(0).record_health(&cluster.nodes[0].healthy());
+    let mut n1 = cluster.nodes[1].healthy();
+    n1.replicas
+        .push((shard(0), ReplicaState::Failed("corrupt".into())));
+    cluster.handle(1).record_health(&n1);
+    let start = Instant::now();
+    cluster.scatter().await;
+    let to_n1: Vec<ShardId> = cluster.nodes[1]
+        .calls()
+        .into_iter()
+        .filter(|(at, _)| *at >= start)
+        .flat_map(|(_, shards)| shards)
+        .collect();
+    assert_eq!(to_n1, [shard(1)]);
+    assert_eq!(cluster.calls_since(0, start).len(), 1);
 }

@@ -219,8 +219,9 @@ struct Health {
     slow_streak: u32,
     last_error: Option<String>,
     pid: Option<u32>,
-    /// Replicas the node reported as refused (failed verification...), with the reason.
-    failed_replicas: HashMap<ShardId, String>,
+    /// The replicas the node reported in its last health answer (`None` until it first
+    /// answers one: until then the placement's target is all there is to go by).
+    reported: Option<HashMap<ShardId, ReplicaState>>,
     /// The last failure was a refused or broken connection: the process is gone, so the
     /// node is no last resort (see [`NodeHandle::last_resort_for`]).
     unreachable: bool,
@@ -230,6 +231,14 @@ struct Health {
 }
 
 impl Health {
+    /// See [`NodeHandle::holds`].
+    fn holds(&self, shard: &ShardId, targeted: bool) -> bool {
+        match &self.reported {
+            None => targeted,
+            Some(reported) => matches!(reported.get(shard), Some(ReplicaState::Serving { .. })),
+        }
+    }
+
     fn new() -> Self {
         Health {
             state: NodeHealth::Up,
@@ -238,7 +247,7 @@ impl Health {
             slow_streak: 0,
             last_error: None,
             pid: None,
-            failed_replicas: HashMap::new(),
+            reported: None,
             unreachable: false,
             ever_answered: false,
         }
@@ -438,14 +447,7 @@ impl NodeHandle {
     pub fn record_health(&self, health: &HealthResponse) {
         let mut info = self.health.lock();
         info.pid = Some(health.pid);
-        info.failed_replicas = health
-            .replicas
-            .iter()
-            .filter_map(|(shard, state)| match state {
-                ReplicaState::Failed(reason) => Some((*shard, reason.clone())),
-                ReplicaState::Serving { .. } => None,
-            })
-            .collect();
+        info.reported = Some(health.replicas.iter().cloned().collect());
         if info.state != NodeHealth::Down {
             info.answered(false);
         } else if info.ever_answered {
@@ -460,10 +462,29 @@ impl NodeHandle {
         }
     }
 
-    /// Whether the node may be asked for this shard (not down, replica not refused).
-    pub fn serves(&self, shard: &ShardId) -> bool {
+    /// Whether the node holds a serving replica of `shard`: as it reported, or, before
+    /// its first health answer, if the placement `targeted` it there.
+    pub fn holds(&self, shard: &ShardId, targeted: bool) -> bool {
+        self.health.lock().holds(shard, targeted)
+    }
+
+    /// The shards it reports serving (the placement's target before its first report).
+    pub fn serving(&self) -> Option<Vec<ShardId>> {
         let info = self.health.lock();
-        info.state != NodeHealth::Down && !info.failed_replicas.contains_key(shard)
+        let reported = info.reported.as_ref()?;
+        let mut shards: Vec<ShardId> = reported
+            .iter()
+            .filter(|(_, state)| matches!(state, ReplicaState::Serving { .. }))
+            .map(|(shard, _)| *shard)
+            .collect();
+        shards.sort_unstable();
+        Some(shards)
+    }
+
+    /// Whether the node may be asked for this shard: not down, and holding it.
+    pub fn serves(&self, shard: &ShardId, targeted: bool) -> bool {
+        let info = self.health.lock();
+        info.state != NodeHealth::Down && info.holds(shard, targeted)
     }
 
     /// Whether this ejected node may still be asked for `shard` when no live replica is
@@ -471,28 +492,37 @@ impl NodeHandle {
     /// On a loaded cluster the last holder of a shard can time out a few times without
     /// being dead; asking it (within the deadline) beats a partial answer, while a node
     /// whose port is closed costs nothing to skip.
-    pub fn last_resort_for(&self, shard: &ShardId) -> bool {
+    pub fn last_resort_for(&self, shard: &ShardId, targeted: bool) -> bool {
         let info = self.health.lock();
-        info.state == NodeHealth::Down
-            && !info.unreachable
-            && !info.failed_replicas.contains_key(shard)
-    }
-
-    pub fn replica_failed(&self, shard: &ShardId) -> bool {
-        self.health.lock().failed_replicas.contains_key(shard)
+        info.state == NodeHealth::Down && !info.unreachable && info.holds(shard, targeted)
     }
 
     /// Why the node reports its replica of `shard` as failed (a refused install, or a
     /// file its scrub found corrupt), if it does.
     pub fn replica_failure(&self, shard: &ShardId) -> Option<String> {
-        self.health.lock().failed_replicas.get(shard).cloned()
+        match self.health.lock().reported.as_ref()?.get(shard)? {
+            ReplicaState::Failed(reason) => Some(reason.clone()),
+            ReplicaState::Serving { .. } => None,
+        }
+    }
+
+    /// What the node reported for `shard` (`None`: nothing, or no report yet).
+    pub fn reported(&self, shard: &ShardId) -> Option<ReplicaState> {
+        self.health.lock().reported.as_ref()?.get(shard).cloned()
     }
 
     /// Why this node cannot serve a shard, for failure reasons.
     pub fn unavailable_reason(&self, shard: &ShardId) -> String {
-        let info = self.health.lock();
-        if let Some(reason) = info.failed_replicas.get(shard) {
+        if let Some(reason) = self.replica_failure(shard) {
             return format!("{}: replica refused: {reason}", self.id);
+        }
+        let info = self.health.lock();
+        if info.state != NodeHealth::Down && info.reported.is_some() && !info.holds(shard, false) {
+            return format!(
+                "{} {}: holds no serving replica",
+                self.id,
+                info.state.as_str()
+            );
         }
         match &info.last_error {
             Some(error) => format!("{} {}: {error}", self.id, info.state.as_str()),

@@ -1,4 +1,9 @@
-//! Placement-aware, load-aware replica choice: which node answers for which shard.
+//! Holder-aware, load-aware replica choice: which node answers for which shard.
+//!
+//! A shard's holders are the nodes that *report* serving it in their health answers
+//! (`NodeHandle::holds`); the placement is only the target, used for a node that has not
+//! answered a health probe yet. So a copy a node installed while healing is used as soon
+//! as it reports it, and a target that does not (yet) serve its shard is never asked.
 //!
 //! Every query ranks the live nodes once — healthy before suspect before nodes on
 //! probation (which get one ranking in `PROBATION_TURN` first), then by cost (latency
@@ -21,7 +26,7 @@ use crate::placement::Placement;
 /// The placement table in node indices, plus the nodes.
 pub struct ReplicaSet {
     pub nodes: Vec<Arc<NodeHandle>>,
-    /// Shard → indices (into `nodes`) of the nodes holding a replica, placement order.
+    /// Shard → indices (into `nodes`) of the nodes the placement targets, placement order.
     pub replicas: BTreeMap<ShardId, Vec<usize>>,
     rotation: AtomicUsize,
 }
@@ -81,6 +86,22 @@ impl ReplicaSet {
         ranked.into_iter().map(|(_, _, _, i)| i).collect()
     }
 
+    /// Whether the placement puts `shard` on node `node`.
+    pub fn targeted(&self, shard: &ShardId, node: usize) -> bool {
+        self.replicas.get(shard).is_some_and(|t| t.contains(&node))
+    }
+
+    /// The nodes holding `shard` (as they report, see the module docs), targets first.
+    pub fn holders(&self, shard: &ShardId) -> Vec<usize> {
+        let targets = self.replicas.get(shard).map(Vec::as_slice).unwrap_or(&[]);
+        let mut holders: Vec<usize> = targets.to_vec();
+        holders.extend(
+            (0..self.nodes.len())
+                .filter(|&n| !targets.contains(&n) && self.nodes[n].holds(shard, false)),
+        );
+        holders
+    }
+
     /// Gives each shard to the best-ranked node that serves it and is not in `excluded`
     /// (nodes already tried for that shard); failing that, to an ejected holder that was
     /// only slow ([`NodeHandle::last_resort_for`]), so overload never turns into a
@@ -93,19 +114,13 @@ impl ReplicaSet {
     ) -> Plan {
         let mut plan = Plan::default();
         for shard in shards {
-            let holders = self.replicas.get(&shard).map(Vec::as_slice).unwrap_or(&[]);
-            let candidate = |node: &usize| holders.contains(node) && !excluded(&shard, *node);
-            let chosen = ranking
-                .iter()
-                .copied()
-                .filter(candidate)
-                .find(|&node| self.nodes[node].serves(&shard))
+            let candidates = || ranking.iter().copied().filter(|&n| !excluded(&shard, n));
+            let targeted = |node: usize| self.targeted(&shard, node);
+            let chosen = candidates()
+                .find(|&node| self.nodes[node].serves(&shard, targeted(node)))
                 .or_else(|| {
-                    ranking
-                        .iter()
-                        .copied()
-                        .filter(candidate)
-                        .find(|&node| self.nodes[node].last_resort_for(&shard))
+                    candidates()
+                        .find(|&node| self.nodes[node].last_resort_for(&shard, targeted(node)))
                 });
             match chosen {
                 Some(node) => plan.by_node.entry(node).or_default().push(shard),
@@ -118,16 +133,17 @@ impl ReplicaSet {
     /// Whether a holder of `shard` outside `excluded` may still be asked: live, or ejected
     /// for slowness only (the same candidates [`ReplicaSet::plan`] considers).
     pub fn can_fail_over(&self, shard: &ShardId, excluded: impl Fn(usize) -> bool) -> bool {
-        let holders = self.replicas.get(shard).map(Vec::as_slice).unwrap_or(&[]);
-        holders.iter().any(|&node| {
+        (0..self.nodes.len()).any(|node| {
+            let targeted = self.targeted(shard, node);
             !excluded(node)
-                && (self.nodes[node].serves(shard) || self.nodes[node].last_resort_for(shard))
+                && (self.nodes[node].serves(shard, targeted)
+                    || self.nodes[node].last_resort_for(shard, targeted))
         })
     }
 
     /// Why no replica of `shard` can answer (each holder's state and last error).
     pub fn unavailable_reason(&self, shard: &ShardId) -> String {
-        let holders = self.replicas.get(shard).map(Vec::as_slice).unwrap_or(&[]);
+        let holders = self.holders(shard);
         if holders.is_empty() {
             return "no node holds a replica".to_string();
         }

@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use shard_proto::manifest::{ShardManifest, MANIFEST_FILE};
-use shard_proto::store::live_shard_dirs;
+use shard_proto::store::{generation_of_dir_name, live_shard_dirs};
 use shard_proto::wire::ReplicaState;
 use shard_proto::{ShardId, WikiSchema};
 use tantivy::columnar::Column;
@@ -45,6 +45,8 @@ pub struct Replica {
     /// Where the replica lives and what it must hold, for the background scrub.
     pub dir: PathBuf,
     pub manifest: ShardManifest,
+    /// The generation of the store directory it was installed from, if the store names one.
+    pub generation: Option<u64>,
     /// Why the replica was dropped (set once: a dropped replica never serves again).
     dropped: OnceLock<String>,
     /// A read failed on it: the scrub re-verifies it next, before its regular turn.
@@ -52,6 +54,15 @@ pub struct Replica {
 }
 
 impl Replica {
+    /// What the node reports for it while it serves.
+    pub fn serving_state(&self) -> ReplicaState {
+        ReplicaState::Serving {
+            docs: self.docs,
+            bytes: self.manifest.files.iter().map(|f| f.bytes).sum(),
+            generation: self.generation,
+        }
+    }
+
     /// The page id of a document of this replica.
     pub fn page_id(&self, address: DocAddress) -> Option<u64> {
         self.id_columns
@@ -103,8 +114,7 @@ impl Replicas {
         match outcome {
             Ok(replica) => {
                 tracing::info!(%shard, docs = replica.docs, "replica serving");
-                self.states
-                    .push((shard, ReplicaState::Serving { docs: replica.docs }));
+                self.states.push((shard, replica.serving_state()));
                 self.serving.insert(shard, Arc::new(replica));
             }
             Err(reason) => {
@@ -136,14 +146,30 @@ pub fn install_assigned(
             .get(&shard)
             .ok_or("the shard store changed meanwhile");
         let outcome = match (&store[&shard], source) {
-            (Ok(manifest), Ok(source)) => install(source, &data_dir, manifest, schema)
-                .and_then(|dir| open(&dir, manifest, schema)),
+            (Ok(manifest), Ok(source)) => install_replica(source, &data_dir, manifest, schema),
             (Err(reason), _) => Err(reason.clone()),
             (_, Err(reason)) => Err(reason.to_string()),
         };
         replicas.record(shard, outcome);
     }
     Ok(replicas)
+}
+
+/// Installs the store's shard directory `source` into `data_dir` (or reuses a verified
+/// copy of the same build already there: no byte moves) and opens it: the one install
+/// path, at start-up and when healing.
+pub fn install_replica(
+    source: &Path,
+    data_dir: &Path,
+    manifest: &ShardManifest,
+    schema: &WikiSchema,
+) -> std::result::Result<Replica, String> {
+    let dir = install(source, data_dir, manifest, schema)?;
+    let mut replica = open(&dir, manifest, schema)?;
+    replica.generation = source
+        .file_name()
+        .and_then(|name| generation_of_dir_name(&name.to_string_lossy()));
+    Ok(replica)
 }
 
 /// Every shard directory of the store with its manifest or why it cannot be read; a shard
@@ -285,6 +311,7 @@ pub fn open(
         id_columns,
         dir: dir.to_path_buf(),
         manifest: manifest.clone(),
+        generation: None,
         dropped: OnceLock::new(),
         suspect: AtomicBool::new(false),
     })

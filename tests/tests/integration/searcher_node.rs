@@ -361,7 +361,31 @@ fn node_refuses_a_corrupted_replica_and_serves_the_rest() {
             (true, ReplicaState::Failed(reason)) => {
                 assert!(reason.contains(&file.name), "{reason}")
             }
-            (false, ReplicaState::Serving { docs }) => assert!(*docs > 0),
+            (
+                false,
+                ReplicaState::Serving {
+                    docs,
+                    bytes,
+                    generation,
+                },
+            ) => {
+                // What it holds: the build's generation and its bytes, as the store has them.
+                assert!(*docs > 0);
+                let (_, dir) = shard_proto::store::live_shard_dirs(&store)
+                    .unwrap()
+                    .into_iter()
+                    .find(|(id, _)| id == shard)
+                    .unwrap();
+                let manifest = ShardManifest::read(&dir).unwrap();
+                let expected: u64 = manifest.files.iter().map(|f| f.bytes).sum();
+                assert_eq!(*bytes, expected);
+                let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+                assert_eq!(
+                    *generation,
+                    shard_proto::store::generation_of_dir_name(&name)
+                );
+                assert!(generation.is_some(), "indexer build names generations");
+            }
             other => panic!("{shard}: {other:?}"),
         }
     }
