@@ -176,7 +176,7 @@ impl NodeSet {
             .checked_add(self.count)
             .ok_or_else(|| format!("{which}: start + count overflows"))?;
         (self.start..end)
-            .map(|i| {
+            .map(|i| -> Result<Expanded, String> {
                 let fill = |pattern: &str| pattern.replace("{i}", &i.to_string());
                 let rpc = fill(&self.rpc)
                     .parse()

@@ -25,6 +25,7 @@ use shard_proto::{QueryLimits, ShardId};
 use crate::addr::{NodeAddr, NodeSet};
 use crate::error::{Error, Result};
 use crate::model::SearchType;
+use crate::node::heal::HealConfig;
 use crate::node::scrub::ScrubConfig;
 use crate::serve::ServerLimits;
 
@@ -56,6 +57,9 @@ pub struct ClusterConfig {
     pub auth: AuthConfig,
     #[serde(default)]
     pub server: ServerLimits,
+    /// How nodes restore lost replicas (`node::heal`).
+    #[serde(default)]
+    pub heal: HealConfig,
     #[serde(rename = "node", default)]
     pub nodes: Vec<NodeConfig>,
     /// Nodes by pattern; [`ClusterConfig::load`] expands them into `nodes` (after the
@@ -257,6 +261,7 @@ impl ClusterConfig {
             return Err("timeouts: connect_ms must be > 0".into());
         }
         self.server.validate()?;
+        self.heal.validate()?;
         self.limits.validate()
     }
 
@@ -583,6 +588,7 @@ data_dir = "data/{i}"
             scrub: Default::default(),
             auth: Default::default(),
             server: Default::default(),
+            heal: Default::default(),
             nodes: Vec::new(),
             node_sets: Vec::new(),
         };

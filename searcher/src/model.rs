@@ -212,6 +212,83 @@ pub struct ShardView {
     /// The nodes serving it now, as they report (what searches are routed to).
     #[serde(default)]
     pub serving: Vec<String>,
+    /// What nodes report doing to restore its copies (self-healing).
+    #[serde(default)]
+    pub healing: Vec<HealStep>,
+    /// Why it has fewer serving copies than its target, when it has (`None`: it does not).
+    #[serde(default)]
+    pub under_replicated: Option<String>,
+}
+
+/// One node's healing work on a shard, as it reports it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum HealStep {
+    /// The shard's holders `lost` are unreachable; `node` takes it over if they stay away
+    /// `heal_in_ms` longer (the grace period: a node back in time costs no copy).
+    Waiting {
+        node: String,
+        heal_in_ms: u64,
+        lost: Vec<String>,
+    },
+    /// `node` will install it once an install slot is free.
+    Queued { node: String },
+    /// `node` is installing it from the shard store.
+    Copying {
+        node: String,
+        copied_bytes: u64,
+        total_bytes: u64,
+    },
+    /// `node`'s install failed `attempts` times; next try in `retry_in_ms`.
+    Failing {
+        node: String,
+        error: String,
+        attempts: u32,
+        retry_in_ms: u64,
+    },
+    /// `node`'s temporary copy is redundant again; dropped in `drop_in_ms`.
+    Surplus { node: String, drop_in_ms: u64 },
+}
+
+impl HealStep {
+    /// One line for people (the page, logs).
+    pub fn describe(&self) -> String {
+        let mb = |b: &u64| *b as f64 / 1e6;
+        match self {
+            HealStep::Waiting {
+                node,
+                heal_in_ms,
+                lost,
+            } => format!(
+                "waiting for grace: {} unreachable, {node} takes over in {:.0} s",
+                lost.join(", "),
+                *heal_in_ms as f64 / 1000.0
+            ),
+            HealStep::Queued { node } => format!("queued on {node}"),
+            HealStep::Copying {
+                node,
+                copied_bytes,
+                total_bytes,
+            } => format!(
+                "copying to {node}: {:.1} of {:.1} MB",
+                mb(copied_bytes),
+                mb(total_bytes)
+            ),
+            HealStep::Failing {
+                node,
+                error,
+                attempts,
+                retry_in_ms,
+            } => format!(
+                "failing on {node} ({attempts} attempts, next in {:.0} s): {error}",
+                *retry_in_ms as f64 / 1000.0
+            ),
+            HealStep::Surplus { node, drop_in_ms } => format!(
+                "temporary copy on {node} dropped in {:.0} s",
+                *drop_in_ms as f64 / 1000.0
+            ),
+        }
+    }
 }
 
 /// One copy of a shard in [`ShardView`].

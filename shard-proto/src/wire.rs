@@ -39,7 +39,7 @@ use crate::stats::{GlobalStats, ShardTermStats};
 use crate::ShardId;
 
 /// Bumped on any change to these messages; sent as the `x-wire-version` header.
-pub const WIRE_VERSION: u32 = 6;
+pub const WIRE_VERSION: u32 = 7;
 /// Header carrying [`WIRE_VERSION`].
 pub const WIRE_VERSION_HEADER: &str = "x-wire-version";
 /// Largest request or response body a node accepts or decodes.
@@ -326,6 +326,31 @@ pub enum ReplicaState {
     Failed(String),
 }
 
+/// What a node is doing to restore a shard's replicas (self-healing), as its health
+/// answer reports it, so `/cluster` can explain every under-replicated shard.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum HealState {
+    /// Holders of the shard are unreachable, still within the grace period: this node
+    /// takes the shard over if they stay away `heal_in_millis` longer.
+    Waiting {
+        heal_in_millis: u64,
+        lost: Vec<String>,
+    },
+    /// To be installed here once an install slot is free (fewest live copies first).
+    Queued,
+    /// Being installed from the shard store (waiting for the byte-rate budget counts).
+    Copying { copied_bytes: u64, total_bytes: u64 },
+    /// The last install failed; retried in `retry_in_millis`, forever, with backoff.
+    Failing {
+        error: String,
+        attempts: u32,
+        retry_in_millis: u64,
+    },
+    /// A temporary copy made redundant (its target holders serve again): dropped in
+    /// `drop_in_millis`.
+    Surplus { drop_in_millis: u64 },
+}
+
 /// Health answer of a node.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct HealthResponse {
@@ -334,6 +359,8 @@ pub struct HealthResponse {
     pub uptime_millis: u64,
     pub in_flight: u32,
     pub replicas: Vec<(ShardId, ReplicaState)>,
+    /// What the node is doing to heal the cluster, per shard.
+    pub healing: Vec<(ShardId, HealState)>,
     pub wire_version: u32,
     pub schema: String,
 }

@@ -24,10 +24,11 @@ use crate::frontend::metrics::Metrics;
 use crate::frontend::nodes::NodeHandle;
 use crate::frontend::root::{Root, SearchError};
 use crate::model::{
-    ClusterView, ErrorBody, NodeHealth, NodeView, ReplicaHealth, ReplicaView, SearchParams,
-    SearchType, ShardView, DEFAULT_SIZE,
+    ClusterView, ErrorBody, HealStep, NodeHealth, NodeView, ReplicaHealth, ReplicaView,
+    SearchParams, SearchType, ShardView, DEFAULT_SIZE,
 };
 use shard_proto::query::Syntax;
+use shard_proto::wire::HealState;
 use shard_proto::{QueryLimits, ShardId};
 
 /// Public requests served at once before new ones are shed with 503.
@@ -244,7 +245,6 @@ async fn cluster(State(state): State<Arc<AppState>>) -> Json<ClusterView> {
 /// What `/cluster` shows: every node's health and every shard's replicas.
 pub fn cluster_view(root: &Root) -> ClusterView {
     let replicas = &root.fanout.replicas;
-    let names = |shards: &mut dyn Iterator<Item = ShardId>| shards.map(|s| s.to_string()).collect();
     let nodes = replicas
         .nodes
         .iter()
@@ -263,8 +263,8 @@ pub fn cluster_view(root: &Root) -> ClusterView {
                 latency_ms: node.latency_ms(),
                 in_flight: node.in_flight(),
                 pid: node.pid(),
-                replicas: names(&mut node.serving().unwrap_or_else(|| target.clone()).into_iter()),
-                target: names(&mut target.into_iter()),
+                replicas: names(node.serving().unwrap_or_else(|| target.clone())),
+                target: names(target),
             }
         })
         .collect();
@@ -278,6 +278,10 @@ pub fn cluster_view(root: &Root) -> ClusterView {
         shards,
         docs_total: root.shard_docs.values().sum(),
     }
+}
+
+fn names(shards: Vec<ShardId>) -> Vec<String> {
+    shards.iter().map(ShardId::to_string).collect()
 }
 
 /// One shard: its target, who serves it, and every copy's state.
@@ -295,15 +299,103 @@ fn shard_view(root: &Root, shard: &ShardId, docs: u64) -> ShardView {
             .map(|v| v.node.clone())
             .collect()
     };
+    let target = node_ids(&|v| v.target);
+    let serving = node_ids(&|v| v.state == ReplicaHealth::Serving);
+    let healing: Vec<HealStep> = replicas
+        .nodes
+        .iter()
+        .filter_map(|node| node.healing(shard).map(|state| heal_step(&node.id, state)))
+        .collect();
+    let under_replicated =
+        (serving.len() < target.len()).then(|| explain(&views, &serving, &target, &healing));
     ShardView {
         id: shard.to_string(),
         docs,
-        target: node_ids(&|v| v.target),
-        serving: node_ids(&|v| v.state == ReplicaHealth::Serving),
+        target,
+        serving,
+        healing,
+        under_replicated,
         replicas: views,
         last_served_by: root
             .last_served_by(shard)
             .map(|i| replicas.nodes[i].id.clone()),
+    }
+}
+
+/// The public form of a node's healing report.
+fn heal_step(node: &str, state: HealState) -> HealStep {
+    let node = node.to_string();
+    match state {
+        HealState::Waiting {
+            heal_in_millis,
+            lost,
+        } => HealStep::Waiting {
+            node,
+            heal_in_ms: heal_in_millis,
+            lost,
+        },
+        HealState::Queued => HealStep::Queued { node },
+        HealState::Copying {
+            copied_bytes,
+            total_bytes,
+        } => HealStep::Copying {
+            node,
+            copied_bytes,
+            total_bytes,
+        },
+        HealState::Failing {
+            error,
+            attempts,
+            retry_in_millis,
+        } => HealStep::Failing {
+            node,
+            error,
+            attempts,
+            retry_in_ms: retry_in_millis,
+        },
+        HealState::Surplus { drop_in_millis } => HealStep::Surplus {
+            node,
+            drop_in_ms: drop_in_millis,
+        },
+    }
+}
+
+/// Why a shard has fewer serving copies than its target: the copies missing, then what
+/// the nodes report doing about it (or that none reports anything yet).
+fn explain(
+    views: &[ReplicaView],
+    serving: &[String],
+    target: &[String],
+    healing: &[HealStep],
+) -> String {
+    let missing: Vec<String> = views
+        .iter()
+        .filter(|v| v.target && v.state != ReplicaHealth::Serving)
+        .map(|v| format!("{} {}", v.node, replica_health_word(v.state)))
+        .collect();
+    let work: Vec<String> = healing
+        .iter()
+        .filter(|s| !matches!(s, HealStep::Surplus { .. }))
+        .map(HealStep::describe)
+        .collect();
+    let work = match work.is_empty() {
+        true => "no node reports healing it yet".to_string(),
+        false => work.join("; "),
+    };
+    format!(
+        "{} of {} copies serving ({}): {work}",
+        serving.len(),
+        target.len(),
+        missing.join(", ")
+    )
+}
+
+fn replica_health_word(state: ReplicaHealth) -> &'static str {
+    match state {
+        ReplicaHealth::Serving => "serving",
+        ReplicaHealth::Down => "down",
+        ReplicaHealth::Failed => "failed",
+        ReplicaHealth::Missing => "missing",
     }
 }
 
@@ -329,6 +421,58 @@ fn replica_view(node: &NodeHandle, shard: &ShardId, target: bool) -> ReplicaView
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_under_replicated_shard_is_explained_by_what_the_nodes_report() {
+        let view = |node: &str, state, target| ReplicaView {
+            node: node.into(),
+            state,
+            target,
+            reason: None,
+        };
+        let views = [
+            view("n1", ReplicaHealth::Serving, true),
+            view("n2", ReplicaHealth::Down, true),
+        ];
+        let (serving, target) = (vec!["n1".to_string()], vec!["n1".into(), "n2".into()]);
+        let waiting = HealStep::Waiting {
+            node: "n3".into(),
+            heal_in_ms: 95_000,
+            lost: vec!["n2".into()],
+        };
+        let text = explain(&views, &serving, &target, &[waiting]);
+        assert_eq!(
+            text,
+            "1 of 2 copies serving (n2 down): waiting for grace: n2 unreachable, n3 takes over in 95 s"
+        );
+        let copying = heal_step(
+            "n3",
+            HealState::Copying {
+                copied_bytes: 400_000,
+                total_bytes: 1_100_000,
+            },
+        );
+        let text = explain(&views, &serving, &target, &[copying]);
+        assert!(text.ends_with("copying to n3: 0.4 of 1.1 MB"), "{text}");
+        let failing = heal_step(
+            "n3",
+            HealState::Failing {
+                error: "disk full".into(),
+                attempts: 3,
+                retry_in_millis: 4_000,
+            },
+        );
+        let text = explain(&views, &serving, &target, &[failing]);
+        assert!(
+            text.contains("failing on n3 (3 attempts") && text.contains("disk full"),
+            "{text}"
+        );
+        let nothing = explain(&views, &serving, &target, &[]);
+        assert!(
+            nothing.ends_with("no node reports healing it yet"),
+            "{nothing}"
+        );
+    }
 
     fn raw(pairs: &[(&str, &str)]) -> HashMap<String, String> {
         pairs

@@ -173,6 +173,7 @@ fn healthy(node: &str, held: &[ShardId]) -> HealthResponse {
         uptime_millis: 0,
         in_flight: 0,
         replicas: held.iter().map(|s| (*s, serving.clone())).collect(),
+        healing: Vec::new(),
         wire_version: WIRE_VERSION,
         schema: WikiSchema::new().fingerprint(),
     }

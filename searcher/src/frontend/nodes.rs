@@ -26,8 +26,8 @@ use hdrhistogram::Histogram as Hdr;
 use parking_lot::Mutex;
 use shard_proto::auth::ClusterKey;
 use shard_proto::wire::{
-    FetchRequest, FetchResponse, HealthResponse, ReplicaState, SearchRequest, SearchResponse,
-    StatsRequest, StatsResponse,
+    FetchRequest, FetchResponse, HealState, HealthResponse, ReplicaState, SearchRequest,
+    SearchResponse, StatsRequest, StatsResponse,
 };
 use shard_proto::ShardId;
 use tokio::sync::Semaphore;
@@ -222,6 +222,8 @@ struct Health {
     /// The replicas the node reported in its last health answer (`None` until it first
     /// answers one: until then the placement's target is all there is to go by).
     reported: Option<HashMap<ShardId, ReplicaState>>,
+    /// What the node reported doing to heal, per shard.
+    healing: HashMap<ShardId, HealState>,
     /// The last failure was a refused or broken connection: the process is gone, so the
     /// node is no last resort (see [`NodeHandle::last_resort_for`]).
     unreachable: bool,
@@ -248,6 +250,7 @@ impl Health {
             last_error: None,
             pid: None,
             reported: None,
+            healing: HashMap::new(),
             unreachable: false,
             ever_answered: false,
         }
@@ -448,6 +451,7 @@ impl NodeHandle {
         let mut info = self.health.lock();
         info.pid = Some(health.pid);
         info.reported = Some(health.replicas.iter().cloned().collect());
+        info.healing = health.healing.iter().cloned().collect();
         if info.state != NodeHealth::Down {
             info.answered(false);
         } else if info.ever_answered {
@@ -506,9 +510,9 @@ impl NodeHandle {
         }
     }
 
-    /// What the node reported for `shard` (`None`: nothing, or no report yet).
-    pub fn reported(&self, shard: &ShardId) -> Option<ReplicaState> {
-        self.health.lock().reported.as_ref()?.get(shard).cloned()
+    /// What the node last reported doing to heal `shard`, if anything.
+    pub fn healing(&self, shard: &ShardId) -> Option<HealState> {
+        self.health.lock().healing.get(shard).cloned()
     }
 
     /// Why this node cannot serve a shard, for failure reasons.
@@ -613,6 +617,7 @@ mod tests {
             uptime_millis: 0,
             in_flight: 0,
             replicas: Vec::new(),
+            healing: Vec::new(),
             wire_version: shard_proto::wire::WIRE_VERSION,
             schema: String::new(),
         };

@@ -38,6 +38,7 @@ fn config(dir: &Path, nodes: &[(&str, std::net::SocketAddr)], replication: usize
         },
         limits: Default::default(),
         scrub: Default::default(),
+        heal: Default::default(),
         nodes: nodes
             .iter()
             .map(|(id, addr)| NodeConfig {

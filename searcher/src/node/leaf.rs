@@ -16,11 +16,13 @@
 //! must be indexed ones, and every phase stops when its call's [`Stop`] says so (deadline
 //! passed or caller gone), between shards, between documents and inside tantivy's loop.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::hash::Hash;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex};
+
+use parking_lot::RwLock;
 
 use rayon::prelude::*;
 use shard_proto::query::{self, Syntax};
@@ -62,7 +64,10 @@ pub struct Leaf {
     pub node_id: String,
     schema: WikiSchema,
     parser: QueryParser,
-    replicas: BTreeMap<ShardId, Arc<Replica>>,
+    /// The open replicas. Behind a lock because healing adds and removes copies while the
+    /// node serves; a call takes its replica's `Arc` and keeps it to the end, so a copy
+    /// removed meanwhile stays readable for the calls already holding it.
+    replicas: RwLock<BTreeMap<ShardId, Arc<Replica>>>,
     /// What one query may cost, checked again here whatever the front-end checked.
     limits: QueryLimits,
     /// Query string and syntax → parsed query; emptied when full (a query costs ~10 µs
@@ -101,7 +106,7 @@ impl Leaf {
             node_id,
             schema,
             parser,
-            replicas,
+            replicas: RwLock::new(replicas),
             limits: QueryLimits::default(),
             parsed: Mutex::new(HashMap::new()),
             running: AtomicUsize::new(0),
@@ -116,30 +121,64 @@ impl Leaf {
 
     /// The replica of `shard` if it serves, else why not (not held here, or dropped by the
     /// scrub).
-    fn replica(&self, shard: &ShardId) -> Result<&Arc<Replica>, String> {
-        match self.replicas.get(shard) {
+    fn replica(&self, shard: &ShardId) -> Result<Arc<Replica>, String> {
+        match self.replicas.read().get(shard) {
             None => Err(NOT_SERVED.to_string()),
             Some(replica) => match replica.dropped() {
                 Some(reason) => Err(format!("replica dropped: {reason}")),
-                None => Ok(replica),
+                None => Ok(Arc::clone(replica)),
             },
         }
     }
 
-    /// The installed replicas' states, with those dropped since reported as failed.
+    /// Starts serving `replica` (a copy installed while healing), replacing any older one.
+    pub fn insert(&self, replica: Arc<Replica>) {
+        self.replicas.write().insert(replica.shard, replica);
+    }
+
+    /// Stops serving `shard`; calls already holding the replica finish with it.
+    pub fn remove(&self, shard: &ShardId) -> Option<Arc<Replica>> {
+        self.replicas.write().remove(shard)
+    }
+
+    /// The shards it serves (opened and not dropped by the scrub).
+    pub fn serving(&self) -> BTreeSet<ShardId> {
+        self.replicas
+            .read()
+            .iter()
+            .filter(|(_, replica)| replica.dropped().is_none())
+            .map(|(shard, _)| *shard)
+            .collect()
+    }
+
+    /// What the node reports holding: every open replica but the `hidden` ones (retiring
+    /// temporary copies), those dropped since reported as failed, and the replicas refused
+    /// at start (`refused`) that have not been installed since.
     pub fn current_states(
         &self,
-        installed: &[(ShardId, ReplicaState)],
+        refused: &[(ShardId, ReplicaState)],
+        hidden: &BTreeSet<ShardId>,
     ) -> Vec<(ShardId, ReplicaState)> {
-        installed
+        let replicas = self.replicas.read();
+        let open = replicas
             .iter()
-            .map(|(shard, state)| match self.replica(shard) {
-                Err(reason) if self.replicas.contains_key(shard) => {
-                    (*shard, ReplicaState::Failed(reason))
-                }
-                _ => (*shard, state.clone()),
+            .filter(|(shard, _)| !hidden.contains(shard))
+            .map(|(shard, replica)| match replica.dropped() {
+                Some(reason) => (
+                    *shard,
+                    ReplicaState::Failed(format!("replica dropped: {reason}")),
+                ),
+                None => (*shard, replica.serving_state()),
+            });
+        let refused = refused
+            .iter()
+            .filter(|(shard, state)| {
+                matches!(state, ReplicaState::Failed(_)) && !replicas.contains_key(shard)
             })
-            .collect()
+            .cloned();
+        let mut states: Vec<(ShardId, ReplicaState)> = open.chain(refused).collect();
+        states.sort_by_key(|(shard, _)| *shard);
+        states
     }
 
     fn parse(&self, query: &str, syntax: Syntax) -> Result<Arc<dyn Query>, BadRequest> {
@@ -314,6 +353,7 @@ impl Leaf {
                 let (ShardOutcome::Ok(found), Ok(replica)) = (outcome, self.replica(shard)) else {
                     return;
                 };
+                let replica = &replica;
                 let refs: Vec<(usize, DocRef)> = found.hits[..count]
                     .iter()
                     .enumerate()
@@ -349,7 +389,7 @@ impl Leaf {
         let run = |shard: &ShardId| {
             let outcome = match (self.replica(shard), stop.check()) {
                 (_, Err(stopped)) => ShardOutcome::Failed(stopped.to_string()),
-                (Ok(replica), Ok(())) => guarded(|| phase(replica)),
+                (Ok(replica), Ok(())) => guarded(|| phase(&replica)),
                 (Err(reason), Ok(())) => ShardOutcome::Failed(reason),
             };
             if let (ShardOutcome::Failed(_), Ok(replica)) = (&outcome, self.replica(shard)) {
@@ -380,7 +420,7 @@ impl Leaf {
         let groups: Vec<_> = by_shard.into_iter().collect();
         let fetch_group =
             |(shard, docs): &(ShardId, Vec<(usize, DocRef)>)| match self.replica(shard) {
-                Ok(replica) => fetch_shard(replica, &self.schema, &how, docs),
+                Ok(replica) => fetch_shard(&replica, &self.schema, &how, docs),
                 Err(reason) => failed_all(docs, &reason),
             };
         let fetched = map_spread(&groups, how.spread, fetch_group);

@@ -8,8 +8,9 @@
 //! or when its caller hangs up ([`stop`]), until SIGTERM/Ctrl-C, when it stops accepting
 //! and finishes what is in flight within the drain time.
 //! Meanwhile [`scrub`] re-verifies the replicas in the background and drops any found
-//! corrupt.
+//! corrupt, and [`heal`] watches the other nodes and restores lost replicas.
 
+pub mod heal;
 pub mod leaf;
 pub mod metrics;
 pub mod replicas;
@@ -94,7 +95,7 @@ pub async fn prepare(config: ClusterConfig, node_id: String) -> Result<server::N
     let limits = config.limits.clone();
     let scrub_config = config.scrub.clone();
     let install = {
-        let (schema, node_id) = (schema.clone(), node_id.clone());
+        let (config, schema, node_id) = (config.clone(), schema.clone(), node_id.clone());
         // Hashing every file is blocking work: keep it off the runtime's I/O threads.
         tokio::task::spawn_blocking(move || replicas::install_assigned(&config, &node_id, &schema))
     };
@@ -107,15 +108,24 @@ pub async fn prepare(config: ClusterConfig, node_id: String) -> Result<server::N
     let serving: Vec<_> = replicas.serving.values().cloned().collect();
     scrub::spawn(&serving, &scrub_config).map_err(|e| Error::Other(format!("scrub: {e}")))?;
     let fingerprint = schema.fingerprint();
-    let leaf = leaf::Leaf::new(node_id, schema, replicas.serving).with_limits(limits);
-    Ok(server::NodeState::new(
+    let leaf =
+        leaf::Leaf::new(node_id.clone(), schema.clone(), replicas.serving).with_limits(limits);
+    let state = server::NodeState::new(
         leaf,
         replicas.states,
         fingerprint,
         search_threads(),
         key,
         server_limits,
-    ))
+    );
+    let healer = Arc::new(heal::Healer::new(
+        &config,
+        &node_id,
+        Arc::clone(state.leaf()),
+        schema,
+    ));
+    let background = healer.spawn(&config);
+    Ok(state.with_healer(healer, background))
 }
 
 /// One search thread per core.

@@ -31,7 +31,7 @@ use crate::error::{Error, Result};
 use crate::placement::Placement;
 
 /// Prefix of replicas being assembled; leftovers of a crashed run are removed at start.
-const TMP_PREFIX: &str = ".installing-";
+pub const TMP_PREFIX: &str = ".installing-";
 
 /// One opened, verified replica.
 pub struct Replica {
@@ -146,13 +146,22 @@ pub fn install_assigned(
             .get(&shard)
             .ok_or("the shard store changed meanwhile");
         let outcome = match (&store[&shard], source) {
-            (Ok(manifest), Ok(source)) => install_replica(source, &data_dir, manifest, schema),
+            (Ok(manifest), Ok(source)) => {
+                install_replica(source, &data_dir, manifest, schema).map(|i| i.replica)
+            }
             (Err(reason), _) => Err(reason.clone()),
             (_, Err(reason)) => Err(reason.to_string()),
         };
         replicas.record(shard, outcome);
     }
     Ok(replicas)
+}
+
+/// An installed, opened replica and the bytes copied for it (0: a verified copy of the
+/// same build was already there).
+pub struct Installed {
+    pub replica: Replica,
+    pub copied_bytes: u64,
 }
 
 /// Installs the store's shard directory `source` into `data_dir` (or reuses a verified
@@ -163,13 +172,25 @@ pub fn install_replica(
     data_dir: &Path,
     manifest: &ShardManifest,
     schema: &WikiSchema,
-) -> std::result::Result<Replica, String> {
+) -> std::result::Result<Installed, String> {
+    use std::os::unix::fs::MetadataExt as _;
+    // A reused copy keeps its manifest's inode; a fresh one is renamed into place.
+    let inode = |dir: &Path| fs::metadata(dir.join(MANIFEST_FILE)).ok().map(|m| m.ino());
+    let before = inode(&data_dir.join(manifest.shard.to_string()));
     let dir = install(source, data_dir, manifest, schema)?;
+    let reused = before.is_some() && before == inode(&dir);
     let mut replica = open(&dir, manifest, schema)?;
     replica.generation = source
         .file_name()
         .and_then(|name| generation_of_dir_name(&name.to_string_lossy()));
-    Ok(replica)
+    let copied_bytes = match reused {
+        true => 0,
+        false => manifest.files.iter().map(|f| f.bytes).sum(),
+    };
+    Ok(Installed {
+        replica,
+        copied_bytes,
+    })
 }
 
 /// Every shard directory of the store with its manifest or why it cannot be read; a shard

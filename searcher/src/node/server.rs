@@ -34,7 +34,9 @@ use shard_proto::wire::{
 use shard_proto::ShardId;
 use tokio::net::TcpListener;
 use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinHandle;
 
+use super::heal::Healer;
 use super::leaf::{BadRequest, Leaf};
 use super::metrics::NodeMetrics;
 use super::stop::{Stop, Stopped};
@@ -81,6 +83,17 @@ pub struct NodeState {
     pub limits: ServerLimits,
     pub server_counters: Arc<ServerCounters>,
     pub metrics: Arc<NodeMetrics>,
+    healer: Option<Arc<Healer>>,
+    /// The healer's probe and decision tasks, stopped with the node.
+    background: Vec<JoinHandle<()>>,
+}
+
+impl Drop for NodeState {
+    fn drop(&mut self) {
+        for task in &self.background {
+            task.abort();
+        }
+    }
 }
 
 impl NodeState {
@@ -120,16 +133,36 @@ impl NodeState {
             limits,
             metrics: Arc::new(NodeMetrics::new(&server_counters)),
             server_counters,
+            healer: None,
+            background: Vec::new(),
         }
     }
 
+    /// The node heals with `healer`, whose tasks (`background`) stop with the node.
+    pub fn with_healer(mut self, healer: Arc<Healer>, background: Vec<JoinHandle<()>>) -> Self {
+        self.healer = Some(healer);
+        self.background = background;
+        self
+    }
+
+    /// The leaf, shared with the healer (which adds and removes replicas).
+    pub fn leaf(&self) -> &Arc<Leaf> {
+        &self.leaf
+    }
+
     fn health(&self) -> HealthResponse {
+        let hidden = self.healer.as_ref().map(|h| h.hidden()).unwrap_or_default();
+        let healing = match &self.healer {
+            Some(healer) => healer.report(Instant::now()),
+            None => Vec::new(),
+        };
         HealthResponse {
             node: self.leaf.node_id.clone(),
             pid: std::process::id(),
             uptime_millis: self.started.elapsed().as_millis() as u64,
             in_flight: self.in_flight.load(Ordering::Relaxed) as u32,
-            replicas: self.leaf.current_states(&self.states),
+            replicas: self.leaf.current_states(&self.states, &hidden),
+            healing,
             wire_version: WIRE_VERSION,
             schema: self.schema_fingerprint.clone(),
         }

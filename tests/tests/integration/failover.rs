@@ -39,17 +39,17 @@ const DEADLINE_MS: u64 = 2_000;
 /// scheduling delays on this shared 2-core machine to the request (open loop).
 const CLIENT_SLACK_MS: f64 = 500.0;
 /// Generous waits for conditions (never a timing assertion).
-const PATIENCE: Duration = Duration::from_secs(60);
+pub(crate) const PATIENCE: Duration = Duration::from_secs(60);
 
 /// One failover test at a time.
-fn serial() -> MutexGuard<'static, ()> {
+pub(crate) fn serial() -> MutexGuard<'static, ()> {
     static LOCK: Mutex<()> = Mutex::new(());
     LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// The shard store every test's cluster serves: 6 shards of the English sample, built once
 /// per test process by the real indexer (nodes hard-link or copy from it, never write it).
-fn shard_store() -> &'static Path {
+pub(crate) fn shard_store() -> &'static Path {
     static STORE: OnceLock<PathBuf> = OnceLock::new();
     STORE.get_or_init(|| {
         let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
@@ -119,7 +119,7 @@ fn load_rate(url: &str) -> String {
 }
 
 /// Documents per shard, from the manifests.
-fn shard_docs() -> BTreeMap<String, u64> {
+pub(crate) fn shard_docs() -> BTreeMap<String, u64> {
     let mut docs = BTreeMap::new();
     for (_, dir) in shard_proto::store::live_shard_dirs(shard_store()).expect("read the store") {
         if let Ok(manifest) = ShardManifest::read(&dir) {
@@ -135,10 +135,10 @@ fn shard_docs() -> BTreeMap<String, u64> {
 }
 
 /// A running cluster: three nodes, R = 2, one front-end, in a directory of its own.
-struct Cluster {
-    dir: tempfile::TempDir,
+pub(crate) struct Cluster {
+    pub(crate) dir: tempfile::TempDir,
     config: PathBuf,
-    url: String,
+    pub(crate) url: String,
     nodes: BTreeMap<String, ChildGuard>,
     frontend: Option<ChildGuard>,
     restarts: u32,
@@ -148,6 +148,11 @@ const NODE_IDS: [&str; 3] = ["n1", "n2", "n3"];
 
 impl Cluster {
     fn start(test: &str) -> Cluster {
+        Cluster::start_with(test, "")
+    }
+
+    /// A cluster whose file has `extra` (TOML tables) after the timeouts.
+    pub(crate) fn start_with(test: &str, extra: &str) -> Cluster {
         let dir = temp_dir(test);
         let config = dir.path().join("cluster.toml");
         // free_port() releases its port at once, so two calls may return the same one.
@@ -160,7 +165,7 @@ impl Cluster {
         let mut text = format!(
             "shard_store = {:?}\nreplication = 2\n\n[frontend]\nlisten = \"127.0.0.1:{frontend_port}\"\n\n\
              [timeouts]\nattempt_ms = 500\ndeadline_ms = {DEADLINE_MS}\nprobe_interval_ms = 200\n\
-             connect_ms = 200\neject_after_failures = 2\n{AUTH_TABLE}",
+             connect_ms = 200\neject_after_failures = 2\n{extra}\n{AUTH_TABLE}",
             shard_store().display().to_string()
         );
         write_secret(dir.path());
@@ -197,7 +202,7 @@ impl Cluster {
             .expect("open log file")
     }
 
-    fn start_node(&mut self, id: &str) -> u32 {
+    pub(crate) fn start_node(&mut self, id: &str) -> u32 {
         let log = self.log(id);
         let guard = ChildGuard::spawn(
             id,
@@ -229,7 +234,7 @@ impl Cluster {
         });
     }
 
-    fn cluster(&self) -> Option<Value> {
+    pub(crate) fn cluster(&self) -> Option<Value> {
         get_json(&format!("{}/cluster", self.url))
             .filter(|(s, _)| *s == 200)
             .map(|(_, v)| v)
@@ -247,7 +252,7 @@ impl Cluster {
     }
 
     /// Waits until the node is `up` (with this pid, if given); returns when that was seen.
-    fn wait_up(&self, id: &str, pid: Option<u32>) -> Instant {
+    pub(crate) fn wait_up(&self, id: &str, pid: Option<u32>) -> Instant {
         wait_for(&format!("node {id} up in /cluster"), PATIENCE, || {
             let (state, seen_pid) = self.node_state(id)?;
             let pid_ok = pid.is_none_or(|p| seen_pid == Some(u64::from(p)));
@@ -261,7 +266,7 @@ impl Cluster {
         })
     }
 
-    fn signal(&self, id: &str, signal: Signal) {
+    pub(crate) fn signal(&self, id: &str, signal: Signal) {
         self.nodes[id].signal(signal);
     }
 
@@ -279,7 +284,7 @@ impl Cluster {
     }
 
     /// Node ids holding each shard, from `/cluster`.
-    fn holders(&self) -> BTreeMap<String, Vec<String>> {
+    pub(crate) fn holders(&self) -> BTreeMap<String, Vec<String>> {
         let cluster = self.cluster().expect("GET /cluster");
         let mut holders: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for node in cluster["nodes"].as_array().expect("nodes") {
@@ -321,25 +326,25 @@ fn ureq_status(url: &str) -> Option<u16> {
 
 /// What the load generator measured over one stretch of load.
 #[derive(Debug, Default)]
-struct LoadFigures {
-    requests: u64,
-    errors: u64,
-    partial: u64,
+pub(crate) struct LoadFigures {
+    pub(crate) requests: u64,
+    pub(crate) errors: u64,
+    pub(crate) partial: u64,
     max_ms: f64,
     /// Worst per-second p99.
-    worst_p99_ms: f64,
-    error_samples: Vec<String>,
+    pub(crate) worst_p99_ms: f64,
+    pub(crate) error_samples: Vec<String>,
 }
 
 /// Steady load from `searcher bench` in back-to-back 3-second runs until stopped, so the
 /// load covers the whole fault however long it lasts.
-struct Load {
+pub(crate) struct Load {
     stop: Arc<AtomicBool>,
     thread: JoinHandle<LoadFigures>,
 }
 
 impl Load {
-    fn start(url: &str, params: &[&str]) -> Load {
+    pub(crate) fn start(url: &str, params: &[&str]) -> Load {
         let stop = Arc::new(AtomicBool::new(false));
         let (url, flag) = (url.to_string(), stop.clone());
         let url_for_wait = url.clone();
@@ -357,7 +362,7 @@ impl Load {
         Load { stop, thread }
     }
 
-    fn finish(self) -> LoadFigures {
+    pub(crate) fn finish(self) -> LoadFigures {
         self.stop.store(true, Ordering::Relaxed);
         self.thread.join().expect("load thread")
     }
@@ -444,11 +449,11 @@ fn wait_for_searches(url: &str, more: u64, what: &str) {
     });
 }
 
-fn seconds(from: Instant, to: Instant) -> f64 {
+pub(crate) fn seconds(from: Instant, to: Instant) -> f64 {
     to.saturating_duration_since(from).as_secs_f64()
 }
 
-fn assert_clean(what: &str, load: &LoadFigures) {
+pub(crate) fn assert_clean(what: &str, load: &LoadFigures) {
     println!(
         "{what}: {} requests, {} failed, {} partial; worst-second p99 {:.1} ms, max {:.1} ms",
         load.requests, load.errors, load.partial, load.worst_p99_ms, load.max_ms

@@ -6,6 +6,7 @@ mod bench;
 mod browser;
 mod demo;
 mod failover;
+mod heal;
 mod hostile_net;
 mod hostile_queries;
 mod indexer_build;

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 
 use searcher::cluster::{self, AuthConfig, ClusterConfig, FrontendConfig, NodeConfig, Timeouts};
+use searcher::node::heal::HealConfig;
 
 /// Name of the cluster file inside the data directory.
 pub const CLUSTER_FILE: &str = "cluster.toml";
@@ -50,6 +51,13 @@ pub fn write(
             secret_file: Some(PathBuf::from(SECRET_FILE)),
         },
         server: Default::default(),
+        // Seconds, not minutes: the demo shows a cluster restoring its replicas while
+        // one watches (kill a node, see its shards re-replicate in the cluster panel).
+        heal: HealConfig {
+            after_ms: 5_000,
+            cool_down_ms: 10_000,
+            ..HealConfig::default()
+        },
         nodes: ports
             .into_iter()
             .enumerate()

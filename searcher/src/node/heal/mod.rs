@@ -1,0 +1,452 @@
+//! Self-healing: a node restores the cluster's replicas without a person or a front-end.
+//!
+//! Every node probes the others ([`peers`]). Every probe interval it runs the pure
+//! decision ([`decide`]) over what it sees and carries it out: installs the shards the
+//! placement over the live nodes gives it (through the one install path,
+//! `replicas::install_replica`: copy into a temporary directory, verify every file
+//! against the manifest, rename, open) and serves them at once; retires temporary copies
+//! once the lost holders serve again and a cool-down has passed (first unannounced, so
+//! front-ends stop routing to it, then removed). Installs are limited to
+//! `concurrent_installs` at a time and paced to `mib_per_s`, most urgent first, and a
+//! failed one is retried with exponential backoff up to `retry_max_ms`, forever.
+//!
+//! The pace is kept per shard (an install starts once the bytes before it are paid for
+//! at the configured rate), not inside the copy: the copy itself belongs to the shard
+//! store layer (`replicas.rs`), which this module only calls.
+//!
+//! What it is doing is reported in the node's health answer ([`Healer::report`]), so
+//! `/cluster` can say why any shard is under-replicated.
+
+pub mod decide;
+pub mod peers;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+use shard_proto::manifest::ShardManifest;
+use shard_proto::wire::HealState;
+use shard_proto::{ShardId, WikiSchema};
+use tokio::task::JoinHandle;
+
+use super::leaf::Leaf;
+use super::replicas::{install_replica, Installed, TMP_PREFIX};
+use crate::cluster::ClusterConfig;
+use decide::{decide, Decision, Task, Timing, View};
+use peers::{Peers, ProbeTiming};
+
+/// `[heal]` of the cluster file.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HealConfig {
+    /// A node unreachable this long (by every other node's own probes) is replaced: its
+    /// shards get new holders. 0 turns healing off.
+    pub after_ms: u64,
+    /// A temporary copy is dropped this long after its lost holder serves again.
+    pub cool_down_ms: u64,
+    /// Install pace, MiB per second over all installs of a node (0: unpaced).
+    pub mib_per_s: u64,
+    /// Installs running at once on a node.
+    pub concurrent_installs: usize,
+    /// Longest wait between retries of a failing install (the first is 1 s, doubling).
+    pub retry_max_ms: u64,
+}
+
+impl Default for HealConfig {
+    fn default() -> Self {
+        HealConfig {
+            after_ms: 120_000,
+            cool_down_ms: 60_000,
+            mib_per_s: 32,
+            concurrent_installs: 1,
+            retry_max_ms: 60_000,
+        }
+    }
+}
+
+impl HealConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        match self.concurrent_installs {
+            0 => Err("heal: concurrent_installs must be > 0".into()),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// First wait before retrying a failed install.
+const RETRY_FIRST: Duration = Duration::from_secs(1);
+/// A retired copy stays open this long after it stopped being announced (front-ends
+/// probe every `probe_interval_ms`; this many intervals, at least the floor).
+const DRAIN_PROBES: u32 = 4;
+const DRAIN_FLOOR: Duration = Duration::from_secs(2);
+
+/// Where installs come from and go, and what the decision needs to know of the cluster.
+struct Setup {
+    me: String,
+    nodes: Vec<String>,
+    replication: usize,
+    store: PathBuf,
+    data_dir: PathBuf,
+    schema: WikiSchema,
+    config: HealConfig,
+    timing: Timing,
+}
+
+/// What the loop remembers between rounds.
+#[derive(Default)]
+struct State {
+    tasks: BTreeMap<ShardId, Task>,
+    /// Shards waiting for their lost holders' grace to end: when it ends, and who.
+    waiting: Vec<(ShardId, Instant, Vec<String>)>,
+    /// Installs the last round wanted but had no slot for.
+    queued: Vec<ShardId>,
+    /// Bytes of each running install.
+    copying: BTreeMap<ShardId, u64>,
+}
+
+/// A node's healing: its loop, its state and its report.
+pub struct Healer {
+    setup: Setup,
+    leaf: Arc<Leaf>,
+    peers: Peers,
+    state: Mutex<State>,
+    /// When the byte budget allows the next install to start.
+    pace: Mutex<Instant>,
+    /// Bytes copied by healing installs (0 for a reused copy).
+    pub copied_bytes: AtomicU64,
+}
+
+impl Healer {
+    /// The healer of node `me` over `leaf`; nothing runs until [`Healer::spawn`].
+    pub fn new(config: &ClusterConfig, me: &str, leaf: Arc<Leaf>, schema: WikiSchema) -> Self {
+        let heal = config.heal.clone();
+        let drain = (config.timeouts.probe_interval() * DRAIN_PROBES).max(DRAIN_FLOOR);
+        let data_dir = config
+            .node(me)
+            .map(|n| n.data_dir().to_path_buf())
+            .unwrap_or_default();
+        Healer {
+            setup: Setup {
+                me: me.to_string(),
+                nodes: config.nodes.iter().map(|n| n.id.clone()).collect(),
+                replication: config.replication,
+                store: config.shard_store.clone(),
+                data_dir,
+                schema,
+                timing: Timing {
+                    after: Duration::from_millis(heal.after_ms),
+                    cool_down: Duration::from_millis(heal.cool_down_ms),
+                    drain,
+                },
+                config: heal,
+            },
+            leaf,
+            peers: Peers::default(),
+            state: Mutex::new(State::default()),
+            pace: Mutex::new(Instant::now()),
+            copied_bytes: AtomicU64::new(0),
+        }
+    }
+
+    /// Starts the peer probes and the healing loop (nothing if healing is off); abort the
+    /// handles to stop them.
+    pub fn spawn(self: &Arc<Self>, config: &ClusterConfig) -> Vec<JoinHandle<()>> {
+        if config.heal.after_ms == 0 {
+            return Vec::new();
+        }
+        let key = match config.cluster_key() {
+            Ok(key) => key,
+            Err(error) => {
+                tracing::error!(%error, "healing off: no cluster key");
+                return Vec::new();
+            }
+        };
+        let timing = ProbeTiming {
+            interval: config.timeouts.probe_interval(),
+            timeout: config.timeouts.attempt(),
+            connect: config.timeouts.connect(),
+        };
+        let mut tasks = peers::spawn(&self.setup.me, &config.nodes, &key, timing, &self.peers);
+        let shards = store_shards(config);
+        let this = Arc::clone(self);
+        tasks.push(tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(timing.interval);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticker.tick().await;
+                this.round(&shards, Instant::now());
+            }
+        }));
+        tasks
+    }
+
+    /// The shards it does not announce (retiring temporary copies).
+    pub fn hidden(&self) -> BTreeSet<ShardId> {
+        let state = self.state.lock();
+        let retiring = |(shard, task): (&ShardId, &Task)| {
+            matches!(task, Task::Retiring { .. }).then_some(*shard)
+        };
+        state.tasks.iter().filter_map(retiring).collect()
+    }
+
+    /// One round: decide over what is seen now, then act.
+    fn round(self: &Arc<Self>, shards: &[ShardId], now: Instant) {
+        let peers = self.peers.lock().clone();
+        let hidden = self.hidden();
+        let held: BTreeSet<ShardId> = self.leaf.serving().difference(&hidden).copied().collect();
+        let mut state = self.state.lock();
+        let decision = decide(&View {
+            me: &self.setup.me,
+            nodes: &self.setup.nodes,
+            replication: self.setup.replication,
+            shards,
+            peers: &peers,
+            held: &held,
+            tasks: &state.tasks,
+            now,
+            timing: self.setup.timing,
+        });
+        self.apply(&mut state, decision, now);
+    }
+
+    fn apply(self: &Arc<Self>, state: &mut State, decision: Decision, now: Instant) {
+        for shard in decision.forget.iter().chain(&decision.keep) {
+            state.tasks.remove(shard);
+        }
+        for shard in decision.surplus {
+            tracing::info!(%shard, "temporary copy redundant: cooling down");
+            state.tasks.insert(shard, Task::Surplus { since: now });
+        }
+        for shard in decision.retire {
+            tracing::info!(%shard, "temporary copy retired: no longer announced");
+            state.tasks.insert(shard, Task::Retiring { since: now });
+        }
+        for shard in decision.remove {
+            state.tasks.remove(&shard);
+            self.remove(shard);
+        }
+        state.waiting = decision
+            .waiting
+            .into_iter()
+            .map(|(shard, left, lost)| (shard, now + left, lost))
+            .collect();
+        let running = state.copying.len();
+        let slots = self
+            .setup
+            .config
+            .concurrent_installs
+            .saturating_sub(running);
+        let (start, queued) = decision.install.split_at(slots.min(decision.install.len()));
+        state.queued = queued.to_vec();
+        for &shard in start {
+            let attempts = match state.tasks.get(&shard) {
+                Some(Task::Failing { attempts, .. }) => *attempts,
+                _ => 0,
+            };
+            state.tasks.insert(shard, Task::Installing);
+            state.copying.insert(shard, 0);
+            let this = Arc::clone(self);
+            tokio::spawn(async move { this.install(shard, attempts).await });
+        }
+    }
+
+    /// Installs `shard` off the runtime; serves it, or records the failure for a retry.
+    async fn install(self: Arc<Self>, shard: ShardId, attempts: u32) {
+        tracing::info!(%shard, attempt = attempts + 1, "healing: installing");
+        let this = Arc::clone(&self);
+        let outcome = tokio::task::spawn_blocking(move || this.install_blocking(shard))
+            .await
+            .unwrap_or_else(|e| Err(format!("install task failed: {e}")));
+        let mut state = self.state.lock();
+        state.copying.remove(&shard);
+        match outcome {
+            Ok(installed) => {
+                let copied = installed.copied_bytes;
+                self.copied_bytes.fetch_add(copied, Ordering::Relaxed);
+                self.leaf.insert(Arc::new(installed.replica));
+                state.tasks.remove(&shard);
+                tracing::info!(%shard, copied_bytes = copied, "healing: replica serving");
+            }
+            Err(error) => {
+                let wait = backoff(attempts, self.setup.config.retry_max_ms);
+                tracing::warn!(%shard, %error, retry_in = ?wait, "healing: install failed");
+                state.tasks.insert(
+                    shard,
+                    Task::Failing {
+                        attempts: attempts + 1,
+                        retry_at: Instant::now() + wait,
+                        error,
+                    },
+                );
+            }
+        }
+    }
+
+    /// Finds the shard in the store, waits for the byte budget, installs and opens it.
+    fn install_blocking(&self, shard: ShardId) -> Result<Installed, String> {
+        let (source, manifest) = find_in_store(&self.setup.store, shard)?;
+        let bytes: u64 = manifest.files.iter().map(|f| f.bytes).sum();
+        self.state.lock().copying.insert(shard, bytes);
+        std::thread::sleep(self.pace_for(bytes));
+        install_replica(&source, &self.setup.data_dir, &manifest, &self.setup.schema)
+    }
+
+    /// How long an install of `bytes` must wait so that installs average at most
+    /// `mib_per_s`; books its share of the budget.
+    fn pace_for(&self, bytes: u64) -> Duration {
+        let rate = self.setup.config.mib_per_s;
+        if rate == 0 {
+            return Duration::ZERO;
+        }
+        let now = Instant::now();
+        let mut next = self.pace.lock();
+        let start = (*next).max(now);
+        *next = start + Duration::from_secs_f64(bytes as f64 / (rate as f64 * 1024.0 * 1024.0));
+        start - now
+    }
+
+    /// Stops serving a retired copy and deletes it (calls holding it finish first: the
+    /// files stay readable while mapped).
+    fn remove(&self, shard: ShardId) {
+        let Some(replica) = self.leaf.remove(&shard) else {
+            return;
+        };
+        tracing::info!(%shard, "temporary copy removed");
+        let dir = replica.dir.clone();
+        tokio::task::spawn_blocking(move || {
+            if let Err(error) = std::fs::remove_dir_all(&dir) {
+                tracing::warn!(dir = %dir.display(), %error, "removing a retired copy");
+            }
+        });
+    }
+
+    /// What the node is doing to heal, per shard, for its health answer.
+    pub fn report(&self, now: Instant) -> Vec<(ShardId, HealState)> {
+        let state = self.state.lock();
+        let millis = |at: Instant| at.saturating_duration_since(now).as_millis() as u64;
+        let mut report: Vec<(ShardId, HealState)> = Vec::new();
+        for (shard, until, lost) in &state.waiting {
+            let heal_in_millis = millis(*until);
+            let lost = lost.clone();
+            report.push((
+                *shard,
+                HealState::Waiting {
+                    heal_in_millis,
+                    lost,
+                },
+            ));
+        }
+        report.extend(state.queued.iter().map(|s| (*s, HealState::Queued)));
+        for (shard, total) in &state.copying {
+            let copied_bytes = staged_bytes(&self.setup.data_dir, shard);
+            let total_bytes = *total;
+            report.push((
+                *shard,
+                HealState::Copying {
+                    copied_bytes,
+                    total_bytes,
+                },
+            ));
+        }
+        for (shard, task) in &state.tasks {
+            let entry = match task {
+                Task::Failing {
+                    attempts,
+                    retry_at,
+                    error,
+                } => HealState::Failing {
+                    error: error.clone(),
+                    attempts: *attempts,
+                    retry_in_millis: millis(*retry_at),
+                },
+                Task::Surplus { since } => HealState::Surplus {
+                    drop_in_millis: millis(*since + self.setup.timing.cool_down),
+                },
+                Task::Installing | Task::Retiring { .. } => continue,
+            };
+            report.push((*shard, entry));
+        }
+        report
+    }
+}
+
+/// Wait before retry number `attempts + 1`: 1 s, doubling, at most `max_ms`.
+fn backoff(attempts: u32, max_ms: u64) -> Duration {
+    let doubled = RETRY_FIRST.saturating_mul(1u32 << attempts.min(20));
+    doubled.min(Duration::from_millis(max_ms.max(1)))
+}
+
+/// The shards of the store with a usable manifest (the others cannot be installed).
+fn store_shards(config: &ClusterConfig) -> Vec<ShardId> {
+    match config.shard_manifests() {
+        Ok(manifests) => manifests
+            .into_iter()
+            .filter_map(|m| m.ok())
+            .map(|m| m.shard)
+            .collect(),
+        Err(error) => {
+            tracing::error!(%error, "healing: cannot read the shard store");
+            Vec::new()
+        }
+    }
+}
+
+/// The store's live directory of `shard` and its manifest.
+fn find_in_store(store: &Path, shard: ShardId) -> Result<(PathBuf, ShardManifest), String> {
+    let dirs = shard_proto::store::live_shard_dirs(store).map_err(|e| e.to_string())?;
+    let (_, dir) = dirs
+        .into_iter()
+        .find(|(id, _)| *id == shard)
+        .ok_or_else(|| format!("shard {shard} is no longer in the shard store"))?;
+    let manifest = ShardManifest::read(&dir).map_err(|e| e.to_string())?;
+    if manifest.shard != shard {
+        return Err(format!(
+            "{} holds the manifest of {}",
+            dir.display(),
+            manifest.shard
+        ));
+    }
+    Ok((dir, manifest))
+}
+
+/// Bytes already in the staging directory of an install of `shard`.
+fn staged_bytes(data_dir: &Path, shard: &ShardId) -> u64 {
+    let staging = data_dir.join(format!("{TMP_PREFIX}{shard}"));
+    let Ok(entries) = std::fs::read_dir(staging) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.metadata().ok())
+        .map(|m| m.len())
+        .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries_back_off_exponentially_up_to_the_cap() {
+        let waits: Vec<u64> = (0..8).map(|a| backoff(a, 20_000).as_secs()).collect();
+        assert_eq!(waits, [1, 2, 4, 8, 16, 20, 20, 20]);
+        assert_eq!(backoff(1_000, 60_000), Duration::from_secs(60));
+    }
+
+    #[test]
+    fn the_config_has_defaults_and_refuses_zero_installs() {
+        let config: HealConfig = toml::from_str("after_ms = 5000").unwrap();
+        assert_eq!(config.after_ms, 5_000);
+        assert_eq!(config.concurrent_installs, 1);
+        assert!(config.validate().is_ok());
+        let none = HealConfig {
+            concurrent_installs: 0,
+            ..config
+        };
+        assert!(none.validate().unwrap_err().contains("concurrent_installs"));
+    }
+}

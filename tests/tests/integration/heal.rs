@@ -1,0 +1,221 @@
+//! Self-healing, proven with real processes under load from the real load generator: the
+//! failover suite's 3-node cluster (R = 2, 6 shards of the English sample) with `[heal]`
+//! set to seconds.
+//!
+//! - A node killed for good: its shards, and only its shards, get new holders that copy
+//!   them from the store, until every shard has 2 serving copies again, with no failed or
+//!   partial answer. Restarted (same data directory), it serves again without copying a
+//!   byte, and the temporary copies are dropped after the cool-down.
+//! - Both holders of a shard killed: answers are partial (flagged) until the survivor has
+//!   installed it, then full again, without any command.
+//!
+//! Conditions are waited for with generous deadlines; timings are printed, never asserted.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::os::unix::fs::MetadataExt as _;
+use std::path::Path;
+use std::time::Instant;
+
+use serde_json::Value;
+use shard_proto::manifest::{ShardManifest, MANIFEST_FILE};
+use tests::{get_json, wait_for, Signal};
+
+use crate::failover::{assert_clean, seconds, serial, shard_store, Cluster, Load, PATIENCE};
+
+/// Heal after 3 s unreachable; drop temporary copies 3 s after the lost node serves.
+const HEAL: &str = "\n[heal]\nafter_ms = 3000\ncool_down_ms = 3000\n";
+
+/// Shard → the nodes `/cluster` says serve it (or the placement's target).
+fn per_shard(cluster: &Cluster, field: &str) -> BTreeMap<String, BTreeSet<String>> {
+    let doc = cluster.cluster().expect("GET /cluster");
+    let mut map = BTreeMap::new();
+    for shard in doc["shards"].as_array().expect("shards") {
+        let nodes = shard[field].as_array().expect(field);
+        let nodes = nodes.iter().filter_map(|n| n.as_str().map(String::from));
+        map.insert(
+            shard["id"].as_str().expect("id").to_string(),
+            nodes.collect(),
+        );
+    }
+    map
+}
+
+/// The replica directories in a node's data directory: shard → its manifest's inode (a
+/// copied replica gets a new one; a reused one keeps it).
+fn replica_dirs(cluster: &Cluster, node: &str) -> BTreeMap<String, u64> {
+    let dir = cluster.dir.path().join("nodes").join(node);
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return BTreeMap::new();
+    };
+    entries
+        .flatten()
+        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+        .filter_map(|e| {
+            let inode = std::fs::metadata(e.path().join(MANIFEST_FILE)).ok()?.ino();
+            Some((e.file_name().to_string_lossy().into_owned(), inode))
+        })
+        .collect()
+}
+
+/// Bytes of each shard (its manifest's files), from the store.
+fn shard_bytes() -> BTreeMap<String, u64> {
+    shard_proto::store::live_shard_dirs(shard_store())
+        .expect("read the store")
+        .into_iter()
+        .map(|(id, dir)| {
+            let manifest = ShardManifest::read(Path::new(&dir)).expect("manifest");
+            (id.to_string(), manifest.files.iter().map(|f| f.bytes).sum())
+        })
+        .collect()
+}
+
+fn every_shard(
+    map: &BTreeMap<String, BTreeSet<String>>,
+    ok: impl Fn(&BTreeSet<String>) -> bool,
+) -> bool {
+    !map.is_empty() && map.values().all(ok)
+}
+
+#[test]
+fn a_node_lost_for_good_is_replaced_and_comes_back_without_copying() {
+    let _serial = serial();
+    let mut cluster = Cluster::start_with("heal-kill", HEAL);
+    let before = per_shard(&cluster, "serving");
+    assert!(every_shard(&before, |n| n.len() == 2), "{before:?}");
+    let lost: BTreeSet<String> = before
+        .iter()
+        .filter(|(_, nodes)| nodes.contains("n2"))
+        .map(|(shard, _)| shard.clone())
+        .collect();
+    let dirs_before: BTreeMap<&str, BTreeMap<String, u64>> = ["n1", "n2", "n3"]
+        .into_iter()
+        .map(|n| (n, replica_dirs(&cluster, n)))
+        .collect();
+
+    let load = Load::start(&cluster.url, &[]);
+    let killed = Instant::now();
+    cluster.signal("n2", Signal::SIGKILL);
+    let healed = wait_for(
+        "2 serving copies of every shard without n2",
+        PATIENCE * 2,
+        || {
+            let serving = per_shard(&cluster, "serving");
+            every_shard(&serving, |n| n.len() == 2 && !n.contains("n2")).then(Instant::now)
+        },
+    );
+    // Exactly the lost node's shards were copied, once each.
+    let mut copied: Vec<String> = Vec::new();
+    for node in ["n1", "n3"] {
+        let now = replica_dirs(&cluster, node);
+        copied.extend(
+            now.keys()
+                .filter(|s| !dirs_before[node].contains_key(*s))
+                .cloned(),
+        );
+    }
+    copied.sort();
+    assert_eq!(copied, lost.iter().cloned().collect::<Vec<_>>());
+    let bytes = shard_bytes();
+    let moved: u64 = copied.iter().map(|s| bytes[s]).sum();
+    let n2_bytes: u64 = lost.iter().map(|s| bytes[s]).sum();
+    assert_eq!(
+        moved, n2_bytes,
+        "bytes moved = the dead node's replica bytes"
+    );
+
+    let restarted = Instant::now();
+    let pid = cluster.start_node("n2");
+    cluster.wait_up("n2", Some(pid));
+    let settled = wait_for(
+        "every shard served by its target only",
+        PATIENCE * 2,
+        || {
+            let serving = per_shard(&cluster, "serving");
+            let target = per_shard(&cluster, "target");
+            let back = serving == target
+                && ["n1", "n3"]
+                    .iter()
+                    .all(|n| replica_dirs(&cluster, n) == dirs_before[n]);
+            back.then(Instant::now)
+        },
+    );
+    let figures = load.finish();
+    println!(
+        "heal: n2 ({} shards, {n2_bytes} bytes) killed; 2 copies of every shard again after {:.2} s \
+         (heal_after 3 s); n2 restarted, temporary copies dropped {:.2} s later",
+        lost.len(),
+        seconds(killed, healed),
+        seconds(restarted, settled)
+    );
+    assert_eq!(
+        replica_dirs(&cluster, "n2"),
+        dirs_before["n2"],
+        "the returning node reused its copies: zero bytes"
+    );
+    assert_clean("node lost for good, then back", &figures);
+}
+
+#[test]
+fn both_holders_of_a_shard_lost_the_survivor_installs_it_and_answers_are_full_again() {
+    let _serial = serial();
+    let cluster = Cluster::start_with("heal-kill-shard", HEAL);
+    let holders = cluster.holders();
+    let (shard, victims) = holders
+        .iter()
+        .next()
+        .map(|(s, n)| (s.clone(), n.clone()))
+        .expect("a shard");
+    assert_eq!(victims.len(), 2, "R = 2: {holders:?}");
+    let killed = Instant::now();
+    for id in &victims {
+        cluster.signal(id, Signal::SIGKILL);
+    }
+    let query = format!("{}/search?q=the&size=10", cluster.url);
+    let load = Load::start(&cluster.url, &[]);
+    let explained = wait_for(
+        "a partial answer naming the shard, explained in /cluster",
+        PATIENCE,
+        || {
+            let (_, body) = get_json(&query).filter(|(_, b)| b["partial"] == true)?;
+            let failures = body["shards"]["failures"].as_array()?;
+            failures
+                .iter()
+                .any(|f| f["shard"] == shard.as_str())
+                .then_some(())?;
+            let doc = cluster.cluster()?;
+            let view: &Value = doc["shards"]
+                .as_array()?
+                .iter()
+                .find(|s| s["id"] == shard.as_str())?;
+            view["under_replicated"].as_str().map(String::from)
+        },
+    );
+    let full = wait_for("full answers again", PATIENCE * 2, || {
+        let (status, body) = get_json(&query)?;
+        assert_eq!(status, 200, "{body}");
+        (body["partial"] == false && body["coverage"] == 1.0).then(Instant::now)
+    });
+    for _ in 0..10 {
+        let (status, body) = get_json(&query).expect("search answers");
+        assert_eq!(
+            (status, &body["partial"]),
+            (200, &Value::Bool(false)),
+            "{body}"
+        );
+    }
+    let figures = load.finish();
+    println!(
+        "heal: both holders of {shard} killed ({victims:?}); /cluster said {explained:?}; full \
+         answers again after {:.2} s; {} requests, {} partial, {} failed",
+        seconds(killed, full),
+        figures.requests,
+        figures.partial,
+        figures.errors
+    );
+    assert!(explained.contains("0 of 2"), "{explained}");
+    assert_eq!(
+        figures.errors, 0,
+        "answers must be 200: {:?}",
+        figures.error_samples
+    );
+}
