@@ -34,6 +34,7 @@ fn build_leaf() -> (Leaf, tempfile::TempDir) {
     let args = indexer::build::BuildArgs {
         input: dump,
         out: store.clone(),
+        staging: None,
         shards: 1,
         node: 0,
         nodes: 1,

@@ -24,6 +24,7 @@ pub mod progress;
 pub mod publish;
 pub mod shard_writer;
 pub mod summary;
+pub mod upload;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -54,9 +55,16 @@ pub struct BuildArgs {
     /// Input dump: MediaWiki XML (plain, .bz2, multistream .bz2, .gz) or JSON lines.
     #[arg(long)]
     pub input: PathBuf,
-    /// Output directory; shards are published as DIR/<shard id>/.
+    /// The shard store: a directory (shards are published as DIR/<shard id>.g<n>/), or
+    /// `s3://bucket/prefix` (built in --staging, then uploaded; endpoint, region and
+    /// credentials from the AWS_* environment variables).
     #[arg(long)]
     pub out: PathBuf,
+    /// With an s3:// --out: the local directory the shards are built in before the
+    /// upload (default: a directory of the system's temporary directory, removed after
+    /// a successful upload).
+    #[arg(long)]
+    pub staging: Option<PathBuf>,
     /// Shards this node builds from its slice.
     #[arg(long, default_value_t = 1)]
     pub shards: u32,
@@ -148,15 +156,54 @@ impl BuildArgs {
     }
 }
 
-/// `indexer build` from the command line: builds, then prints the summary.
+/// `indexer build` from the command line: builds (and uploads, for an S3 store), then
+/// prints the summary.
 pub fn run(args: &BuildArgs) -> anyhow::Result<()> {
-    let summary = build(&args.options()?)?;
+    let summary = match args.out.to_str().filter(|out| out.starts_with("s3://")) {
+        Some(url) => build_and_upload(args, url)?,
+        None => build(&args.options()?)?,
+    };
     if args.json {
         println!("{}", serde_json::to_string(&summary)?);
     } else {
         println!("{}", summary.human());
     }
     Ok(())
+}
+
+/// `indexer build --out s3://...`: builds into the staging directory as into a directory
+/// store, then uploads the slice ([`upload`]).
+fn build_and_upload(args: &BuildArgs, url: &str) -> anyhow::Result<BuildSummary> {
+    let location: shard_proto::remote::S3Location = url.parse()?;
+    // Opened before the build: a malformed URL or configuration fails at once.
+    let remote = shard_proto::remote::RemoteStore::open(&location, &Default::default())?;
+    let default_staging = args.staging.is_none();
+    let staging = args.staging.clone().unwrap_or_else(|| {
+        // One per store and slice, not per process: the slice lock guards it, and the
+        // next build clears what a failed one left there.
+        let store: String = url[5..]
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .collect();
+        std::env::temp_dir().join(format!(
+            "wikisearch-build-{store}-n{}of{}",
+            args.slice.node, args.slice.nodes
+        ))
+    });
+    let mut opts = args.options()?;
+    opts.out = staging.clone();
+    let summary = build(&opts)?;
+    let start = Instant::now();
+    let published = upload::upload_slice(&staging, &remote, args.slice.node, args.slice.nodes)?;
+    tracing::info!(
+        "uploaded {} shards to {location} in {:.1} s",
+        published.len(),
+        start.elapsed().as_secs_f64()
+    );
+    if default_staging {
+        std::fs::remove_dir_all(&staging).map_err(|e| Error::io(&staging, e))?;
+    }
+    Ok(summary)
 }
 
 /// How the memory budget and the threads are shared out.

@@ -20,6 +20,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use shard_proto::auth::ClusterKey;
 use shard_proto::manifest::ShardManifest;
+use shard_proto::remote::S3Config;
+use shard_proto::store::{ShardSource, ShardStore, StoreLocation};
 use shard_proto::{QueryLimits, ShardId};
 
 use crate::addr::{NodeAddr, NodeSet};
@@ -37,9 +39,13 @@ pub const SECRET_ENV: &str = "WIKISEARCH_CLUSTER_SECRET";
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClusterConfig {
-    /// Directory holding the published shards (one sub-directory per shard, each with its
-    /// manifest), as written by `indexer build --out`.
-    pub shard_store: PathBuf,
+    /// Where the published shards are, as written by `indexer build --out`: a directory
+    /// (one sub-directory per shard, each with its manifest) or `s3://bucket/prefix`.
+    pub shard_store: StoreLocation,
+    /// Endpoint, region, credentials and retries of an `s3://` shard store (each field
+    /// overrides its `AWS_*` environment variable).
+    #[serde(default, skip_serializing_if = "is_default_s3")]
+    pub s3: S3Config,
     /// Copies of every shard, each on a different node.
     pub replication: usize,
     #[serde(default)]
@@ -209,7 +215,7 @@ impl ClusterConfig {
     }
 
     fn resolve_paths(&mut self, base: &Path) {
-        self.shard_store = base.join(&self.shard_store);
+        self.shard_store = self.shard_store.resolve(base);
         if let Some(file) = self.auth.secret_file.take() {
             self.auth.secret_file = Some(base.join(file));
         }
@@ -291,8 +297,22 @@ impl ClusterConfig {
     /// manifest cannot be used comes back as a [`BadShard`] naming it, next to the good ones,
     /// so one bad shard is reported (and can be placed and shown as failed), not fatal.
     pub fn shard_manifests(&self) -> Result<Vec<std::result::Result<ShardManifest, BadShard>>> {
-        store_manifests(&self.shard_store)
+        let live = self.open_store()?.live_shards()?;
+        Ok(live
+            .into_iter()
+            .map(|(shard, source)| read_manifest(shard, &source))
+            .collect())
     }
+
+    /// The shard store this file names.
+    pub fn open_store(&self) -> Result<ShardStore> {
+        Ok(ShardStore::open(&self.shard_store, &self.s3)?)
+    }
+}
+
+/// Whether the `[s3]` table is all defaults (then it is not written out).
+fn is_default_s3(s3: &S3Config) -> bool {
+    *s3 == S3Config::default()
 }
 
 /// Writes a new random cluster secret (32 bytes as 64 hex characters, readable by the
@@ -319,10 +339,10 @@ pub fn ensure_secret_file(path: &Path) -> Result<()> {
 /// [`ClusterConfig::shard_manifests`] of the shard store `store`: the manifests of its
 /// live shard directories (`shard_proto::store`: each slice's recorded generation).
 pub fn store_manifests(store: &Path) -> Result<Vec<std::result::Result<ShardManifest, BadShard>>> {
-    let live = shard_proto::store::live_shard_dirs(store)?;
+    let live = ShardStore::Dir(store.to_path_buf()).live_shards()?;
     Ok(live
         .into_iter()
-        .map(|(shard, dir)| read_manifest(shard, &dir))
+        .map(|(shard, source)| read_manifest(shard, &source))
         .collect())
 }
 
@@ -335,10 +355,13 @@ pub struct BadShard {
     pub reason: String,
 }
 
-/// Reads and checks the manifest of the shard directory `dir` named `shard`.
-fn read_manifest(shard: ShardId, dir: &Path) -> std::result::Result<ShardManifest, BadShard> {
+/// Reads and checks the manifest of the store's shard directory `source` named `shard`.
+pub(crate) fn read_manifest(
+    shard: ShardId,
+    source: &ShardSource,
+) -> std::result::Result<ShardManifest, BadShard> {
     let bad = |reason: String| BadShard { shard, reason };
-    let manifest = ShardManifest::read(dir).map_err(|e| bad(e.to_string()))?;
+    let manifest = source.read_manifest().map_err(|e| bad(e.to_string()))?;
     // A copied or renamed directory would otherwise serve its documents as another shard.
     if manifest.shard != shard {
         return Err(bad(format!(
@@ -406,7 +429,11 @@ data_dir = "/tmp/b"
     fn loads_and_resolves_paths() {
         let dir = tempfile::tempdir().unwrap();
         let config = ClusterConfig::load(&write(dir.path(), GOOD)).unwrap();
-        assert_eq!(config.shard_store, dir.path().join("shards"));
+        assert_eq!(
+            config.shard_store.as_dir(),
+            Some(&*dir.path().join("shards"))
+        );
+        assert_eq!(config.s3, S3Config::default());
         assert_eq!(
             config.node("a").unwrap().data_dir(),
             dir.path().join("nodes/a")
@@ -423,6 +450,30 @@ data_dir = "/tmp/b"
     }
 
     #[test]
+    fn an_s3_store_and_its_table_load_and_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = GOOD.replace("\"shards\"", "\"s3://bucket/wiki/en\"")
+            + "[s3]\nendpoint = \"http://127.0.0.1:3900\"\nregion = \"garage\"\nmax_retries = 3\n";
+        let config = ClusterConfig::load(&write(dir.path(), &text)).unwrap();
+        assert_eq!(config.shard_store.to_string(), "s3://bucket/wiki/en");
+        assert_eq!(config.shard_store.as_dir(), None);
+        assert_eq!(config.s3.endpoint.as_deref(), Some("http://127.0.0.1:3900"));
+        assert_eq!((config.s3.max_retries, config.s3.retry_timeout_s), (3, 180));
+        let saved = dir.path().join("saved.toml");
+        config.save(&saved).unwrap();
+        assert_eq!(ClusterConfig::load(&saved).unwrap(), config);
+    }
+
+    #[test]
+    fn a_directory_store_writes_no_s3_table() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = ClusterConfig::load(&write(dir.path(), GOOD)).unwrap();
+        let saved = dir.path().join("saved.toml");
+        config.save(&saved).unwrap();
+        assert!(!std::fs::read_to_string(&saved).unwrap().contains("[s3]"));
+    }
+
+    #[test]
     fn bad_files_are_clear_errors() {
         let dir = tempfile::tempdir().unwrap();
         let cases = [
@@ -433,6 +484,14 @@ data_dir = "/tmp/b"
             ("unknown field", format!("{GOOD}\nbogus = 1")),
             ("id \"a\"", GOOD.replace("id = \"b\"", "id = \"a\"")),
             ("TOML", "shard_store = ".to_string()),
+            (
+                "names no bucket",
+                GOOD.replace("\"shards\"", "\"s3:///prefix\""),
+            ),
+            (
+                "unknown field `endpont`",
+                format!("{GOOD}\n[s3]\nendpont = \"x\""),
+            ),
             (
                 "unknown variant `dfs`",
                 GOOD.replace("[frontend]", "[frontend]\nsearch_type = \"dfs\""),
@@ -580,7 +639,8 @@ data_dir = "data/{i}"
         std::fs::create_dir_all(store.join(".tmp-n7of12-s0of2")).unwrap(); // not a shard
         std::fs::write(store.join("n8of12-s0of2"), "").unwrap(); // a file, not a shard
         let config = ClusterConfig {
-            shard_store: store,
+            shard_store: store.into(),
+            s3: Default::default(),
             replication: 1,
             frontend: Default::default(),
             timeouts: Default::default(),

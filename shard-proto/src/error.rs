@@ -36,6 +36,19 @@ pub enum Error {
     /// `field:*` on a field that is not a fast field: it would fail on every shard.
     #[error("{0}:* needs a fast field; only id:* can match every document with a field")]
     ExistsNeedsFastField(String),
+    /// A shard store that cannot be opened (a malformed `s3://` URL, a bad `[s3]` table).
+    #[error("shard store: {0}")]
+    Store(String),
+    /// A request to the object store failed for good (after its retries).
+    #[error("{object}: {source}")]
+    ObjectStore {
+        object: String,
+        #[source]
+        source: Box<object_store::Error>,
+    },
+    /// A downloaded object does not match its manifest entry.
+    #[error("{object} is corrupted: {reason}")]
+    Corrupt { object: String, reason: String },
     #[error("tantivy: {0}")]
     Tantivy(#[from] tantivy::TantivyError),
 }

@@ -2,7 +2,7 @@
 //! ([`schema`]), how a person's query is read ([`query`]), how a parsed query is scored
 //! ([`ranking`]), how shards are named
 //! ([`shard_id`]), the manifest that proves a shard copy is complete ([`manifest`]), which
-//! shard directories of a store are live ([`store`]), the global BM25 statistics that make
+//! shard directories of a store are live and how to fetch them ([`store`], on S3 [`remote`]), the global BM25 statistics that make
 //! sharded scores exact ([`stats`]), what one query may cost ([`limits`]), the RPC
 //! messages between the front-end and searcher nodes ([`wire`]), how those messages are
 //! authenticated ([`auth`]) and the rate-limited logging every process uses ([`logging`]).
@@ -18,6 +18,7 @@ pub mod logging;
 pub mod manifest;
 pub mod query;
 pub mod ranking;
+pub mod remote;
 pub mod schema;
 pub mod shard_id;
 pub mod stats;

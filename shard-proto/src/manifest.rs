@@ -81,12 +81,19 @@ impl ShardManifest {
     pub fn read(dir: &Path) -> Result<Self> {
         let path = dir.join(MANIFEST_FILE);
         let bytes = fs::read(&path).map_err(|e| Error::io(&path, e))?;
+        Self::from_bytes(&bytes, &path)
+    }
+
+    /// Parses a manifest's bytes and checks its self-checksum; `path` (a file or an
+    /// object's URL) names it in errors.
+    pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Self> {
+        let path = path.to_path_buf();
         let invalid = |reason: String| Error::InvalidManifest {
             path: path.clone(),
             reason,
         };
         let manifest: ShardManifest =
-            serde_json::from_slice(&bytes).map_err(|e| invalid(e.to_string()))?;
+            serde_json::from_slice(bytes).map_err(|e| invalid(e.to_string()))?;
         if manifest.format != MANIFEST_FORMAT {
             return Err(invalid(format!(
                 "format {} (this binary reads format {MANIFEST_FORMAT})",

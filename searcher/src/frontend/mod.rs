@@ -218,7 +218,7 @@ fn read_shard_table(config: &ClusterConfig) -> Result<BTreeMap<ShardId, u64>> {
         }
     }
     if shard_docs.is_empty() {
-        tracing::warn!(store = %config.shard_store.display(), "no shards in the shard store");
+        tracing::warn!(store = %config.shard_store, "no shards in the shard store");
     }
     Ok(shard_docs)
 }

@@ -22,7 +22,8 @@ const PROBE_INTERVAL: Duration = Duration::from_millis(500);
 
 fn config(dir: &Path, nodes: &[(&str, std::net::SocketAddr)], replication: usize) -> ClusterConfig {
     ClusterConfig {
-        shard_store: dir.join("store"),
+        shard_store: dir.join("store").into(),
+        s3: Default::default(),
         replication,
         frontend: FrontendConfig::default(),
         auth: AuthConfig {

@@ -2,7 +2,8 @@
 //! them, and opening the good ones for the life of the process.
 //!
 //! Each replica is assembled in a temporary directory as an independent copy of the
-//! store's files (never a hard link: replicas sharing an inode would share every bad
+//! store's files (copied from a directory store, downloaded from an S3 one, see
+//! `shard_proto::store::ShardSource::fetch_into`) (never a hard link: replicas sharing an inode would share every bad
 //! block, and an in-place rewrite of the store would hit every node mapping it), verified
 //! there against the manifest's blake3 checksums and the schema fingerprint, and only
 //! then renamed into place, so a crash never leaves a half-copied replica that looks
@@ -20,13 +21,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use shard_proto::manifest::{ShardManifest, MANIFEST_FILE};
-use shard_proto::store::{generation_of_dir_name, live_shard_dirs};
+use shard_proto::store::{generation_of_dir_name, ShardSource};
 use shard_proto::wire::ReplicaState;
 use shard_proto::{ShardId, WikiSchema};
 use tantivy::columnar::Column;
 use tantivy::{DocAddress, Index, ReloadPolicy, Searcher};
 
-use crate::cluster::ClusterConfig;
+use crate::cluster::{read_manifest, ClusterConfig};
 use crate::error::{Error, Result};
 use crate::placement::Placement;
 
@@ -136,21 +137,16 @@ pub fn install_assigned(
     let data_dir = config.node(node_id)?.data_dir().to_path_buf();
     fs::create_dir_all(&data_dir).map_err(|e| Error::io(&data_dir, e))?;
     remove_leftovers(&data_dir)?;
-    let store = scan_store(config)?;
-    let sources: BTreeMap<ShardId, PathBuf> =
-        live_shard_dirs(&config.shard_store)?.into_iter().collect();
+    let sources: BTreeMap<ShardId, ShardSource> =
+        config.open_store()?.live_shards()?.into_iter().collect();
+    let store = scan_store(&sources);
     let placement = Placement::for_cluster(config, store.keys().copied());
     let mut replicas = Replicas::default();
     for shard in placement.shards_of(node_id) {
-        let source = sources
-            .get(&shard)
-            .ok_or("the shard store changed meanwhile");
-        let outcome = match (&store[&shard], source) {
-            (Ok(manifest), Ok(source)) => {
-                install_replica(source, &data_dir, manifest, schema).map(|i| i.replica)
-            }
-            (Err(reason), _) => Err(reason.clone()),
-            (_, Err(reason)) => Err(reason.to_string()),
+        let outcome = match &store[&shard] {
+            Ok(manifest) => install_replica(&sources[&shard], &data_dir, manifest, schema)
+                .map(|installed| installed.replica),
+            Err(reason) => Err(reason.clone()),
         };
         replicas.record(shard, outcome);
     }
@@ -164,11 +160,11 @@ pub struct Installed {
     pub copied_bytes: u64,
 }
 
-/// Installs the store's shard directory `source` into `data_dir` (or reuses a verified
+/// Installs the store's shard `source` (a directory or S3 objects) into `data_dir` (or reuses a verified
 /// copy of the same build already there: no byte moves) and opens it: the one install
 /// path, at start-up and when healing.
 pub fn install_replica(
-    source: &Path,
+    source: &ShardSource,
     data_dir: &Path,
     manifest: &ShardManifest,
     schema: &WikiSchema,
@@ -180,9 +176,7 @@ pub fn install_replica(
     let dir = install(source, data_dir, manifest, schema)?;
     let reused = before.is_some() && before == inode(&dir);
     let mut replica = open(&dir, manifest, schema)?;
-    replica.generation = source
-        .file_name()
-        .and_then(|name| generation_of_dir_name(&name.to_string_lossy()));
+    replica.generation = generation_of_dir_name(source.name());
     let copied_bytes = match reused {
         true => 0,
         false => manifest.files.iter().map(|f| f.bytes).sum(),
@@ -193,23 +187,20 @@ pub fn install_replica(
     })
 }
 
-/// Every shard directory of the store with its manifest or why it cannot be read; a shard
+/// Every live shard of the store with its manifest or why it cannot be read; a shard
 /// with a bad manifest keeps its id, so the node it is placed on reports it instead of
 /// silently not serving it.
 fn scan_store(
-    config: &ClusterConfig,
-) -> Result<BTreeMap<ShardId, std::result::Result<ShardManifest, String>>> {
-    Ok(config
-        .shard_manifests()?
-        .into_iter()
-        .map(|manifest| match manifest {
-            Ok(m) => (m.shard, Ok(m)),
-            Err(bad) => (
-                bad.shard,
-                Err(format!("manifest in the shard store: {}", bad.reason)),
-            ),
+    sources: &BTreeMap<ShardId, ShardSource>,
+) -> BTreeMap<ShardId, std::result::Result<ShardManifest, String>> {
+    sources
+        .iter()
+        .map(|(shard, source)| {
+            let manifest = read_manifest(*shard, source)
+                .map_err(|bad| format!("manifest in the shard store: {}", bad.reason));
+            (*shard, manifest)
         })
-        .collect())
+        .collect()
 }
 
 /// Removes replicas a crashed run left half-assembled.
@@ -223,10 +214,11 @@ fn remove_leftovers(data_dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Makes `data_dir/<shard>` a verified copy of the store's shard directory `source`;
-/// returns its path.
+/// Makes `data_dir/<shard>` a verified copy of the store's shard `source` (a local
+/// directory or S3 objects: fetched into a temporary directory beside it, verified, then
+/// renamed into place); returns its path.
 pub fn install(
-    source: &Path,
+    source: &ShardSource,
     data_dir: &Path,
     manifest: &ShardManifest,
     schema: &WikiSchema,
@@ -240,7 +232,7 @@ pub fn install(
     let assembled = assemble(source, &staging, manifest).and_then(|()| {
         ShardManifest::read_verified(&staging, schema)
             .map(drop)
-            .map_err(|e| e.to_string())
+            .map_err(|e| format!("{e} (copied from {})", source.location()))
     });
     if let Err(reason) = assembled {
         let _ = fs::remove_dir_all(&staging);
@@ -258,30 +250,17 @@ fn is_verified_copy(target: &Path, manifest: &ShardManifest, schema: &WikiSchema
     }
 }
 
-/// Copies the manifest's files and the manifest itself into `staging`.
+/// Fetches the manifest's files and the manifest itself into a new `staging`.
 fn assemble(
-    source: &Path,
+    source: &ShardSource,
     staging: &Path,
     manifest: &ShardManifest,
 ) -> std::result::Result<(), String> {
     let _ = fs::remove_dir_all(staging);
     fs::create_dir_all(staging).map_err(|e| format!("{}: {e}", staging.display()))?;
-    let names = manifest.files.iter().map(|f| f.name.as_str());
-    for name in names.chain([MANIFEST_FILE]) {
-        if name.contains('/') || name.contains("..") {
-            return Err(format!("manifest lists a file outside the shard: {name:?}"));
-        }
-        copy_file(&source.join(name), &staging.join(name))
-            .map_err(|e| format!("{}: {e}", source.join(name).display()))?;
-    }
-    Ok(())
-}
-
-/// An independent copy of one file. `std::fs::copy` uses `copy_file_range` on Linux, which
-/// file systems that share extents (btrfs, XFS with reflink) turn into a reflink: the copy
-/// then costs no space, yet a write to either file leaves the other intact.
-fn copy_file(from: &Path, to: &Path) -> io::Result<()> {
-    fs::copy(from, to).map(drop)
+    source
+        .fetch_into(manifest, staging)
+        .map_err(|e| e.to_string())
 }
 
 /// Puts `staging` at `target`, replacing an older copy (renames are atomic; the removal

@@ -383,7 +383,8 @@ fn store_dir(store: &Path, id: ShardId) -> std::path::PathBuf {
 fn corrupted_replica_is_refused_and_the_others_are_served() {
     let tmp = tempfile::tempdir().unwrap();
     let config = one_node_cluster(tmp.path(), 3);
-    let victim = store_dir(&config.shard_store, shard(1, 3));
+    let store = config.shard_store.as_dir().expect("a directory store");
+    let victim = store_dir(store, shard(1, 3));
     let manifest = ShardManifest::read(&victim).unwrap();
     let file = manifest.files.iter().max_by_key(|f| f.bytes).unwrap();
     let path = victim.join(&file.name);

@@ -38,7 +38,8 @@ pub fn write(
     let ports = free_ports(nodes)?;
     cluster::ensure_secret_file(&data.join(SECRET_FILE))?;
     let config = ClusterConfig {
-        shard_store: PathBuf::from(SHARD_STORE),
+        shard_store: PathBuf::from(SHARD_STORE).into(),
+        s3: Default::default(),
         replication,
         frontend: FrontendConfig {
             listen,
@@ -101,7 +102,10 @@ mod tests {
         let listen = SocketAddr::from(([127, 0, 0, 1], 18080));
         let (path, config) = write(dir.path(), 3, 2, listen).unwrap();
         assert_eq!(path, dir.path().join("cluster.toml"));
-        assert_eq!(config.shard_store, dir.path().join("shards"));
+        assert_eq!(
+            config.shard_store.as_dir(),
+            Some(&*dir.path().join("shards"))
+        );
         assert_eq!(config.frontend.listen, listen);
         let ids: Vec<&str> = config.nodes.iter().map(|n| n.id.as_str()).collect();
         assert_eq!(ids, ["node-1", "node-2", "node-3"]);

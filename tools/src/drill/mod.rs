@@ -347,7 +347,7 @@ fn resolve_targets(
                     .context("the shard store has no shards")?,
             };
             if !docs.iter().any(|d| d.0 == shard) {
-                bail!("no shard {shard} in {}", config.shard_store.display());
+                bail!("no shard {shard} in {}", config.shard_store);
             }
             let placement = Placement::for_cluster(config, docs.iter().map(|d| d.0));
             let holders = placement.replicas.get(&shard).cloned().unwrap_or_default();

@@ -29,6 +29,7 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use shard_proto::manifest::ShardManifest;
+use shard_proto::store::{ShardSource, ShardStore};
 use shard_proto::wire::HealState;
 use shard_proto::{ShardId, WikiSchema};
 use tokio::task::JoinHandle;
@@ -89,7 +90,8 @@ struct Setup {
     me: String,
     nodes: Vec<String>,
     replication: usize,
-    store: PathBuf,
+    /// The shard store, opened once (or why it could not be: every install then fails with it).
+    store: Result<ShardStore, String>,
     data_dir: PathBuf,
     schema: WikiSchema,
     config: HealConfig,
@@ -134,7 +136,7 @@ impl Healer {
                 me: me.to_string(),
                 nodes: config.nodes.iter().map(|n| n.id.clone()).collect(),
                 replication: config.replication,
-                store: config.shard_store.clone(),
+                store: config.open_store().map_err(|e| e.to_string()),
                 data_dir,
                 schema,
                 timing: Timing {
@@ -288,7 +290,7 @@ impl Healer {
 
     /// Finds the shard in the store, waits for the byte budget, installs and opens it.
     fn install_blocking(&self, shard: ShardId) -> Result<Installed, String> {
-        let (source, manifest) = find_in_store(&self.setup.store, shard)?;
+        let (source, manifest) = find_in_store(self.setup.store.as_ref()?, shard)?;
         let bytes: u64 = manifest.files.iter().map(|f| f.bytes).sum();
         self.state.lock().copying.insert(shard, bytes);
         std::thread::sleep(self.pace_for(bytes));
@@ -395,22 +397,25 @@ fn store_shards(config: &ClusterConfig) -> Vec<ShardId> {
     }
 }
 
-/// The store's live directory of `shard` and its manifest.
-fn find_in_store(store: &Path, shard: ShardId) -> Result<(PathBuf, ShardManifest), String> {
-    let dirs = shard_proto::store::live_shard_dirs(store).map_err(|e| e.to_string())?;
-    let (_, dir) = dirs
+/// The store's live copy of `shard` and its manifest.
+fn find_in_store(
+    store: &ShardStore,
+    shard: ShardId,
+) -> Result<(ShardSource, ShardManifest), String> {
+    let live = store.live_shards().map_err(|e| e.to_string())?;
+    let (_, source) = live
         .into_iter()
         .find(|(id, _)| *id == shard)
         .ok_or_else(|| format!("shard {shard} is no longer in the shard store"))?;
-    let manifest = ShardManifest::read(&dir).map_err(|e| e.to_string())?;
+    let manifest = source.read_manifest().map_err(|e| e.to_string())?;
     if manifest.shard != shard {
         return Err(format!(
             "{} holds the manifest of {}",
-            dir.display(),
+            source.location(),
             manifest.shard
         ));
     }
-    Ok((dir, manifest))
+    Ok((source, manifest))
 }
 
 /// Bytes already in the staging directory of an install of `shard`.
