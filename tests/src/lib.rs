@@ -5,6 +5,7 @@
 //! Signals and `/proc` reads are the tools crate's supervisor's.
 
 pub mod cluster_secret;
+pub mod garage;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

@@ -12,5 +12,6 @@ mod hostile_queries;
 mod indexer_build;
 mod integrity;
 mod link_pass;
+mod object_store;
 mod searcher_cluster;
 mod searcher_node;

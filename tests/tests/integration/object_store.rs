@@ -1,0 +1,317 @@
+//! The shard store on S3, against a real Garage server the test starts
+//! (`tests::garage`): `indexer build --out s3://...` uploads, nodes download, verify and
+//! serve from their own disk.
+//!
+//! - the same searches answer the same hits, scores included, from an S3 store as from a
+//!   directory store built from the same dump;
+//! - a corrupted object is refused, and the refusal names the object;
+//! - a store that is down while a node starts: the node says so and retries with backoff,
+//!   and starts once the store is back; with its retries exhausted it exits with an
+//!   error naming the store.
+//!
+//! Waits are conditions with generous deadlines, never timings.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+use shard_proto::remote::{RemoteStore, S3Config};
+use tests::cluster_secret::{write_secret, AUTH_TABLE};
+use tests::garage::{require_garage, Garage, BUCKET, REGION};
+use tests::{bin, free_port, get_json, run_ok, shared_corpus, temp_dir, wait_for, ChildGuard};
+
+const PATIENCE: Duration = Duration::from_secs(90);
+const QUERIES: [&str; 6] = [
+    "anarchism",
+    "political philosophy",
+    "\"natural science\"",
+    "+albedo",
+    "title:autism",
+    "the",
+];
+
+/// `indexer build` of the English sample into `out` (a directory or `s3://...`, then
+/// staged in `staging`), with the store's variables for an S3 one.
+fn build(out: &str, shards: u32, garage: Option<&Garage>, staging: &Path) {
+    let mut cmd = Command::new(bin("indexer"));
+    cmd.args(["build", "--threads", "2", "--memory-mb", "256", "--shards"])
+        .arg(shards.to_string())
+        .arg("--input")
+        .arg(shared_corpus("enwiki-sample.xml.bz2"))
+        .args(["--out", out])
+        .arg("--staging")
+        .arg(staging)
+        .stdout(Stdio::null());
+    for (key, value) in garage.map(Garage::env).unwrap_or_default() {
+        cmd.env(key, value);
+    }
+    run_ok(&mut cmd);
+}
+
+/// A cluster file for `nodes` nodes over `store`, `extra` appended (an `[s3]` table).
+fn cluster_file(dir: &Path, store: &str, nodes: usize, replication: usize, extra: &str) -> PathBuf {
+    let frontend = free_port();
+    let mut toml = format!(
+        "shard_store = {store:?}\nreplication = {replication}\n\n[frontend]\n\
+         listen = \"127.0.0.1:{frontend}\"\n{AUTH_TABLE}{extra}"
+    );
+    for i in 0..nodes {
+        toml.push_str(&format!(
+            "\n[[node]]\nid = \"node{i}\"\nrpc = \"127.0.0.1:{}\"\n",
+            free_port()
+        ));
+    }
+    write_secret(dir);
+    std::fs::create_dir_all(dir.join("logs")).expect("log dir");
+    let path = dir.join("cluster.toml");
+    std::fs::write(&path, toml).expect("write the cluster file");
+    path
+}
+
+fn spawn(dir: &Path, name: &str, args: &[&str]) -> ChildGuard {
+    let log = std::fs::File::create(dir.join("logs").join(format!("{name}.log"))).expect("log");
+    let mut cmd = Command::new(bin("searcher"));
+    cmd.args(args)
+        .arg("--config")
+        .arg(dir.join("cluster.toml"))
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(log);
+    ChildGuard::spawn(name, &mut cmd)
+}
+
+fn log(dir: &Path, name: &str) -> String {
+    std::fs::read_to_string(dir.join("logs").join(format!("{name}.log"))).unwrap_or_default()
+}
+
+/// The front-end's URL from the cluster file in `dir`.
+fn frontend_url(dir: &Path) -> String {
+    let text = std::fs::read_to_string(dir.join("cluster.toml")).expect("cluster file");
+    let listen = text
+        .lines()
+        .find_map(|l| l.strip_prefix("listen = "))
+        .expect("listen line");
+    format!("http://{}", listen.trim_matches('"'))
+}
+
+/// A front-end and `nodes` nodes over the cluster file in `dir`, until every node is up.
+fn start_cluster(dir: &Path, nodes: usize) -> Vec<ChildGuard> {
+    let mut children = vec![spawn(dir, "frontend", &["frontend"])];
+    for i in 0..nodes {
+        let id = format!("node{i}");
+        children.push(spawn(dir, &id, &["node", "--id", &id]));
+    }
+    let url = frontend_url(dir);
+    wait_for("every node up", PATIENCE, || {
+        let (_, view) = get_json(&format!("{url}/cluster"))?;
+        let all = view["nodes"].as_array()?;
+        all.iter().all(|n| n["state"] == "up").then_some(())
+    });
+    children
+}
+
+/// `(id, score)` of the first page of `q`, and the answer's shard accounting.
+fn hits(url: &str, q: &str) -> (Vec<(u64, f64)>, Value) {
+    let query: String = q
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect();
+    let (status, answer) =
+        get_json(&format!("{url}/search?q={query}&size=10")).expect("the front-end answers");
+    assert_eq!(status, 200, "{q}: {answer}");
+    let hits = answer["hits"]
+        .as_array()
+        .expect("hits")
+        .iter()
+        .map(|h| {
+            (
+                h["id"].as_u64().expect("id"),
+                h["score"].as_f64().expect("score"),
+            )
+        })
+        .collect();
+    (hits, answer["shards"].clone())
+}
+
+/// A client of the test's store, for what the test does behind the cluster's back.
+fn client(garage: &Garage, prefix: &str) -> RemoteStore {
+    let config = S3Config {
+        endpoint: Some(garage.endpoint()),
+        region: Some(REGION.into()),
+        access_key_id: Some(garage.key_id.clone()),
+        secret_access_key: Some(garage.secret_key.clone()),
+        ..S3Config::default()
+    };
+    let at = format!("s3://{BUCKET}/{prefix}").parse().expect("url");
+    RemoteStore::open(&at, &config).expect("open the store")
+}
+
+#[test]
+fn an_s3_store_serves_the_same_hits_as_a_directory_store() {
+    let Some(binary) = require_garage("an_s3_store_serves_the_same_hits_as_a_directory_store")
+    else {
+        return;
+    };
+    let tmp = temp_dir("s3-same-hits");
+    let garage = Garage::start(&binary, &tmp.path().join("garage"));
+    let url = format!("s3://{BUCKET}/wiki/en");
+    build(&url, 3, Some(&garage), &tmp.path().join("staging"));
+    // A second build of the slice publishes generation 2 and removes generation 1.
+    build(&url, 3, Some(&garage), &tmp.path().join("staging"));
+    let listing = client(&garage, "wiki/en").list().expect("list the store");
+    assert!(
+        listing.dirs.iter().all(|d| d.ends_with(".g2")),
+        "{listing:?}"
+    );
+    assert_eq!(listing.dirs.len(), 3, "{listing:?}");
+
+    let (s3_dir, local_dir) = (tmp.path().join("s3"), tmp.path().join("dir"));
+    std::fs::create_dir_all(&s3_dir).expect("dir");
+    std::fs::create_dir_all(&local_dir).expect("dir");
+    let store = local_dir.join("store");
+    build(
+        store.to_str().expect("utf-8 path"),
+        3,
+        None,
+        &tmp.path().join("staging"),
+    );
+    cluster_file(&s3_dir, &url, 3, 2, &garage.s3_table(""));
+    cluster_file(&local_dir, "store", 3, 2, "");
+    let _s3 = start_cluster(&s3_dir, 3);
+    let _local = start_cluster(&local_dir, 3);
+    for q in QUERIES {
+        let (from_s3, shards) = hits(&frontend_url(&s3_dir), q);
+        let (from_dir, _) = hits(&frontend_url(&local_dir), q);
+        assert_eq!(shards["successful"], 3, "{q}: {shards}");
+        let ids = |h: &[(u64, f64)]| h.iter().map(|x| x.0).collect::<Vec<_>>();
+        assert_eq!(ids(&from_s3), ids(&from_dir), "{q}");
+        for (a, b) in from_s3.iter().zip(&from_dir) {
+            assert!((a.1 - b.1).abs() < 1e-4, "{q}: scores {a:?} vs {b:?}");
+        }
+    }
+    assert!(!hits(&frontend_url(&s3_dir), "anarchism").0.is_empty());
+    // Served from the nodes' own disks: together they hold R = 2 verified copies of
+    // each of the 3 shards.
+    let copies: usize = (0..3)
+        .map(|i| {
+            let data = s3_dir.join(format!("nodes/node{i}"));
+            let entries = std::fs::read_dir(data).map(|d| d.flatten().count());
+            entries.unwrap_or(0)
+        })
+        .sum();
+    assert_eq!(copies, 6);
+}
+
+#[test]
+fn a_corrupted_object_is_refused_and_named() {
+    let Some(binary) = require_garage("a_corrupted_object_is_refused_and_named") else {
+        return;
+    };
+    let tmp = temp_dir("s3-corrupt");
+    let garage = Garage::start(&binary, &tmp.path().join("garage"));
+    build(
+        &format!("s3://{BUCKET}/corrupt"),
+        2,
+        Some(&garage),
+        &tmp.path().join("staging"),
+    );
+    let store = client(&garage, "corrupt");
+    let shard = store.list().expect("list").dirs.remove(0);
+    let manifest_bytes = store
+        .get(&format!("{shard}/manifest.json"))
+        .expect("get")
+        .expect("a manifest");
+    let manifest: Value = serde_json::from_slice(&manifest_bytes).expect("json");
+    let victim = manifest["files"]
+        .as_array()
+        .expect("files")
+        .iter()
+        .max_by_key(|f| f["bytes"].as_u64())
+        .and_then(|f| f["name"].as_str())
+        .expect("a file")
+        .to_string();
+    let object = format!("{shard}/{victim}");
+    let mut bytes = store
+        .get(&object)
+        .expect("get")
+        .expect("the object")
+        .to_vec();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x40;
+    store.put(&object, bytes).expect("put the corrupted copy");
+
+    let dir = tmp.path().join("cluster");
+    std::fs::create_dir_all(&dir).expect("dir");
+    let url = format!("s3://{BUCKET}/corrupt");
+    cluster_file(&dir, &url, 1, 1, &garage.s3_table(""));
+    let _node = spawn(&dir, "node0", &["node", "--id", "node0"]);
+    let named = format!("{url}/{object} is corrupted");
+    let line = wait_for("the node to refuse the corrupted replica", PATIENCE, || {
+        let text = log(&dir, "node0");
+        text.lines()
+            .find(|l| l.contains("replica refused"))
+            .map(str::to_string)
+    });
+    assert!(line.contains(&named), "{line}");
+    // The refused replica left nothing behind; the other shard serves.
+    wait_for("the good replica to serve", PATIENCE, || {
+        log(&dir, "node0").contains("replica serving").then_some(())
+    });
+    let left: Vec<_> = std::fs::read_dir(dir.join("nodes/node0"))
+        .expect("data dir")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(left.len(), 1, "{left:?}");
+}
+
+#[test]
+fn a_node_retries_while_the_store_is_down_and_names_it_when_it_gives_up() {
+    let test = "a_node_retries_while_the_store_is_down_and_names_it_when_it_gives_up";
+    let Some(binary) = require_garage(test) else {
+        return;
+    };
+    let tmp = temp_dir("s3-down");
+    let mut garage = Garage::start(&binary, &tmp.path().join("garage"));
+    let url = format!("s3://{BUCKET}/down");
+    build(&url, 2, Some(&garage), &tmp.path().join("staging"));
+    garage.stop();
+
+    // Patient retries: the node waits for the store and starts once it is back.
+    let patient = tmp.path().join("patient");
+    std::fs::create_dir_all(&patient).expect("dir");
+    let table = garage.s3_table("max_retries = 30\nretry_timeout_s = 120");
+    cluster_file(&patient, &url, 1, 1, &table);
+    let mut node = spawn(&patient, "node0", &["node", "--id", "node0"]);
+    wait_for("the node to log a retry", PATIENCE, || {
+        let text = log(&patient, "node0");
+        text.contains("backing off").then_some(())
+    });
+    assert!(
+        node.child.try_wait().expect("wait").is_none(),
+        "the node gave up early"
+    );
+    garage.restart();
+    wait_for("both replicas to serve", PATIENCE, || {
+        let serving = log(&patient, "node0").matches("replica serving").count();
+        (serving == 2).then_some(())
+    });
+
+    // Few retries: the node exits with an error naming the store.
+    garage.stop();
+    let impatient = tmp.path().join("impatient");
+    std::fs::create_dir_all(&impatient).expect("dir");
+    let table = garage.s3_table("max_retries = 1\nretry_timeout_s = 5");
+    cluster_file(&impatient, &url, 1, 1, &table);
+    let mut quick = spawn(&impatient, "node0", &["node", "--id", "node0"]);
+    let status = wait_for("the node to give up", PATIENCE, || {
+        quick.child.try_wait().expect("wait")
+    });
+    assert!(!status.success());
+    let text = log(&impatient, "node0");
+    assert!(text.contains(&format!("{url}/")), "{text}");
+}
