@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Builds the wikisearch image here, pulling nothing (no registry is reachable): a
+# `FROM scratch` image holding the release binaries, the shared libraries `ldd` says they
+# load (with the dynamic loader), the system's CA certificates and a passwd entry, the
+# same layout as deploy/Dockerfile's image (/usr/local/bin, user wikisearch, workdir
+# /var/lib/wikisearch).
+#
+# usage: deploy/build-image.sh [TAG]   (default wikisearch:latest; builds the release
+#        binaries first unless WIKISEARCH_SKIP_BUILD=1; WIKISEARCH_PROFILE=debug packs
+#        target/debug instead, for a quick check of the image itself)
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+tag="${1:-wikisearch:latest}"
+bins=(searcher indexer wikisearch)
+
+profile="${WIKISEARCH_PROFILE:-release}"
+if [ "${WIKISEARCH_SKIP_BUILD:-0}" != 1 ]; then
+  if [ "$profile" = release ]; then
+    cargo build --release --locked --bins
+  else
+    cargo build --locked --bins
+  fi
+fi
+
+context="$(mktemp -d)"
+trap 'rm -rf "$context"' EXIT
+root="$context/rootfs"
+mkdir -p "$root/usr/local/bin" "$root/etc/ssl/certs" "$root/var/lib/wikisearch" "$root/tmp"
+chmod 1777 "$root/tmp"
+for bin in "${bins[@]}"; do
+  cp "target/$profile/$bin" "$root/usr/local/bin/"
+  # Every library the binary loads, the loader included, at the same path.
+  ldd "target/$profile/$bin" | grep -o '/[^ ]*' | while read -r lib; do
+    mkdir -p "$root$(dirname "$lib")"
+    cp -L "$lib" "$root$lib"
+  done
+done
+cp -L /etc/ssl/certs/ca-certificates.crt "$root/etc/ssl/certs/"
+echo 'wikisearch:x:999:999::/var/lib/wikisearch:/nonexistent' > "$root/etc/passwd"
+echo 'wikisearch:x:999:' > "$root/etc/group"
+
+cat > "$context/Dockerfile" <<'DOCKERFILE'
+FROM scratch
+COPY rootfs/ /
+USER 999:999
+WORKDIR /var/lib/wikisearch
+ENV PATH=/usr/local/bin SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt
+CMD ["searcher", "--help"]
+DOCKERFILE
+chown -R 999:999 "$root/var/lib/wikisearch"
+docker build --pull=false -t "$tag" "$context"
+docker image inspect "$tag" --format '{{.Size}}' \
+  | awk -v tag="$tag" '{ printf "%s: %.1f MB\n", tag, $1 / 1e6 }'
