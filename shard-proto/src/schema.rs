@@ -186,9 +186,37 @@ pub fn title_key(text: &str) -> String {
     key
 }
 
+/// The key a typed prefix is looked up with among the `title_key` / `redirect_keys`
+/// terms: its [`title_key`], plus one space when the text ends between words (`"new "`,
+/// `"o'"`), because the person has finished that word: `"new "` suggests `New York` but
+/// not `Newark`. Empty when nothing searchable was typed.
+pub fn prefix_key(typed: &str) -> String {
+    let mut key = title_key(typed);
+    let ends_between_words = typed
+        .chars()
+        .next_back()
+        .is_some_and(|c| !c.is_alphanumeric());
+    if !key.is_empty() && ends_between_words && key.len() < MAX_KEY_BYTES {
+        key.push(' ');
+    }
+    key
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn prefix_keys_keep_a_finished_word_finished() {
+        assert_eq!(prefix_key("New"), "new");
+        assert_eq!(prefix_key("New "), "new ");
+        assert_eq!(prefix_key("O'"), "o ");
+        assert_eq!(prefix_key("O'Bri"), "o bri");
+        assert_eq!(prefix_key("  "), "");
+        assert_eq!(prefix_key("?!"), "");
+        let long = "word ".repeat(200);
+        assert!(prefix_key(&long).len() <= MAX_KEY_BYTES);
+    }
 
     #[test]
     fn fingerprint_is_stable_within_a_build() {

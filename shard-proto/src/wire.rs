@@ -17,7 +17,8 @@
 //! front-end picks `n` per node from the share of shards the node searches).
 //!
 //! Title suggestions ([`SuggestRequest`]) are one more phase of their own: each shard's
-//! best titles for a prefix, merged by the front-end.
+//! best titles and redirect titles starting with a prefix, most linked first, merged by
+//! the front-end in the one order of [`Suggestion::merge_order`].
 //!
 //! Every request body is a [`Call`]: the request plus the time budget its caller gives it
 //! (`budget_millis`, counted from when the caller sent it). A node refuses a call whose
@@ -26,8 +27,10 @@
 //!
 //! Decoding is bounded ([`MAX_FRAME_BYTES`]) and never panics: a garbage or oversized frame
 //! is an [`Error::BadFrame`], which servers answer with 400. Lists in requests are bounded
-//! too ([`MAX_SHARDS_PER_CALL`], [`MAX_TERMS_PER_CALL`], [`MAX_FIELDS_PER_CALL`]); a node
-//! refuses longer ones with 400 before doing any work.
+//! too ([`MAX_SHARDS_PER_CALL`], [`MAX_TERMS_PER_CALL`], [`MAX_FIELDS_PER_CALL`]), and so
+//! are a suggestion's prefix and count ([`MAX_SUGGEST_PREFIX_BYTES`],
+//! [`MAX_SUGGESTIONS_PER_CALL`]); a node refuses longer ones with 400 before doing any
+//! work.
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -39,7 +42,10 @@ use crate::stats::{GlobalStats, ShardTermStats};
 use crate::ShardId;
 
 /// Bumped on any change to these messages; sent as the `x-wire-version` header.
-pub const WIRE_VERSION: u32 = 7;
+/// 8: nodes serve [`paths::SUGGEST`] and a [`Suggestion`] carries its `key` (a node of
+/// an older version would answer a suggestion call 404, which ejects it: the version
+/// says so first). 7: health answers carry what a node holds and its healing state.
+pub const WIRE_VERSION: u32 = 8;
 /// Header carrying [`WIRE_VERSION`].
 pub const WIRE_VERSION_HEADER: &str = "x-wire-version";
 /// Largest request or response body a node accepts or decodes.
@@ -53,6 +59,11 @@ pub const MAX_SHARDS_PER_CALL: usize = 1024;
 pub const MAX_TERMS_PER_CALL: usize = 8192;
 /// Most field ids one statistics call may name (the schema has fewer; repeats are refused).
 pub const MAX_FIELDS_PER_CALL: usize = 64;
+/// Longest prefix one suggestion call may carry, in bytes: a title key is at most
+/// [`crate::schema::MAX_KEY_BYTES`], so anything longer matches nothing anyway.
+pub const MAX_SUGGEST_PREFIX_BYTES: usize = 1024;
+/// Most suggestions one suggestion call may ask of each shard.
+pub const MAX_SUGGESTIONS_PER_CALL: u32 = 100;
 
 /// The body of every RPC request: the request and how long its caller waits for it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -269,11 +280,13 @@ pub struct FetchResponse {
 }
 
 /// Title suggestions: each listed shard's best `size` titles and redirect titles that
-/// start with `prefix` (compared normalized), best first.
+/// start with `prefix` once both are keyed by [`crate::schema::prefix_key`] (the node keys
+/// the prefix itself: what a person typed travels as typed).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SuggestRequest {
     pub prefix: String,
     pub shards: Vec<ShardId>,
+    /// At most [`MAX_SUGGESTIONS_PER_CALL`].
     pub size: u32,
 }
 
@@ -288,15 +301,18 @@ pub struct Suggestion {
     pub url: String,
     /// Incoming links: the ranking prior.
     pub links: u64,
+    /// The key that matched (of the title, or of `redirect`): the tie-break after `links`,
+    /// known to every shard without reading stored fields.
+    pub key: String,
 }
 
 impl Suggestion {
     /// The one order of suggestions, on the nodes and the front-end: most linked first,
-    /// then by title and page id, so every merge of shards gives the same list.
+    /// then by matched key and page id, so every sharding gives the same list.
     pub fn merge_order(a: &Suggestion, b: &Suggestion) -> std::cmp::Ordering {
         b.links
             .cmp(&a.links)
-            .then_with(|| a.title.cmp(&b.title))
+            .then_with(|| a.key.cmp(&b.key))
             .then(a.id.cmp(&b.id))
     }
 }
