@@ -1,6 +1,7 @@
 //! The leaf's three phases, as plain synchronous functions over the node's replicas:
 //! term statistics, query (top-k by globally-scored BM25 plus the hit count) and fetch
-//! (stored fields and a highlighted snippet).
+//! (stored fields and a highlighted snippet); and title suggestions for a prefix (one
+//! shard's walk is [`super::suggest`]).
 //!
 //! One request covers every shard the node is asked for. Its shards (and a page's
 //! snippets) are spread over the caller's rayon pool only while other search threads sit
@@ -29,8 +30,9 @@ use shard_proto::query::{self, Syntax};
 use shard_proto::stats::ShardTermStats;
 use shard_proto::wire::{
     DocRef, FetchRequest, FetchResponse, FetchedDoc, LeafHit, ReplicaState, SearchRequest,
-    SearchResponse, ShardHits, ShardOutcome, StatsRequest, StatsResponse, MAX_FIELDS_PER_CALL,
-    MAX_SHARDS_PER_CALL, MAX_TERMS_PER_CALL,
+    SearchResponse, ShardHits, ShardOutcome, StatsRequest, StatsResponse, SuggestRequest,
+    SuggestResponse, MAX_FIELDS_PER_CALL, MAX_SHARDS_PER_CALL, MAX_SUGGESTIONS_PER_CALL,
+    MAX_SUGGEST_PREFIX_BYTES, MAX_TERMS_PER_CALL,
 };
 use shard_proto::{query_parser, GlobalStats, QueryLimits, ShardId, WikiSchema};
 use tantivy::collector::{Count, TopDocs};
@@ -41,6 +43,7 @@ use tantivy::{DocAddress, TantivyDocument, Term};
 
 use super::replicas::Replica;
 use super::stop::{Stop, Stoppable};
+use super::suggest::suggest_shard;
 use crate::in_flight::InFlight;
 use crate::snippets::{self, snippet_html};
 
@@ -434,6 +437,44 @@ impl Leaf {
                 .into_iter()
                 .map(|d| d.unwrap_or_else(|| ShardOutcome::Failed("not fetched".into())))
                 .collect(),
+        })
+    }
+
+    /// Title suggestions: each shard's best `size` titles and redirect titles starting
+    /// with the prefix, most linked first.
+    pub fn suggest(
+        &self,
+        request: &SuggestRequest,
+        stop: &Stop,
+    ) -> Result<SuggestResponse, BadRequest> {
+        distinct_within("shards", &request.shards, MAX_SHARDS_PER_CALL)?;
+        if request.prefix.len() > MAX_SUGGEST_PREFIX_BYTES {
+            return Err(BadRequest(format!(
+                "a {}-byte prefix, at most {MAX_SUGGEST_PREFIX_BYTES}",
+                request.prefix.len()
+            )));
+        }
+        if request.size > MAX_SUGGESTIONS_PER_CALL {
+            return Err(BadRequest(format!(
+                "{} suggestions asked, at most {MAX_SUGGESTIONS_PER_CALL}",
+                request.size
+            )));
+        }
+        let key = shard_proto::prefix_key(&request.prefix);
+        let running = InFlight::enter(&self.running);
+        let spread = may_spread(&running);
+        let shards = self.per_shard(&request.shards, spread, stop, |replica| {
+            suggest_shard(
+                &replica.searcher,
+                &self.schema,
+                &key,
+                request.size as usize,
+                stop,
+            )
+        });
+        Ok(SuggestResponse {
+            node: self.node_id.clone(),
+            shards,
         })
     }
 }

@@ -6,7 +6,8 @@
 //! and answering nothing for minutes). It serves the statistics, query and fetch phases
 //! ([`leaf`]) over authenticated HTTP RPC ([`server`]), each call stopping at its deadline
 //! or when its caller hangs up ([`stop`]), until SIGTERM/Ctrl-C, when it stops accepting
-//! and finishes what is in flight within the drain time.
+//! and finishes what is in flight within the drain time. Title suggestions ([`suggest`])
+//! are one more call of the same kind.
 //! Meanwhile [`scrub`] re-verifies the replicas in the background and drops any found
 //! corrupt, and [`heal`] watches the other nodes and restores lost replicas.
 
@@ -17,6 +18,7 @@ pub mod replicas;
 pub mod scrub;
 pub mod server;
 pub mod stop;
+pub mod suggest;
 
 #[cfg(test)]
 mod tests;

@@ -29,7 +29,7 @@ use serde::Serialize;
 use shard_proto::auth::{self, AuthFailure, ClusterKey, Credentials, ReplayGuard, AUTH_HEADER};
 use shard_proto::wire::{
     self, paths, Call, FetchRequest, HealthResponse, ReplicaState, SearchRequest, StatsRequest,
-    CONTENT_TYPE, MAX_FRAME_BYTES, WIRE_VERSION, WIRE_VERSION_HEADER,
+    SuggestRequest, CONTENT_TYPE, MAX_FRAME_BYTES, WIRE_VERSION, WIRE_VERSION_HEADER,
 };
 use shard_proto::ShardId;
 use tokio::net::TcpListener;
@@ -209,8 +209,12 @@ impl NodeState {
                 let phase = |leaf: &Leaf, r: &FetchRequest, stop: &Stop| leaf.fetch(r, stop);
                 self.rpc(request, credentials, arrived, phase).await
             }
+            paths::SUGGEST if post => {
+                let phase = |leaf: &Leaf, r: &SuggestRequest, stop: &Stop| leaf.suggest(r, stop);
+                self.rpc(request, credentials, arrived, phase).await
+            }
             paths::HEALTH => wrong_method("GET"),
-            paths::STATS | paths::SEARCH | paths::FETCH => wrong_method("POST"),
+            paths::STATS | paths::SEARCH | paths::FETCH | paths::SUGGEST => wrong_method("POST"),
             path => text(StatusCode::NOT_FOUND, format!("no RPC at {path}")),
         }
     }
