@@ -1,5 +1,5 @@
 //! The public API's model: every JSON document the front-end answers (`/search`,
-//! `/cluster`, errors) and the limits its parameters must respect, with `Serialize` and
+//! `/suggest`, `/cluster`, errors) and the limits its parameters must respect, with `Serialize` and
 //! `Deserialize`, so the front-end writes them, and the baselines, the tools and the tests
 //! read and write the very same types.
 
@@ -132,6 +132,67 @@ pub struct SearchAnswer {
     pub partial: bool,
     /// Share of the corpus's documents that were searched (1.0 when nothing failed).
     pub coverage: f64,
+}
+
+/// `size` of `/suggest` when none is given.
+pub const DEFAULT_SUGGEST_SIZE: usize = 8;
+/// Largest `size` of `/suggest`.
+pub const MAX_SUGGEST_SIZE: usize = 20;
+/// Longest `/suggest` prefix, in bytes (what one node call may carry: no title key is
+/// longer than 300 bytes, so a longer prefix could match nothing anyway).
+pub const MAX_SUGGEST_PREFIX_BYTES: usize = shard_proto::wire::MAX_SUGGEST_PREFIX_BYTES;
+
+/// A validated `/suggest` request.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SuggestParams {
+    /// What was typed so far (may be empty: no suggestions).
+    pub q: String,
+    pub size: usize,
+}
+
+impl SuggestParams {
+    /// `q` of at most [`MAX_SUGGEST_PREFIX_BYTES`] and `size` ≤ [`MAX_SUGGEST_SIZE`]; the
+    /// error names the limit, for a 400.
+    pub fn check(&self) -> Result<(), String> {
+        if self.q.len() > MAX_SUGGEST_PREFIX_BYTES {
+            return Err(format!(
+                "the prefix is {} bytes; /suggest takes at most {MAX_SUGGEST_PREFIX_BYTES}",
+                self.q.len()
+            ));
+        }
+        if self.size > MAX_SUGGEST_SIZE {
+            return Err(format!(
+                "size must be at most {MAX_SUGGEST_SIZE}, got {}",
+                self.size
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// One suggestion of the public answer: an article, and the redirect title (alternative
+/// name) that matched when its own title did not (shown as "redirect → title").
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SuggestedTitle {
+    pub id: u64,
+    pub title: String,
+    pub redirect: Option<String>,
+    pub url: String,
+    /// Incoming article links: what suggestions are ranked by.
+    pub links: u64,
+}
+
+/// The public `/suggest` answer: the best titles first.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SuggestAnswer {
+    /// The prefix as typed.
+    pub prefix: String,
+    pub took_ms: f64,
+    pub suggestions: Vec<SuggestedTitle>,
+    pub shards: ShardsSummary,
+    /// Some shard could not answer: its titles are missing (a suggestion box shows what
+    /// it has; never an error).
+    pub partial: bool,
 }
 
 /// The body of every error answer (4xx and 5xx).
@@ -350,6 +411,20 @@ mod tests {
     }
 
     #[test]
+    fn suggest_limits_are_checked_with_a_reason() {
+        let params = |q: &str, size| SuggestParams { q: q.into(), size };
+        params("", 0).check().unwrap();
+        params("new y", MAX_SUGGEST_SIZE).check().unwrap();
+        let long = "a".repeat(MAX_SUGGEST_PREFIX_BYTES + 1);
+        assert!(params(&long, 8)
+            .check()
+            .unwrap_err()
+            .contains("at most 1024"));
+        let refused = params("a", MAX_SUGGEST_SIZE + 1).check().unwrap_err();
+        assert!(refused.contains("size must be at most 20"), "{refused}");
+    }
+
+    #[test]
     fn answers_and_cluster_views_round_trip_through_json() {
         let answer = SearchAnswer {
             query: "q".into(),
@@ -378,6 +453,24 @@ mod tests {
         )
         .unwrap();
         assert_eq!(view.node("n1").unwrap().state, NodeHealth::Suspect);
+        let suggested = SuggestAnswer {
+            prefix: "new y".into(),
+            took_ms: 0.5,
+            suggestions: vec![SuggestedTitle {
+                id: 3,
+                title: "New York City".into(),
+                redirect: Some("NYC".into()),
+                url: "u".into(),
+                links: 9,
+            }],
+            shards: ShardsSummary::complete(2),
+            partial: false,
+        };
+        let text = serde_json::to_string(&suggested).unwrap();
+        assert_eq!(
+            serde_json::from_str::<SuggestAnswer>(&text).unwrap(),
+            suggested
+        );
         assert_eq!(view.shards[0].replicas[0].state, ReplicaHealth::Down);
     }
 }

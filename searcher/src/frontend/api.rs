@@ -1,5 +1,5 @@
-//! The public HTTP API (axum 0.8 + tower layers): `/search`, `/cluster`, `/healthz`,
-//! `/metrics` and the search page at `/`.
+//! The public HTTP API (axum 0.8 + tower layers): `/search`, `/suggest`, `/cluster`,
+//! `/healthz`, `/metrics` and the search page at `/`.
 //!
 //! Every parameter is validated before any work is done; a bad one is a 400 with a JSON
 //! `{"error": "..."}` saying what is wrong. `/search` takes its parameters from the URL
@@ -23,6 +23,7 @@ use tower::ServiceBuilder;
 use crate::frontend::metrics::Metrics;
 use crate::frontend::nodes::NodeHandle;
 use crate::frontend::root::{Root, SearchError};
+use crate::frontend::suggest;
 use crate::model::{
     ClusterView, ErrorBody, HealStep, NodeHealth, NodeView, ReplicaHealth, ReplicaView,
     SearchParams, SearchType, ShardView, DEFAULT_SIZE,
@@ -62,7 +63,8 @@ pub fn routes(state: Arc<AppState>, which: Routes) -> Router {
     if which != Routes::Admin {
         router = router
             .route("/", get(page))
-            .route("/search", get(search).post(search_post));
+            .route("/search", get(search).post(search_post))
+            .route("/suggest", get(suggest_route));
     }
     if which != Routes::Public {
         router = router
@@ -236,6 +238,36 @@ async fn search_outcome(
             (StatusCode::SERVICE_UNAVAILABLE, Json(answer)).into_response(),
         )
     }
+}
+
+/// `GET /suggest?q=prefix&size=8` (see [`crate::frontend::suggest`]): 200 with the
+/// suggestions (none for an empty prefix; `partial` when a shard could not answer), 400
+/// for a prefix or size over the limits.
+async fn suggest_route(
+    State(state): State<Arc<AppState>>,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Response {
+    let started = Instant::now();
+    let validated = match query {
+        Ok(Query(raw)) => suggest::validate(
+            raw.get("q").map(String::as_str),
+            raw.get("size").map(String::as_str),
+        )
+        .map_err(|message| error(StatusCode::BAD_REQUEST, message)),
+        Err(rejection) => Err(error(rejection.status(), rejection.body_text())),
+    };
+    let (outcome, response) = match validated {
+        Err(response) => ("bad_request", response),
+        Ok(params) => {
+            let answer = suggest::suggest(&state.root, &params).await;
+            let outcome = if answer.partial { "partial" } else { "ok" };
+            (outcome, Json(answer).into_response())
+        }
+    };
+    state
+        .metrics
+        .observe_suggest(outcome, started.elapsed().as_secs_f64());
+    response
 }
 
 async fn cluster(State(state): State<Arc<AppState>>) -> Json<ClusterView> {

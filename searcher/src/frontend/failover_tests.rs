@@ -14,7 +14,7 @@ use parking_lot::Mutex;
 use shard_proto::stats::ShardTermStats;
 use shard_proto::wire::{
     FetchRequest, FetchResponse, FetchedDoc, HealthResponse, LeafHit, ReplicaState, ShardOutcome,
-    StatsRequest, StatsResponse, WIRE_VERSION,
+    StatsRequest, StatsResponse, SuggestResponse, Suggestion, WIRE_VERSION,
 };
 use shard_proto::{ShardId, WikiSchema};
 use tokio::time::Instant;
@@ -30,7 +30,8 @@ use crate::frontend::nodes::{
 use crate::frontend::policy::HedgeBudget;
 use crate::frontend::replica::ReplicaSet;
 use crate::frontend::scatter::{Fanout, Gathered, Outcomes, Phase};
-use crate::model::NodeHealth;
+use crate::frontend::suggest::suggest_on;
+use crate::model::{NodeHealth, SuggestAnswer, SuggestParams};
 use crate::placement::Placement;
 
 const FAST: Duration = Duration::from_millis(10);
@@ -97,6 +98,7 @@ impl NodeTransport for Scripted {
         let shards = match &call {
             RpcCall::Stats(request) => request.shards.clone(),
             RpcCall::Fetch(request) => request.docs.iter().map(|d| d.shard).collect(),
+            RpcCall::Suggest(request) => request.shards.clone(),
             RpcCall::Search(_) => {
                 return Box::pin(async { Err(AttemptError::Decode("not scripted".into())) })
             }
@@ -157,7 +159,29 @@ fn answer(node: String, call: &RpcCall) -> RpcReply {
                 .collect(),
             node,
         }),
+        RpcCall::Suggest(request) => RpcReply::Suggest(SuggestResponse {
+            shards: request
+                .shards
+                .iter()
+                .map(|s| (*s, ShardOutcome::Ok(vec![suggested(s, &node)])))
+                .collect(),
+            node,
+        }),
         RpcCall::Search(_) => unreachable!("searches are not scripted"),
+    }
+}
+
+/// A scripted shard's one suggestion: page `shard number`, titled by the node that
+/// answered, as linked as its number.
+fn suggested(shard: &ShardId, node: &str) -> Suggestion {
+    let n = u64::from(shard.shard);
+    Suggestion {
+        id: n,
+        title: format!("from {node}"),
+        redirect: None,
+        url: String::new(),
+        links: n,
+        key: format!("page {n}"),
     }
 }
 
@@ -449,6 +473,60 @@ async fn the_fetch_phase_is_hedged_to_another_replica_and_retried_on_failure() {
     );
     assert_eq!(hits.iter().map(|h| h.id).collect::<Vec<_>>(), vec![0, 1, 2]);
     assert!(hits.iter().all(|h| h.title.is_empty()));
+}
+
+#[tokio::test(start_paused = true)]
+async fn suggestions_are_hedged_retried_and_partial_like_a_search() {
+    let cluster = Cluster::new(
+        2,
+        &[&[0, 1], &[0, 1], &[0, 1]],
+        timeouts(),
+        HedgeBudget::new(1.0, 10.0),
+    );
+    cluster.warm_up().await;
+    let params = SuggestParams {
+        q: "page".into(),
+        size: 5,
+    };
+    let deadline = || Instant::now() + Duration::from_secs(3);
+    let suggest = || suggest_on(&cluster.fanout, &cluster.shards, &params, deadline());
+    let ids = |answer: &SuggestAnswer| answer.suggestions.iter().map(|s| s.id).collect::<Vec<_>>();
+    // The first node asked hangs: its shards are hedged to the other replica after its
+    // p95, and every shard answers (merged most linked first: page n has n links).
+    cluster.shared.set(vec![
+        Act::Answer(Duration::from_secs(10)),
+        Act::Answer(FAST),
+    ]);
+    let hedges = cluster.fanout.metrics.hedges.get();
+    let answer = suggest().await;
+    assert!(!answer.partial, "{:?}", answer.shards);
+    assert_eq!(cluster.fanout.metrics.hedges.get() - hedges, 1);
+    assert_eq!(ids(&answer), [2, 1, 0]);
+    // The first node asked fails: its shards are retried on the other replica.
+    cluster.shared.set(vec![
+        Act::Fail(AttemptError::Status(503, "busy".into())),
+        Act::Answer(FAST),
+    ]);
+    let answer = suggest().await;
+    assert!(!answer.partial, "{:?}", answer.shards);
+    assert_eq!(ids(&answer), [2, 1, 0]);
+    // Every replica fails: an answer all the same, partial, naming every shard.
+    cluster
+        .shared
+        .set(vec![Act::Fail(AttemptError::Status(503, "busy".into()))]);
+    let answer = suggest().await;
+    assert!(answer.partial && answer.suggestions.is_empty());
+    assert_eq!(answer.shards.failed, 3, "{:?}", answer.shards);
+    // Nothing searchable typed: no node is asked.
+    let calls = |c: &Cluster| (0..2).map(|n| c.nodes[n].calls().len()).sum::<usize>();
+    let before = calls(&cluster);
+    let blank = SuggestParams {
+        q: " ?! ".into(),
+        size: 5,
+    };
+    let empty = suggest_on(&cluster.fanout, &cluster.shards, &blank, deadline()).await;
+    assert!(empty.suggestions.is_empty() && !empty.partial);
+    assert_eq!(calls(&cluster), before);
 }
 
 #[tokio::test(start_paused = true)]

@@ -1,6 +1,7 @@
 //! The front-end's Prometheus metrics (prometheus-client, text exposition at `/metrics`):
-//! public requests by outcome with their latency, per-node RPC latency and errors, and the
-//! failover machinery's work (retries, hedges, partial answers, ejections).
+//! public `/search` and `/suggest` requests by outcome with their latency, per-node RPC
+//! latency and errors, and the failover machinery's work (retries, hedges, partial
+//! answers, ejections).
 //!
 //! Handles of per-node series are created once at start-up ([`NodeMetrics`]) so that the
 //! query path records figures without building label sets or allocating.
@@ -15,7 +16,8 @@ use prometheus_client::registry::Registry;
 
 /// Labels of a public request: its outcome (`ok`, `partial`, `bad_request`, `unavailable`).
 type OutcomeLabels = [(&'static str, &'static str); 1];
-/// Labels of an RPC series: node id and phase (`stats`, `search`, `fetch`, `health`).
+/// Labels of an RPC series: node id and phase (`stats`, `search`, `fetch`, `suggest`,
+/// `health`).
 type RpcLabels = [(&'static str, String); 2];
 /// Labels of an RPC error: node id and error kind.
 type RpcErrorLabels = [(&'static str, String); 2];
@@ -32,6 +34,8 @@ pub struct Metrics {
     registry: Mutex<Registry>,
     requests: Family<OutcomeLabels, Counter>,
     request_seconds: HistogramFamily<OutcomeLabels>,
+    suggest_requests: Family<OutcomeLabels, Counter>,
+    suggest_request_seconds: HistogramFamily<OutcomeLabels>,
     rpc_seconds: HistogramFamily<RpcLabels>,
     rpc_errors: Family<RpcErrorLabels, Counter>,
     pub retries: Counter,
@@ -49,6 +53,7 @@ pub struct NodeMetrics {
     pub stats: Histogram,
     pub search: Histogram,
     pub fetch: Histogram,
+    pub suggest: Histogram,
     pub health: Histogram,
     /// The global ejection counter.
     pub ejections: Counter,
@@ -66,6 +71,8 @@ impl Metrics {
             registry: Mutex::new(Registry::with_prefix("frontend")),
             requests: Family::default(),
             request_seconds: Family::new_with_constructor(latency_histogram),
+            suggest_requests: Family::default(),
+            suggest_request_seconds: Family::new_with_constructor(latency_histogram),
             rpc_seconds: Family::new_with_constructor(latency_histogram),
             rpc_errors: Family::default(),
             retries: Counter::default(),
@@ -91,6 +98,16 @@ impl Metrics {
             "request_seconds",
             "Latency of public /search requests by outcome",
             self.request_seconds.clone(),
+        );
+        r.register(
+            "suggest_requests",
+            "Public /suggest requests by outcome",
+            self.suggest_requests.clone(),
+        );
+        r.register(
+            "suggest_request_seconds",
+            "Latency of public /suggest requests by outcome",
+            self.suggest_request_seconds.clone(),
         );
         r.register(
             "rpc_seconds",
@@ -169,6 +186,7 @@ impl Metrics {
             stats: series("stats"),
             search: series("search"),
             fetch: series("fetch"),
+            suggest: series("suggest"),
             health: series("health"),
             ejections: self.ejections.clone(),
         }
@@ -179,6 +197,15 @@ impl Metrics {
         let labels = [("outcome", outcome)];
         self.requests.get_or_create(&labels).inc();
         self.request_seconds.get_or_create(&labels).observe(seconds);
+    }
+
+    /// Counts one public `/suggest` request and its latency.
+    pub fn observe_suggest(&self, outcome: &'static str, seconds: f64) {
+        let labels = [("outcome", outcome)];
+        self.suggest_requests.get_or_create(&labels).inc();
+        self.suggest_request_seconds
+            .get_or_create(&labels)
+            .observe(seconds);
     }
 
     /// Counts one failed RPC.

@@ -13,7 +13,8 @@
 //!   estimate and its health (evidence-based, with hysteresis and probation);
 //!   [`health`]: ejection recovery through background probes;
 //! - `failover_tests`: the failover core against scripted nodes under a paused clock;
-//! - [`stats_cache`]: cached global BM25 statistics; [`api`]: HTTP routes; [`metrics`].
+//! - [`stats_cache`]: cached global BM25 statistics; [`api`]: HTTP routes; [`metrics`];
+//! - [`suggest`]: title suggestions for a prefix, one more phase through the same fan-out.
 
 pub mod api;
 #[cfg(test)]
@@ -28,6 +29,7 @@ pub mod replica;
 pub mod root;
 pub mod scatter;
 pub mod stats_cache;
+pub mod suggest;
 #[cfg(test)]
 mod tests;
 

@@ -27,7 +27,7 @@ use parking_lot::Mutex;
 use shard_proto::auth::ClusterKey;
 use shard_proto::wire::{
     FetchRequest, FetchResponse, HealState, HealthResponse, ReplicaState, SearchRequest,
-    SearchResponse, StatsRequest, StatsResponse,
+    SearchResponse, StatsRequest, StatsResponse, SuggestRequest, SuggestResponse,
 };
 use shard_proto::ShardId;
 use tokio::sync::Semaphore;
@@ -68,6 +68,7 @@ pub enum RpcCall {
     Stats(Arc<StatsRequest>),
     Search(Arc<SearchRequest>),
     Fetch(Arc<FetchRequest>),
+    Suggest(Arc<SuggestRequest>),
 }
 
 /// Its answer.
@@ -76,6 +77,7 @@ pub enum RpcReply {
     Stats(StatsResponse),
     Search(SearchResponse),
     Fetch(FetchResponse),
+    Suggest(SuggestResponse),
 }
 
 /// Why an attempt failed.
@@ -152,6 +154,7 @@ impl NodeTransport for NodeClient {
                 RpcCall::Stats(r) => RpcReply::Stats(client.stats(&r, budget).await?),
                 RpcCall::Search(r) => RpcReply::Search(client.search(&r, budget).await?),
                 RpcCall::Fetch(r) => RpcReply::Fetch(client.fetch(&r, budget).await?),
+                RpcCall::Suggest(r) => RpcReply::Suggest(client.suggest(&r, budget).await?),
             };
             Ok(reply)
         })
@@ -383,6 +386,7 @@ impl NodeHandle {
             RpcCall::Stats(_) => &self.metrics.stats,
             RpcCall::Search(_) => &self.metrics.search,
             RpcCall::Fetch(_) => &self.metrics.fetch,
+            RpcCall::Suggest(_) => &self.metrics.suggest,
         };
         let started = Instant::now();
         let exchange = async {

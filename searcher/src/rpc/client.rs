@@ -24,7 +24,8 @@ use serde::Serialize;
 use shard_proto::auth::{ClusterKey, AUTH_HEADER};
 use shard_proto::wire::{
     self, paths, Call, FetchRequest, FetchResponse, HealthResponse, SearchRequest, SearchResponse,
-    StatsRequest, StatsResponse, CONTENT_TYPE, MAX_FRAME_BYTES, WIRE_VERSION, WIRE_VERSION_HEADER,
+    StatsRequest, StatsResponse, SuggestRequest, SuggestResponse, CONTENT_TYPE, MAX_FRAME_BYTES,
+    WIRE_VERSION, WIRE_VERSION_HEADER,
 };
 
 use super::RpcError;
@@ -54,6 +55,7 @@ struct Uris {
     stats: Uri,
     search: Uri,
     fetch: Uri,
+    suggest: Uri,
 }
 
 impl Uris {
@@ -71,6 +73,7 @@ impl Uris {
             stats: uri(paths::STATS),
             search: uri(paths::SEARCH),
             fetch: uri(paths::FETCH),
+            suggest: uri(paths::SUGGEST),
         }
     }
 }
@@ -149,6 +152,16 @@ impl NodeClient {
         budget: Duration,
     ) -> Result<FetchResponse, RpcError> {
         self.post(&self.uris.fetch, Call::new(request, budget))
+            .await
+    }
+
+    /// Title suggestions; the node gives up after `budget`.
+    pub async fn suggest(
+        &self,
+        request: &SuggestRequest,
+        budget: Duration,
+    ) -> Result<SuggestResponse, RpcError> {
+        self.post(&self.uris.suggest, Call::new(request, budget))
             .await
     }
 
