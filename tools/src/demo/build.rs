@@ -1,9 +1,12 @@
-//! The demo's index: K `indexer build` processes run in parallel, each over its slice of the
-//! dump (S/K shards each), publishing into one shard store; and the build stamp that lets
-//! the next start reuse the index when nothing that shaped it changed.
+//! The demo's index: K `indexer links` processes (the link pass: redirects, incoming links
+//! and anchor texts of each slice), then K `indexer build --links` processes run in
+//! parallel, each over its slice of the dump (S/K shards each), publishing into one shard
+//! store; and the build stamp that lets the next start reuse the index when nothing that
+//! shaped it changed.
 //!
-//! The indexers are real `indexer build ...` processes, exactly what an operator runs on K
-//! machines. The stamp
+//! The indexers are real `indexer links ...` and `indexer build ...` processes, exactly
+//! what an operator runs on K machines, so the demo ranks with every signal of the
+//! engine and suggests redirect titles. The stamp
 //! records the input (path, size, modification time), the shard layout and the schema
 //! fingerprint; it is written only after every indexer succeeded, and a reuse also checks
 //! that the store holds exactly the expected shards, so an interrupted build is rebuilt.
@@ -25,6 +28,8 @@ use searcher::cluster::store_manifests;
 
 /// The stamp file inside the data directory.
 pub const STAMP_FILE: &str = "build-stamp.json";
+/// Where the link pass writes its K tables, inside the data directory.
+pub const LINKS_DIR: &str = "links";
 
 /// What to build.
 #[derive(Clone, Debug)]
@@ -49,6 +54,9 @@ struct Stamp {
     shards: u32,
     indexers: u32,
     schema: String,
+    /// Built with the link pass (a stamp from before it has no such field, does not
+    /// parse, and is rebuilt).
+    links: bool,
 }
 
 impl Stamp {
@@ -63,6 +71,7 @@ impl Stamp {
             shards: plan.shards,
             indexers: plan.indexers,
             schema: WikiSchema::new().fingerprint(),
+            links: true,
         })
     }
 }
@@ -175,7 +184,7 @@ fn reusable_store(data: &Path, plan: &BuildPlan) -> anyhow::Result<()> {
 /// then the old shards and the node copies made from them.
 fn clear_previous_build(data: &Path, stamp_path: &Path) -> anyhow::Result<()> {
     remove_if_exists(stamp_path)?;
-    for dir in [SHARD_STORE, "nodes"] {
+    for dir in [SHARD_STORE, LINKS_DIR, "nodes"] {
         remove_if_exists(&data.join(dir))?;
     }
     let store = data.join(SHARD_STORE);
@@ -196,8 +205,9 @@ fn remove_if_exists(path: &Path) -> anyhow::Result<()> {
     }
 }
 
-/// Starts the K indexers, waits for all of them (or a stop signal), and reports each one's
-/// summary; the first failure stops the others and is reported with its log.
+/// Runs the link pass, then the K indexers (each step: K processes at once, waited for,
+/// or a stop signal), and reports each indexer's summary; the first failure stops the
+/// others and is reported with its log.
 async fn run_indexers(
     data: &Path,
     plan: &BuildPlan,
@@ -206,41 +216,81 @@ async fn run_indexers(
 ) -> anyhow::Result<Outcome> {
     let started = Instant::now();
     let per_node = plan.shards / plan.indexers;
+    let links = data.join(LINKS_DIR);
     println!(
-        "  {} indexer processes, {} shards each, from {}",
+        "  link pass: {} indexer links processes, then {} indexer processes, {} shards each, from {}",
+        plan.indexers,
         plan.indexers,
         per_node,
         plan.dump.display()
     );
+    let mut linkers = Vec::new();
+    for node in 0..plan.indexers {
+        let name = format!("links-{node}");
+        let mut command = indexer_command(plan, "links", node);
+        command.arg("--out").arg(&links);
+        procs.spawn(&name, &mut command)?;
+        linkers.push(name);
+    }
+    if !wait_all(&linkers, procs, stop).await? {
+        return Ok(Outcome::Interrupted);
+    }
     let mut names = Vec::new();
     for node in 0..plan.indexers {
         let name = format!("indexer-{node}");
         let summary = procs.log_path(&format!("{name}.summary"));
         let stdout = std::fs::File::create(&summary)
             .with_context(|| format!("cannot create {}", summary.display()))?;
-        let mut command = Command::new(&plan.indexer);
+        let mut command = indexer_command(plan, "build", node);
         command
-            .arg("build")
-            .arg("--input")
-            .arg(&plan.dump)
+            .arg("--links")
+            .arg(&links)
             .arg("--out")
             .arg(data.join(SHARD_STORE))
             .arg("--shards")
             .arg(per_node.to_string())
-            .arg("--node")
-            .arg(node.to_string())
-            .arg("--nodes")
-            .arg(plan.indexers.to_string())
             .arg("--json")
             .stdout(stdout);
         procs.spawn_keeping_stdout(&name, &mut command)?;
         names.push((name, summary));
     }
+    let builders: Vec<String> = names.iter().map(|(name, _)| name.clone()).collect();
+    if !wait_all(&builders, procs, stop).await? {
+        return Ok(Outcome::Interrupted);
+    }
+    for (name, summary) in &names {
+        println!("  {name}: {}", describe_summary(summary));
+    }
+    println!("  built in {:.1} s", started.elapsed().as_secs_f64());
+    Ok(Outcome::Built)
+}
+
+/// `indexer <step> --input DUMP --node N --nodes K`.
+fn indexer_command(plan: &BuildPlan, step: &str, node: u32) -> Command {
+    let mut command = Command::new(&plan.indexer);
+    command
+        .arg(step)
+        .arg("--input")
+        .arg(&plan.dump)
+        .arg("--node")
+        .arg(node.to_string())
+        .arg("--nodes")
+        .arg(plan.indexers.to_string());
+    command
+}
+
+/// Waits until every process of `names` exited well (true) or a stop signal came (false);
+/// the first failure is an error with the end of its log.
+async fn wait_all(
+    names: &[String],
+    procs: &mut Supervisor,
+    stop: &mut StopSignals,
+) -> anyhow::Result<bool> {
     loop {
         procs.reap_exited();
         let mut all_done = true;
-        for (name, _) in &names {
-            let managed = procs.get(name).expect("spawned above");
+        for name in names {
+            let managed = procs.get(name).context("a process spawned above")?;
             match managed.exit() {
                 Some(status) if !status.success() => bail!(
                     "{name} failed ({}); the end of {}:\n{}",
@@ -253,18 +303,13 @@ async fn run_indexers(
             }
         }
         if all_done {
-            break;
+            return Ok(true);
         }
         tokio::select! {
-            _ = stop.recv() => return Ok(Outcome::Interrupted),
+            _ = stop.recv() => return Ok(false),
             _ = tokio::time::sleep(Duration::from_millis(100)) => {}
         }
     }
-    for (name, summary) in &names {
-        println!("  {name}: {}", describe_summary(summary));
-    }
-    println!("  built in {:.1} s", started.elapsed().as_secs_f64());
-    Ok(Outcome::Built)
 }
 
 /// One line from an indexer's `--json` summary.
