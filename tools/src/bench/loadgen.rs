@@ -1,6 +1,6 @@
-//! The load generator as a library: drives `GET <url>/search?q=...` with benchmark
-//! queries and measures what clients see. Used by `wikisearch bench`, by the comparison
-//! (`wikisearch baseline compare`) and by the fault drill, which reads the per-second rows
+//! The load generator as a library: drives `GET <url>/search?q=...` (or `/suggest`) with
+//! benchmark queries and measures what clients see. Used by `wikisearch bench`, by the
+//! comparison (`wikisearch baseline compare`) and by the fault drill, which reads the per-second rows
 //! through [`LoadSpec::on_row`] while it breaks nodes.
 //!
 //! Two ways to apply load:
@@ -54,8 +54,10 @@ pub enum LoadMode {
 
 /// What to run.
 pub struct LoadSpec {
-    /// The service (`http://host:port`, `/search` is appended) or its search endpoint.
+    /// The service (`http://host:port`, `/<endpoint>` is appended) or that endpoint.
     pub url: String,
+    /// The route loaded: `search` (the default) or `suggest` (each query is a prefix).
+    pub endpoint: String,
     pub queries: Vec<BenchQuery>,
     pub mode: LoadMode,
     /// No request is sent after this (in-flight ones finish).
@@ -83,6 +85,7 @@ impl LoadSpec {
     pub fn new(url: &str, queries: Vec<BenchQuery>, mode: LoadMode, duration: Duration) -> Self {
         LoadSpec {
             url: url.to_string(),
+            endpoint: "search".to_string(),
             queries,
             mode,
             duration,
@@ -110,7 +113,7 @@ pub fn run_blocking(spec: LoadSpec) -> Result<LoadReport> {
 
 /// Runs the load and returns what it measured.
 pub async fn run(mut spec: LoadSpec) -> Result<LoadReport> {
-    let target = Target::parse(&spec.url)?;
+    let target = Target::parse(&spec.url, &spec.endpoint)?;
     validate(&spec)?;
     let (kind_names, kind_ids) = kind_table(&spec.queries);
     let uris = spec
@@ -207,16 +210,17 @@ fn validate(spec: &LoadSpec) -> Result<()> {
     }
 }
 
-/// The search and metrics endpoints of the target.
+/// The loaded and metrics endpoints of the target.
 struct Target {
-    /// `scheme://authority/.../search`.
+    /// `scheme://authority/.../<endpoint>`.
     search: String,
-    /// Everything before `/search`.
+    /// Everything before `/<endpoint>`.
     base: String,
 }
 
 impl Target {
-    fn parse(url: &str) -> Result<Self> {
+    /// The target of `url`, a service address or its `/<endpoint>` route.
+    fn parse(url: &str, endpoint: &str) -> Result<Self> {
         let url = url.trim().trim_end_matches('/');
         let url = if url.contains("://") {
             url.to_string()
@@ -236,13 +240,14 @@ impl Target {
                 "bad URL {url:?}: give the service address, queries are added by the bench"
             )));
         }
-        Ok(match url.strip_suffix("/search") {
+        let route = format!("/{endpoint}");
+        Ok(match url.strip_suffix(route.as_str()) {
             Some(base) => Target {
                 search: url.clone(),
                 base: base.to_string(),
             },
             None => Target {
-                search: format!("{url}/search"),
+                search: format!("{url}{route}"),
                 base: url,
             },
         })
@@ -340,9 +345,13 @@ pub fn says_partial(body: &[u8]) -> bool {
 
 /// Whether a JSON body's `"hits"` member is an empty array.
 pub fn says_no_hits(body: &[u8]) -> bool {
-    member_value(body, b"\"hits\"")
-        .and_then(|value| value.strip_prefix(b"["))
-        .is_some_and(|rest| skip_ws(rest).starts_with(b"]"))
+    let empty = |key: &[u8]| {
+        member_value(body, key)
+            .and_then(|value| value.strip_prefix(b"["))
+            .is_some_and(|rest| skip_ws(rest).starts_with(b"]"))
+    };
+    // A search's hits, or a suggestion answer's suggestions.
+    empty(b"\"hits\"") || empty(b"\"suggestions\"")
 }
 
 /// The bytes after `"key":` for the first occurrence of a quoted key. Inside a JSON string
@@ -598,6 +607,8 @@ mod tests {
             br#"{"hits":[{"id":1,"title":"\"hits\": []"}]}"#
         ));
         assert!(!says_no_hits(b"{}"));
+        assert!(says_no_hits(br#"{"prefix":"zz","suggestions":[]}"#));
+        assert!(!says_no_hits(br#"{"suggestions":[{"title":"A"}]}"#));
     }
 
     #[test]
@@ -611,10 +622,10 @@ mod tests {
 
     #[test]
     fn targets_accept_a_base_or_the_search_endpoint() {
-        let t = Target::parse("127.0.0.1:8080/").unwrap();
+        let t = Target::parse("127.0.0.1:8080/", "search").unwrap();
         assert_eq!(t.search, "http://127.0.0.1:8080/search");
         assert_eq!(t.metrics_uri().unwrap(), "http://127.0.0.1:8080/metrics");
-        let t = Target::parse("http://h:1/api/search").unwrap();
+        let t = Target::parse("http://h:1/api/search", "search").unwrap();
         assert_eq!(
             (t.search.as_str(), t.base.as_str()),
             ("http://h:1/api/search", "http://h:1/api")
@@ -626,9 +637,13 @@ mod tests {
             uri,
             "http://h:1/api/search?q=%2Ba%20b&size=10&allow_partial=false"
         );
-        assert!(Target::parse("https://h/").is_err());
-        assert!(Target::parse("http://h/search?q=x").is_err());
-        assert!(Target::parse("http://[::1").is_err());
+        assert!(Target::parse("https://h/", "search").is_err());
+        assert!(Target::parse("http://h/search?q=x", "search").is_err());
+        assert!(Target::parse("http://[::1", "search").is_err());
+        let t = Target::parse("http://h:1", "suggest").unwrap();
+        assert_eq!(t.search, "http://h:1/suggest");
+        let t = Target::parse("http://h:1/suggest", "suggest").unwrap();
+        assert_eq!(t.base, "http://h:1");
     }
 
     #[test]

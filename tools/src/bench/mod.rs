@@ -38,9 +38,13 @@ use single_index::SingleIndex;
 /// Flags of `wikisearch bench`.
 #[derive(Debug, clap::Args)]
 pub struct BenchArgs {
-    /// The service to load (`http://host:port`; `/search` is appended).
+    /// The service to load (`http://host:port`; `/<endpoint>` is appended).
     #[arg(long)]
     pub url: String,
+    /// The route to load: `search`, or `suggest`, which sends every prefix of each query
+    /// as it is typed (one request a keystroke), `size` suggestions each.
+    #[arg(long, default_value = "search", value_parser = ["search", "suggest"])]
+    pub endpoint: String,
     /// Query file: JSON lines `{"query", "kind"}` or one plain query a line.
     #[arg(long)]
     pub queries: PathBuf,
@@ -57,7 +61,7 @@ pub struct BenchArgs {
     /// Stop after this many requests (whichever of time and count comes first).
     #[arg(long)]
     pub max_requests: Option<u64>,
-    /// Hits per search (`size` parameter).
+    /// Hits per search or suggestions per prefix (`size` parameter).
     #[arg(long, default_value_t = 10)]
     pub size: u32,
     /// Extra query parameter for every search, `name=value` (repeatable), e.g.
@@ -134,7 +138,10 @@ pub struct InProcessArgs {
 
 /// Runs `wikisearch bench`.
 pub fn run_cli(args: BenchArgs) -> anyhow::Result<()> {
-    let queries = queries::load(&args.queries)?;
+    let mut queries = queries::load(&args.queries)?;
+    if args.endpoint == "suggest" {
+        queries = queries::typed_prefixes(&queries);
+    }
     let mode = match (args.concurrency, args.rate) {
         (_, Some(rate)) => LoadMode::Open { rate },
         (concurrency, None) => LoadMode::Closed {
@@ -147,6 +154,7 @@ pub fn run_cli(args: BenchArgs) -> anyhow::Result<()> {
         mode,
         seconds("duration", args.duration)?,
     );
+    spec.endpoint = args.endpoint;
     spec.max_requests = args.max_requests;
     spec.size = args.size;
     spec.params = args.params;

@@ -88,6 +88,33 @@ pub fn infer_kind(query: &str) -> &'static str {
     }
 }
 
+/// What a search box sends for suggestions while each query is typed: every prefix of
+/// it, one a keystroke (from its first character to the whole query, blanks trimmed,
+/// repeats kept: a popular query is typed more often), reported by length (`1-2 chars`,
+/// `3-5 chars`, `6+ chars`: short prefixes match the most titles and cost the most).
+pub fn typed_prefixes(queries: &[BenchQuery]) -> Vec<BenchQuery> {
+    let mut prefixes = Vec::new();
+    for query in queries {
+        let text = query.text.trim();
+        for (chars, (at, c)) in text.char_indices().enumerate() {
+            let prefix = &text[..at + c.len_utf8()];
+            if c.is_whitespace() {
+                continue; // the same request as the prefix before, plus a blank
+            }
+            let kind = match chars + 1 {
+                1..=2 => "1-2 chars",
+                3..=5 => "3-5 chars",
+                _ => "6+ chars",
+            };
+            prefixes.push(BenchQuery {
+                text: prefix.to_string(),
+                kind: kind.to_string(),
+            });
+        }
+    }
+    prefixes
+}
+
 /// The distinct kinds of a query list, in order of first appearance, and each query's
 /// index into that list (what the recorders are keyed by).
 pub fn kind_table(queries: &[BenchQuery]) -> (Vec<String>, Vec<usize>) {
@@ -109,6 +136,29 @@ pub fn kind_table(queries: &[BenchQuery]) -> (Vec<String>, Vec<usize>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn typed_prefixes_are_one_a_keystroke() {
+        let query = |text: &str| BenchQuery {
+            text: text.into(),
+            kind: "union".into(),
+        };
+        let typed = typed_prefixes(&[query(" new yé "), query("a")]);
+        let texts: Vec<&str> = typed.iter().map(|q| q.text.as_str()).collect();
+        assert_eq!(texts, ["n", "ne", "new", "new y", "new yé", "a"]);
+        let kinds: Vec<&str> = typed.iter().map(|q| q.kind.as_str()).collect();
+        assert_eq!(
+            kinds,
+            [
+                "1-2 chars",
+                "1-2 chars",
+                "3-5 chars",
+                "3-5 chars",
+                "6+ chars",
+                "1-2 chars"
+            ]
+        );
+    }
 
     #[test]
     fn parses_json_lines_and_plain_text() {
