@@ -15,3 +15,4 @@ mod link_pass;
 mod object_store;
 mod searcher_cluster;
 mod searcher_node;
+mod suggest;

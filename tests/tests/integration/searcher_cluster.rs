@@ -38,7 +38,7 @@ const SCORE_TOLERANCE: f32 = 1e-4;
 
 /// Builds `shards` shards of the English sample into `out` with the real indexer, link
 /// pass included (so every scored field, redirects and anchors too, holds text).
-fn build_shards(out: &Path, shards: u32) {
+pub(crate) fn build_shards(out: &Path, shards: u32) {
     let input = shared_corpus("enwiki-sample.xml.bz2");
     let links = out.join("links");
     run_ok(
@@ -64,7 +64,7 @@ fn build_shards(out: &Path, shards: u32) {
 }
 
 /// A running cluster: nodes (restartable) and one front-end, logs in the test directory.
-struct Cluster {
+pub(crate) struct Cluster {
     dir: PathBuf,
     config: PathBuf,
     node_ids: Vec<String>,
@@ -72,11 +72,11 @@ struct Cluster {
     nodes: Vec<Option<ChildGuard>>,
     starts: usize,
     _frontend: ChildGuard,
-    url: String,
+    pub(crate) url: String,
 }
 
 impl Cluster {
-    fn start(dir: &Path, store: &Path, nodes: usize, replication: usize) -> Cluster {
+    pub(crate) fn start(dir: &Path, store: &Path, nodes: usize, replication: usize) -> Cluster {
         let node_ids: Vec<String> = (0..nodes).map(|i| format!("node{i}")).collect();
         let node_ports: Vec<u16> = (0..nodes).map(|_| free_port()).collect();
         let frontend_port = free_port();
@@ -110,7 +110,7 @@ impl Cluster {
         cluster
     }
 
-    fn start_node(&mut self, i: usize) {
+    pub(crate) fn start_node(&mut self, i: usize) {
         self.starts += 1;
         let name = format!("{}-start{}", self.node_ids[i], self.starts);
         let args = ["node", "--id", &self.node_ids[i], "--config"];
@@ -121,7 +121,7 @@ impl Cluster {
         self.nodes[i].as_ref().expect("node running")
     }
 
-    fn kill_node(&mut self, i: usize) {
+    pub(crate) fn kill_node(&mut self, i: usize) {
         if let Some(mut node) = self.nodes[i].take() {
             node.signal(Signal::SIGKILL);
             let _ = node.child.wait();
@@ -135,7 +135,7 @@ impl Cluster {
     }
 
     /// Until every node is up with the pid of the process we started.
-    fn wait_all_up(&self) {
+    pub(crate) fn wait_all_up(&self) {
         wait_for("every node up in /cluster", PATIENCE, || {
             let (_, view) = get_json(&format!("{}/cluster", self.url))?;
             let nodes = view["nodes"].as_array()?;
@@ -615,7 +615,7 @@ fn awkward_queries_are_answered_never_refused(cluster: &Cluster) {
     );
 }
 
-fn awkward_queries() -> Vec<String> {
+pub(crate) fn awkward_queries() -> Vec<String> {
     let path = tests::workspace_root().join("tests/data/awkward-queries.json");
     let text = std::fs::read_to_string(&path).expect("read the awkward queries");
     serde_json::from_str(&text).expect("a JSON array of strings")
