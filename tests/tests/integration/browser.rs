@@ -1,9 +1,10 @@
 //! The search page in a real browser: Debian's headless Chromium, driven over the DevTools
 //! protocol by the `headless_chrome` crate, against a real `searcher demo`.
 //!
-//! Types a query and sees hits; kills a node and sees the cluster panel mark it down while
-//! a new search still shows full results; checks that queries made of HTML render as text
-//! and never run. Chromium comes from `apt-get install chromium` (done by `.ci/run`);
+//! Types a query and sees hits; types a prefix and picks a title suggestion with the
+//! keyboard (down, Enter; Escape closes the list); kills a node and sees the cluster panel
+//! mark it down while a new search still shows full results; checks that queries, titles
+//! and suggestions made of HTML render as text and never run. Chromium comes from `apt-get install chromium` (done by `.ci/run`);
 //! without it the test fails when `CI=true` and is skipped, with a notice, otherwise.
 //! Set `DEMO_SCREENSHOT=/path/page.png` to keep a screenshot of the page with results.
 
@@ -89,6 +90,70 @@ fn type_query(tab: &Arc<Tab>, query: &str) {
     tab.press_key("Enter").expect("press Enter");
 }
 
+/// Clears the search box and types `prefix` like a user, without pressing Enter.
+fn type_prefix(tab: &Arc<Tab>, prefix: &str) {
+    eval(tab, "document.getElementById('q').value = ''");
+    tab.wait_for_element("#q")
+        .expect("search box")
+        .click()
+        .expect("click the box");
+    tab.type_str(prefix).expect("type the prefix");
+}
+
+/// Waits until the suggestion list is open and lists an entry whose text is `text`.
+fn wait_suggested(tab: &Tab, text: &str) {
+    let text_js = serde_json::to_string(text).unwrap();
+    wait_js(
+        tab,
+        &format!("a suggestion {text}"),
+        PAGE_DEADLINE,
+        &format!(
+            "!document.getElementById('suggestions').hidden && \
+             [...document.querySelectorAll('#suggestions li')].some(li => li.textContent === {text_js})"
+        ),
+    );
+}
+
+/// Suggestions as you type: ArrowDown selects the first, Enter searches its title,
+/// Escape closes the list and keeps what was typed.
+fn suggestions_follow_the_keyboard(tab: &Arc<Tab>) {
+    type_prefix(tab, "anarc");
+    wait_suggested(tab, "Anarchism");
+    tab.press_key("ArrowDown").expect("press ArrowDown");
+    let first = "document.querySelector('#suggestions li')";
+    assert_eq!(
+        eval(tab, &format!("{first}.getAttribute('aria-selected')")),
+        "true"
+    );
+    assert_eq!(
+        eval(
+            tab,
+            "document.getElementById('q').getAttribute('aria-activedescendant')"
+        ),
+        "suggestion-0"
+    );
+    let title = eval(tab, &format!("{first}.dataset.title"));
+    let title = title.as_str().expect("a suggested title").to_string();
+    tab.press_key("Enter").expect("press Enter");
+    wait_full_results(tab, &title);
+    assert_eq!(
+        eval(tab, "document.getElementById('suggestions').hidden"),
+        true
+    );
+    assert_eq!(
+        eval(tab, "document.getElementById('q').value"),
+        title.as_str()
+    );
+    type_prefix(tab, "anarc");
+    wait_suggested(tab, "Anarchism");
+    tab.press_key("Escape").expect("press Escape");
+    assert_eq!(
+        eval(tab, "document.getElementById('suggestions').hidden"),
+        true
+    );
+    assert_eq!(eval(tab, "document.getElementById('q').value"), "anarc");
+}
+
 /// Waits for a finished search for `query` with at least one hit and no partial banner.
 fn wait_full_results(tab: &Tab, query: &str) {
     let query_js = serde_json::to_string(query).unwrap();
@@ -160,6 +225,7 @@ fn page_searches_shows_failover_live_and_renders_html_queries_as_text() {
         PAGE_DEADLINE,
         "document.querySelectorAll('#shards .replica.served').length > 0",
     );
+    suggestions_follow_the_keyboard(&tab);
     if let Some(path) = std::env::var_os("DEMO_SCREENSHOT") {
         let png = tab
             .capture_screenshot(CaptureScreenshotFormatOption::Png, None, None, true)
@@ -326,6 +392,18 @@ fn titles_and_text_from_the_index_render_as_text() {
         eval(
             &tab,
             "document.querySelectorAll('#results [onmouseover], #results [onerror]').length"
+        ),
+        0
+    );
+    // The same titles as suggestions: listed as text.
+    type_prefix(&tab, "<img");
+    wait_suggested(&tab, HOSTILE_TITLES[0]);
+    type_prefix(&tab, "<script");
+    wait_suggested(&tab, HOSTILE_TITLES[1]);
+    assert_eq!(
+        eval(
+            &tab,
+            "document.querySelectorAll('#suggestions img, #suggestions script, #suggestions [onerror]').length"
         ),
         0
     );
