@@ -22,7 +22,9 @@ use net::{get, http, parse_answer, rpc_post, search_call, signed, Net, PATIENCE}
 use serde::Serialize;
 use shard_proto::auth::{unix_millis_now, ClusterKey, AUTH_HEADER};
 use shard_proto::query::Syntax;
-use shard_proto::wire::{self, Call, DocRef, FetchRequest, PiggybackFetch, StatsRequest};
+use shard_proto::wire::{
+    self, Call, DocRef, FetchRequest, PiggybackFetch, StatsRequest, SuggestRequest,
+};
 use shard_proto::{GlobalStats, ShardId, WikiSchema};
 use tests::cluster_secret::{auth_value, fresh_nonce, test_key};
 use tests::{wait_for, ChildGuard, Signal};
@@ -177,6 +179,19 @@ fn misshapen_calls(net: &Net, expect: &mut Expect) {
     expect.check(fetch(vec![doc; 2]), 400, "listed twice");
     let docs: Vec<DocRef> = (0..10_001).map(|d| DocRef { doc: d, ..doc }).collect();
     expect.check(fetch(docs), 400, "at most 10000");
+    let suggest = |prefix: String, size: u32, shards: Vec<ShardId>| {
+        let request = SuggestRequest {
+            prefix,
+            shards,
+            size,
+        };
+        signed(wire::paths::SUGGEST, &Call::new(request, budget))
+    };
+    let long = "a".repeat(wire::MAX_SUGGEST_PREFIX_BYTES + 1);
+    expect.check(suggest(long, 8, shards.clone()), 400, "at most 1024");
+    expect.check(suggest("a".into(), 101, shards.clone()), 400, "at most 100");
+    let twice = vec![shards[0]; 2];
+    expect.check(suggest("a".into(), 8, twice), 400, "listed twice");
     // Garbage after valid credentials: a clear 400, not a crash.
     let junk = b"\xff\xff\xff\xff\xff\xff\xff\xff\x0f garbage".to_vec();
     let header = auth_value("POST", path, &junk);
