@@ -381,6 +381,17 @@ pub struct HealthResponse {
     pub schema: String,
 }
 
+impl HealthResponse {
+    /// The shards this node serves (verified replicas), not those failed or dropped.
+    pub fn serving(&self) -> std::collections::BTreeSet<ShardId> {
+        self.replicas
+            .iter()
+            .filter(|(_, state)| matches!(state, ReplicaState::Serving { .. }))
+            .map(|(shard, _)| *shard)
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -335,3 +335,19 @@ pub fn parse_demo_table(output: &str) -> Vec<(String, u32)> {
         })
         .collect()
 }
+
+/// Starts `searcher ARGS --config DIR/cluster.toml` with its log in `DIR/logs/NAME.log`
+/// (the directory must exist). The cluster secret comes from the file only: a
+/// `WIKISEARCH_CLUSTER_SECRET` in the test's environment is not passed on.
+pub fn spawn_searcher(dir: &Path, name: &str, args: &[&str]) -> ChildGuard {
+    let log = std::fs::File::create(dir.join("logs").join(format!("{name}.log"))).expect("log");
+    let mut cmd = Command::new(bin("searcher"));
+    cmd.args(args)
+        .arg("--config")
+        .arg(dir.join("cluster.toml"))
+        .env("RUST_LOG", "info")
+        .env_remove("WIKISEARCH_CLUSTER_SECRET")
+        .stdout(std::process::Stdio::null())
+        .stderr(log);
+    ChildGuard::spawn(name, &mut cmd)
+}

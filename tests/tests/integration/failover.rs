@@ -684,18 +684,26 @@ fn rolling_restart_of_every_node_costs_no_request() {
     assert_clean("rolling restart", &figures);
 }
 
-#[test]
-fn every_replica_of_a_shard_killed_gives_partial_answers_naming_it() {
-    let _serial = serial();
-    let cluster = Cluster::start("failover-kill-shard");
-    let holders = cluster.holders();
-    let docs = shard_docs();
+/// The first shard (by id) and its two holders, from `/cluster` (R = 2).
+pub(crate) fn first_shard_and_holders(
+    holders: &BTreeMap<String, Vec<String>>,
+) -> (String, Vec<String>) {
     let (shard, victims) = holders
         .iter()
         .next()
         .map(|(s, n)| (s.clone(), n.clone()))
         .expect("a shard");
     assert_eq!(victims.len(), 2, "R = 2: {holders:?}");
+    (shard, victims)
+}
+
+#[test]
+fn every_replica_of_a_shard_killed_gives_partial_answers_naming_it() {
+    let _serial = serial();
+    let cluster = Cluster::start("failover-kill-shard");
+    let holders = cluster.holders();
+    let docs = shard_docs();
+    let (shard, victims) = first_shard_and_holders(&holders);
     // Every shard whose replicas are all on the killed nodes is lost with it.
     let lost: Vec<&String> = holders
         .iter()

@@ -20,7 +20,9 @@ use serde_json::Value;
 use shard_proto::manifest::{ShardManifest, MANIFEST_FILE};
 use tests::{get_json, wait_for, Signal};
 
-use crate::failover::{assert_clean, seconds, serial, shard_store, Cluster, Load, PATIENCE};
+use crate::failover::{
+    assert_clean, first_shard_and_holders, seconds, serial, shard_store, Cluster, Load, PATIENCE,
+};
 
 /// Heal after 3 s unreachable; drop temporary copies 3 s after the lost node serves.
 const HEAL: &str = "\n[heal]\nafter_ms = 3000\ncool_down_ms = 3000\n";
@@ -160,12 +162,7 @@ fn both_holders_of_a_shard_lost_the_survivor_installs_it_and_answers_are_full_ag
     let _serial = serial();
     let cluster = Cluster::start_with("heal-kill-shard", HEAL);
     let holders = cluster.holders();
-    let (shard, victims) = holders
-        .iter()
-        .next()
-        .map(|(s, n)| (s.clone(), n.clone()))
-        .expect("a shard");
-    assert_eq!(victims.len(), 2, "R = 2: {holders:?}");
+    let (shard, victims) = first_shard_and_holders(&holders);
     let killed = Instant::now();
     for id in &victims {
         cluster.signal(id, Signal::SIGKILL);

@@ -19,7 +19,9 @@ use serde_json::Value;
 use shard_proto::remote::{RemoteStore, S3Config};
 use tests::cluster_secret::{write_secret, AUTH_TABLE};
 use tests::garage::{require_garage, Garage, BUCKET, REGION};
-use tests::{bin, free_port, get_json, run_ok, shared_corpus, temp_dir, wait_for, ChildGuard};
+use tests::{
+    bin, free_port, get_json, run_ok, shared_corpus, spawn_searcher, temp_dir, wait_for, ChildGuard,
+};
 
 const PATIENCE: Duration = Duration::from_secs(90);
 const QUERIES: [&str; 6] = [
@@ -69,18 +71,6 @@ fn cluster_file(dir: &Path, store: &str, nodes: usize, replication: usize, extra
     path
 }
 
-fn spawn(dir: &Path, name: &str, args: &[&str]) -> ChildGuard {
-    let log = std::fs::File::create(dir.join("logs").join(format!("{name}.log"))).expect("log");
-    let mut cmd = Command::new(bin("searcher"));
-    cmd.args(args)
-        .arg("--config")
-        .arg(dir.join("cluster.toml"))
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(log);
-    ChildGuard::spawn(name, &mut cmd)
-}
-
 fn log(dir: &Path, name: &str) -> String {
     std::fs::read_to_string(dir.join("logs").join(format!("{name}.log"))).unwrap_or_default()
 }
@@ -97,10 +87,10 @@ fn frontend_url(dir: &Path) -> String {
 
 /// A front-end and `nodes` nodes over the cluster file in `dir`, until every node is up.
 fn start_cluster(dir: &Path, nodes: usize) -> Vec<ChildGuard> {
-    let mut children = vec![spawn(dir, "frontend", &["frontend"])];
+    let mut children = vec![spawn_searcher(dir, "frontend", &["frontend"])];
     for i in 0..nodes {
         let id = format!("node{i}");
-        children.push(spawn(dir, &id, &["node", "--id", &id]));
+        children.push(spawn_searcher(dir, &id, &["node", "--id", &id]));
     }
     let url = frontend_url(dir);
     wait_for("every node up", PATIENCE, || {
@@ -248,7 +238,7 @@ fn a_corrupted_object_is_refused_and_named() {
     std::fs::create_dir_all(&dir).expect("dir");
     let url = format!("s3://{BUCKET}/corrupt");
     cluster_file(&dir, &url, 1, 1, &garage.s3_table(""));
-    let _node = spawn(&dir, "node0", &["node", "--id", "node0"]);
+    let _node = spawn_searcher(&dir, "node0", &["node", "--id", "node0"]);
     let named = format!("{url}/{object} is corrupted");
     let line = wait_for("the node to refuse the corrupted replica", PATIENCE, || {
         let text = log(&dir, "node0");
@@ -286,7 +276,7 @@ fn a_node_retries_while_the_store_is_down_and_names_it_when_it_gives_up() {
     std::fs::create_dir_all(&patient).expect("dir");
     let table = garage.s3_table("max_retries = 30\nretry_timeout_s = 120");
     cluster_file(&patient, &url, 1, 1, &table);
-    let mut node = spawn(&patient, "node0", &["node", "--id", "node0"]);
+    let mut node = spawn_searcher(&patient, "node0", &["node", "--id", "node0"]);
     wait_for("the node to log a retry", PATIENCE, || {
         let text = log(&patient, "node0");
         text.contains("backing off").then_some(())
@@ -307,7 +297,7 @@ fn a_node_retries_while_the_store_is_down_and_names_it_when_it_gives_up() {
     std::fs::create_dir_all(&impatient).expect("dir");
     let table = garage.s3_table("max_retries = 1\nretry_timeout_s = 5");
     cluster_file(&impatient, &url, 1, 1, &table);
-    let mut quick = spawn(&impatient, "node0", &["node", "--id", "node0"]);
+    let mut quick = spawn_searcher(&impatient, "node0", &["node", "--id", "node0"]);
     let status = wait_for("the node to give up", PATIENCE, || {
         quick.child.try_wait().expect("wait")
     });

@@ -5,7 +5,6 @@
 //! replica instead of serving it, answers bad frames with 4xx and keeps going, and exits
 //! cleanly on SIGTERM.
 
-use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -179,15 +178,6 @@ fn direct_search(shard_dir: &Path, query: &str, k: usize) -> (Vec<(u64, f32)>, u
     (hits, count)
 }
 
-fn serving(health: &HealthResponse) -> BTreeSet<ShardId> {
-    health
-        .replicas
-        .iter()
-        .filter(|(_, state)| matches!(state, ReplicaState::Serving { .. }))
-        .map(|(shard, _)| *shard)
-        .collect()
-}
-
 fn ok_hits(outcome: &ShardOutcome<ShardHits>) -> &ShardHits {
     match outcome {
         ShardOutcome::Ok(hits) => hits,
@@ -209,7 +199,7 @@ fn nodes_serve_real_shards_exactly_and_survive_bad_frames() {
     let (_node_b, health_b) = spawn_node(&cluster, "b");
     assert_eq!(health_a.pid, node_a.pid());
     assert_eq!(health_a.schema, WikiSchema::new().fingerprint());
-    let (held_a, held_b) = (serving(&health_a), serving(&health_b));
+    let (held_a, held_b) = (health_a.serving(), health_b.serving());
     assert_eq!(
         held_a.len() + held_b.len(),
         SHARDS as usize,

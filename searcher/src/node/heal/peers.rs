@@ -7,13 +7,13 @@
 //! this wire version; anything else, like no answer, makes the peer unreachable from the
 //! first such probe on ([`Peer::unreachable_since`]), until it answers well again.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use shard_proto::auth::ClusterKey;
-use shard_proto::wire::{HealthResponse, ReplicaState, WIRE_VERSION};
+use shard_proto::wire::{HealthResponse, WIRE_VERSION};
 use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
 
@@ -82,7 +82,7 @@ fn record(peers: &Peers, id: &str, health: Option<&HealthResponse>, now: Instant
     match health {
         Some(health) => {
             peer.unreachable_since = None;
-            peer.serving = serving(health);
+            peer.serving = health.serving();
         }
         None => {
             peer.unreachable_since.get_or_insert(now);
@@ -90,19 +90,12 @@ fn record(peers: &Peers, id: &str, health: Option<&HealthResponse>, now: Instant
     }
 }
 
-fn serving(health: &HealthResponse) -> BTreeSet<shard_proto::ShardId> {
-    health
-        .replicas
-        .iter()
-        .filter(|(_, state)| matches!(state, ReplicaState::Serving { .. }))
-        .map(|(shard, _)| *shard)
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use shard_proto::wire::ReplicaState;
     use shard_proto::ShardId;
+    use std::collections::BTreeSet;
 
     fn health(node: &str, shards: &[ShardId]) -> HealthResponse {
         let serving = ReplicaState::Serving {

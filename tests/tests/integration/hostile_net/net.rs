@@ -20,7 +20,10 @@ use shard_proto::query::Syntax;
 use shard_proto::wire::{self, Call, HealthResponse, SearchRequest};
 use shard_proto::{GlobalStats, ShardId};
 use tests::cluster_secret::{auth_value, write_secret, AUTH_TABLE};
-use tests::{bin, free_port, process_alive, run_ok, shared_corpus, temp_dir, wait_for, ChildGuard};
+use tests::{
+    bin, free_port, process_alive, run_ok, shared_corpus, spawn_searcher, temp_dir, wait_for,
+    ChildGuard,
+};
 
 pub const PATIENCE: Duration = Duration::from_secs(60);
 pub const SHARDS: u32 = 4;
@@ -86,14 +89,14 @@ impl Net {
         std::fs::create_dir_all(dir.path().join("logs")).expect("log dir");
         let nodes = (0..node_ports.len())
             .map(|i| {
-                spawn(
+                spawn_searcher(
                     dir.path(),
                     &format!("n{i}"),
                     &["node", "--id", &format!("n{i}")],
                 )
             })
             .collect();
-        let frontend = spawn(dir.path(), "frontend", &["frontend"]);
+        let frontend = spawn_searcher(dir.path(), "frontend", &["frontend"]);
         let net = Net {
             dir,
             node_ports,
@@ -190,19 +193,6 @@ impl Net {
             .map(|s| ShardId::new(0, 1, s, SHARDS).expect("shard id"))
             .collect()
     }
-}
-
-pub fn spawn(dir: &Path, name: &str, args: &[&str]) -> ChildGuard {
-    let log = std::fs::File::create(dir.join("logs").join(format!("{name}.log"))).expect("log");
-    let mut cmd = Command::new(bin("searcher"));
-    cmd.args(args)
-        .arg("--config")
-        .arg(dir.join("cluster.toml"))
-        .env("RUST_LOG", "info")
-        .env_remove("WIKISEARCH_CLUSTER_SECRET")
-        .stdout(Stdio::null())
-        .stderr(log);
-    ChildGuard::spawn(name, &mut cmd)
 }
 
 /// The value of one series in an OpenMetrics text (0 if absent).
