@@ -85,8 +85,32 @@ fn frontend_url(dir: &Path) -> String {
     format!("http://{}", listen.trim_matches('"'))
 }
 
+/// A running cluster's processes; if the test fails, the last lines of each one's log are
+/// printed (a process that died says why there).
+struct Running {
+    dir: PathBuf,
+    children: Vec<ChildGuard>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            return;
+        }
+        for child in &self.children {
+            let path = self.dir.join("logs").join(format!("{}.log", child.name));
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            let tail: Vec<&str> = text.lines().rev().take(15).collect();
+            eprintln!("--- last lines of {}", path.display());
+            for line in tail.iter().rev() {
+                eprintln!("{line}");
+            }
+        }
+    }
+}
+
 /// A front-end and `nodes` nodes over the cluster file in `dir`, until every node is up.
-fn start_cluster(dir: &Path, nodes: usize) -> Vec<ChildGuard> {
+fn start_cluster(dir: &Path, nodes: usize) -> Running {
     let mut children = vec![spawn_searcher(dir, "frontend", &["frontend"])];
     for i in 0..nodes {
         let id = format!("node{i}");
@@ -98,7 +122,10 @@ fn start_cluster(dir: &Path, nodes: usize) -> Vec<ChildGuard> {
         let all = view["nodes"].as_array()?;
         all.iter().all(|n| n["state"] == "up").then_some(())
     });
-    children
+    Running {
+        dir: dir.to_path_buf(),
+        children,
+    }
 }
 
 /// `(id, score)` of the first page of `q`, and the answer's shard accounting.
