@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
 
-use crate::proc_stats::process_gone;
+use crate::proc_stats::{command_line, process_gone};
 use crate::supervisor::{describe_exit, die_with_parent, send_signal, Signal, STOP_GRACE};
 
 /// How often the owner and the command are checked.
@@ -30,6 +30,24 @@ pub struct KeepArgs {
     /// The command and its arguments (after `--`).
     #[arg(required = true, last = true)]
     pub command: Vec<OsString>,
+}
+
+/// If `pid` is a `wikisearch keep --owner OWNER -- ...` process, its OWNER. A node an
+/// earlier drill started again runs under a keeper; whoever replaces that node must hand
+/// the new one to the keeper's owner (the demo), not to the keeper, which exits with the
+/// node it kept.
+pub fn keeper_owner(pid: u32) -> Option<u32> {
+    owner_in_command_line(&command_line(pid)?)
+}
+
+fn owner_in_command_line(args: &[String]) -> Option<u32> {
+    let end = args.iter().position(|a| a == "--").unwrap_or(args.len());
+    let args = &args[..end];
+    if args.get(1).map(String::as_str) != Some("keep") {
+        return None;
+    }
+    let at = args.iter().position(|a| a == "--owner")?;
+    args.get(at + 1)?.parse().ok()
 }
 
 /// Runs the command until it exits, or until the owner is gone and it has been stopped.
@@ -62,5 +80,25 @@ pub fn run_cli(args: KeepArgs) -> anyhow::Result<()> {
             return Ok(());
         }
         std::thread::sleep(POLL_EVERY);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(line: &str) -> Vec<String> {
+        line.split(' ').map(str::to_string).collect()
+    }
+
+    #[test]
+    fn a_keepers_owner_is_read_from_its_command_line() {
+        let keeper = args("/x/wikisearch keep --owner 4242 -- /x/searcher node --id n2");
+        assert_eq!(owner_in_command_line(&keeper), Some(4242));
+        // The kept command's own flags are not the keeper's.
+        let other = args("/x/searcher node --owner 7 --id n2");
+        assert_eq!(owner_in_command_line(&other), None);
+        let demo = args("/x/wikisearch demo -- keep --owner 9");
+        assert_eq!(owner_in_command_line(&demo), None);
     }
 }

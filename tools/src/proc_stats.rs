@@ -33,6 +33,11 @@ pub fn parent_pid(pid: u32) -> Option<u32> {
     u32::try_from(stat(pid)?.ppid).ok()
 }
 
+/// The command line of process `pid` (program first), while it runs.
+pub fn command_line(pid: u32) -> Option<Vec<String>> {
+    Process::new(i32::try_from(pid).ok()?).ok()?.cmdline().ok()
+}
+
 /// Whether the process is gone: no such pid, or a zombie waiting to be reaped.
 pub fn process_gone(pid: u32) -> bool {
     stat(pid).is_none_or(|stat| stat.state == 'Z')

@@ -130,11 +130,12 @@ impl Healer {
     /// owned by the process that had started it.
     fn killing(&mut self, node: &str, pid: u32) {
         // A node this drill already started again is its keeper's child: its owner is the
-        // one recorded the first time.
-        let owner = *self
-            .owners
-            .entry(node.to_string())
-            .or_insert_with(|| parent_pid(pid).filter(|&p| p > 1 && p != std::process::id()));
+        // one recorded the first time. A node an earlier drill started again is a keeper's
+        // child too: its owner is the keeper's owner (the keeper exits with the node).
+        let owner = *self.owners.entry(node.to_string()).or_insert_with(|| {
+            let parent = parent_pid(pid).filter(|&p| p > 1 && p != std::process::id())?;
+            Some(crate::keep::keeper_owner(parent).unwrap_or(parent))
+        });
         self.killed.push((node.to_string(), owner));
     }
 
