@@ -111,16 +111,22 @@ impl Drop for Running {
 
 /// A front-end and `nodes` nodes over the cluster file in `dir`, until every node is up.
 fn start_cluster(dir: &Path, nodes: usize) -> Running {
-    let mut children = vec![spawn_searcher(dir, "frontend", &["frontend"])];
-    for i in 0..nodes {
-        let id = format!("node{i}");
-        children.push(spawn_searcher(dir, &id, &["node", "--id", &id]));
-    }
+    let mut children: Vec<ChildGuard> = (0..nodes)
+        .map(|i| {
+            let id = format!("node{i}");
+            spawn_searcher(dir, &id, &["node", "--id", &id])
+        })
+        .collect();
+    children.push(spawn_searcher(dir, "frontend", &["frontend"]));
     let url = frontend_url(dir);
-    wait_for("every node up", PATIENCE, || {
+    // `up` with a pid: the front-end has had a health answer from the node (a node it
+    // has not probed yet is shown `up` without one, and may be ejected a moment later).
+    wait_for("every node up and answering", PATIENCE, || {
         let (_, view) = get_json(&format!("{url}/cluster"))?;
         let all = view["nodes"].as_array()?;
-        all.iter().all(|n| n["state"] == "up").then_some(())
+        all.iter()
+            .all(|n| n["state"] == "up" && n["pid"].is_u64())
+            .then_some(())
     });
     Running {
         dir: dir.to_path_buf(),
