@@ -31,23 +31,12 @@ fn build_leaf() -> (Leaf, tempfile::TempDir) {
     };
     corpus::write_synthetic_dump(&dump, &synth).expect("synthetic dump");
     let store = tmp.path().join("store");
-    let args = indexer::build::BuildArgs {
-        input: dump,
-        out: store.clone(),
-        staging: None,
-        shards: 1,
-        node: 0,
-        nodes: 1,
-        index: None,
+    let options = indexer::build::BuildOptions {
         threads: 1,
         memory_mb: 128,
-        json: false,
-        max_unexpected_skips_percent: indexer::build::DEFAULT_MAX_UNEXPECTED_SKIPS_PERCENT,
-        links: None,
-        no_aliases: false,
+        progress: indexer::build::ProgressMode::Quiet,
+        ..indexer::build::BuildOptions::new(dump, store.clone(), 1)
     };
-    let mut options = args.options().expect("build options");
-    options.progress = indexer::build::ProgressMode::Quiet;
     indexer::build::build(&options).expect("build the shard");
     let schema = WikiSchema::new();
     let mut opened = BTreeMap::new();
