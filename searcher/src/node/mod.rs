@@ -108,6 +108,7 @@ pub async fn prepare(config: ClusterConfig, node_id: String) -> Result<server::N
     let refused = replicas.states.len() - served;
     tracing::info!(node = %node_id, served, refused, "replicas ready");
     let serving: Vec<_> = replicas.serving.values().cloned().collect();
+    let in_store = replicas.in_store;
     scrub::spawn(&serving, &scrub_config).map_err(|e| Error::Other(format!("scrub: {e}")))?;
     let fingerprint = schema.fingerprint();
     let leaf =
@@ -126,7 +127,7 @@ pub async fn prepare(config: ClusterConfig, node_id: String) -> Result<server::N
         Arc::clone(state.leaf()),
         schema,
     ));
-    let background = healer.spawn(&config);
+    let background = healer.spawn(&config, in_store);
     Ok(state.with_healer(healer, background))
 }
 

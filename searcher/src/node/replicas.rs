@@ -108,6 +108,9 @@ impl Replica {
 pub struct Replicas {
     pub serving: BTreeMap<ShardId, Arc<Replica>>,
     pub states: Vec<(ShardId, ReplicaState)>,
+    /// Every shard of the store with a usable manifest, whoever it is placed on (what
+    /// healing may have to install; read once here rather than listed again).
+    pub in_store: Vec<ShardId>,
 }
 
 impl Replicas {
@@ -141,7 +144,14 @@ pub fn install_assigned(
         config.open_store()?.live_shards()?.into_iter().collect();
     let store = scan_store(&sources);
     let placement = Placement::for_cluster(config, store.keys().copied());
-    let mut replicas = Replicas::default();
+    let mut replicas = Replicas {
+        in_store: store
+            .iter()
+            .filter(|(_, manifest)| manifest.is_ok())
+            .map(|(shard, _)| *shard)
+            .collect(),
+        ..Replicas::default()
+    };
     for shard in placement.shards_of(node_id) {
         let outcome = match &store[&shard] {
             Ok(manifest) => install_replica(&sources[&shard], &data_dir, manifest, schema)

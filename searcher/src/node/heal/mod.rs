@@ -154,9 +154,13 @@ impl Healer {
         }
     }
 
-    /// Starts the peer probes and the healing loop (nothing if healing is off); abort the
-    /// handles to stop them.
-    pub fn spawn(self: &Arc<Self>, config: &ClusterConfig) -> Vec<JoinHandle<()>> {
+    /// Starts the peer probes and the healing loop over the store's `shards` (nothing if
+    /// healing is off); abort the handles to stop them.
+    pub fn spawn(
+        self: &Arc<Self>,
+        config: &ClusterConfig,
+        shards: Vec<ShardId>,
+    ) -> Vec<JoinHandle<()>> {
         if config.heal.after_ms == 0 {
             return Vec::new();
         }
@@ -173,7 +177,6 @@ impl Healer {
             connect: config.timeouts.connect(),
         };
         let mut tasks = peers::spawn(&self.setup.me, &config.nodes, &key, timing, &self.peers);
-        let shards = store_shards(config);
         let this = Arc::clone(self);
         tasks.push(tokio::spawn(async move {
             let mut ticker = tokio::time::interval(timing.interval);
@@ -380,21 +383,6 @@ impl Healer {
 fn backoff(attempts: u32, max_ms: u64) -> Duration {
     let doubled = RETRY_FIRST.saturating_mul(1u32 << attempts.min(20));
     doubled.min(Duration::from_millis(max_ms.max(1)))
-}
-
-/// The shards of the store with a usable manifest (the others cannot be installed).
-fn store_shards(config: &ClusterConfig) -> Vec<ShardId> {
-    match config.shard_manifests() {
-        Ok(manifests) => manifests
-            .into_iter()
-            .filter_map(|m| m.ok())
-            .map(|m| m.shard)
-            .collect(),
-        Err(error) => {
-            tracing::error!(%error, "healing: cannot read the shard store");
-            Vec::new()
-        }
-    }
 }
 
 /// The store's live copy of `shard` and its manifest.
