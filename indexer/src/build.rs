@@ -60,6 +60,10 @@ pub struct BuildArgs {
     /// credentials from the AWS_* environment variables).
     #[arg(long)]
     pub out: PathBuf,
+    /// Build into index generation ID of the store (`OUT/generations/ID/`), beside the
+    /// live one: nothing serves it until `indexer generations switch ID`.
+    #[arg(long, value_name = "ID")]
+    pub generation: Option<String>,
     /// With an s3:// --out: the local directory the shards are built in before the
     /// upload (default: a directory of the system's temporary directory, removed after
     /// a successful upload).
@@ -159,6 +163,12 @@ impl BuildArgs {
 /// `indexer build` from the command line: builds (and uploads, for an S3 store), then
 /// prints the summary.
 pub fn run(args: &BuildArgs) -> anyhow::Result<()> {
+    let mut args = args.clone();
+    if let Some(id) = &args.generation {
+        shard_proto::generation::check_id(id)?;
+        args.out = shard_proto::generation::out_path(&args.out, id);
+    }
+    let args = &args;
     let summary = match args.out.to_str().filter(|out| out.starts_with("s3://")) {
         Some(url) => build_and_upload(args, url)?,
         None => build(&args.options()?)?,

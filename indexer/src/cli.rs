@@ -3,7 +3,7 @@
 
 use clap::{Parser, Subcommand};
 
-use crate::{build, links, scan, synth_cmd};
+use crate::{build, generations_cmd, links, scan, synth_cmd};
 
 /// Indexer node: reads its slice of a crawled corpus and builds tantivy shards.
 #[derive(Debug, Parser)]
@@ -25,6 +25,8 @@ pub enum Command {
     Links(links::LinksArgs),
     /// Build this node's shards from its slice of the input.
     Build(build::BuildArgs),
+    /// List, switch or roll back the index generations of a shard store.
+    Generations(generations_cmd::GenerationsArgs),
 }
 
 /// Runs one command.
@@ -34,6 +36,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Synth(args) => synth_cmd::run(&args),
         Command::Links(args) => links::collect::run(&args),
         Command::Build(args) => build::run(&args),
+        Command::Generations(args) => generations_cmd::run(&args),
     }
 }
 

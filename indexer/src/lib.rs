@@ -5,6 +5,7 @@
 pub mod build;
 pub mod cli;
 pub mod error;
+pub mod generations_cmd;
 pub mod links;
 pub mod scan;
 pub mod slice_args;

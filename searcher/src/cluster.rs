@@ -27,6 +27,7 @@ use shard_proto::{QueryLimits, ShardId};
 use crate::addr::{NodeAddr, NodeSet};
 use crate::error::{Error, Result};
 use crate::model::SearchType;
+use crate::node::generations::GenerationsConfig;
 use crate::node::heal::HealConfig;
 use crate::node::scrub::ScrubConfig;
 use crate::serve::ServerLimits;
@@ -66,6 +67,9 @@ pub struct ClusterConfig {
     /// How nodes restore lost replicas (`node::heal`).
     #[serde(default)]
     pub heal: HealConfig,
+    /// How nodes follow the store's live index generation (`node::generations`).
+    #[serde(default)]
+    pub generations: GenerationsConfig,
     #[serde(rename = "node", default)]
     pub nodes: Vec<NodeConfig>,
     /// Nodes by pattern; [`ClusterConfig::load`] expands them into `nodes` (after the
@@ -649,6 +653,7 @@ data_dir = "data/{i}"
             auth: Default::default(),
             server: Default::default(),
             heal: Default::default(),
+            generations: Default::default(),
             nodes: Vec::new(),
             node_sets: Vec::new(),
         };

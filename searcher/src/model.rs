@@ -51,6 +51,10 @@ pub struct SearchParams {
     pub size: usize,
     /// `None`: the front-end's configured default.
     pub search_type: Option<SearchType>,
+    /// The index generation to search (`None`: the live one): a generation retained after
+    /// a switch keeps pagination stable.
+    #[serde(default)]
+    pub generation: Option<String>,
 }
 
 impl SearchParams {
@@ -132,6 +136,9 @@ pub struct SearchAnswer {
     pub partial: bool,
     /// Share of the corpus's documents that were searched (1.0 when nothing failed).
     pub coverage: f64,
+    /// The index generation that answered (every hit comes from it).
+    #[serde(default)]
+    pub generation: String,
 }
 
 /// `size` of `/suggest` when none is given.
@@ -390,6 +397,7 @@ mod tests {
             from,
             size,
             search_type: None,
+            generation: None,
         }
     }
 
@@ -442,6 +450,7 @@ mod tests {
             shards: ShardsSummary::complete(1),
             partial: false,
             coverage: 1.0,
+            generation: "base".into(),
         };
         let text = serde_json::to_string(&answer).unwrap();
         assert_eq!(serde_json::from_str::<SearchAnswer>(&text).unwrap(), answer);

@@ -13,6 +13,7 @@
 
 pub mod auth;
 pub mod error;
+pub mod generation;
 pub mod limits;
 pub mod logging;
 pub mod manifest;

@@ -42,10 +42,12 @@ use crate::stats::{GlobalStats, ShardTermStats};
 use crate::ShardId;
 
 /// Bumped on any change to these messages; sent as the `x-wire-version` header.
+/// 9: requests name the index generation they are pinned to, and health answers report
+/// the replicas of every generation a node holds ([`GenerationReplicas`]).
 /// 8: nodes serve [`paths::SUGGEST`] and a [`Suggestion`] carries its `key` (a node of
 /// an older version would answer a suggestion call 404, which ejects it: the version
 /// says so first). 7: health answers carry what a node holds and its healing state.
-pub const WIRE_VERSION: u32 = 8;
+pub const WIRE_VERSION: u32 = 9;
 /// Header carrying [`WIRE_VERSION`].
 pub const WIRE_VERSION_HEADER: &str = "x-wire-version";
 /// Largest request or response body a node accepts or decodes.
@@ -154,6 +156,9 @@ pub struct StatsRequest {
     /// Field ids whose token totals are wanted.
     pub fields: Vec<u32>,
     pub terms: Vec<Term>,
+    /// The index generation asked for (`None`: the store's base generation, see
+    /// [`crate::generation`]): a search is pinned to one generation in every phase.
+    pub generation: Option<String>,
 }
 
 /// Statistics phase answer, one entry per requested shard.
@@ -174,6 +179,9 @@ pub struct SearchRequest {
     pub stats: GlobalStats,
     /// Query-and-fetch: also fetch the node's best hits over all the listed shards.
     pub fetch: Option<PiggybackFetch>,
+    /// The index generation asked for (`None`: the store's base generation, see
+    /// [`crate::generation`]): a search is pinned to one generation in every phase.
+    pub generation: Option<String>,
 }
 
 /// What a query-and-fetch request wants fetched along with the hits.
@@ -260,6 +268,9 @@ pub struct FetchRequest {
     /// The search's global statistics: snippets weigh the query's terms by them, so the
     /// highlighted fragment does not depend on the sharding.
     pub stats: GlobalStats,
+    /// The index generation asked for (`None`: the store's base generation, see
+    /// [`crate::generation`]): a search is pinned to one generation in every phase.
+    pub generation: Option<String>,
 }
 
 /// Stored fields of one document and its snippet.
@@ -288,6 +299,9 @@ pub struct SuggestRequest {
     pub shards: Vec<ShardId>,
     /// At most [`MAX_SUGGESTIONS_PER_CALL`].
     pub size: u32,
+    /// The index generation asked for (`None`: the store's base generation, see
+    /// [`crate::generation`]): a search is pinned to one generation in every phase.
+    pub generation: Option<String>,
 }
 
 /// One suggested article.
@@ -367,6 +381,13 @@ pub enum HealState {
     Surplus { drop_in_millis: u64 },
 }
 
+/// A node's serving replicas of one named index generation.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GenerationReplicas {
+    pub generation: String,
+    pub shards: Vec<ShardId>,
+}
+
 /// Health answer of a node.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct HealthResponse {
@@ -377,6 +398,11 @@ pub struct HealthResponse {
     pub replicas: Vec<(ShardId, ReplicaState)>,
     /// What the node is doing to heal the cluster, per shard.
     pub healing: Vec<(ShardId, HealState)>,
+    /// The verified, serving replicas of every index generation the node holds, the
+    /// base one ([`crate::generation::BASE`]) first. `replicas` lists the base
+    /// generation's states plus any shard only a named generation holds (what a
+    /// front-end routes by).
+    pub generations: Vec<GenerationReplicas>,
     pub wire_version: u32,
     pub schema: String,
 }
@@ -414,6 +440,7 @@ mod tests {
                 docs: 10,
                 snippet_chars: 240,
             }),
+            generation: Some("g2".into()),
         }
     }
 

@@ -148,12 +148,20 @@ pub fn validate(raw: &HashMap<String, String>, limits: &QueryLimits) -> Result<V
             format!("search_type must be auto, query_then_fetch or query_and_fetch, got {text:?}")
         })?),
     };
+    let generation = match raw.get("generation").map(|s| s.trim()) {
+        None | Some("") => None,
+        Some(id) => {
+            shard_proto::generation::check_id(id).map_err(|e| format!("generation: {e}"))?;
+            Some(id.to_string())
+        }
+    };
     let params = SearchParams {
         q: q.to_string(),
         syntax,
         from,
         size,
         search_type,
+        generation,
     };
     params.check_within(limits)?;
     Ok(Validated {

@@ -198,6 +198,7 @@ fn healthy(node: &str, held: &[ShardId]) -> HealthResponse {
         in_flight: 0,
         replicas: held.iter().map(|s| (*s, serving.clone())).collect(),
         healing: Vec::new(),
+        generations: Vec::new(),
         wire_version: WIRE_VERSION,
         schema: WikiSchema::new().fingerprint(),
     }
@@ -211,6 +212,7 @@ impl Phase for StatsProbe {
 
     fn call(&self, shards: Vec<ShardId>) -> RpcCall {
         RpcCall::Stats(Arc::new(StatsRequest {
+            generation: None,
             shards,
             fields: Vec::new(),
             terms: Vec::new(),
@@ -398,7 +400,9 @@ fn page_of(n: u32, node: usize) -> Vec<MergedHit> {
 }
 
 fn fetch_template() -> FetchRequest {
+    generation: None,
     FetchRequest {
+        generation: None,
         query: "q".into(),
         syntax: Default::default(),
         docs: Vec::new(),

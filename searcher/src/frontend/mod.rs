@@ -20,6 +20,7 @@ pub mod api;
 #[cfg(test)]
 mod failover_tests;
 pub mod fetch;
+pub mod generation;
 pub mod health;
 pub mod merge;
 pub mod metrics;
@@ -156,7 +157,8 @@ impl Frontend {
     /// Reads the shard table, derives the placement and starts probing the nodes. Must be
     /// called within a tokio runtime.
     pub fn new(config: &ClusterConfig) -> Result<Self> {
-        let shard_docs = read_shard_table(config)?;
+        let live = generation::startup_table(config, || read_shard_table(config))?;
+        let shard_docs = live.shard_docs.clone();
         let placement = Placement::for_cluster(config, shard_docs.keys().copied());
         let metrics = Arc::new(Metrics::new());
         let key = config.cluster_key()?;
@@ -169,11 +171,17 @@ impl Frontend {
                 Arc::new(handle)
             })
             .collect();
-        let probers = health::spawn_probers(
+        let mut probers = health::spawn_probers(
             &nodes,
             config.timeouts.probe_interval(),
             config.timeouts.attempt(),
         );
+        let generations = Arc::new(generation::Generations::new(live, config.open_store().ok()));
+        probers.extend(generation::spawn_watch(
+            Arc::clone(&generations),
+            nodes.clone(),
+            config,
+        ));
         let fanout = Fanout {
             replicas: ReplicaSet::new(nodes, &placement),
             metrics: Arc::clone(&metrics),
@@ -186,7 +194,8 @@ impl Frontend {
             config.timeouts.deadline(),
             config.frontend.search_type,
         )
-        .with_limits(config.limits.clone());
+        .with_limits(config.limits.clone())
+        .with_generations(generations);
         Ok(Frontend {
             state: Arc::new(api::AppState { root, metrics }),
             probers,

@@ -622,6 +622,7 @@ mod tests {
             in_flight: 0,
             replicas: Vec::new(),
             healing: Vec::new(),
+            generations: Vec::new(),
             wire_version: shard_proto::wire::WIRE_VERSION,
             schema: String::new(),
         };

@@ -38,7 +38,9 @@ use crate::frontend::fetch;
 use crate::frontend::merge::{self, merge_page, MergedHit};
 use crate::frontend::nodes::{AttemptError, RpcCall, RpcReply};
 use crate::frontend::scatter::{Fanout, Gathered, Outcomes, Phase};
-use crate::frontend::stats_cache::{Lookup, StatsCache};
+use crate::frontend::generation::{Generations, Table};
+use crate::frontend::stats_cache::Lookup;
+use shard_proto::generation::BASE;
 use crate::in_flight::InFlight;
 use crate::model::{Hit, SearchAnswer, SearchParams, SearchType, ShardFailure, ShardsSummary};
 
@@ -54,8 +56,10 @@ pub struct Root {
     parser: QueryParser,
     schema: WikiSchema,
     scored_fields: Vec<Field>,
-    stats_cache: StatsCache,
-    /// Every shard of the store and its document count (from the manifests).
+    /// The generation searches are pinned to, each with its statistics cache.
+    pub generations: Arc<Generations>,
+    /// Every shard of the generation live at start and its document count (from the
+    /// manifests).
     pub shard_docs: BTreeMap<ShardId, u64>,
     shards: Vec<ShardId>,
     /// Node index that last answered each shard's query phase (`usize::MAX`: none yet).
@@ -123,6 +127,7 @@ impl Phase for SearchPhase {
                 ..fetch
             }),
             shards,
+            generation: self.request.generation.clone(),
         }))
     }
 
@@ -152,7 +157,7 @@ impl Root {
             parser: shard_proto::query_parser(&schema),
             scored_fields: schema.scored_fields().to_vec(),
             schema,
-            stats_cache: StatsCache::default(),
+            generations: Arc::new(Generations::new(Table::new(BASE, shard_docs.clone()), None)),
             last_served_by: shards
                 .iter()
                 .map(|s| (*s, AtomicUsize::new(usize::MAX)))
@@ -164,6 +169,12 @@ impl Root {
             searching: AtomicUsize::new(0),
             limits: QueryLimits::default(),
         }
+    }
+
+    /// Follows `generations` (the front-end's watch) instead of one fixed generation.
+    pub fn with_generations(mut self, generations: Arc<Generations>) -> Self {
+        self.generations = generations;
+        self
     }
 
     /// The cluster file's query limits instead of the defaults.
@@ -183,10 +194,13 @@ impl Root {
         let deadline = started + self.deadline;
         let searching = InFlight::enter(&self.searching);
         let terms = self.query_terms(&params.q, params.syntax)?;
+        // One generation from the statistics round to the fetch round.
+        let table = (self.generations.pinned(params.generation.as_deref()).await)
+            .map_err(SearchError::BadQuery)?;
         self.fanout.hedge_budget.deposit();
-        let stats = self.global_stats(&terms, deadline).await;
+        let stats = self.global_stats(&table, &terms, deadline).await;
         let search_type = self.search_type_for(params, searching.others);
-        let gathered = self.query(params, &stats, search_type, deadline).await;
+        let gathered = (self.query(&table, params, &stats, search_type, deadline)).await;
         let (total, merged) = merge::gather(
             gathered
                 .answers
@@ -194,8 +208,9 @@ impl Root {
                 .map(|(shard, answer)| (*shard, answer.node, &answer.item)),
         );
         let page = merge_page(merged, params.from, params.size);
-        let (hits, fetch_failures) = self.fetch(params, stats, &page, &gathered, deadline).await;
-        let mut answer = self.answer(params, total, hits, &gathered, fetch_failures);
+        let (hits, fetch_failures) =
+            (self.fetch(&table, params, stats, &page, &gathered, deadline)).await;
+        let mut answer = self.answer(&table, params, total, hits, &gathered, fetch_failures);
         answer.took_ms = started.elapsed().as_secs_f64() * 1000.0;
         Ok(answer)
     }
@@ -226,6 +241,7 @@ impl Root {
     /// first page, the documents of each node's best hits).
     async fn query(
         &self,
+        table: &Table,
         params: &SearchParams,
         stats: &GlobalStats,
         search_type: SearchType,
@@ -248,12 +264,15 @@ impl Root {
                     docs: params.size as u32,
                     snippet_chars: SNIPPET_CHARS,
                 }),
+                generation: table.wire_id(),
             },
-            total_shards: self.shards.len(),
+            total_shards: table.shards.len(),
         });
-        let gathered = self.fanout.scatter(&phase, &self.shards, deadline).await;
+        let gathered = self.fanout.scatter(&phase, &table.shards, deadline).await;
         for (shard, answer) in &gathered.answers {
-            self.last_served_by[shard].store(answer.node, Ordering::Relaxed);
+            if let Some(last) = self.last_served_by.get(shard) {
+                last.store(answer.node, Ordering::Relaxed);
+            }
         }
         gathered
     }
@@ -262,6 +281,7 @@ impl Root {
     /// documents where it has them, else from the nodes that own the hits.
     async fn fetch(
         &self,
+        table: &Table,
         params: &SearchParams,
         stats: GlobalStats,
         page: &[MergedHit],
@@ -281,6 +301,7 @@ impl Root {
             docs: Vec::new(),
             snippet_chars: SNIPPET_CHARS,
             stats,
+            generation: table.wire_id(),
         };
         fetch::fetch_page(&self.fanout, request, page, prefetched, deadline).await
     }
@@ -288,6 +309,7 @@ impl Root {
     /// The public answer: hits, shard accounting and the share of documents searched.
     fn answer(
         &self,
+        table: &Table,
         params: &SearchParams,
         total: u64,
         hits: Vec<Hit>,
@@ -310,19 +332,20 @@ impl Root {
             total,
             hits,
             shards: ShardsSummary {
-                total: self.shards.len(),
+                total: table.shards.len(),
                 successful: gathered.answers.len(),
                 failed: gathered.failures.len(),
                 failures,
             },
             partial,
-            coverage: merge::coverage(&self.shard_docs, gathered.answers.keys()),
+            coverage: merge::coverage(&table.shard_docs, gathered.answers.keys()),
+            generation: table.id.clone(),
         }
     }
 
     /// Statistics for `terms`: from the cache, or one statistics phase for the missing ones.
-    async fn global_stats(&self, terms: &[Term], deadline: Instant) -> GlobalStats {
-        let missing = match self.stats_cache.lookup(terms) {
+    async fn global_stats(&self, table: &Table, terms: &[Term], deadline: Instant) -> GlobalStats {
+        let missing = match table.stats.lookup(terms) {
             Lookup::Hit(stats) => return stats,
             Lookup::Miss { missing } => missing,
         };
@@ -332,18 +355,19 @@ impl Root {
                 shards: Vec::new(),
                 fields: self.scored_fields.iter().map(|f| f.field_id()).collect(),
                 terms: missing.clone(),
+                generation: table.wire_id(),
             },
         });
-        let gathered = self.fanout.scatter(&phase, &self.shards, deadline).await;
+        let gathered = self.fanout.scatter(&phase, &table.shards, deadline).await;
         let fresh = GlobalStats::merge(
             &self.scored_fields,
             &missing,
             gathered.answers.values().map(|a| &a.item),
         );
         if gathered.failures.is_empty() {
-            self.stats_cache.insert_complete(&fresh);
+            table.stats.insert_complete(&fresh);
         }
-        self.stats_cache.combine(terms, &fresh)
+        table.stats.combine(terms, &fresh)
     }
 
     /// Node index that last answered a shard's query phase.
@@ -363,7 +387,7 @@ impl Root {
     }
 
     pub fn cached_terms(&self) -> usize {
-        self.stats_cache.len()
+        self.generations.live().stats.len()
     }
 }
 

@@ -27,6 +27,7 @@ use crate::model::{
 struct SuggestPhase {
     prefix: String,
     size: u32,
+    generation: Option<String>,
 }
 
 impl Phase for SuggestPhase {
@@ -37,6 +38,7 @@ impl Phase for SuggestPhase {
             prefix: self.prefix.clone(),
             shards,
             size: self.size,
+            generation: self.generation.clone(),
         }))
     }
 
@@ -82,13 +84,25 @@ pub fn merge(answers: impl IntoIterator<Item = Vec<Suggestion>>, size: usize) ->
 /// Runs one suggestion fan-out over every shard of the cluster.
 pub async fn suggest(root: &Root, params: &SuggestParams) -> SuggestAnswer {
     let deadline = Instant::now() + root.deadline();
-    suggest_on(&root.fanout, root.shards(), params, deadline).await
+    let table = root.generations.live();
+    suggest_in(&root.fanout, &table.shards, table.wire_id(), params, deadline).await
 }
 
 /// Runs one suggestion fan-out over `shards` through `fanout`, until `deadline`.
 pub async fn suggest_on(
     fanout: &Fanout,
     shards: &[ShardId],
+    params: &SuggestParams,
+    deadline: Instant,
+) -> SuggestAnswer {
+    suggest_in(fanout, shards, None, params, deadline).await
+}
+
+/// [`suggest_on`] in index generation `generation` (`None`: the base one).
+async fn suggest_in(
+    fanout: &Fanout,
+    shards: &[ShardId],
+    generation: Option<String>,
     params: &SuggestParams,
     deadline: Instant,
 ) -> SuggestAnswer {
@@ -106,6 +120,7 @@ pub async fn suggest_on(
     let phase = Arc::new(SuggestPhase {
         prefix: params.q.clone(),
         size: params.size as u32,
+        generation,
     });
     let gathered = fanout.scatter(&phase, shards, deadline).await;
     let summary = ShardsSummary {

@@ -40,6 +40,7 @@ fn config(dir: &Path, nodes: &[(&str, std::net::SocketAddr)], replication: usize
         limits: Default::default(),
         scrub: Default::default(),
         heal: Default::default(),
+        generations: Default::default(),
         nodes: nodes
             .iter()
             .map(|(id, addr)| NodeConfig {
@@ -101,6 +102,7 @@ fn params(q: &str) -> SearchParams {
         from: 0,
         size: 10,
         search_type: None,
+        generation: None,
     }
 }
 

@@ -41,6 +41,7 @@ use tantivy::schema::{Field, Type, Value};
 use tantivy::snippet::SnippetGenerator;
 use tantivy::{DocAddress, TantivyDocument, Term};
 
+use super::generations::HeldGenerations;
 use super::replicas::Replica;
 use super::stop::{Stop, Stoppable};
 use super::suggest::suggest_shard;
@@ -71,6 +72,9 @@ pub struct Leaf {
     /// node serves; a call takes its replica's `Arc` and keeps it to the end, so a copy
     /// removed meanwhile stays readable for the calls already holding it.
     replicas: RwLock<BTreeMap<ShardId, Arc<Replica>>>,
+    /// The replicas of the named index generations the node holds beside the base ones
+    /// ([`super::generations`]); a request names its generation.
+    pub generations: HeldGenerations,
     /// What one query may cost, checked again here whatever the front-end checked.
     limits: QueryLimits,
     /// Query string and syntax → parsed query; emptied when full (a query costs ~10 µs
@@ -110,6 +114,7 @@ impl Leaf {
             schema,
             parser,
             replicas: RwLock::new(replicas),
+            generations: HeldGenerations::default(),
             limits: QueryLimits::default(),
             parsed: Mutex::new(HashMap::new()),
             running: AtomicUsize::new(0),
@@ -124,14 +129,24 @@ impl Leaf {
 
     /// The replica of `shard` if it serves, else why not (not held here, or dropped by the
     /// scrub).
-    fn replica(&self, shard: &ShardId) -> Result<Arc<Replica>, String> {
-        match self.replicas.read().get(shard) {
+    fn replica(&self, generation: Option<&str>, shard: &ShardId) -> Result<Arc<Replica>, String> {
+        let named = generation.filter(|g| *g != shard_proto::generation::BASE);
+        let found = match named {
+            Some(generation) => self.generations.replica(generation, shard)?,
+            None => self.replicas.read().get(shard).cloned(),
+        };
+        match &found {
             None => Err(NOT_SERVED.to_string()),
             Some(replica) => match replica.dropped() {
                 Some(reason) => Err(format!("replica dropped: {reason}")),
                 None => Ok(Arc::clone(replica)),
             },
         }
+    }
+
+    /// The base generation's open replicas (to link a new generation's files from).
+    pub fn base_replicas(&self) -> Vec<Arc<Replica>> {
+        self.replicas.read().values().cloned().collect()
     }
 
     /// Starts serving `replica` (a copy installed while healing), replacing any older one.
@@ -279,7 +294,8 @@ impl Leaf {
         }
         let running = InFlight::enter(&self.running);
         let spread = may_spread(&running);
-        let shards = self.per_shard(&request.shards, spread, stop, |replica| {
+        let generation = request.generation.as_deref();
+        let shards = self.per_shard(generation, &request.shards, spread, stop, |replica| {
             ShardTermStats::collect(&replica.searcher, &fields, &request.terms)
                 .map_err(|e| e.to_string())
         });
@@ -302,7 +318,8 @@ impl Leaf {
         let query = self.parse(&request.query, request.syntax)?;
         let running = InFlight::enter(&self.running);
         let spread = may_spread(&running);
-        let mut shards = self.per_shard(&request.shards, spread, stop, |replica| {
+        let generation = request.generation.as_deref();
+        let mut shards = self.per_shard(generation, &request.shards, spread, stop, |replica| {
             search_shard(
                 replica,
                 query.as_ref(),
@@ -318,6 +335,7 @@ impl Leaf {
                 chars: fetch.snippet_chars.min(MAX_SNIPPET_CHARS) as usize,
                 spread,
                 stop,
+                generation,
             };
             let docs = (fetch.docs.min(request.top_k) as usize).min(MAX_FETCH_DOCS);
             self.attach_docs(&how, &mut shards, docs);
@@ -353,7 +371,7 @@ impl Leaf {
         }
         let fetch_prefix =
             |((shard, outcome), count): (&mut (ShardId, ShardOutcome<ShardHits>), usize)| {
-                let (ShardOutcome::Ok(found), Ok(replica)) = (outcome, self.replica(shard)) else {
+                let (ShardOutcome::Ok(found), Ok(replica)) = (outcome, self.replica(how.generation, shard)) else {
                     return;
                 };
                 let replica = &replica;
@@ -384,18 +402,19 @@ impl Leaf {
     /// Runs `phase` on every requested shard (in parallel if `spread`), in request order.
     fn per_shard<T: Send>(
         &self,
+        generation: Option<&str>,
         shards: &[ShardId],
         spread: bool,
         stop: &Stop,
         phase: impl Fn(&Replica) -> Result<T, String> + Sync,
     ) -> Vec<(ShardId, ShardOutcome<T>)> {
         let run = |shard: &ShardId| {
-            let outcome = match (self.replica(shard), stop.check()) {
+            let outcome = match (self.replica(generation, shard), stop.check()) {
                 (_, Err(stopped)) => ShardOutcome::Failed(stopped.to_string()),
                 (Ok(replica), Ok(())) => guarded(|| phase(&replica)),
                 (Err(reason), Ok(())) => ShardOutcome::Failed(reason),
             };
-            if let (ShardOutcome::Failed(_), Ok(replica)) = (&outcome, self.replica(shard)) {
+            if let (ShardOutcome::Failed(_), Ok(replica)) = (&outcome, self.replica(generation, shard)) {
                 // Maybe a bad query, maybe a bad block: the scrub checks the files.
                 replica.mark_suspect();
             }
@@ -415,6 +434,7 @@ impl Leaf {
             chars: request.snippet_chars.min(MAX_SNIPPET_CHARS) as usize,
             spread: may_spread(&running),
             stop,
+            generation: request.generation.as_deref(),
         };
         let mut by_shard: BTreeMap<ShardId, Vec<(usize, DocRef)>> = BTreeMap::new();
         for (slot, doc) in request.docs.iter().enumerate() {
@@ -422,7 +442,7 @@ impl Leaf {
         }
         let groups: Vec<_> = by_shard.into_iter().collect();
         let fetch_group =
-            |(shard, docs): &(ShardId, Vec<(usize, DocRef)>)| match self.replica(shard) {
+            |(shard, docs): &(ShardId, Vec<(usize, DocRef)>)| match self.replica(how.generation, shard) {
                 Ok(replica) => fetch_shard(&replica, &self.schema, &how, docs),
                 Err(reason) => failed_all(docs, &reason),
             };
@@ -463,7 +483,8 @@ impl Leaf {
         let key = shard_proto::prefix_key(&request.prefix);
         let running = InFlight::enter(&self.running);
         let spread = may_spread(&running);
-        let shards = self.per_shard(&request.shards, spread, stop, |replica| {
+        let generation = request.generation.as_deref();
+        let shards = self.per_shard(generation, &request.shards, spread, stop, |replica| {
             suggest_shard(
                 &replica.searcher,
                 &self.schema,
@@ -584,6 +605,8 @@ struct HowToFetch<'a> {
     /// Whether the documents may be cut in parallel (see [`may_spread`]).
     spread: bool,
     stop: &'a Stop,
+    /// The index generation of the request.
+    generation: Option<&'a str>,
 }
 
 /// One shard's fetch phase: one snippet generator for all of its documents.

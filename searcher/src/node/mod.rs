@@ -11,6 +11,7 @@
 //! Meanwhile [`scrub`] re-verifies the replicas in the background and drops any found
 //! corrupt, and [`heal`] watches the other nodes and restores lost replicas.
 
+pub mod generations;
 pub mod heal;
 pub mod leaf;
 pub mod metrics;
@@ -20,6 +21,8 @@ pub mod server;
 pub mod stop;
 pub mod suggest;
 
+#[cfg(test)]
+mod generations_tests;
 #[cfg(test)]
 mod tests;
 
@@ -128,7 +131,28 @@ pub async fn prepare(config: ClusterConfig, node_id: String) -> Result<server::N
         schema,
     ));
     let background = healer.spawn(&config, in_store);
+    follow_generations(&config, &node_id, Arc::clone(state.leaf())).await?;
     Ok(state.with_healer(healer, background))
+}
+
+/// Installs the store's live generation if it is a named one (before the node binds its
+/// port, as for the base replicas), then follows the alias in the background.
+async fn follow_generations(
+    config: &ClusterConfig,
+    node_id: &str,
+    leaf: Arc<leaf::Leaf>,
+) -> Result<()> {
+    let mut watch = generations::Watch::new(config, node_id, WikiSchema::new(), leaf)?;
+    let watch = tokio::task::spawn_blocking(move || {
+        watch.poll();
+        watch
+    })
+    .await
+    .map_err(|e| Error::Other(format!("installing the live generation: {e}")))?;
+    watch
+        .spawn()
+        .map_err(|e| Error::Other(format!("generation watch: {e}")))?;
+    Ok(())
 }
 
 /// One search thread per core.

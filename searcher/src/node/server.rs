@@ -156,13 +156,27 @@ impl NodeState {
             Some(healer) => healer.report(Instant::now()),
             None => Vec::new(),
         };
+        let mut replicas = self.leaf.current_states(&self.states, &hidden);
+        let base: Vec<ShardId> = (self.leaf.serving().into_iter())
+            .filter(|shard| !hidden.contains(shard))
+            .collect();
+        let generations = self.leaf.generations.report(base);
+        // A shard held only in a named generation is listed too: front-ends route by
+        // what `replicas` lists (`generations` says which generation has it).
+        for (shard, state) in self.leaf.generations.serving_states() {
+            if !replicas.iter().any(|(held, _)| *held == shard) {
+                replicas.push((shard, state));
+            }
+        }
+        replicas.sort_by_key(|(shard, _)| *shard);
         HealthResponse {
             node: self.leaf.node_id.clone(),
             pid: std::process::id(),
             uptime_millis: self.started.elapsed().as_millis() as u64,
             in_flight: self.in_flight.load(Ordering::Relaxed) as u32,
-            replicas: self.leaf.current_states(&self.states, &hidden),
+            replicas,
             healing,
+            generations,
             wire_version: WIRE_VERSION,
             schema: self.schema_fingerprint.clone(),
         }

@@ -30,7 +30,7 @@ const BUDGET: Duration = Duration::from_secs(30);
 
 /// A small article set with skewed term frequencies, so global and local statistics
 /// really differ between shards.
-fn articles() -> Vec<(u64, String, String)> {
+pub(super) fn articles() -> Vec<(u64, String, String)> {
     let words = [
         "apple", "banana", "cherry", "delta", "echo", "fjord", "<tag>",
     ];
@@ -48,12 +48,12 @@ fn articles() -> Vec<(u64, String, String)> {
         .collect()
 }
 
-fn shard(i: u32, n: u32) -> ShardId {
+pub(super) fn shard(i: u32, n: u32) -> ShardId {
     ShardId::new(0, 1, i, n).unwrap()
 }
 
 /// Writes `docs` as shard `id` into `store/<id>` with its manifest, as the indexer does.
-fn build_shard(store: &Path, id: ShardId, docs: &[(u64, String, String)]) {
+pub(super) fn build_shard(store: &Path, id: ShardId, docs: &[(u64, String, String)]) {
     let dir = store.join(id.to_string());
     std::fs::create_dir_all(&dir).unwrap();
     let schema = WikiSchema::new();
@@ -90,7 +90,7 @@ fn build_shard(store: &Path, id: ShardId, docs: &[(u64, String, String)]) {
 }
 
 /// A store of `n` shards (articles routed by id) and a one-node cluster file over it.
-fn one_node_cluster(root: &Path, n: u32) -> ClusterConfig {
+pub(super) fn one_node_cluster(root: &Path, n: u32) -> ClusterConfig {
     let store = root.join("store");
     let all = articles();
     for i in 0..n {
@@ -112,19 +112,20 @@ fn one_node_cluster(root: &Path, n: u32) -> ClusterConfig {
     ClusterConfig::load(&path).unwrap()
 }
 
-fn all_shards(n: u32) -> Vec<ShardId> {
+pub(super) fn all_shards(n: u32) -> Vec<ShardId> {
     (0..n).map(|i| shard(i, n)).collect()
 }
 
 /// Global statistics gathered through the leaf's own statistics phase, as the front-end
 /// would.
-fn global_stats(leaf: &Leaf, query: &str, shards: &[ShardId]) -> GlobalStats {
+pub(super) fn global_stats(leaf: &Leaf, query: &str, shards: &[ShardId]) -> GlobalStats {
     let schema = WikiSchema::new();
     let parsed = query_parser(&schema).parse_query(query).unwrap();
     let parsed = shard_proto::rank(&schema, parsed, query);
     let terms = GlobalStats::query_terms(parsed.as_ref());
     let fields = schema.scored_fields();
     let request = StatsRequest {
+        generation: None,
         shards: shards.to_vec(),
         fields: fields.iter().map(|f| f.field_id()).collect(),
         terms: terms.clone(),
@@ -217,6 +218,7 @@ fn sharded_leaf_search_with_global_stats_equals_one_index() {
     ] {
         let shards = all_shards(3);
         let request = SearchRequest {
+            generation: None,
             query: query.into(),
             syntax: Syntax::Lenient,
             shards: shards.clone(),
@@ -259,6 +261,7 @@ fn fetch_returns_stored_fields_and_escaped_highlighted_snippets() {
     let shards = all_shards(2);
     let query = "body:tag";
     let request = SearchRequest {
+        generation: None,
         query: query.into(),
         syntax: Syntax::Lenient,
         shards: shards.clone(),
@@ -295,6 +298,7 @@ fn fetch_returns_stored_fields_and_escaped_highlighted_snippets() {
     let fetched = leaf
         .fetch(
             &FetchRequest {
+                generation: None,
                 query: query.into(),
                 syntax: Syntax::Lenient,
                 docs: refs.clone(),
@@ -327,6 +331,7 @@ fn bad_requests_are_refused_as_a_whole_and_unknown_shards_fail_alone() {
     let config = one_node_cluster(tmp.path(), 1);
     let (leaf, _) = installed_leaf(&config);
     let mut request = SearchRequest {
+        generation: None,
         query: "title:(".into(),
         syntax: Syntax::Strict,
         shards: vec![shard(0, 1), shard(1, 2)],
@@ -357,6 +362,7 @@ fn bad_requests_are_refused_as_a_whole_and_unknown_shards_fail_alone() {
         ShardOutcome::Failed(NOT_SERVED.into())
     );
     let stats = StatsRequest {
+        generation: None,
         shards: vec![shard(0, 1)],
         fields: vec![99],
         terms: vec![],
@@ -423,6 +429,7 @@ fn corrupted_replica_is_refused_and_the_others_are_served() {
     );
     let leaf = Leaf::new("a".into(), schema, replicas.serving);
     let request = SearchRequest {
+        generation: None,
         query: "apple".into(),
         syntax: Syntax::Lenient,
         shards: all_shards(3),
@@ -538,6 +545,7 @@ async fn client_and_server_round_trip_and_survive_bad_frames() {
     assert_eq!(health.replicas.len(), 2);
 
     let search = SearchRequest {
+        generation: None,
         query: "apple".into(),
         syntax: Syntax::Lenient,
         shards: all_shards(2),
@@ -553,6 +561,7 @@ async fn client_and_server_round_trip_and_survive_bad_frames() {
         .all(|(_, o)| matches!(o, ShardOutcome::Ok(h) if !h.hits.is_empty())));
 
     let bad = SearchRequest {
+        generation: None,
         query: "title:(".into(),
         syntax: Syntax::Strict,
         ..search.clone()
@@ -646,6 +655,7 @@ async fn shutdown_finishes_in_flight_requests_then_stops_accepting() {
     let client = NodeClient::new("a", addr.into(), Duration::from_secs(5), test_key());
     client.health().await.unwrap();
     let search = SearchRequest {
+        generation: None,
         query: "apple".into(),
         syntax: Syntax::Lenient,
         shards: all_shards(1),
@@ -705,6 +715,7 @@ fn query_and_fetch_attaches_the_nodes_best_hits_with_their_documents() {
     let query = "apple orchard";
     let top_k = 4;
     let plain = SearchRequest {
+        generation: None,
         query: query.into(),
         syntax: Syntax::Lenient,
         shards: shards.clone(),
@@ -713,6 +724,7 @@ fn query_and_fetch_attaches_the_nodes_best_hits_with_their_documents() {
         stats: global_stats(&leaf, query, &shards),
     };
     let with_docs = SearchRequest {
+        generation: None,
         fetch: Some(wire::PiggybackFetch {
             docs: top_k,
             snippet_chars: 80,

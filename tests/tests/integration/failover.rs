@@ -153,6 +153,11 @@ impl Cluster {
 
     /// A cluster whose file has `extra` (TOML tables) after the timeouts.
     pub(crate) fn start_with(test: &str, extra: &str) -> Cluster {
+        Cluster::start_on(test, shard_store(), extra)
+    }
+
+    /// A cluster serving the shard store `store`, with `extra` in its file.
+    pub(crate) fn start_on(test: &str, store: &Path, extra: &str) -> Cluster {
         let dir = temp_dir(test);
         let config = dir.path().join("cluster.toml");
         // free_port() releases its port at once, so two calls may return the same one.
@@ -166,7 +171,7 @@ impl Cluster {
             "shard_store = {:?}\nreplication = 2\n\n[frontend]\nlisten = \"127.0.0.1:{frontend_port}\"\n\n\
              [timeouts]\nattempt_ms = 500\ndeadline_ms = {DEADLINE_MS}\nprobe_interval_ms = 200\n\
              connect_ms = 200\neject_after_failures = 2\n{extra}\n{AUTH_TABLE}",
-            shard_store().display().to_string()
+            store.display().to_string()
         );
         write_secret(dir.path());
         for id in NODE_IDS {

@@ -132,6 +132,7 @@ fn misshapen_calls(net: &Net, expect: &mut Expect) {
     let schema = WikiSchema::new();
     let stats = |terms: Vec<tantivy::Term>, fields: Vec<u32>| {
         let request = StatsRequest {
+            generation: None,
             shards: shards.clone(),
             fields,
             terms,
@@ -168,6 +169,7 @@ fn misshapen_calls(net: &Net, expect: &mut Expect) {
     };
     let fetch = |docs: Vec<DocRef>| {
         let request = FetchRequest {
+            generation: None,
             query: "*".into(),
             syntax: Syntax::Lenient,
             docs,
@@ -181,6 +183,7 @@ fn misshapen_calls(net: &Net, expect: &mut Expect) {
     expect.check(fetch(docs), 400, "at most 10000");
     let suggest = |prefix: String, size: u32, shards: Vec<ShardId>| {
         let request = SuggestRequest {
+            generation: None,
             prefix,
             shards,
             size,

@@ -336,6 +336,7 @@ fn hostile_queries_get_a_400_naming_the_limit_and_nothing_dies() {
     // The node checks again, whatever a caller sends it directly.
     let shard = ShardId::new(0, 1, 0, 2).unwrap();
     let search = |query: String| SearchRequest {
+        generation: None,
         query,
         syntax: Syntax::Strict,
         shards: vec![shard],
@@ -354,6 +355,7 @@ fn hostile_queries_get_a_400_naming_the_limit_and_nothing_dies() {
         tried += 1;
     }
     let frame = call_frame(&SearchRequest {
+        generation: None,
         top_k: 10_001,
         ..search("a".into())
     });
@@ -371,6 +373,7 @@ fn hostile_queries_get_a_400_naming_the_limit_and_nothing_dies() {
         (not_indexed, "is not indexed"),
     ] {
         let request = StatsRequest {
+            generation: None,
             shards: vec![shard],
             fields: vec![],
             terms: vec![term],

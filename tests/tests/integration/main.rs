@@ -6,6 +6,7 @@ mod bench;
 mod browser;
 mod demo;
 mod failover;
+mod generations;
 mod heal;
 mod hostile_net;
 mod hostile_queries;

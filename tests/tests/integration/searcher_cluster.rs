@@ -193,14 +193,14 @@ fn spawn_logged(dir: &Path, name: &str, args: &[&str], config: &Path) -> ChildGu
 }
 
 /// The single-index reference: one shard holding every article, searched in-process.
-struct Reference {
+pub(crate) struct Reference {
     searcher: Searcher,
     parser: QueryParser,
     schema: WikiSchema,
 }
 
 impl Reference {
-    fn open(store: &Path) -> Reference {
+    pub(crate) fn open(store: &Path) -> Reference {
         let shard_dir = std::fs::read_dir(store)
             .expect("reference store")
             .filter_map(Result::ok)
@@ -263,7 +263,7 @@ impl Reference {
     }
 
     /// Every article's title and body, by id.
-    fn articles(&self) -> Vec<(u64, String, String)> {
+    pub(crate) fn articles(&self) -> Vec<(u64, String, String)> {
         let f = self.schema.fields;
         let mut out = Vec::new();
         for (ord, segment) in self.searcher.segment_readers().iter().enumerate() {
@@ -300,7 +300,7 @@ fn plain(word: &str) -> bool {
 
 /// 60 queries made from the articles: single title terms, `+a +b` from one body, two-word
 /// phrases from a body, and unions of words from different articles.
-fn queries_from(articles: &[(u64, String, String)]) -> Vec<String> {
+pub(crate) fn queries_from(articles: &[(u64, String, String)]) -> Vec<String> {
     let mut queries = Vec::new();
     let step = (articles.len() / 15).max(1);
     for (n, (_, title, body)) in articles.iter().step_by(step).take(15).enumerate() {
@@ -331,7 +331,7 @@ fn queries_from(articles: &[(u64, String, String)]) -> Vec<String> {
 
 /// The front-end's hits equal the reference's: same scores position by position, and at
 /// each position an id the reference ranks with that very score (ties may permute).
-fn assert_same_top(q: &str, answer: &Value, reference: &Reference, size: usize) {
+pub(crate) fn assert_same_top(q: &str, answer: &Value, reference: &Reference, size: usize) {
     let (expected, count) = reference.top(q, 100);
     let hits = answer["hits"]
         .as_array()

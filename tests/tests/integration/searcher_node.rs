@@ -211,6 +211,7 @@ fn nodes_serve_real_shards_exactly_and_survive_bad_frames() {
         let addr = rpc_addr(&cluster, &health.node);
         for query in QUERIES {
             let request = SearchRequest {
+                generation: None,
                 query: query.into(),
                 syntax: Syntax::Lenient,
                 shards: held.iter().copied().collect(),
@@ -240,6 +241,7 @@ fn nodes_serve_real_shards_exactly_and_survive_bad_frames() {
     let addr_a = rpc_addr(&cluster, "a");
     let all: Vec<ShardId> = held_a.iter().chain(&held_b).copied().collect();
     let request = SearchRequest {
+        generation: None,
         query: "anarchism".into(),
         syntax: Syntax::Lenient,
         shards: all.clone(),
@@ -268,6 +270,7 @@ fn nodes_serve_real_shards_exactly_and_survive_bad_frames() {
     let fetched = fetch(
         &addr_a,
         &FetchRequest {
+            generation: None,
             query: "anarchism".into(),
             syntax: Syntax::Lenient,
             docs: docs.clone(),
@@ -384,6 +387,7 @@ fn node_refuses_a_corrupted_replica_and_serves_the_rest() {
         .map(|s| ShardId::new(0, 1, s, SHARDS).unwrap())
         .collect();
     let request = SearchRequest {
+        generation: None,
         query: "the".into(),
         syntax: Syntax::Lenient,
         shards,

@@ -78,6 +78,7 @@ async fn search(
             shards: ShardsSummary::complete(1),
             partial: false,
             coverage: 1.0,
+            generation: shard_proto::generation::BASE.into(),
         })
         .into_response(),
         Err(SearchError::BadRequest(message)) => bad_request(message),

@@ -113,6 +113,7 @@ impl ShardedIndex {
             .leaf
             .search(
                 &SearchRequest {
+                    generation: None,
                     query: query.to_string(),
                     syntax,
                     shards: self.shards.clone(),
@@ -140,6 +141,7 @@ impl ShardedIndex {
         page: &[MergedHit],
     ) -> std::result::Result<Vec<searcher::model::Hit>, SearchError> {
         let request = FetchRequest {
+            generation: None,
             query: query.to_string(),
             syntax: Syntax::Strict,
             docs: page.iter().map(MergedHit::doc_ref).collect(),
@@ -176,6 +178,7 @@ impl ShardedIndex {
             .leaf
             .stats(
                 &StatsRequest {
+                    generation: None,
                     shards: self.shards.clone(),
                     fields: self.scored_fields.iter().map(|f| f.field_id()).collect(),
                     terms: terms.clone(),

@@ -182,6 +182,7 @@ pub fn check_page(query: &str, from: usize, size: usize) -> std::result::Result<
         from,
         size,
         search_type: None,
+        generation: None,
     };
     params.check().map_err(SearchError::BadRequest)
 }

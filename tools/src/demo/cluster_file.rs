@@ -59,6 +59,11 @@ pub fn write(
             cool_down_ms: 10_000,
             ..HealConfig::default()
         },
+        // A generation switched in the demo is followed within a second or two.
+        generations: searcher::node::generations::GenerationsConfig {
+            poll_ms: 1_000,
+            ..Default::default()
+        },
         nodes: ports
             .into_iter()
             .enumerate()

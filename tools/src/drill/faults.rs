@@ -39,6 +39,8 @@ pub enum Fault {
     RollingRestart,
     /// Drop all traffic to and from one node's RPC port; remove after --heal-after.
     Partition,
+    /// Switch the store's live index generation to --generation; back after --heal-after.
+    Switch,
 }
 
 impl Fault {
@@ -51,6 +53,7 @@ impl Fault {
             Fault::KillShard => "kill-shard",
             Fault::RollingRestart => "rolling-restart",
             Fault::Partition => "partition",
+            Fault::Switch => "switch",
         }
     }
 
@@ -95,6 +98,8 @@ pub struct FaultContext {
     pub monitor: Monitor,
     /// Prints one event line of the timeline.
     pub event: Box<dyn Fn(Instant, String) + Send + Sync>,
+    /// The `switch` fault: the generation to switch to, the store and the front-end.
+    pub switch: Option<(String, shard_proto::store::ShardStore, super::cluster_procs::Frontend)>,
 }
 
 /// Harms not yet undone; undone on drop.
@@ -201,6 +206,10 @@ pub async fn run_fault(
         .collect();
     tokio::time::sleep_until(inject_at.into()).await;
     match fault {
+        Fault::Switch => {
+            let (to, store, frontend) = ctx.switch.as_ref().context("switch needs --generation")?;
+            super::switch::run(store.clone(), to, heal_after, frontend, &*ctx.event).await?;
+        }
         Fault::Restart | Fault::RollingRestart => {
             for outcome in &mut outcomes {
                 restart_one(outcome, &mut healer, ctx).await?;
@@ -271,7 +280,9 @@ fn inject(
                 format!("partition node {node}: dropping loopback packets of port {port}"),
             );
         }
-        Fault::Restart | Fault::RollingRestart => unreachable!("restarts are one step"),
+        Fault::Restart | Fault::RollingRestart | Fault::Switch => {
+            unreachable!("restarts and switches are one step")
+        }
     }
     outcome.injected_at = Some(Instant::now());
     Ok(())
@@ -308,7 +319,9 @@ async fn heal(
             }
             (ctx.event)(Instant::now(), format!("partition of node {node} removed"));
         }
-        Fault::Restart | Fault::RollingRestart => unreachable!("restarts are one step"),
+        Fault::Restart | Fault::RollingRestart | Fault::Switch => {
+            unreachable!("restarts and switches are one step")
+        }
     }
     outcome.healed_at = Some(Instant::now());
     Ok(())

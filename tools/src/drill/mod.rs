@@ -16,6 +16,7 @@ pub mod cluster_procs;
 pub mod faults;
 pub mod partition;
 pub mod summary;
+pub mod switch;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -55,6 +56,9 @@ pub struct DrillArgs {
     /// The shard whose every replica is killed (kill-shard); default: the first shard.
     #[arg(long)]
     pub shard: Option<String>,
+    /// The index generation to switch to (switch; built with `indexer build --generation`).
+    #[arg(long)]
+    pub generation: Option<String>,
     /// Seconds of load before the fault is injected.
     #[arg(long, default_value_t = 5.0)]
     pub at: f64,
@@ -138,6 +142,10 @@ pub async fn run(args: DrillArgs) -> anyhow::Result<()> {
         log_dir: log_dir(&plan.config_path),
         monitor: monitor.clone(),
         event: Box::new(move |at, text| fault_printer.event(at, text)),
+        switch: match &args.generation {
+            Some(id) => Some((id.clone(), plan.config.open_store()?, plan.frontend.clone())),
+            None => None,
+        },
     };
     let inject_at = t0 + secs(args.at);
     let heal_after = secs(args.heal_after);
@@ -300,6 +308,11 @@ fn validate_args(args: &DrillArgs) -> anyhow::Result<()> {
             bail!("rolling-restart restarts every node: --node does not apply")
         }
         Fault::KillShard => {}
+        Fault::Switch if args.generation.is_none() => bail!("switch needs --generation ID"),
+        Fault::Switch if args.node.is_some() => bail!("switch acts on the store: --node does not apply"),
+        _ if args.generation.is_some() && args.fault != Fault::Switch => {
+            bail!("--generation only applies to switch")
+        }
         _ if args.shard.is_some() => bail!("--shard only applies to kill-shard"),
         _ => {}
     }
@@ -326,6 +339,7 @@ fn resolve_targets(
     config: &ClusterConfig,
 ) -> anyhow::Result<(Option<ShardId>, Option<f64>, Vec<String>)> {
     match args.fault {
+        Fault::Switch => Ok((None, None, Vec::new())),
         Fault::RollingRestart => Ok((
             None,
             None,

@@ -113,6 +113,7 @@ mod tests {
             in_flight: 0,
             replicas,
             healing: Vec::new(),
+            generations: Vec::new(),
             wire_version: WIRE_VERSION,
             schema: String::new(),
         }

@@ -253,6 +253,7 @@ pub fn signed<T: Serialize>(path: &str, call: &Call<T>) -> Vec<u8> {
 pub fn search_call(shards: Vec<ShardId>, query: &str, budget: Duration) -> Call<SearchRequest> {
     Call::new(
         SearchRequest {
+            generation: None,
             query: query.into(),
             syntax: Syntax::Lenient,
             shards,

@@ -1,0 +1,75 @@
+//! The `switch` fault: a generation switch under load. At `--at` the store's alias moves
+//! to `--generation ID` (as `indexer generations switch ID` does), the drill times how long
+//! until the front-end answers from it, and after `--heal-after` it switches back to the
+//! generation that was live and times that too. Both times go to the timeline; the load's
+//! p99 during the fault is the p99 during the switch.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use shard_proto::generation;
+use shard_proto::store::ShardStore;
+
+use super::cluster_procs::Frontend;
+
+/// How long the front-end may take to answer from a switched generation (nodes install
+/// it first).
+const SWITCH_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Switches to `to`, waits `heal_after`, switches back; `event` prints timeline lines.
+pub async fn run(
+    store: ShardStore,
+    to: &str,
+    heal_after: Duration,
+    frontend: &Frontend,
+    event: &(dyn Fn(Instant, String) + Send + Sync),
+) -> anyhow::Result<()> {
+    let from = blocking({
+        let store = store.clone();
+        move || generation::live(&store)
+    })
+    .await?;
+    if from == to {
+        bail!("generation {to} is already live: --generation must name another one");
+    }
+    switch_and_wait(&store, to, frontend, event).await?;
+    tokio::time::sleep(heal_after).await;
+    switch_and_wait(&store, &from, frontend, event).await
+}
+
+async fn switch_and_wait(
+    store: &ShardStore,
+    to: &str,
+    frontend: &Frontend,
+    event: &(dyn Fn(Instant, String) + Send + Sync),
+) -> anyhow::Result<()> {
+    let asked = Instant::now();
+    let (store, id) = (store.clone(), to.to_string());
+    let switched = blocking(move || generation::switch(&store, &id)).await?;
+    event(
+        asked,
+        format!("alias: generation {} → {}", switched.from, switched.to),
+    );
+    loop {
+        if let Ok((200, body)) = frontend.get_json("/search?q=the&size=1").await {
+            if body["generation"] == to {
+                let now = Instant::now();
+                let took = now.duration_since(asked).as_secs_f64();
+                event(now, format!("front-end answers from generation {to} ({took:.2} s after the switch)"));
+                return Ok(());
+            }
+        }
+        if asked.elapsed() > SWITCH_TIMEOUT {
+            bail!("the front-end still does not answer from generation {to} after {SWITCH_TIMEOUT:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> shard_proto::Result<T> + Send + 'static,
+) -> anyhow::Result<T> {
+    Ok(tokio::task::spawn_blocking(work)
+        .await
+        .context("generation switch task")??)
+}
