@@ -400,7 +400,6 @@ fn page_of(n: u32, node: usize) -> Vec<MergedHit> {
 }
 
 fn fetch_template() -> FetchRequest {
-    generation: None,
     FetchRequest {
         generation: None,
         query: "q".into(),
