@@ -43,9 +43,7 @@ pub fn run(args: &GenerationsArgs) -> anyhow::Result<()> {
     match &args.command {
         GenerationsCommand::List => list(&store),
         GenerationsCommand::Switch { id } => report(generation::switch(&store, id)?),
-        GenerationsCommand::Rollback { to } => {
-            report(generation::rollback(&store, to.as_deref())?)
-        }
+        GenerationsCommand::Rollback { to } => report(generation::rollback(&store, to.as_deref())?),
     }
 }
 
@@ -66,7 +64,10 @@ fn list(store: &ShardStore) -> anyhow::Result<()> {
 
 fn report(switched: Switched) -> anyhow::Result<()> {
     match switched.from == switched.to {
-        true => println!("generation {} is already live ({} shards)", switched.to, switched.shards),
+        true => println!(
+            "generation {} is already live ({} shards)",
+            switched.to, switched.shards
+        ),
         false => println!(
             "live generation: {} (was {}), {} shards",
             switched.to, switched.from, switched.shards

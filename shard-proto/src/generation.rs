@@ -202,7 +202,10 @@ pub fn check_complete(store: &ShardStore, id: &str) -> Result<Vec<ShardManifest>
 fn check_slices(ids: &[ShardId]) -> std::result::Result<(), String> {
     let mut slices: BTreeMap<(u32, u32), BTreeSet<u32>> = BTreeMap::new();
     for id in ids {
-        slices.entry((id.nodes, id.node)).or_default().insert(id.shard);
+        slices
+            .entry((id.nodes, id.node))
+            .or_default()
+            .insert(id.shard);
     }
     let slicings: BTreeSet<u32> = ids.iter().map(|id| id.nodes).collect();
     if slicings.len() > 1 {
@@ -262,7 +265,9 @@ pub fn rollback(store: &ShardStore, to: Option<&str>) -> Result<Switched> {
     let target = match to {
         Some(id) => id.to_string(),
         None => previous(store)?.ok_or_else(|| {
-            Error::Store(format!("{store}: no previous generation recorded; name one"))
+            Error::Store(format!(
+                "{store}: no previous generation recorded; name one"
+            ))
         })?,
     };
     switch(store, &target)
@@ -288,7 +293,13 @@ mod tests {
 
     #[test]
     fn slices_must_be_whole() {
-        check_slices(&[id(0, 2, 0, 2), id(0, 2, 1, 2), id(1, 2, 0, 2), id(1, 2, 1, 2)]).unwrap();
+        check_slices(&[
+            id(0, 2, 0, 2),
+            id(0, 2, 1, 2),
+            id(1, 2, 0, 2),
+            id(1, 2, 1, 2),
+        ])
+        .unwrap();
         let missing_shard = check_slices(&[id(0, 1, 0, 3), id(0, 1, 2, 3)]).unwrap_err();
         assert!(missing_shard.contains("2 of its 3"), "{missing_shard}");
         let missing_slice = check_slices(&[id(0, 2, 0, 1)]).unwrap_err();
@@ -300,11 +311,18 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = ShardStore::Dir(dir.path().to_path_buf());
         assert_eq!(live(&store).unwrap(), BASE);
-        assert!(switch(&store, "g1").is_err(), "a missing generation is refused");
+        assert!(
+            switch(&store, "g1").is_err(),
+            "a missing generation is refused"
+        );
         fs::create_dir_all(dir.path().join(GENERATIONS_DIR).join("g1")).unwrap();
         let refused = switch(&store, "g1").unwrap_err().to_string();
         assert!(refused.contains("no shards"), "{refused}");
-        assert_eq!(live(&store).unwrap(), BASE, "a refused switch changes nothing");
+        assert_eq!(
+            live(&store).unwrap(),
+            BASE,
+            "a refused switch changes nothing"
+        );
         write_pointer(&store, ALIAS_FILE, "g1").unwrap();
         assert_eq!(live(&store).unwrap(), "g1");
         fs::write(dir.path().join(ALIAS_FILE), "../etc\n").unwrap();

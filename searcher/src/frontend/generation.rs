@@ -198,7 +198,11 @@ impl Poll<'_> {
             None => {
                 let (store, id) = (self.store.clone(), live.clone());
                 let read = tokio::task::spawn_blocking(move || Table::read(&store, &id));
-                Arc::new(read.await.map_err(|e| e.to_string())?.map_err(|e| e.to_string())?)
+                Arc::new(
+                    read.await
+                        .map_err(|e| e.to_string())?
+                        .map_err(|e| e.to_string())?,
+                )
             }
         };
         self.check_ready(&table).await?;

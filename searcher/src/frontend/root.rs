@@ -35,14 +35,14 @@ use tantivy::Term;
 use tokio::time::Instant;
 
 use crate::frontend::fetch;
+use crate::frontend::generation::{Generations, Table};
 use crate::frontend::merge::{self, merge_page, MergedHit};
 use crate::frontend::nodes::{AttemptError, RpcCall, RpcReply};
 use crate::frontend::scatter::{Fanout, Gathered, Outcomes, Phase};
-use crate::frontend::generation::{Generations, Table};
 use crate::frontend::stats_cache::Lookup;
-use shard_proto::generation::BASE;
 use crate::in_flight::InFlight;
 use crate::model::{Hit, SearchAnswer, SearchParams, SearchType, ShardFailure, ShardsSummary};
+use shard_proto::generation::BASE;
 
 /// Longest snippet asked of the nodes, in characters.
 pub const SNIPPET_CHARS: u32 = 240;

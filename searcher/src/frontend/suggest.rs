@@ -85,7 +85,14 @@ pub fn merge(answers: impl IntoIterator<Item = Vec<Suggestion>>, size: usize) ->
 pub async fn suggest(root: &Root, params: &SuggestParams) -> SuggestAnswer {
     let deadline = Instant::now() + root.deadline();
     let table = root.generations.live();
-    suggest_in(&root.fanout, &table.shards, table.wire_id(), params, deadline).await
+    suggest_in(
+        &root.fanout,
+        &table.shards,
+        table.wire_id(),
+        params,
+        deadline,
+    )
+    .await
 }
 
 /// Runs one suggestion fan-out over `shards` through `fanout`, until `deadline`.

@@ -117,7 +117,9 @@ impl HeldGenerations {
             replicas,
             last_asked: AtomicU64::new(now),
         };
-        self.held.write().insert(generation.to_string(), Arc::new(set));
+        self.held
+            .write()
+            .insert(generation.to_string(), Arc::new(set));
     }
 
     /// Stops serving `generation`.
@@ -154,13 +156,18 @@ impl HeldGenerations {
     /// What the health answer reports: each generation's serving (not dropped) shards,
     /// `base` (the base generation's serving shards) first.
     pub fn report(&self, base: Vec<ShardId>) -> Vec<GenerationReplicas> {
-        let named = self.held.read().iter().map(|(generation, set)| GenerationReplicas {
-            generation: generation.clone(),
-            shards: (set.replicas.iter())
-                .filter(|(_, replica)| replica.dropped().is_none())
-                .map(|(shard, _)| *shard)
-                .collect(),
-        }).collect::<Vec<_>>();
+        let named = self
+            .held
+            .read()
+            .iter()
+            .map(|(generation, set)| GenerationReplicas {
+                generation: generation.clone(),
+                shards: (set.replicas.iter())
+                    .filter(|(_, replica)| replica.dropped().is_none())
+                    .map(|(shard, _)| *shard)
+                    .collect(),
+            })
+            .collect::<Vec<_>>();
         let base = GenerationReplicas {
             generation: BASE.to_string(),
             shards: base,
@@ -174,7 +181,9 @@ impl HeldGenerations {
         for set in self.held.read().values() {
             for (shard, replica) in &set.replicas {
                 if replica.dropped().is_none() {
-                    states.entry(*shard).or_insert_with(|| replica.serving_state());
+                    states
+                        .entry(*shard)
+                        .or_insert_with(|| replica.serving_state());
                 }
             }
         }
@@ -239,7 +248,9 @@ impl Watch {
         };
         if live != BASE && !leaf.generations.holds(&live) {
             match self.install(&leaf, &live) {
-                Ok(count) => tracing::info!(generation = %live, replicas = count, "generation serving"),
+                Ok(count) => {
+                    tracing::info!(generation = %live, replicas = count, "generation serving")
+                }
                 Err(e) => tracing::warn!(generation = %live, error = %e, "installing generation"),
             }
         }
@@ -263,7 +274,9 @@ impl Watch {
                 self.not_live_since.remove(&id);
                 let dir = generation_dir(&self.config, &self.node_id, &id);
                 match dir.map(|dir| fs::remove_dir_all(&dir)) {
-                    Ok(Ok(())) | Ok(Err(_)) => tracing::info!(generation = %id, "generation retired"),
+                    Ok(Ok(())) | Ok(Err(_)) => {
+                        tracing::info!(generation = %id, "generation retired")
+                    }
                     Err(e) => tracing::warn!(generation = %id, error = %e, "retiring generation"),
                 }
             }
@@ -292,7 +305,8 @@ impl Watch {
         for shard in placement.shards_of(&self.node_id) {
             let source = &sources[&shard];
             let manifest = source.read_manifest().map_err(|e| e.to_string())?;
-            let (replica, bytes) = install_linked(source, &dir, &manifest, &self.schema, &linkable)?;
+            let (replica, bytes) =
+                install_linked(source, &dir, &manifest, &self.schema, &linkable)?;
             linked += bytes.linked;
             fetched += bytes.fetched;
             installed.insert(shard, Arc::new(replica));
@@ -312,21 +326,25 @@ impl Watch {
 
 /// blake3 → a file of a replica this node holds (any generation), to link from.
 fn linkable_files(leaf: &Leaf) -> HashMap<(String, u64), PathBuf> {
-        let mut replicas = leaf.generations.all_replicas();
-        replicas.extend(leaf.base_replicas());
-        let mut files = HashMap::new();
-        for replica in replicas {
-            for file in &replica.manifest.files {
-                files
-                    .entry((file.blake3.clone(), file.bytes))
-                    .or_insert_with(|| replica.dir.join(&file.name));
-            }
+    let mut replicas = leaf.generations.all_replicas();
+    replicas.extend(leaf.base_replicas());
+    let mut files = HashMap::new();
+    for replica in replicas {
+        for file in &replica.manifest.files {
+            files
+                .entry((file.blake3.clone(), file.bytes))
+                .or_insert_with(|| replica.dir.join(&file.name));
         }
-        files
+    }
+    files
 }
 
 /// `DATA_DIR/generations/<id>` of `node_id`.
-fn generation_dir(config: &ClusterConfig, node_id: &str, id: &str) -> crate::error::Result<PathBuf> {
+fn generation_dir(
+    config: &ClusterConfig,
+    node_id: &str,
+    id: &str,
+) -> crate::error::Result<PathBuf> {
     generation::check_id(id).map_err(|e| crate::error::Error::Other(e.to_string()))?;
     Ok(config.node(node_id)?.data_dir().join(DIR).join(id))
 }
@@ -354,12 +372,16 @@ fn install_linked(
         let staging = dir.join(format!("{TMP_PREFIX}{}", manifest.shard));
         let _ = fs::remove_dir_all(&staging);
         fs::create_dir_all(&staging).map_err(|e| format!("{}: {e}", staging.display()))?;
-        let assembled = assemble(source, &staging, manifest, linkable, &mut moved)
-            .and_then(|()| match ShardManifest::read_verified(&staging, schema) {
+        let assembled = assemble(source, &staging, manifest, linkable, &mut moved).and_then(|()| {
+            match ShardManifest::read_verified(&staging, schema) {
                 Ok(copy) if copy == *manifest => Ok(()),
-                Ok(_) => Err(format!("{}: the copy's manifest differs", staging.display())),
+                Ok(_) => Err(format!(
+                    "{}: the copy's manifest differs",
+                    staging.display()
+                )),
                 Err(e) => Err(format!("{e} (copied from {})", source.location())),
-            });
+            }
+        });
         if let Err(reason) = assembled {
             let _ = fs::remove_dir_all(&staging);
             return Err(reason);
@@ -400,8 +422,5 @@ fn assemble(
         .map_err(|e| e.to_string())?;
     // The fetch wrote the manifest of the files it fetched (or the store's): the copy
     // must carry the whole one.
-    manifest
-        .clone()
-        .write(staging)
-        .map_err(|e| e.to_string())
+    manifest.clone().write(staging).map_err(|e| e.to_string())
 }

@@ -77,13 +77,20 @@ fn a_node_installs_a_generation_beside_its_replicas_linking_common_files_and_ret
             .filter(|a| shard_proto::ShardId::route(a.0, 3) == i)
             .cloned()
             .collect();
-        build_shard(&store_dir.join(GENERATIONS_DIR).join("g2"), shard(i, 3), &part);
+        build_shard(
+            &store_dir.join(GENERATIONS_DIR).join("g2"),
+            shard(i, 3),
+            &part,
+        );
     }
 
     let (base_total, failures) = total(&leaf, None, "apple");
     assert!(base_total > 0 && failures.is_empty(), "{failures:?}");
     let (_, failures) = total(&leaf, Some("g1"), "apple");
-    assert!(failures.iter().all(|f| f.contains("not held here")), "{failures:?}");
+    assert!(
+        failures.iter().all(|f| f.contains("not held here")),
+        "{failures:?}"
+    );
 
     generation::switch(&store, "g1").unwrap();
     assert!(watch.poll());

@@ -371,7 +371,9 @@ impl Leaf {
         }
         let fetch_prefix =
             |((shard, outcome), count): (&mut (ShardId, ShardOutcome<ShardHits>), usize)| {
-                let (ShardOutcome::Ok(found), Ok(replica)) = (outcome, self.replica(how.generation, shard)) else {
+                let (ShardOutcome::Ok(found), Ok(replica)) =
+                    (outcome, self.replica(how.generation, shard))
+                else {
                     return;
                 };
                 let replica = &replica;
@@ -414,7 +416,9 @@ impl Leaf {
                 (Ok(replica), Ok(())) => guarded(|| phase(&replica)),
                 (Err(reason), Ok(())) => ShardOutcome::Failed(reason),
             };
-            if let (ShardOutcome::Failed(_), Ok(replica)) = (&outcome, self.replica(generation, shard)) {
+            if let (ShardOutcome::Failed(_), Ok(replica)) =
+                (&outcome, self.replica(generation, shard))
+            {
                 // Maybe a bad query, maybe a bad block: the scrub checks the files.
                 replica.mark_suspect();
             }
@@ -441,11 +445,12 @@ impl Leaf {
             by_shard.entry(doc.shard).or_default().push((slot, *doc));
         }
         let groups: Vec<_> = by_shard.into_iter().collect();
-        let fetch_group =
-            |(shard, docs): &(ShardId, Vec<(usize, DocRef)>)| match self.replica(how.generation, shard) {
-                Ok(replica) => fetch_shard(&replica, &self.schema, &how, docs),
-                Err(reason) => failed_all(docs, &reason),
-            };
+        let fetch_group = |(shard, docs): &(ShardId, Vec<(usize, DocRef)>)| match self
+            .replica(how.generation, shard)
+        {
+            Ok(replica) => fetch_shard(&replica, &self.schema, &how, docs),
+            Err(reason) => failed_all(docs, &reason),
+        };
         let fetched = map_spread(&groups, how.spread, fetch_group);
         let mut docs: Vec<Option<ShardOutcome<FetchedDoc>>> = vec![None; request.docs.len()];
         for (slot, outcome) in fetched.into_iter().flatten() {

@@ -109,7 +109,10 @@ impl MixCheck {
     fn finish(self) -> (u64, Vec<String>) {
         self.stop.store(true, Ordering::Relaxed);
         let (checked, bad, seen) = self.thread.join().expect("checker thread");
-        assert!(bad.is_empty(), "answers failed or mixed generations: {bad:?}");
+        assert!(
+            bad.is_empty(),
+            "answers failed or mixed generations: {bad:?}"
+        );
         (checked, seen)
     }
 }
@@ -154,7 +157,10 @@ fn a_generation_switch_and_a_rollback_under_load_never_mix_generations() {
     let (ok, text) = generations(&store, &["switch", "g3"]);
     assert!(!ok && text.contains("g3"), "{text}");
     let (ok, listed) = generations(&store, &["list"]);
-    assert!(ok && listed.contains("* base") && listed.contains("g2"), "{listed}");
+    assert!(
+        ok && listed.contains("* base") && listed.contains("g2"),
+        "{listed}"
+    );
 
     let cluster = Cluster::start_on("generations", &store, GENERATIONS);
     let (_, first) = get_json(&format!("{}/search?q=the", cluster.url)).expect("search");
@@ -217,4 +223,3 @@ fn a_generation_switch_and_a_rollback_under_load_never_mix_generations() {
         get_json(&format!("{}/search?q=the&generation=nope", cluster.url)).expect("search");
     assert_eq!(status, 400, "{unknown}");
 }
-

@@ -99,7 +99,11 @@ pub struct FaultContext {
     /// Prints one event line of the timeline.
     pub event: Box<dyn Fn(Instant, String) + Send + Sync>,
     /// The `switch` fault: the generation to switch to, the store and the front-end.
-    pub switch: Option<(String, shard_proto::store::ShardStore, super::cluster_procs::Frontend)>,
+    pub switch: Option<(
+        String,
+        shard_proto::store::ShardStore,
+        super::cluster_procs::Frontend,
+    )>,
 }
 
 /// Harms not yet undone; undone on drop.

@@ -309,7 +309,9 @@ fn validate_args(args: &DrillArgs) -> anyhow::Result<()> {
         }
         Fault::KillShard => {}
         Fault::Switch if args.generation.is_none() => bail!("switch needs --generation ID"),
-        Fault::Switch if args.node.is_some() => bail!("switch acts on the store: --node does not apply"),
+        Fault::Switch if args.node.is_some() => {
+            bail!("switch acts on the store: --node does not apply")
+        }
         _ if args.generation.is_some() && args.fault != Fault::Switch => {
             bail!("--generation only applies to switch")
         }

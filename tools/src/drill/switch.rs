@@ -55,12 +55,19 @@ async fn switch_and_wait(
             if body["generation"] == to {
                 let now = Instant::now();
                 let took = now.duration_since(asked).as_secs_f64();
-                event(now, format!("front-end answers from generation {to} ({took:.2} s after the switch)"));
+                event(
+                    now,
+                    format!(
+                        "front-end answers from generation {to} ({took:.2} s after the switch)"
+                    ),
+                );
                 return Ok(());
             }
         }
         if asked.elapsed() > SWITCH_TIMEOUT {
-            bail!("the front-end still does not answer from generation {to} after {SWITCH_TIMEOUT:?}");
+            bail!(
+                "the front-end still does not answer from generation {to} after {SWITCH_TIMEOUT:?}"
+            );
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
