@@ -150,6 +150,12 @@ pub struct NodeSet {
     /// Data directory pattern.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data_dir: Option<String>,
+    /// Public API address pattern (see `NodeConfig::http`), e.g. `search-{i}.search:8080`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http: Option<String>,
+    /// Public API listen address pattern (see `NodeConfig::http_listen`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_listen: Option<String>,
 }
 
 /// One node a [`NodeSet`] expands into.
@@ -159,6 +165,8 @@ pub struct Expanded {
     pub rpc: NodeAddr,
     pub listen: Option<SocketAddr>,
     pub data_dir: Option<PathBuf>,
+    pub http: Option<NodeAddr>,
+    pub http_listen: Option<SocketAddr>,
 }
 
 impl NodeSet {
@@ -181,19 +189,28 @@ impl NodeSet {
                 let rpc = fill(&self.rpc)
                     .parse()
                     .map_err(|e| format!("{which}: rpc: {e}"))?;
-                let listen = match &self.listen {
+                let socket = |name: &str, pattern: &Option<String>| match pattern {
+                    Some(p) => fill(p)
+                        .parse::<SocketAddr>()
+                        .map(Some)
+                        .map_err(|e| format!("{which}: {name} {:?}: {e}", fill(p))),
+                    None => Ok(None),
+                };
+                let http = match &self.http {
                     Some(p) => Some(
                         fill(p)
-                            .parse()
-                            .map_err(|e| format!("{which}: listen {:?}: {e}", fill(p)))?,
+                            .parse::<NodeAddr>()
+                            .map_err(|e| format!("{which}: http: {e}"))?,
                     ),
                     None => None,
                 };
                 Ok(Expanded {
                     id: fill(&self.id),
                     rpc,
-                    listen,
+                    listen: socket("listen", &self.listen)?,
                     data_dir: self.data_dir.as_deref().map(|p| PathBuf::from(fill(p))),
+                    http,
+                    http_listen: socket("http_listen", &self.http_listen)?,
                 })
             })
             .collect()
@@ -262,8 +279,14 @@ mod tests {
             start: 0,
             listen: Some("0.0.0.0:7000".into()),
             data_dir: Some("/var/lib/ws/{i}".into()),
+            http: Some("search-{i}.search:8080".into()),
+            http_listen: None,
         };
         let nodes = set.expand().unwrap();
+        assert_eq!(
+            nodes[1].http.as_ref().map(ToString::to_string).as_deref(),
+            Some("search-1.search:8080")
+        );
         let ids: Vec<&str> = nodes.iter().map(|n| n.id.as_str()).collect();
         assert_eq!(ids, ["search-0", "search-1", "search-2"]);
         assert_eq!(nodes[2].rpc.to_string(), "search-2.search:7000");

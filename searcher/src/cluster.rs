@@ -70,8 +70,13 @@ pub struct ClusterConfig {
     /// How nodes follow the store's live index generation (`node::generations`).
     #[serde(default)]
     pub generations: GenerationsConfig,
+    /// The shard-holding nodes: placement hashes their ids.
     #[serde(rename = "node", default)]
     pub nodes: Vec<NodeConfig>,
+    /// Coordinator-only nodes (`[[coordinator]]`): they serve the public API and hold no
+    /// shards, so placement never sees them.
+    #[serde(rename = "coordinator", default, skip_serializing_if = "Vec::is_empty")]
+    pub coordinators: Vec<CoordinatorConfig>,
     /// Nodes by pattern; [`ClusterConfig::load`] expands them into `nodes` (after the
     /// `[[node]]` entries) and empties this list.
     #[serde(rename = "node_set", default, skip_serializing_if = "Vec::is_empty")]
@@ -93,6 +98,27 @@ pub struct NodeConfig {
     /// Where the node keeps its replicas; default `<cluster dir>/nodes/<id>`.
     #[serde(default)]
     pub data_dir: Option<PathBuf>,
+    /// Where clients reach the node's public API (`/search`, the page...), if it
+    /// coordinates searches: `host:port`, like `rpc`. A node without it serves RPC only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http: Option<NodeAddr>,
+    /// The address the public API binds, when it differs from what `http` resolves to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_listen: Option<SocketAddr>,
+}
+
+/// A coordinator-only node: serves the public API over the shard-holding nodes, holds no
+/// shards (`searcher node --id ID` for its id, or `searcher frontend`, which is the same
+/// role at `[frontend] listen`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CoordinatorConfig {
+    pub id: String,
+    /// Where clients reach its public API: `host:port`.
+    pub http: NodeAddr,
+    /// The address it binds, when it differs from what `http` resolves to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_listen: Option<SocketAddr>,
 }
 
 /// The public HTTP front-end.
@@ -213,6 +239,8 @@ impl ClusterConfig {
                     rpc: n.rpc,
                     listen: n.listen,
                     data_dir: n.data_dir,
+                    http: n.http,
+                    http_listen: n.http_listen,
                 }));
         }
         Ok(())
@@ -253,6 +281,7 @@ impl ClusterConfig {
                 return Err(format!("rpc address {} is used by two nodes", node.rpc));
             }
         }
+        self.validate_coordinators(&mut ids, &addrs)?;
         let literal: BTreeSet<SocketAddr> =
             addrs.iter().filter_map(|a| a.as_socket_addr()).collect();
         let listens = [Some(self.frontend.listen), self.frontend.admin_listen];
@@ -273,6 +302,45 @@ impl ClusterConfig {
         self.server.validate()?;
         self.heal.validate()?;
         self.limits.validate()
+    }
+
+    /// Coordinator ids are unique among all ids; public addresses are unique and no
+    /// node's rpc address.
+    fn validate_coordinators<'a>(
+        &'a self,
+        ids: &mut BTreeSet<&'a str>,
+        rpc: &BTreeSet<&NodeAddr>,
+    ) -> std::result::Result<(), String> {
+        for coordinator in &self.coordinators {
+            if coordinator.id.is_empty() || !ids.insert(coordinator.id.as_str()) {
+                return Err(format!("node id {:?} is empty or repeated", coordinator.id));
+            }
+        }
+        let mut public = BTreeSet::new();
+        for (id, http) in self.public_addresses() {
+            if rpc.contains(http) || !public.insert(http) {
+                return Err(format!(
+                    "http address {http} of {id} is used twice (or is an rpc address)"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Every coordinating process's public address, by id: the shard-holding nodes with
+    /// an `http` address, then the coordinator-only nodes.
+    pub fn public_addresses(&self) -> Vec<(&str, &NodeAddr)> {
+        let nodes = self
+            .nodes
+            .iter()
+            .filter_map(|n| n.http.as_ref().map(|http| (n.id.as_str(), http)));
+        let coordinators = self.coordinators.iter().map(|c| (c.id.as_str(), &c.http));
+        nodes.chain(coordinators).collect()
+    }
+
+    /// The coordinator-only node with this id, if it is one.
+    pub fn coordinator(&self, id: &str) -> Option<&CoordinatorConfig> {
+        self.coordinators.iter().find(|c| c.id == id)
     }
 
     /// The RPC key of this cluster, from [`SECRET_ENV`] or `[auth] secret_file`.
@@ -376,6 +444,26 @@ pub(crate) fn read_manifest(
     Ok(manifest)
 }
 
+/// The address a public API binds: `listen` if set, else the first address `http`
+/// resolves to now.
+pub async fn http_bind_addr(
+    id: &str,
+    http: &NodeAddr,
+    listen: Option<SocketAddr>,
+) -> Result<SocketAddr> {
+    if let Some(listen) = listen {
+        return Ok(listen);
+    }
+    let resolved = http
+        .resolve()
+        .await
+        .map_err(|e| Error::Other(format!("{id}: resolving http = {http}: {e}")))?;
+    resolved
+        .into_iter()
+        .next()
+        .ok_or_else(|| Error::Other(format!("{id}: http = {http} resolves to nothing")))
+}
+
 impl NodeConfig {
     /// The address the node binds: `listen` if set, else the first address `rpc`
     /// resolves to now.
@@ -451,6 +539,40 @@ data_dir = "/tmp/b"
         );
         let config = ClusterConfig::load(&write(dir.path(), &and_fetch)).unwrap();
         assert_eq!(config.frontend.search_type, SearchType::QueryAndFetch);
+    }
+
+    #[test]
+    fn coordinating_nodes_and_coordinators_load_round_trip_and_stay_out_of_placement() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = GOOD.replace(
+            "rpc = \"127.0.0.1:7002\"",
+            "rpc = \"127.0.0.1:7002\"\nhttp = \"127.0.0.1:8002\"",
+        ) + "[[coordinator]]\nid = \"c\"\nhttp = \"127.0.0.1:8003\"\n";
+        let path = write(dir.path(), &text);
+        let config = ClusterConfig::load(&path).unwrap();
+        let public: Vec<(&str, String)> = config
+            .public_addresses()
+            .into_iter()
+            .map(|(id, addr)| (id, addr.to_string()))
+            .collect();
+        assert_eq!(
+            public,
+            [("b", "127.0.0.1:8002".into()), ("c", "127.0.0.1:8003".into())]
+        );
+        assert!(config.node("c").is_err(), "a coordinator holds no shards");
+        assert!(config.coordinator("c").is_some());
+        let shard = ShardId::new(0, 1, 0, 1).unwrap();
+        let placement = crate::placement::Placement::for_cluster(&config, [shard]);
+        assert_eq!(placement.replicas[&shard].len(), 2);
+        assert!(!placement.replicas[&shard].contains(&"c".to_string()));
+        config.save(&path).unwrap();
+        assert_eq!(ClusterConfig::load(&path).unwrap(), config);
+        // One address for two things is refused, naming it.
+        let clash = text.replace("127.0.0.1:8003", "127.0.0.1:7001");
+        let err = ClusterConfig::load(&write(dir.path(), &clash)).unwrap_err();
+        assert!(err.to_string().contains("127.0.0.1:7001"), "{err}");
+        let same_id = text.replace("id = \"c\"", "id = \"a\"");
+        assert!(ClusterConfig::load(&write(dir.path(), &same_id)).is_err());
     }
 
     #[test]
@@ -656,6 +778,7 @@ data_dir = "data/{i}"
             generations: Default::default(),
             nodes: Vec::new(),
             node_sets: Vec::new(),
+            coordinators: Vec::new(),
         };
 
         let found = config.shard_manifests().unwrap();

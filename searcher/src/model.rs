@@ -239,6 +239,19 @@ pub struct ClusterView {
     pub nodes: Vec<NodeView>,
     pub shards: Vec<ShardView>,
     pub docs_total: u64,
+    /// Every process serving this API besides `searcher frontend` processes: nodes with
+    /// an `http` address and coordinator-only nodes. A client that loses the one it uses
+    /// retries on another.
+    #[serde(default)]
+    pub coordinators: Vec<CoordinatorView>,
+}
+
+/// One coordinating process in [`ClusterView`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CoordinatorView {
+    pub id: String,
+    /// Its public address, `host:port` (the API is at `http://{http}/`).
+    pub http: String,
 }
 
 impl ClusterView {

@@ -6,6 +6,12 @@
 //! (GET) or from a JSON object (POST); hyper itself answers a URI over 64 KiB with a bare
 //! 414 before any handler runs, so only a POST can get a message for such a query. A load-shedding concurrency limit answers 503
 //! at once when the front-end is saturated instead of queueing without bound.
+//!
+//! The page may run its searches on another coordinator than the one that served it (when
+//! that one stops answering), so a `GET` of `/search`, `/suggest` and `/cluster` carries
+//! `Access-Control-Allow-Origin: *` ([`CROSS_ORIGIN_PATHS`]): these answers are public and
+//! read-only and the page sends no credentials. Nothing else is opened to other origins:
+//! no credentials, no preflight (so no cross-origin `POST`), no other route.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -25,7 +31,7 @@ use crate::frontend::nodes::NodeHandle;
 use crate::frontend::root::{Root, SearchError};
 use crate::frontend::suggest;
 use crate::model::{
-    ClusterView, ErrorBody, HealStep, NodeHealth, NodeView, ReplicaHealth, ReplicaView,
+    ClusterView, CoordinatorView, ErrorBody, HealStep, NodeHealth, NodeView, ReplicaHealth, ReplicaView,
     SearchParams, SearchType, ShardView, DEFAULT_SIZE,
 };
 use shard_proto::query::Syntax;
@@ -37,10 +43,15 @@ const MAX_CONCURRENT_REQUESTS: usize = 1024;
 
 const PAGE: &str = include_str!("page.html");
 
+/// The routes another origin's page may read with a plain `GET`.
+pub const CROSS_ORIGIN_PATHS: [&str; 3] = ["/search", "/suggest", "/cluster"];
+
 /// What the handlers share.
 pub struct AppState {
     pub root: Root,
     pub metrics: Arc<Metrics>,
+    /// Every coordinating process's public address (`/cluster`).
+    pub coordinators: Vec<CoordinatorView>,
 }
 
 /// Which routes a router serves: the public ones, the operator's (`/cluster`, `/metrics`)
@@ -73,6 +84,7 @@ pub fn routes(state: Arc<AppState>, which: Routes) -> Router {
     }
     router
         .fallback(|| async { error(StatusCode::NOT_FOUND, "no such route".into()) })
+        .layer(axum::middleware::from_fn(allow_cross_origin_reads))
         .layer(
             ServiceBuilder::new()
                 .layer(HandleErrorLayer::new(|e: tower::BoxError| async move {
@@ -85,6 +97,23 @@ pub fn routes(state: Arc<AppState>, which: Routes) -> Router {
                 .concurrency_limit(MAX_CONCURRENT_REQUESTS),
         )
         .with_state(state)
+}
+
+/// Marks a `GET` answer of [`CROSS_ORIGIN_PATHS`] readable by pages of any origin.
+async fn allow_cross_origin_reads(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let readable = request.method() == axum::http::Method::GET
+        && CROSS_ORIGIN_PATHS.contains(&request.uri().path());
+    let mut response = next.run(request).await;
+    if readable {
+        response.headers_mut().insert(
+            header::ACCESS_CONTROL_ALLOW_ORIGIN,
+            header::HeaderValue::from_static("*"),
+        );
+    }
+    response
 }
 
 fn error(status: StatusCode, message: String) -> Response {
@@ -279,7 +308,9 @@ async fn suggest_route(
 }
 
 async fn cluster(State(state): State<Arc<AppState>>) -> Json<ClusterView> {
-    Json(cluster_view(&state.root))
+    let mut view = cluster_view(&state.root);
+    view.coordinators = state.coordinators.clone();
+    Json(view)
 }
 
 /// What `/cluster` shows: every node's health and every shard's replicas.
@@ -317,6 +348,7 @@ pub fn cluster_view(root: &Root) -> ClusterView {
         nodes,
         shards,
         docs_total: root.shard_docs.values().sum(),
+        coordinators: Vec::new(),
     }
 }
 

@@ -34,11 +34,11 @@ use crate::frontend::suggest::suggest_on;
 use crate::model::{NodeHealth, SuggestAnswer, SuggestParams};
 use crate::placement::Placement;
 
-const FAST: Duration = Duration::from_millis(10);
+pub(super) const FAST: Duration = Duration::from_millis(10);
 
 /// What a scripted node does with one request.
 #[derive(Clone, Debug)]
-enum Act {
+pub(super) enum Act {
     /// Answers every shard asked, after this delay.
     Answer(Duration),
     /// Fails the whole request at once.
@@ -47,10 +47,10 @@ enum Act {
 
 /// Acts handed out in order to whichever node is asked next; the last one repeats.
 #[derive(Default)]
-struct Script(Mutex<Vec<Act>>);
+pub(super) struct Script(Mutex<Vec<Act>>);
 
 impl Script {
-    fn set(&self, acts: Vec<Act>) {
+    pub(super) fn set(&self, acts: Vec<Act>) {
         *self.0.lock() = acts;
     }
 
@@ -67,9 +67,9 @@ impl Script {
 /// A fake node: follows its own script if it has one, else the cluster's; records every
 /// request it gets and the budget it came with; answers probes with `health` if set, else
 /// as a healthy node of this cluster.
-struct Scripted {
+pub(super) struct Scripted {
     id: String,
-    own: Script,
+    pub(super) own: Script,
     shared: Arc<Script>,
     calls: Mutex<Vec<(Instant, Vec<ShardId>)>>,
     budgets: Mutex<Vec<Duration>>,
@@ -84,7 +84,7 @@ impl Scripted {
         healthy(&self.id, &self.held)
     }
 
-    fn calls(&self) -> Vec<(Instant, Vec<ShardId>)> {
+    pub(super) fn calls(&self) -> Vec<(Instant, Vec<ShardId>)> {
         self.calls.lock().clone()
     }
 }
@@ -205,7 +205,7 @@ fn healthy(node: &str, held: &[ShardId]) -> HealthResponse {
 }
 
 /// The statistics phase, the simplest phase to script.
-struct StatsProbe;
+pub(super) struct StatsProbe;
 
 impl Phase for StatsProbe {
     type Item = ShardTermStats;
@@ -231,21 +231,32 @@ impl Phase for StatsProbe {
     }
 }
 
-fn shard(n: u32) -> ShardId {
+pub(super) fn shard(n: u32) -> ShardId {
     ShardId::new(0, 1, n, 4).expect("valid shard id")
 }
 
 /// Scripted nodes `n0`, `n1`... and a fan-out over them; `holders[i]` are the nodes holding
 /// shard `i`.
-struct Cluster {
-    fanout: Fanout,
-    nodes: Vec<Arc<Scripted>>,
-    shared: Arc<Script>,
+pub(super) struct Cluster {
+    pub(super) fanout: Fanout,
+    pub(super) nodes: Vec<Arc<Scripted>>,
+    pub(super) shared: Arc<Script>,
     shards: Vec<ShardId>,
 }
 
 impl Cluster {
     fn new(nodes: usize, holders: &[&[usize]], timeouts: Timeouts, budget: HedgeBudget) -> Self {
+        Self::with_local(nodes, holders, timeouts, budget, None)
+    }
+
+    /// As [`Cluster::new`], node `local` being the coordinating process's own.
+    pub(super) fn with_local(
+        nodes: usize,
+        holders: &[&[usize]],
+        timeouts: Timeouts,
+        budget: HedgeBudget,
+        local: Option<usize>,
+    ) -> Self {
         let metrics = Arc::new(Metrics::new());
         let shared = Arc::new(Script::default());
         let scripted: Vec<Arc<Scripted>> = (0..nodes)
@@ -275,11 +286,16 @@ impl Cluster {
                     rpc: "127.0.0.1:9".parse().expect("address"),
                     listen: None,
                     data_dir: None,
+                    http: None,
+                    http_listen: None,
                 };
                 let transport: Arc<dyn NodeTransport> = node.clone();
-                Arc::new(NodeHandle::with_transport(
-                    i, &config, transport, &timeouts, &metrics,
-                ))
+                let handle =
+                    NodeHandle::with_transport(i, &config, transport, &timeouts, &metrics);
+                Arc::new(match local == Some(i) {
+                    true => handle.into_local(),
+                    false => handle,
+                })
             })
             .collect();
         let shards: Vec<ShardId> = (0..holders.len() as u32).map(shard).collect();
@@ -303,7 +319,7 @@ impl Cluster {
         }
     }
 
-    async fn scatter(&self) -> Gathered<ShardTermStats> {
+    pub(super) async fn scatter(&self) -> Gathered<ShardTermStats> {
         self.fanout.hedge_budget.deposit();
         let deadline = Instant::now() + Duration::from_secs(3);
         self.fanout
@@ -312,18 +328,18 @@ impl Cluster {
     }
 
     /// Enough fast answers for every node to have a trusted p95.
-    async fn warm_up(&self) {
+    pub(super) async fn warm_up(&self) {
         self.shared.set(vec![Act::Answer(FAST)]);
         for _ in 0..200 {
             self.scatter().await;
         }
     }
 
-    fn handle(&self, node: usize) -> &NodeHandle {
+    pub(super) fn handle(&self, node: usize) -> &NodeHandle {
         &self.fanout.replicas.nodes[node]
     }
 
-    fn calls_since(&self, node: usize, since: Instant) -> Vec<Instant> {
+    pub(super) fn calls_since(&self, node: usize, since: Instant) -> Vec<Instant> {
         let calls = self.nodes[node].calls();
         calls
             .into_iter()
@@ -333,7 +349,7 @@ impl Cluster {
     }
 }
 
-fn timeouts() -> Timeouts {
+pub(super) fn timeouts() -> Timeouts {
     Timeouts {
         attempt_ms: 500,
         deadline_ms: 3_000,

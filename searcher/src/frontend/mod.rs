@@ -14,7 +14,13 @@
 //!   [`health`]: ejection recovery through background probes;
 //! - `failover_tests`: the failover core against scripted nodes under a paused clock;
 //! - [`stats_cache`]: cached global BM25 statistics; [`api`]: HTTP routes; [`metrics`];
-//! - [`suggest`]: title suggestions for a prefix, one more phase through the same fan-out.
+//! - [`suggest`]: title suggestions for a prefix, one more phase through the same fan-out;
+//! - [`local`]: a coordinating node's own shards as one more node of the fan-out,
+//!   reached in-process (`node/coordinate.rs` wires it).
+//!
+//! The same code serves three roles: `searcher frontend` (the public API at `[frontend]
+//! listen`), a coordinator-only node (`[[coordinator]]`, `searcher node --id ID`) and a
+//! shard-holding node with an `http` address, which also coordinates.
 
 pub mod api;
 #[cfg(test)]
@@ -22,6 +28,9 @@ mod failover_tests;
 pub mod fetch;
 pub mod generation;
 pub mod health;
+pub mod local;
+#[cfg(test)]
+mod local_failover_tests;
 pub mod merge;
 pub mod metrics;
 pub mod nodes;
@@ -71,6 +80,31 @@ pub struct FrontendArgs {
 pub fn run_cli(args: FrontendArgs) -> anyhow::Result<()> {
     let config = ClusterConfig::load(&args.config)?;
     let addr = args.listen.unwrap_or(config.frontend.listen);
+    serve_coordinator(config, addr)
+}
+
+/// Runs a coordinator-only node (a `[[coordinator]]` entry) until SIGTERM or Ctrl-C: the
+/// front-end's role at the entry's public address.
+pub fn run_coordinator_cli(config: ClusterConfig, id: &str) -> anyhow::Result<()> {
+    let coordinator = config
+        .coordinator(id)
+        .ok_or_else(|| Error::UnknownNode(id.to_string()))?
+        .clone();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("start the tokio runtime")?;
+    let addr = runtime.block_on(crate::cluster::http_bind_addr(
+        &coordinator.id,
+        &coordinator.http,
+        coordinator.http_listen,
+    ))?;
+    drop(runtime);
+    serve_coordinator(config, addr)
+}
+
+/// Serves the public API on `addr` as a coordinator holding no shards.
+fn serve_coordinator(config: ClusterConfig, addr: SocketAddr) -> anyhow::Result<()> {
     crate::serve::raise_fd_limit();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -130,6 +164,20 @@ pub async fn run(
     Ok(())
 }
 
+/// Serves every route of `frontend` on `listener` within `limits` until `shutdown`
+/// completes, then drains (a coordinating node's public API).
+pub async fn serve_public(
+    frontend: &Frontend,
+    listener: tokio::net::TcpListener,
+    limits: &serve::ServerLimits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    let counters = Arc::new(ServerCounters::default());
+    frontend.state.metrics.register_server(&counters);
+    let app = router_service(frontend.router());
+    serve::serve(listener, limits, counters, app, shutdown).await;
+}
+
 /// An axum router as the service [`serve::serve`] runs.
 fn router_service(
     router: axum::Router,
@@ -157,6 +205,23 @@ impl Frontend {
     /// Reads the shard table, derives the placement and starts probing the nodes. Must be
     /// called within a tokio runtime.
     pub fn new(config: &ClusterConfig) -> Result<Self> {
+        Self::build(config, None)
+    }
+
+    /// The front-end of the node `node_id`, which reaches its own shards through `local`
+    /// (in-process: [`local::LocalTransport`]) and the other nodes over RPC.
+    pub fn coordinating(
+        config: &ClusterConfig,
+        node_id: &str,
+        local: Arc<dyn nodes::NodeTransport>,
+    ) -> Result<Self> {
+        Self::build(config, Some((node_id, local)))
+    }
+
+    fn build(
+        config: &ClusterConfig,
+        local: Option<(&str, Arc<dyn nodes::NodeTransport>)>,
+    ) -> Result<Self> {
         let live = generation::startup_table(config, || read_shard_table(config))?;
         let shard_docs = live.shard_docs.clone();
         let placement = Placement::for_cluster(config, shard_docs.keys().copied());
@@ -167,7 +232,14 @@ impl Frontend {
             .iter()
             .enumerate()
             .map(|(i, node)| {
-                let handle = NodeHandle::new(i, node, &config.timeouts, &metrics, key.clone());
+                let handle = match &local {
+                    Some((id, transport)) if *id == node.id => {
+                        let transport = Arc::clone(transport);
+                        NodeHandle::with_transport(i, node, transport, &config.timeouts, &metrics)
+                            .into_local()
+                    }
+                    _ => NodeHandle::new(i, node, &config.timeouts, &metrics, key.clone()),
+                };
                 Arc::new(handle)
             })
             .collect();
@@ -197,7 +269,11 @@ impl Frontend {
         .with_limits(config.limits.clone())
         .with_generations(generations);
         Ok(Frontend {
-            state: Arc::new(api::AppState { root, metrics }),
+            state: Arc::new(api::AppState {
+                root,
+                metrics,
+                coordinators: coordinator_views(config),
+            }),
             probers,
         })
     }
@@ -214,6 +290,19 @@ impl Drop for Frontend {
             prober.abort();
         }
     }
+}
+
+/// Every coordinating process's public address, for `/cluster` (the page and load
+/// generators spread over them).
+fn coordinator_views(config: &ClusterConfig) -> Vec<crate::model::CoordinatorView> {
+    config
+        .public_addresses()
+        .into_iter()
+        .map(|(id, http)| crate::model::CoordinatorView {
+            id: id.to_string(),
+            http: http.to_string(),
+        })
+        .collect()
 }
 
 /// Shard → document count, from the manifests of the shard store. An unreadable manifest

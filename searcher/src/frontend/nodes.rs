@@ -311,6 +311,9 @@ pub struct NodeHandle {
     latency: Mutex<Latency>,
     health: Mutex<Health>,
     eject_after: u32,
+    /// Whether this is the coordinating process's own node (reached in-process by
+    /// `local.rs`): replica choice prefers it while it is not overloaded.
+    local: bool,
     pub metrics: NodeMetrics,
 }
 
@@ -350,8 +353,20 @@ impl NodeHandle {
             latency: Mutex::new(Latency::new()),
             health: Mutex::new(Health::new()),
             eject_after: timeouts.eject_after_failures.max(1),
+            local: false,
             metrics: metrics.node(&config.id),
         }
+    }
+
+    /// Marks the node as the coordinating process's own (see [`NodeHandle::is_local`]).
+    pub fn into_local(mut self) -> Self {
+        self.local = true;
+        self
+    }
+
+    /// Whether the coordinating process reaches this node in-process.
+    pub fn is_local(&self) -> bool {
+        self.local
     }
 
     pub fn state(&self) -> NodeHealth {
@@ -612,6 +627,8 @@ mod tests {
             rpc: "127.0.0.1:9".parse().unwrap(),
             listen: None,
             data_dir: None,
+            http: None,
+            http_listen: None,
         };
         let key = ClusterKey::from_secret(b"a test secret, 16+ bytes").unwrap();
         let node = NodeHandle::new(0, &config, &Timeouts::default(), &metrics, key);

@@ -48,9 +48,12 @@ fn config(dir: &Path, nodes: &[(&str, std::net::SocketAddr)], replication: usize
                 rpc: (*addr).into(),
                 listen: None,
                 data_dir: Some(dir.join("nodes").join(id)),
+                http: None,
+                http_listen: None,
             })
             .collect(),
         node_sets: Vec::new(),
+        coordinators: Vec::new(),
     }
 }
 

@@ -10,7 +10,11 @@
 //! are one more call of the same kind.
 //! Meanwhile [`scrub`] re-verifies the replicas in the background and drops any found
 //! corrupt, and [`heal`] watches the other nodes and restores lost replicas.
+//!
+//! A node with an `http` address in the cluster file also coordinates searches
+//! ([`coordinate`]); a `[[coordinator]]` id runs the front-end's role only (no shards).
 
+pub mod coordinate;
 pub mod generations;
 pub mod heal;
 pub mod leaf;
@@ -53,24 +57,34 @@ pub struct NodeArgs {
 /// until a signal.
 pub fn run_cli(args: NodeArgs) -> anyhow::Result<()> {
     let config = ClusterConfig::load(&args.config)?;
+    if config.coordinator(&args.id).is_some() {
+        return crate::frontend::run_coordinator_cli(config, &args.id);
+    }
     let node = config.node(&args.id)?.clone();
     crate::serve::raise_fd_limit();
     // The async side only moves small frames (searches run on the rayon pool): one I/O
-    // thread keeps up, and fewer threads mean fewer context switches per request.
+    // thread keeps up, and fewer threads mean fewer context switches per request. A
+    // coordinating node also merges and writes JSON there: two.
     let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
+        .worker_threads(if node.http.is_some() { 2 } else { 1 })
         .enable_all()
         .thread_name("node-io")
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async {
-        let state = prepare(config, args.id.clone()).await?;
+        let state = Arc::new(prepare(config.clone(), args.id.clone()).await?);
         let addr = node.bind_addr().await?;
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| Error::Bind { addr, source })?;
         tracing::info!(node = %args.id, %addr, pid = std::process::id(), "node listening");
-        server::serve(listener, Arc::new(state), crate::shutdown::signal()).await;
+        let shutdown = crate::shutdown::signal();
+        match &node.http {
+            Some(http) => {
+                coordinate::serve(&config, &node, http, state, listener, shutdown).await?
+            }
+            None => server::serve(listener, state, shutdown).await,
+        }
         Ok::<_, Error>(())
     })?;
     // Connections still open after the drain, and their pool jobs, are abandoned.

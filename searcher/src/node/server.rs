@@ -57,13 +57,18 @@ pub const MAX_BODY_BYTES_IN_FLIGHT: usize = 256 * 1024 * 1024;
 /// Metrics route (no credentials needed: counts only).
 pub const METRICS_PATH: &str = "/metrics";
 
-/// What a job on the search pool hands back.
-enum Outcome {
-    Answer(Bytes),
+/// What a job on the search pool hands back: an encoded frame for an RPC, the answer
+/// itself for an in-process call.
+enum Outcome<T = Bytes> {
+    Answer(T),
     Bad(String),
     Stopped(Stopped),
     Internal(String),
 }
+
+/// A call refused before it ran: the status and reason an RPC answers with.
+#[derive(Debug)]
+pub struct Refused(pub StatusCode, pub String);
 
 /// Everything a request handler needs, shared by all connections.
 pub struct NodeState {
@@ -150,7 +155,9 @@ impl NodeState {
         &self.leaf
     }
 
-    fn health(&self) -> HealthResponse {
+    /// What the node reports about itself: the health RPC's answer, also read in-process
+    /// by the node's own coordinator.
+    pub fn health(&self) -> HealthResponse {
         let hidden = self.healer.as_ref().map(|h| h.hidden()).unwrap_or_default();
         let healing = match &self.healer {
             Some(healer) => healer.report(Instant::now()),
@@ -299,26 +306,10 @@ impl NodeState {
         let (stop, _cancel_on_drop) = Stop::for_call(arrived, budget);
         let permit = match self.wait_for_permit(&stop).await {
             Ok(permit) => permit,
-            Err(response) => return response,
+            Err(Refused(status, message)) => return text(status, message),
         };
-        let (done, answer) = oneshot::channel();
-        let leaf = Arc::clone(&self.leaf);
-        let job_stop = stop.clone();
-        let metrics = Arc::clone(&self.metrics);
-        self.pool.spawn(move || {
-            let _running = metrics.running();
-            let outcome = run_call::<Req, Resp>(&leaf, &body, &job_stop, phase);
-            // Counted here, not by the handler: a cancelled call's handler is gone.
-            if let Outcome::Stopped(stopped) = &outcome {
-                metrics.stopped(stop_label(*stopped));
-            }
-            if let Some(deadline) = job_stop.deadline() {
-                metrics.ran_past_deadline(Instant::now().saturating_duration_since(deadline));
-            }
-            let _ = done.send(outcome);
-            drop(permit);
-        });
-        match answer.await {
+        let job = move |leaf: &Leaf, stop: &Stop| run_call::<Req, Resp>(leaf, &body, stop, phase);
+        match self.spawn_on_pool(permit, &stop, job).await {
             Ok(Outcome::Answer(bytes)) => frame_bytes(bytes),
             Ok(Outcome::Bad(reason)) => self.refuse("bad_request", StatusCode::BAD_REQUEST, reason),
             Ok(Outcome::Stopped(stopped)) => text(StatusCode::GATEWAY_TIMEOUT, stopped.to_string()),
@@ -373,14 +364,78 @@ impl NodeState {
         }
     }
 
-    /// A search permit, waiting in a bounded queue for at most the call's budget.
-    async fn wait_for_permit(
+    /// Runs `job` on the search pool holding `permit`; the receiver gets its outcome (or
+    /// an error if the job panicked).
+    fn spawn_on_pool<T: Send + 'static>(
         &self,
+        permit: OwnedSemaphorePermit,
         stop: &Stop,
-    ) -> Result<OwnedSemaphorePermit, Response<Full<Bytes>>> {
+        job: impl FnOnce(&Leaf, &Stop) -> Outcome<T> + Send + 'static,
+    ) -> oneshot::Receiver<Outcome<T>> {
+        let (done, answer) = oneshot::channel();
+        let leaf = Arc::clone(&self.leaf);
+        let job_stop = stop.clone();
+        let metrics = Arc::clone(&self.metrics);
+        self.pool.spawn(move || {
+            let _running = metrics.running();
+            let outcome = job(&leaf, &job_stop);
+            // Counted here, not by the handler: a cancelled call's handler is gone.
+            if let Outcome::Stopped(stopped) = &outcome {
+                metrics.stopped(stop_label(*stopped));
+            }
+            if let Some(deadline) = job_stop.deadline() {
+                metrics.ran_past_deadline(Instant::now().saturating_duration_since(deadline));
+            }
+            let _ = done.send(outcome);
+            drop(permit);
+        });
+        answer
+    }
+
+    /// Runs `phase` for the node's own coordinator, in-process: the same permit queue,
+    /// search pool, deadline (`budget`, from now), cancellation (dropping the future
+    /// cancels the call, as a caller hanging up does) and metrics as an RPC, without HTTP,
+    /// authentication or (de)serialization. An error is what an RPC would have answered.
+    pub async fn call_local<Resp: Send + 'static>(
+        self: &Arc<Self>,
+        budget: std::time::Duration,
+        phase: impl FnOnce(&Leaf, &Stop) -> Result<Resp, BadRequest> + Send + 'static,
+    ) -> Result<Resp, Refused> {
+        let _in_flight = InFlight::enter(&self.in_flight);
+        let millis = u32::try_from(budget.as_millis()).unwrap_or(u32::MAX);
+        let (stop, _cancel_on_drop) = Stop::for_call(Instant::now(), millis);
+        let permit = self.wait_for_permit(&stop).await?;
+        let job = move |leaf: &Leaf, stop: &Stop| {
+            if let Err(stopped) = stop.check() {
+                return Outcome::Stopped(stopped);
+            }
+            match phase(leaf, stop) {
+                Ok(answer) => Outcome::Answer(answer),
+                Err(BadRequest(reason)) => Outcome::Bad(reason),
+            }
+        };
+        match self.spawn_on_pool(permit, &stop, job).await {
+            Ok(Outcome::Answer(answer)) => Ok(answer),
+            Ok(Outcome::Bad(reason)) => {
+                self.metrics.refused("bad_request");
+                Err(Refused(StatusCode::BAD_REQUEST, reason))
+            }
+            Ok(Outcome::Stopped(stopped)) => {
+                Err(Refused(StatusCode::GATEWAY_TIMEOUT, stopped.to_string()))
+            }
+            Ok(Outcome::Internal(reason)) => Err(Refused(StatusCode::INTERNAL_SERVER_ERROR, reason)),
+            Err(_) => Err(Refused(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal error: the search task failed".into(),
+            )),
+        }
+    }
+
+    /// A search permit, waiting in a bounded queue for at most the call's budget.
+    async fn wait_for_permit(&self, stop: &Stop) -> Result<OwnedSemaphorePermit, Refused> {
         let late = || {
             self.metrics.refused("expired");
-            text(
+            Refused(
                 StatusCode::GATEWAY_TIMEOUT,
                 "deadline exceeded before the call could start".into(),
             )
@@ -394,7 +449,8 @@ impl NodeState {
         let waiting = InFlight::enter(&self.waiting);
         if waiting.others >= MAX_WAITING_CALLS {
             let message = format!("node busy: {MAX_WAITING_CALLS} calls already waiting");
-            return Err(self.refuse("queue_full", StatusCode::SERVICE_UNAVAILABLE, message));
+            self.metrics.refused("queue_full");
+            return Err(Refused(StatusCode::SERVICE_UNAVAILABLE, message));
         }
         let acquire = Arc::clone(&self.searches).acquire_owned();
         let deadline = stop.deadline().map(tokio::time::Instant::from_std);
@@ -404,7 +460,7 @@ impl NodeState {
         };
         match acquired {
             Some(Ok(permit)) => Ok(permit),
-            Some(Err(_closed)) => Err(text(
+            Some(Err(_closed)) => Err(Refused(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "node is shutting down".into(),
             )),
@@ -419,7 +475,7 @@ fn run_call<Req: DeserializeOwned, Resp: Serialize>(
     body: &[u8],
     stop: &Stop,
     phase: impl FnOnce(&Leaf, &Req, &Stop) -> Result<Resp, BadRequest>,
-) -> Outcome {
+) -> Outcome<Bytes> {
     if let Err(stopped) = stop.check() {
         return Outcome::Stopped(stopped);
     }

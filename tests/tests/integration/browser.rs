@@ -3,7 +3,8 @@
 //!
 //! Types a query and sees hits; types a prefix and picks a title suggestion with the
 //! keyboard (down, Enter; Escape closes the list); kills a node and sees the cluster panel
-//! mark it down while a new search still shows full results; checks that queries, titles
+//! mark it down while a new search still shows full results; kills the front-end that
+//! served the page and still searches (the page moves to a coordinating node); checks that queries, titles
 //! and suggestions made of HTML render as text and never run. Chromium comes from `apt-get install chromium` (done by `.ci/run`);
 //! without it the test fails when `CI=true` and is skipped, with a notice, otherwise.
 //! Set `DEMO_SCREENSHOT=/path/page.png` to keep a screenshot of the page with results.
@@ -258,6 +259,18 @@ fn page_searches_shows_failover_live_and_renders_html_queries_as_text() {
             .as_bool()
             == Some(true),
         "a hit claims to come from the dead node"
+    );
+
+    // Kill the front-end that served the page: the page carries on with the coordinating
+    // nodes /cluster listed (its searches and its panel).
+    assert!(send_signal(demo.pid("frontend"), Signal::SIGKILL));
+    type_query(&tab, "anarchism");
+    wait_full_results(&tab, "anarchism");
+    wait_js(
+        &tab,
+        "the panel to refresh from a node",
+        PAGE_DEADLINE,
+        "document.getElementById('cluster-age').textContent.includes('via 127.0.0.1:')",
     );
 
     // HTML in a query is text: typed, and straight from the URL.

@@ -4,6 +4,7 @@
 
 mod bench;
 mod browser;
+mod coordinate;
 mod demo;
 mod failover;
 mod generations;

@@ -5,10 +5,12 @@
 //! 1. a synthetic corpus (`indexer synth --query-terms`, so the queries' terms have
 //!    realistic frequencies and their phrases occur), built twice: 6 shards by 2
 //!    indexers × 3 shards, and 1 shard;
-//! 2. a cluster file (3 nodes, R = 2), 3 `searcher node` processes and a
-//!    `searcher frontend`; a `wikisearch baseline serve` process on the single shard;
+//! 2. a cluster file (3 nodes, R = 2, each node coordinating at its own `http` address),
+//!    3 `searcher node` processes and a `searcher frontend`; a `wikisearch baseline
+//!    serve` process on the single shard;
 //! 3. the same queries at concurrency 1 and 8 against the front-end (with each
-//!    `search_type`) and the single HTTP server (the load generator), and on 1 and 8
+//!    `search_type`), against the coordinating nodes (the load spread over the three,
+//!    no front-end involved) and the single HTTP server (the load generator), and on 1 and 8
 //!    threads in-process: the single index, and the 6 shards in one process (what sharding
 //!    costs apart from processes and HTTP);
 //! 4. a table and the goals as ratios. Every process started is stopped, on
@@ -58,6 +60,8 @@ const IN_PROCESS: &str = "in-process (1 index)";
 const LEVELS: [usize; 2] = [1, 8];
 /// The front-end is measured with each way of fetching the page (`search_type`).
 const SEARCH_TYPES: [&str; 3] = ["auto", "query_then_fetch", "query_and_fetch"];
+/// The setup where every node coordinates and the load is spread over them.
+const COORDINATING: &str = "coordinating nodes, load spread";
 
 /// Flags of `wikisearch baseline compare`.
 #[derive(Clone, Debug, clap::Args)]
@@ -196,12 +200,15 @@ pub fn run(args: &CompareArgs, bins: &Binaries) -> anyhow::Result<(Vec<Measureme
     )?;
 
     let mut procs = Supervisor::new(work.join("logs"))?;
-    let frontend = start_cluster(&mut procs, &bins.searcher, &work, &built.store)?;
+    let (frontend, coordinators) = start_cluster(&mut procs, &bins.searcher, &work, &built.store)?;
     let single_http = start_single_http(&mut procs, &bins.wikisearch, &built.single)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    for (name, url) in [("front-end", &frontend), ("single HTTP", &single_http)] {
+    let serving = [("front-end", &frontend), ("single HTTP", &single_http)]
+        .into_iter()
+        .chain(coordinators.iter().map(|url| ("coordinating node", url)));
+    for (name, url) in serving {
         runtime
             .block_on(wait_until_serving(
                 &mut procs,
@@ -218,8 +225,10 @@ pub fn run(args: &CompareArgs, bins: &Binaries) -> anyhow::Result<(Vec<Measureme
         AGREEMENT_QUERIES,
     ))?;
     let mut measurements = Vec::new();
-    // (setup, URL, extra query parameters, processes charged)
-    type Setup<'a> = (String, &'a str, Vec<(String, String)>, CpuGroups);
+    // (setup, URLs, extra query parameters, processes charged)
+    type Setup<'a> = (String, &'a [String], Vec<(String, String)>, CpuGroups);
+    let frontend = [frontend];
+    let single_http = [single_http];
     let cluster_cpu: CpuGroups = vec![
         ("front-end", CpuSource::Children("frontend")),
         ("node search pools", CpuSource::NodePools),
@@ -231,12 +240,22 @@ pub fn run(args: &CompareArgs, bins: &Binaries) -> anyhow::Result<(Vec<Measureme
         .map(|t| {
             let params = vec![("search_type".to_string(), t.to_string())];
             let name = format!("front-end, {t}");
-            (name, frontend.as_str(), params, cluster_cpu.clone())
+            (name, &frontend[..], params, cluster_cpu.clone())
         })
         .collect();
     setups.push((
+        COORDINATING.into(),
+        &coordinators,
+        Vec::new(),
+        vec![
+            ("node search pools", CpuSource::NodePools),
+            ("node HTTP, I/O, coordination", CpuSource::NodesBesidesPools),
+            ("load generator", CpuSource::ThisProcess),
+        ],
+    ));
+    setups.push((
         "single-process HTTP (1 index)".into(),
-        &single_http,
+        &single_http[..],
         Vec::new(),
         vec![
             ("server", CpuSource::Children("baseline-serve")),
@@ -289,25 +308,29 @@ pub fn run(args: &CompareArgs, bins: &Binaries) -> anyhow::Result<(Vec<Measureme
     }
     let goals = SEARCH_TYPES
         .iter()
-        .map(|t| goals(&measurements, &format!("front-end, {t}")))
+        .map(|t| format!("front-end, {t}"))
+        .chain(std::iter::once(COORDINATING.to_string()))
+        .map(|setup| goals(&measurements, &setup))
         .collect::<anyhow::Result<_>>()?;
     Ok((measurements, Summary { goals, agreement }))
 }
 
+/// Load on `urls[0]`, spread over the others too if there are more.
 fn load(
     runtime: &tokio::runtime::Runtime,
-    url: &str,
+    urls: &[String],
     queries: &[BenchQuery],
     params: &[(String, String)],
     concurrency: usize,
     duration: Duration,
 ) -> anyhow::Result<LoadReport> {
     let mut spec = LoadSpec::new(
-        url,
+        &urls[0],
         queries.to_vec(),
         LoadMode::Closed { concurrency },
         duration,
     );
+    spec.also = urls[1..].to_vec();
     spec.params = params.to_vec();
     Ok(runtime.block_on(loadgen::run(spec))?)
 }
@@ -443,13 +466,14 @@ fn run_step(what: &str, command: &mut Command) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Writes the cluster file and starts the nodes and the front-end; returns its URL.
+/// Writes the cluster file and starts the nodes (each coordinating too) and the
+/// front-end; returns the front-end's URL and the nodes' public URLs.
 fn start_cluster(
     procs: &mut Supervisor,
     searcher: &Path,
     work: &Path,
     store: &Path,
-) -> anyhow::Result<String> {
+) -> anyhow::Result<(String, Vec<String>)> {
     let dir = work.join("cluster");
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
@@ -462,9 +486,13 @@ fn start_cluster(
     let secret = dir.join("cluster.secret");
     searcher::cluster::ensure_secret_file(&secret)?;
     let ids: Vec<String> = (1..=NODES).map(|n| format!("node-{n}")).collect();
+    let mut coordinators = Vec::new();
     for id in &ids {
-        let rpc = free_addr()?;
-        toml.push_str(&format!("\n[[node]]\nid = \"{id}\"\nrpc = \"{rpc}\"\n"));
+        let (rpc, http) = (free_addr()?, free_addr()?);
+        toml.push_str(&format!(
+            "\n[[node]]\nid = \"{id}\"\nrpc = \"{rpc}\"\nhttp = \"{http}\"\n"
+        ));
+        coordinators.push(format!("http://{http}"));
     }
     let config = dir.join("cluster.toml");
     std::fs::write(&config, toml).with_context(|| format!("cannot write {}", config.display()))?;
@@ -479,7 +507,7 @@ fn start_cluster(
     let mut command = Command::new(searcher);
     command.arg("frontend").arg("--config").arg(&config);
     procs.spawn("frontend", &mut command)?;
-    Ok(format!("http://{frontend}"))
+    Ok((format!("http://{frontend}"), coordinators))
 }
 
 fn start_single_http(

@@ -12,6 +12,13 @@
 //!   wrk2). The tokio timer ticks in milliseconds, so up to [`TIMER_SLACK`] of lateness
 //!   is the generator's own and is not charged.
 //!
+//! Load may be spread over several coordinators of one cluster ([`LoadSpec::also`]):
+//! requests go to each in turn, and one whose coordinator cannot be reached (no
+//! connection, or the connection dropped before any answer: the process died with the
+//! request) is sent again to the next. A `GET /search` is idempotent, so that is safe;
+//! such requests are counted as `rerouted` in the report, not as failures. A timeout or
+//! an error status is an answer and is never retried.
+//!
 //! Requests go through one pooled hyper-util client (HTTP/1.1 keep-alive, idle
 //! connections evicted by the `TokioTimer`), one connection per concurrent request, and
 //! every run is bounded in time and optionally in count.
@@ -56,6 +63,9 @@ pub enum LoadMode {
 pub struct LoadSpec {
     /// The service (`http://host:port`, `/<endpoint>` is appended) or that endpoint.
     pub url: String,
+    /// Further coordinators of the same cluster (same form as `url`): requests are spread
+    /// over `url` and these in turn, and retried on the next when one is unreachable.
+    pub also: Vec<String>,
     /// The route loaded: `search` (the default) or `suggest` (each query is a prefix).
     pub endpoint: String,
     pub queries: Vec<BenchQuery>,
@@ -85,6 +95,7 @@ impl LoadSpec {
     pub fn new(url: &str, queries: Vec<BenchQuery>, mode: LoadMode, duration: Duration) -> Self {
         LoadSpec {
             url: url.to_string(),
+            also: Vec::new(),
             endpoint: "search".to_string(),
             queries,
             mode,
@@ -114,12 +125,21 @@ pub fn run_blocking(spec: LoadSpec) -> Result<LoadReport> {
 /// Runs the load and returns what it measured.
 pub async fn run(mut spec: LoadSpec) -> Result<LoadReport> {
     let target = Target::parse(&spec.url, &spec.endpoint)?;
+    let others = spec
+        .also
+        .iter()
+        .map(|url| Target::parse(url, &spec.endpoint))
+        .collect::<Result<Vec<_>>>()?;
     validate(&spec)?;
     let (kind_names, kind_ids) = kind_table(&spec.queries);
-    let uris = spec
-        .queries
-        .iter()
-        .map(|q| target.search_uri(&q.text, spec.size, &spec.params))
+    let uris = std::iter::once(&target)
+        .chain(&others)
+        .map(|target| {
+            spec.queries
+                .iter()
+                .map(|q| target.search_uri(&q.text, spec.size, &spec.params))
+                .collect::<Result<Vec<_>>>()
+        })
         .collect::<Result<Vec<_>>>()?;
     let pool = match spec.mode {
         LoadMode::Closed { concurrency } => concurrency,
@@ -132,6 +152,8 @@ pub async fn run(mut spec: LoadSpec) -> Result<LoadReport> {
         uris,
         kind_ids,
         next: AtomicUsize::new(0),
+        turn: AtomicUsize::new(0),
+        rerouted: AtomicU64::new(0),
         issued: AtomicU64::new(0),
         max_requests: spec.max_requests,
         deadline: start + spec.duration,
@@ -164,7 +186,10 @@ pub async fn run(mut spec: LoadSpec) -> Result<LoadReport> {
     };
 
     let setup = RunSetup {
-        target: target.search.clone(),
+        target: match others.len() {
+            0 => target.search.clone(),
+            n => format!("{} (+{n} more)", target.search),
+        },
         mode: match spec.mode {
             LoadMode::Closed { .. } => "closed".into(),
             LoadMode::Open { .. } => "open".into(),
@@ -183,6 +208,7 @@ pub async fn run(mut spec: LoadSpec) -> Result<LoadReport> {
     let stats = shared.stats.lock().expect("stats lock");
     let mut report = stats.total.report(setup, &kind_names, elapsed);
     report.timeline = rows;
+    report.rerouted = shared.rerouted.load(Ordering::Relaxed);
     Ok(report)
 }
 
@@ -300,16 +326,34 @@ pub fn http_client(max_idle_per_host: usize) -> HttpClient {
 
 /// Sends one GET and classifies how it ended.
 pub async fn send(client: &HttpClient, uri: &Uri, timeout: Duration) -> Outcome {
+    exchange(client, uri, timeout)
+        .await
+        .unwrap_or_else(|Unreachable(reason)| Outcome::Transport(reason))
+}
+
+/// No answer began: the connection could not be made, or dropped before a response head
+/// (the server died or closed it with the request). Another server may be asked.
+struct Unreachable(String);
+
+/// Sends one GET: how it ended, or that the server could not be reached.
+async fn exchange(
+    client: &HttpClient,
+    uri: &Uri,
+    timeout: Duration,
+) -> std::result::Result<Outcome, Unreachable> {
     let exchange = async {
-        let response = client.get(uri.clone()).await.map_err(|e| error_chain(&e))?;
+        let response = match client.get(uri.clone()).await {
+            Ok(response) => response,
+            Err(e) => return Err(Err(Unreachable(error_chain(&e)))),
+        };
         let status = response.status();
         let body = response
             .into_body()
             .collect()
             .await
-            .map_err(|e| format!("reading the body: {}", error_chain(&e)))?
+            .map_err(|e| Ok(format!("reading the body: {}", error_chain(&e))))?
             .to_bytes();
-        Ok::<_, String>(if status.is_success() {
+        Ok(if status.is_success() {
             Outcome::Answered {
                 partial: says_partial(&body),
                 empty: says_no_hits(&body),
@@ -318,10 +362,16 @@ pub async fn send(client: &HttpClient, uri: &Uri, timeout: Duration) -> Outcome 
             Outcome::Status(status.as_u16())
         })
     };
-    match tokio::time::timeout(timeout, exchange).await {
-        Ok(Ok(outcome)) => outcome,
-        Ok(Err(reason)) => Outcome::Transport(reason),
-        Err(_) => Outcome::Transport(format!("no answer within {timeout:?}")),
+    // Err(Ok(reason)): a transport error after the answer began; Err(Err(_)): none began.
+    let ended: std::result::Result<Outcome, std::result::Result<String, Unreachable>> =
+        match tokio::time::timeout(timeout, exchange).await {
+            Ok(ended) => ended,
+            Err(_) => Err(Ok(format!("no answer within {timeout:?}"))),
+        };
+    match ended {
+        Ok(outcome) => Ok(outcome),
+        Err(Ok(reason)) => Ok(Outcome::Transport(reason)),
+        Err(Err(unreachable)) => Err(unreachable),
     }
 }
 
@@ -387,9 +437,14 @@ fn skip_ws(bytes: &[u8]) -> &[u8] {
 /// State shared by the workers and the timeline task.
 struct Shared {
     client: HttpClient,
-    uris: Vec<Uri>,
+    /// Per target (the first, then `also`), per query.
+    uris: Vec<Vec<Uri>>,
     kind_ids: Vec<usize>,
     next: AtomicUsize,
+    /// Which target the next request goes to first.
+    turn: AtomicUsize,
+    /// Requests sent again to another target because theirs was unreachable.
+    rerouted: AtomicU64,
     issued: AtomicU64,
     max_requests: Option<u64>,
     deadline: Instant,
@@ -422,7 +477,26 @@ impl Shared {
         if self.max_requests.is_some_and(|max| issued >= max) {
             return None;
         }
-        Some(self.next.fetch_add(1, Ordering::Relaxed) % self.uris.len())
+        Some(self.next.fetch_add(1, Ordering::Relaxed) % self.uris[0].len())
+    }
+
+    /// Sends query `query` to the next target in turn, and to the following ones while
+    /// the one asked is unreachable.
+    async fn send(&self, query: usize) -> Outcome {
+        let targets = self.uris.len();
+        let first = self.turn.fetch_add(1, Ordering::Relaxed);
+        let mut last = String::new();
+        for tried in 0..targets {
+            let uri = &self.uris[(first + tried) % targets][query];
+            match exchange(&self.client, uri, self.request_timeout).await {
+                Ok(outcome) => return outcome,
+                Err(Unreachable(reason)) => last = reason,
+            }
+            if tried + 1 < targets {
+                self.rerouted.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        Outcome::Transport(last)
     }
 
     fn record(&self, query: usize, latency: Duration, outcome: &Outcome) {
@@ -454,8 +528,7 @@ async fn closed_loop(shared: &Arc<Shared>, concurrency: usize) {
             tokio::spawn(async move {
                 while let Some(query) = shared.claim() {
                     let sent = Instant::now();
-                    let outcome =
-                        send(&shared.client, &shared.uris[query], shared.request_timeout).await;
+                    let outcome = shared.send(query).await;
                     shared.record(query, sent.elapsed(), &outcome);
                 }
             })
@@ -486,7 +559,7 @@ async fn open_loop(shared: &Arc<Shared>, rate: f64, max_in_flight: usize, start:
         let shared = shared.clone();
         tokio::spawn(async move {
             let sent = Instant::now();
-            let outcome = send(&shared.client, &shared.uris[query], shared.request_timeout).await;
+            let outcome = shared.send(query).await;
             let latency = open_loop_latency(intended, sent, Instant::now());
             shared.record(query, latency, &outcome);
             drop(permit);
@@ -691,5 +764,56 @@ mod tests {
         let report = run_blocking(spec).unwrap();
         assert_eq!((report.overall.requests, report.overall.errors), (6, 6));
         assert!(!report.error_samples.is_empty());
+    }
+
+    /// A server answering every request on every connection with an empty JSON object.
+    fn tiny_server() -> std::net::SocketAddr {
+        use std::io::{BufRead, BufReader, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                std::thread::spawn(move || {
+                    let mut reader = BufReader::new(stream.try_clone().unwrap());
+                    let mut writer = stream;
+                    let mut line = String::new();
+                    while reader.read_line(&mut line).is_ok_and(|n| n > 0) {
+                        if line == "\r\n" {
+                            let answer = "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}";
+                            if writer.write_all(answer.as_bytes()).is_err() {
+                                return;
+                            }
+                        }
+                        line.clear();
+                    }
+                });
+            }
+        });
+        addr
+    }
+
+    #[test]
+    fn spread_load_is_rerouted_past_an_unreachable_coordinator() {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let queries = vec![BenchQuery {
+            text: "a".into(),
+            kind: "term".into(),
+        }];
+        let mut spec = LoadSpec::new(
+            &format!("http://127.0.0.1:{closed}"),
+            queries,
+            LoadMode::Closed { concurrency: 1 },
+            Duration::from_secs(20),
+        );
+        spec.also = vec![format!("http://{}", tiny_server())];
+        spec.max_requests = Some(6);
+        let report = run_blocking(spec).unwrap();
+        assert_eq!((report.overall.requests, report.overall.errors), (6, 0));
+        // Every other request went to the closed port first.
+        assert_eq!(report.rerouted, 3);
     }
 }

@@ -38,9 +38,12 @@ use single_index::SingleIndex;
 /// Flags of `wikisearch bench`.
 #[derive(Debug, clap::Args)]
 pub struct BenchArgs {
-    /// The service to load (`http://host:port`; `/<endpoint>` is appended).
-    #[arg(long)]
-    pub url: String,
+    /// The service to load (`http://host:port`; `/<endpoint>` is appended). Repeat it
+    /// (or separate with commas) to spread the load over several coordinators of one
+    /// cluster: each request goes to the next in turn, and to the following one when
+    /// that one cannot be reached (counted as `rerouted`, not as an error).
+    #[arg(long, required = true, value_delimiter = ',')]
+    pub url: Vec<String>,
     /// The route to load: `search`, or `suggest`, which sends every prefix of each query
     /// as it is typed (one request a keystroke), `size` suggestions each.
     #[arg(long, default_value = "search", value_parser = ["search", "suggest"])]
@@ -149,11 +152,12 @@ pub fn run_cli(args: BenchArgs) -> anyhow::Result<()> {
         },
     };
     let mut spec = LoadSpec::new(
-        &args.url,
+        &args.url[0],
         queries,
         mode,
         seconds("duration", args.duration)?,
     );
+    spec.also = args.url[1..].to_vec();
     spec.endpoint = args.endpoint;
     spec.max_requests = args.max_requests;
     spec.size = args.size;

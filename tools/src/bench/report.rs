@@ -168,6 +168,7 @@ impl Recorder {
             kinds,
             error_samples: self.error_samples.clone(),
             timeline: Vec::new(),
+            rerouted: 0,
         }
     }
 }
@@ -257,6 +258,9 @@ pub struct LoadReport {
     /// One row per second, when a timeline was asked for.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub timeline: Vec<TimelineRow>,
+    /// Requests sent again to another coordinator because theirs could not be reached
+    /// (load spread over several): not failures, unless every one was unreachable.
+    pub rerouted: u64,
 }
 
 impl LoadReport {
@@ -304,6 +308,13 @@ impl LoadReport {
         }
         for (message, count) in &self.error_samples {
             let _ = writeln!(out, "error x{count}: {message}");
+        }
+        if self.rerouted > 0 {
+            let _ = writeln!(
+                out,
+                "rerouted: {} requests sent again to another coordinator (theirs unreachable)",
+                self.rerouted
+            );
         }
         out
     }

@@ -1,5 +1,7 @@
 //! The cluster file the demo writes (`DATA/cluster.toml`): N nodes on free loopback ports,
-//! the shard store the indexers filled, R replicas, the front-end's address.
+//! the shard store the indexers filled, R replicas, the front-end's address. Every node
+//! also coordinates (an `http` address: it serves the page and the API too), so the page
+//! keeps working whichever single process is killed, the front-end included.
 //!
 //! Ports change on every start (they are whatever the kernel hands out for
 //! `127.0.0.1:0`), which is what lets two demos run side by side; the shard store and node
@@ -35,7 +37,8 @@ pub fn write(
     replication: usize,
     listen: SocketAddr,
 ) -> anyhow::Result<(PathBuf, ClusterConfig)> {
-    let ports = free_ports(nodes)?;
+    let ports = free_ports(2 * nodes)?;
+    let (rpc_ports, http_ports) = ports.split_at(nodes);
     cluster::ensure_secret_file(&data.join(SECRET_FILE))?;
     let config = ClusterConfig {
         shard_store: PathBuf::from(SHARD_STORE).into(),
@@ -64,17 +67,21 @@ pub fn write(
             poll_ms: 1_000,
             ..Default::default()
         },
-        nodes: ports
-            .into_iter()
+        nodes: rpc_ports
+            .iter()
+            .zip(http_ports)
             .enumerate()
-            .map(|(i, port)| NodeConfig {
+            .map(|(i, (&rpc, &http))| NodeConfig {
                 id: node_id(i),
-                rpc: SocketAddr::from(([127, 0, 0, 1], port)).into(),
+                rpc: SocketAddr::from(([127, 0, 0, 1], rpc)).into(),
                 listen: None,
                 data_dir: None,
+                http: Some(SocketAddr::from(([127, 0, 0, 1], http)).into()),
+                http_listen: None,
             })
             .collect(),
         node_sets: Vec::new(),
+        coordinators: Vec::new(),
     };
     let path = data.join(CLUSTER_FILE);
     config.save(&path)?;
@@ -119,9 +126,10 @@ mod tests {
             dir.path().join("nodes/node-2")
         );
         let mut ports: Vec<u16> = config.nodes.iter().map(|n| n.rpc.port()).collect();
+        ports.extend(config.public_addresses().iter().map(|(_, a)| a.port()));
         ports.sort_unstable();
         ports.dedup();
-        assert_eq!(ports.len(), 3);
+        assert_eq!(ports.len(), 6, "an rpc and an http port per node");
         assert!(config.cluster_key().is_ok(), "a generated secret");
     }
 }

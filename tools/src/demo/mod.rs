@@ -8,7 +8,9 @@
 //! (through the [`Supervisor`]); wait until the front-end sees every node up and print the page URL,
 //! the node table and how to kill and restart a node ([`status`]); then supervise until
 //! Ctrl-C or SIGTERM and stop every child. The demo restarts nothing by itself: killing a
-//! node is how a user watches failover, and the printed command brings it back.
+//! node is how a user watches failover, and the printed command brings it back. Every node
+//! coordinates too (serves the page and the API at its own address), so killing the
+//! front-end does not end the demo either: the open page carries on with the nodes.
 
 mod build;
 mod cluster_file;
@@ -140,26 +142,29 @@ async fn run_cluster(
         return Ok(());
     };
     status::print_ready(&doc, &config, procs, searcher, &config_path, data);
-    supervise(procs, stop, searcher, &config_path).await
+    supervise(procs, stop, searcher, &config_path, args.listen).await
 }
 
-/// Reports children that exit until a stop signal; the front-end exiting ends the demo.
+/// Reports children that exit, with the command that restarts each, until a stop signal.
 async fn supervise(
     procs: &mut Supervisor,
     stop: &mut StopSignals,
     searcher: &Path,
     config_path: &Path,
+    listen: SocketAddr,
 ) -> anyhow::Result<()> {
     loop {
         for exited in procs.reap_exited() {
             if exited.name == "frontend" {
-                bail!(
-                    "the front-end (pid {}) exited ({}); the end of {}:\n{}",
+                println!(
+                    "the front-end (pid {}) exited ({}); the page carries on with the coordinating nodes. The end of {}:\n{}\nRestart it with: {}",
                     exited.pid,
                     describe_exit(exited.exit()),
                     exited.log.display(),
-                    log_tail(&exited.log, 25)
+                    log_tail(&exited.log, 10),
+                    status::frontend_restart_command(searcher, config_path, listen)
                 );
+                continue;
             }
             println!(
                 "{} (pid {}) exited ({}); the other replicas answer for it. Restart it with: {}",

@@ -191,6 +191,18 @@ pub fn print_ready(
             listen.port()
         );
     }
+    let coordinators: Vec<String> = config
+        .public_addresses()
+        .iter()
+        .map(|(id, http)| format!("{id} http://{http}/"))
+        .collect();
+    if !coordinators.is_empty() {
+        println!();
+        println!(
+            "Every node coordinates too (page and API): {}",
+            coordinators.join(", ")
+        );
+    }
     if let Some(first) = config.nodes.first() {
         let pid = procs.get(&first.id).map_or(0, |m| m.pid);
         println!();
@@ -215,6 +227,15 @@ pub fn restart_command(searcher: &Path, config_path: &Path, id: &str) -> String 
         shell_quote(&exe),
         shell_quote(&config),
         shell_quote(id)
+    )
+}
+
+/// The exact shell command that starts the demo's front-end again.
+pub fn frontend_restart_command(searcher: &Path, config_path: &Path, listen: SocketAddr) -> String {
+    format!(
+        "{} frontend --config {} --listen {listen}",
+        shell_quote(&searcher.display().to_string()),
+        shell_quote(&config_path.display().to_string()),
     )
 }
 
