@@ -557,7 +557,10 @@ data_dir = "/tmp/b"
             .collect();
         assert_eq!(
             public,
-            [("b", "127.0.0.1:8002".into()), ("c", "127.0.0.1:8003".into())]
+            [
+                ("b", "127.0.0.1:8002".into()),
+                ("c", "127.0.0.1:8003".into())
+            ]
         );
         assert!(config.node("c").is_err(), "a coordinator holds no shards");
         assert!(config.coordinator("c").is_some());

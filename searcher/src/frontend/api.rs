@@ -31,8 +31,8 @@ use crate::frontend::nodes::NodeHandle;
 use crate::frontend::root::{Root, SearchError};
 use crate::frontend::suggest;
 use crate::model::{
-    ClusterView, CoordinatorView, ErrorBody, HealStep, NodeHealth, NodeView, ReplicaHealth, ReplicaView,
-    SearchParams, SearchType, ShardView, DEFAULT_SIZE,
+    ClusterView, CoordinatorView, ErrorBody, HealStep, NodeHealth, NodeView, ReplicaHealth,
+    ReplicaView, SearchParams, SearchType, ShardView, DEFAULT_SIZE,
 };
 use shard_proto::query::Syntax;
 use shard_proto::wire::HealState;

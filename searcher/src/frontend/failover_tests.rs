@@ -290,8 +290,7 @@ impl Cluster {
                     http_listen: None,
                 };
                 let transport: Arc<dyn NodeTransport> = node.clone();
-                let handle =
-                    NodeHandle::with_transport(i, &config, transport, &timeouts, &metrics);
+                let handle = NodeHandle::with_transport(i, &config, transport, &timeouts, &metrics);
                 Arc::new(match local == Some(i) {
                     true => handle.into_local(),
                     false => handle,

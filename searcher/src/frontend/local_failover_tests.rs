@@ -63,7 +63,11 @@ async fn a_slow_local_shard_is_hedged_on_a_remote_replica() {
         .set(vec![Act::Answer(Duration::from_secs(10))]);
     let start = Instant::now();
     let gathered = cluster.scatter().await;
-    assert_eq!(cluster.calls_since(1, start), [start], "asked locally first");
+    assert_eq!(
+        cluster.calls_since(1, start),
+        [start],
+        "asked locally first"
+    );
     let hedged = cluster.calls_since(0, start);
     assert_eq!(hedged.len(), 1, "one hedge, to the remote replica");
     assert!(hedged[0] - start >= cluster.handle(1).hedge_after());
@@ -76,7 +80,9 @@ async fn a_failing_local_shard_is_retried_on_a_remote_replica() {
     let cluster = local_cluster();
     cluster.warm_up().await;
     let busy = AttemptError::Status(503, "node busy: 256 calls already waiting".into());
-    cluster.nodes[1].own.set(vec![Act::Fail(busy), Act::Answer(FAST)]);
+    cluster.nodes[1]
+        .own
+        .set(vec![Act::Fail(busy), Act::Answer(FAST)]);
     let start = Instant::now();
     let gathered = cluster.scatter().await;
     assert_eq!(cluster.calls_since(1, start).len(), 1);

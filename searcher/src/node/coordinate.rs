@@ -17,11 +17,11 @@ use futures::FutureExt as _;
 use tokio::net::TcpListener;
 
 use super::server::{self, NodeState};
+use crate::addr::NodeAddr;
 use crate::cluster::{http_bind_addr, ClusterConfig, NodeConfig};
 use crate::error::{Error, Result};
 use crate::frontend::local::LocalTransport;
 use crate::frontend::{self, Frontend};
-use crate::addr::NodeAddr;
 
 /// Serves the node's RPC on `rpc` and its public API at `http` until `shutdown`
 /// completes, then drains both.

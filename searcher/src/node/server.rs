@@ -423,7 +423,9 @@ impl NodeState {
             Ok(Outcome::Stopped(stopped)) => {
                 Err(Refused(StatusCode::GATEWAY_TIMEOUT, stopped.to_string()))
             }
-            Ok(Outcome::Internal(reason)) => Err(Refused(StatusCode::INTERNAL_SERVER_ERROR, reason)),
+            Ok(Outcome::Internal(reason)) => {
+                Err(Refused(StatusCode::INTERNAL_SERVER_ERROR, reason))
+            }
             Err(_) => Err(Refused(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal error: the search task failed".into(),
