@@ -57,10 +57,9 @@ impl Coordinated {
             "shard_store = {store:?}\nreplication = 2\n\n[frontend]\nlisten = \"127.0.0.1:{frontend}\"\n\n\
              [timeouts]\nattempt_ms = 700\ndeadline_ms = 5000\nprobe_interval_ms = 200\nconnect_ms = 250\neject_after_failures = 2\n{AUTH_TABLE}"
         );
-        for i in 0..3 {
+        for (i, (rpc, http)) in rpc.iter().zip(&http).enumerate() {
             toml.push_str(&format!(
-                "\n[[node]]\nid = \"node{i}\"\nrpc = \"127.0.0.1:{}\"\nhttp = \"127.0.0.1:{}\"\n",
-                rpc[i], http[i]
+                "\n[[node]]\nid = \"node{i}\"\nrpc = \"127.0.0.1:{rpc}\"\nhttp = \"127.0.0.1:{http}\"\n"
             ));
         }
         toml.push_str(&format!(
