@@ -55,7 +55,7 @@ fn main() -> anyhow::Result<()> {
         let opts = SynthOptions {
             pages: args.pages,
             seed: args.seed,
-            pages_per_stream: 100,
+            ..SynthOptions::default()
         };
         let summary = write_synthetic_dump(&dump, &opts)?;
         let secs = started.elapsed().as_secs_f64();

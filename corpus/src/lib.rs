@@ -25,5 +25,5 @@ pub use reader::{
 pub use split::Split;
 pub use stats::ScanStats;
 pub use synth::{
-    write_synthetic_dump, write_synthetic_dump_with, QueryTerms, SynthOptions, SynthSummary,
+    write_synthetic_dump, write_synthetic_dump_with, Markup, QueryTerms, SynthOptions, SynthSummary,
 };

@@ -3,21 +3,30 @@
 //!
 //! - (a) raw tantivy: one `IndexWriter` fed already-clean documents from memory (loaded
 //!   and cleaned before the clock starts), committed and merged to one segment;
-//! - (b) `indexer build` end to end from the uncompressed XML;
-//! - (c) `indexer build` from the multistream `.xml.bz2` (with `--index`, its index file);
+//! - (b) `indexer build` end to end from the uncompressed XML, once per shard count of
+//!   `--shards` (default 1, 2 and 6: a node's build must not slow down with its shards);
+//! - (c) `indexer build` from the multistream `.xml.bz2` (with `--index`, its index
+//!   file), once per shard count;
 //! - (d) bzip2 decompression alone: the dump's streams (from its index) decompressed into
 //!   a sink by the same number of threads; (d1) the same on one thread, for reference
 //!   (on a 2-core VM two busy threads each run slower, so CPU seconds depend on it).
 //!
 //! Each phase runs in a child process (this example re-executed with `--phase`) so that
 //! its CPU time and peak RSS (getrusage) are its own. Prints docs/s, MB/s, CPU seconds and
-//! peak RSS per phase and the ratios b/a (throughput; goal ≥ 0.8) and
-//! c_cpu / (a_cpu + d_cpu) (goal ≤ 1.15).
+//! peak RSS per phase and, per shard count, the ratios b/a (throughput; goal ≥ 0.8),
+//! b/b(1 shard) (goal ≥ 0.9) and c_cpu / (a_cpu + d_cpu) (goal ≤ 1.15).
+//!
+//! `--markup dense` generates articles heavier in markup than real enwiki (templates,
+//! citations, tables, navboxes: `corpus::Markup::Dense`, 79% of the wikitext bytes vs
+//! 49% in the real sample) instead of the generator's lighter default (37%), so the
+//! cleaner's cost is at least the real one in the figures.
 //!
 //! `--scale 10000,100000,1000000` instead builds (c) at each size and shows how time grows.
 //!
 //! ```text
 //! cargo run --release -p indexer --example bench_build -- --pages 220000 --threads 2
+//! cargo run --release -p indexer --example bench_build -- --pages 100000 --threads 2 \
+//!     --memory-mb 512 --markup dense --shards 1,2,6
 //! cargo run --release -p indexer --example bench_build -- --scale 10000,100000,1000000
 //! ```
 
@@ -29,7 +38,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, ValueEnum};
-use corpus::{classify, OpenOptions, PageEvent, PageKind, SynthOptions};
+use corpus::{classify, Markup, OpenOptions, PageEvent, PageKind, SynthOptions};
 use indexer::build::{build, BuildOptions, Plan, ProgressMode, ResourceUsage};
 use serde::{Deserialize, Serialize};
 use shard_proto::WikiSchema;
@@ -47,9 +56,15 @@ struct Args {
     /// Memory budget (MiB) of the builds and of the raw writer's arenas.
     #[arg(long, default_value_t = 1024)]
     memory_mb: u64,
-    /// Shards of the builds.
-    #[arg(long, default_value_t = 1)]
-    shards: u32,
+    /// Shard counts: builds (b) and (c) run once for each.
+    #[arg(long, value_delimiter = ',', default_value = "1,2,6")]
+    shards: Vec<u32>,
+    /// Markup of the generated dump: `normal` or `dense` (more than real enwiki has).
+    #[arg(long, default_value = "normal", value_parser = parse_markup)]
+    markup: Markup,
+    /// Skip the .xml.bz2 builds and decompression (c, d, d1).
+    #[arg(long)]
+    xml_only: bool,
     /// Where dumps are generated (and kept for the next run) and indexes written.
     #[arg(long, default_value = "target/bench-build")]
     dir: PathBuf,
@@ -72,7 +87,7 @@ enum Phase {
 }
 
 /// One phase's figures, as printed by a child process.
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 struct Measure {
     docs: u64,
     /// Bytes of the phase's input file.
@@ -84,6 +99,12 @@ struct Measure {
     peak_anon_rss_mb: f64,
     /// Raw phase only: memory held by the pre-cleaned documents.
     preload_mb: f64,
+    /// Raw phase only: share of the articles' wikitext bytes that cleaning removed.
+    markup_share: f64,
+}
+
+fn parse_markup(s: &str) -> std::result::Result<Markup, String> {
+    s.parse().map_err(|e: corpus::Error| e.to_string())
 }
 
 fn main() -> Result<()> {
@@ -95,10 +116,13 @@ fn main() -> Result<()> {
         return Ok(());
     }
     fs::create_dir_all(&args.dir)?;
-    let threads = Plan::new(args.shards, args.threads, args.memory_mb)?.threads;
+    if args.shards.is_empty() || args.shards.contains(&0) {
+        bail!("--shards needs shard counts of at least 1");
+    }
+    let threads = Plan::new(args.shards[0], args.threads, args.memory_mb)?.threads;
     println!(
-        "threads {threads}, memory budget {} MiB, shards {}",
-        args.memory_mb, args.shards
+        "threads {threads}, memory budget {} MiB, shard counts {:?}, markup {:?}",
+        args.memory_mb, args.shards, args.markup
     );
     if args.scale.is_empty() {
         compare(&args)
@@ -107,28 +131,61 @@ fn main() -> Result<()> {
     }
 }
 
-/// Phases a–d on one dump, and the ratios.
+/// Phases a–d on one dump, (b) and (c) per shard count, and the ratios.
 fn compare(args: &Args) -> Result<()> {
-    let (bz2, xml) = dumps(&args.dir, args.pages)?;
+    let (bz2, xml) = dumps(&args.dir, args.pages, args.markup)?;
     let xml_mb = fs::metadata(&xml)?.len() as f64 / 1e6;
-    let a = child(args, Phase::Raw, &xml)?;
-    let b = child(args, Phase::Build, &xml)?;
-    let c = child(args, Phase::Build, &bz2)?;
-    let d = child(args, Phase::Decompress, &bz2)?;
-    let d1 = child(args, Phase::Decompress1, &bz2)?;
+    let a = child(args, Phase::Raw, &xml, 1)?;
+    let mut rows = vec![("(a) raw tantivy, docs in memory".to_string(), a)];
+    let mut builds = Vec::new();
+    for &shards in &args.shards {
+        let b = child(args, Phase::Build, &xml, shards)?;
+        let c = match args.xml_only {
+            true => None,
+            false => Some(child(args, Phase::Build, &bz2, shards)?),
+        };
+        builds.push((shards, b, c));
+    }
+    let (d, d1) = match args.xml_only {
+        true => (None, None),
+        false => (
+            Some(child(args, Phase::Decompress, &bz2, 1)?),
+            Some(child(args, Phase::Decompress1, &bz2, 1)?),
+        ),
+    };
+    for (shards, b, c) in &builds {
+        rows.push((format!("(b) indexer build, .xml, {shards} sh"), b.clone()));
+        if let Some(c) = c {
+            rows.push((
+                format!("(c) indexer build, .xml.bz2, {shards} sh"),
+                c.clone(),
+            ));
+        }
+    }
+    if let (Some(d), Some(d1)) = (&d, &d1) {
+        rows.push(("(d) bzip2 decompression, T threads".into(), d.clone()));
+        rows.push(("(d1) bzip2 decompression, 1 thread".into(), d1.clone()));
+    }
+    print_rows(&rows, xml_mb);
+    let a = &rows[0].1;
     println!(
-        "\n{:<36} {:>8} {:>8} {:>10} {:>9} {:>7} {:>8} {:>8}",
+        "(a) peak RSS includes {:.0} MiB of pre-cleaned documents held in memory; cleaning \
+         removed {:.1}% of the articles' wikitext bytes (markup)",
+        a.preload_mb,
+        a.markup_share * 100.0
+    );
+    print_ratios(a, &builds, d.as_ref(), d1.as_ref());
+    Ok(())
+}
+
+fn print_rows(rows: &[(String, Measure)], xml_mb: f64) {
+    println!(
+        "\n{:<38} {:>8} {:>8} {:>10} {:>9} {:>7} {:>8} {:>8}",
         "phase", "docs", "docs/s", "MB/s(xml)", "MB/s(in)", "CPU s", "RSS MiB", "anon MiB"
     );
-    for (name, m) in [
-        ("(a) raw tantivy, docs in memory", &a),
-        ("(b) indexer build, .xml", &b),
-        ("(c) indexer build, .xml.bz2", &c),
-        ("(d) bzip2 decompression, T threads", &d),
-        ("(d1) bzip2 decompression, 1 thread", &d1),
-    ] {
+    for (name, m) in rows {
         println!(
-            "{name:<36} {:>8} {:>8.0} {:>10.1} {:>9.1} {:>7.1} {:>8.0} {:>8.0}",
+            "{name:<38} {:>8} {:>8.0} {:>10.1} {:>9.1} {:>7.1} {:>8.0} {:>8.0}",
             m.docs,
             m.docs as f64 / m.seconds,
             xml_mb / m.seconds,
@@ -138,33 +195,53 @@ fn compare(args: &Args) -> Result<()> {
             m.peak_anon_rss_mb
         );
     }
-    println!(
-        "(a) peak RSS includes {:.0} MiB of pre-cleaned documents held in memory",
-        a.preload_mb
-    );
+}
+
+type BuildRow = (u32, Measure, Option<Measure>);
+
+/// Per shard count: b/a, b/b(first shard count), and the CPU ratio of the .bz2 build.
+fn print_ratios(a: &Measure, builds: &[BuildRow], d: Option<&Measure>, d1: Option<&Measure>) {
     let rate = |m: &Measure| m.docs as f64 / m.seconds;
+    let (first_shards, first, _) = &builds[0];
     println!(
-        "\nb/a (docs/s)            = {:.3}  (goal >= 0.8)",
-        rate(&b) / rate(&a)
+        "\n{:>6} {:>12} {:>14} {:>24} {:>24}",
+        "shards",
+        "b/a docs/s",
+        format!("b/b({first_shards} sh)"),
+        "c_cpu/(a_cpu+d_cpu)",
+        "c_cpu/(a_cpu+d1_cpu)"
     );
-    println!("c/a (docs/s)            = {:.3}", rate(&c) / rate(&a));
+    for (shards, b, c) in builds {
+        let cpu_ratio = |d: Option<&Measure>| match (c, d) {
+            (Some(c), Some(d)) => format!("{:.3}", c.cpu_seconds / (a.cpu_seconds + d.cpu_seconds)),
+            _ => "-".into(),
+        };
+        println!(
+            "{shards:>6} {:>12.3} {:>14.3} {:>24} {:>24}",
+            rate(b) / rate(a),
+            rate(b) / rate(first),
+            cpu_ratio(d),
+            cpu_ratio(d1)
+        );
+    }
     println!(
-        "c_cpu / (a_cpu + d_cpu) = {:.3}  (goal <= 1.15; {:.1} / ({:.1} + {:.1}))",
-        c.cpu_seconds / (a.cpu_seconds + d.cpu_seconds),
-        c.cpu_seconds,
+        "goals: b/a >= 0.8; b/b(1 sh) >= 0.9; c_cpu/(a_cpu+d_cpu) <= 1.15 (a_cpu {:.1} s, \
+         d_cpu {})",
         a.cpu_seconds,
-        d.cpu_seconds
+        d.map_or("-".into(), |d| format!("{:.1} s", d.cpu_seconds))
     );
-    println!(
-        "c_cpu / (a_cpu + d1_cpu) = {:.3}  (decompression measured on one thread)",
-        c.cpu_seconds / (a.cpu_seconds + d1.cpu_seconds)
-    );
-    println!(
-        "peak RSS of the builds (b, c): {:.0} / {:.0} MiB, anonymous {:.0} / {:.0} MiB, for a \
-         budget of {} MiB (RSS includes the pages of the memory-mapped input read so far)",
-        b.peak_rss_mb, c.peak_rss_mb, b.peak_anon_rss_mb, c.peak_anon_rss_mb, args.memory_mb
-    );
-    Ok(())
+    for (shards, b, c) in builds {
+        println!(
+            "peak RSS of the {shards}-shard builds (b, c): {:.0} / {} MiB, anonymous {:.0} / {} \
+             MiB (RSS includes the pages of the memory-mapped input read so far)",
+            b.peak_rss_mb,
+            c.as_ref()
+                .map_or("-".into(), |c| format!("{:.0}", c.peak_rss_mb)),
+            b.peak_anon_rss_mb,
+            c.as_ref()
+                .map_or("-".into(), |c| format!("{:.0}", c.peak_anon_rss_mb)),
+        );
+    }
 }
 
 /// Build (c) at several sizes: time should grow linearly.
@@ -174,8 +251,8 @@ fn scale(args: &Args) -> Result<()> {
         "pages", "docs", "seconds", "docs/s", "µs/doc", "CPU s", "RSS MiB", "anon MiB"
     );
     for &pages in &args.scale {
-        let bz2 = compressed_dump(&args.dir, pages)?;
-        let m = child(args, Phase::Build, &bz2)?;
+        let bz2 = compressed_dump(&args.dir, pages, args.markup)?;
+        let m = child(args, Phase::Build, &bz2, args.shards[0])?;
         println!(
             "{pages:>9} {:>9} {:>9.1} {:>10.0} {:>9.1} {:>8.1} {:>8.0} {:>8.0}",
             m.docs,
@@ -191,16 +268,19 @@ fn scale(args: &Args) -> Result<()> {
 }
 
 /// Re-executes this example for one phase and parses its measurement.
-fn child(args: &Args, phase: Phase, input: &Path) -> Result<Measure> {
+fn child(args: &Args, phase: Phase, input: &Path, shards: u32) -> Result<Measure> {
     let exe = std::env::current_exe()?;
     let phase_name = format!("{phase:?}").to_lowercase();
-    eprintln!("running phase {phase_name} on {}", input.display());
+    eprintln!(
+        "running phase {phase_name} ({shards} shards) on {}",
+        input.display()
+    );
     let output = Command::new(exe)
         .args(["--phase", &phase_name, "--input"])
         .arg(input)
         .args(["--threads", &args.threads.to_string()])
         .args(["--memory-mb", &args.memory_mb.to_string()])
-        .args(["--shards", &args.shards.to_string()])
+        .args(["--shards", &shards.to_string()])
         .arg("--dir")
         .arg(&args.dir)
         .stderr(std::process::Stdio::inherit())
@@ -220,7 +300,7 @@ fn run_phase(phase: Phase, input: &Path, args: &Args) -> Result<Measure> {
             let summary = build(&BuildOptions {
                 input: input.to_path_buf(),
                 out: out.clone(),
-                shards: args.shards,
+                shards: args.shards[0],
                 split: corpus::Split::whole(),
                 // A multistream dump comes with its index (the synthetic one too): use it,
                 // as an operator would, instead of scanning for stream boundaries.
@@ -258,13 +338,17 @@ fn raw_tantivy(input: &Path, args: &Args) -> Result<Measure> {
     let reader = corpus::open(input, &OpenOptions::default())?;
     let site = reader.siteinfo().clone();
     let mut docs = Vec::new();
+    let mut wikitext_bytes = 0usize;
     for event in reader {
         if let PageEvent::Page(page) = event? {
             if classify(&page) == PageKind::Article {
+                wikitext_bytes += page.wikitext.len();
                 docs.push(corpus::to_document(&page, &site));
             }
         }
     }
+    let text_bytes: usize = docs.iter().map(|d| d.body.len()).sum();
+    let markup_share = 1.0 - text_bytes as f64 / wikitext_bytes.max(1) as f64;
     let preload_mb = docs
         .iter()
         .map(|d| d.body.len() + d.title.len() + d.url.len())
@@ -306,6 +390,7 @@ fn raw_tantivy(input: &Path, args: &Args) -> Result<Measure> {
         seconds,
         cpu_seconds,
         preload_mb,
+        markup_share,
         ..Measure::default()
     })
 }
@@ -360,9 +445,9 @@ fn decompress_streams(input: &Path, threads: usize) -> Result<Measure> {
 /// The generated `.xml.bz2` of `pages` pages and its uncompressed `.xml`, made once and
 /// kept in `dir` (written under a temporary name, so an interrupted run leaves no
 /// half-written dump behind to be reused).
-fn dumps(dir: &Path, pages: u64) -> Result<(PathBuf, PathBuf)> {
-    let bz2 = compressed_dump(dir, pages)?;
-    let xml = dir.join(format!("synth-{pages}.xml"));
+fn dumps(dir: &Path, pages: u64, markup: Markup) -> Result<(PathBuf, PathBuf)> {
+    let bz2 = compressed_dump(dir, pages, markup)?;
+    let xml = bz2.with_extension("");
     if !xml.exists() {
         eprintln!("decompressing to {}", xml.display());
         let tmp = xml.with_extension("xml.tmp");
@@ -374,13 +459,18 @@ fn dumps(dir: &Path, pages: u64) -> Result<(PathBuf, PathBuf)> {
 }
 
 /// The generated `.xml.bz2` of `pages` pages (and its index), made once.
-fn compressed_dump(dir: &Path, pages: u64) -> Result<PathBuf> {
-    let bz2 = dir.join(format!("synth-{pages}.xml.bz2"));
+fn compressed_dump(dir: &Path, pages: u64, markup: Markup) -> Result<PathBuf> {
+    let name = match markup {
+        Markup::Normal => format!("synth-{pages}"),
+        Markup::Dense => format!("synth-{pages}-dense"),
+    };
+    let bz2 = dir.join(format!("{name}.xml.bz2"));
     if !bz2.exists() {
         eprintln!("generating {}", bz2.display());
-        let tmp = dir.join(format!("synth-{pages}.tmp.xml.bz2"));
+        let tmp = dir.join(format!("{name}.tmp.xml.bz2"));
         let opts = SynthOptions {
             pages,
+            markup,
             ..SynthOptions::default()
         };
         let summary = corpus::write_synthetic_dump(&tmp, &opts)?;

@@ -2,9 +2,10 @@
 //!
 //! Steps: take the slice's lock in the output directory and clear what a dead build of
 //! the same slice left; open the input on the slice; stream it through the
-//! [`pipeline`] into M [`shard_writer::ShardWriter`]s built in parallel in temporary
-//! directories; commit and merge each shard to one segment (in parallel); fsync and write
-//! each manifest; check that nothing was lost and that at most
+//! [`pipeline`], indexing shard 0 with a [`shard_writer::ShardWriter`] in its temporary
+//! directory and spooling every other shard's clean documents ([`spool`]); then build
+//! the spooled shards one after the other ([`turns`]), each committed and merged to one
+//! segment while the next is indexed; fsync and write each manifest; check that nothing was lost and that at most
 //! `--max-unexpected-skips-percent` of the articles were skipped for an unexpected reason
 //! (the cleaner panicked); then [`publish`] all M shards at once (one atomic switch of
 //! the slice's record).
@@ -15,19 +16,26 @@
 //! publish the pages before a fatal read error, because a slice's shards must cover the
 //! whole slice or the cluster would silently serve a partial index.
 //!
-//! Memory: `--memory-mb` is split between the tantivy writers' arenas (60%, at least
-//! 15 MB per writer thread), documents waiting for the writers (15%) and articles waiting
-//! for the cleaners (15%); the rest is headroom for segment flushes and the final merge.
+//! Shards in turn: one writer at a time holds the whole writer budget and every writer
+//! thread, so a node builds M shards about as fast as one (M writers at once, each with
+//! 1/M of the budget, lost a third of the throughput at 6 shards: [`turns`] says why).
+//!
+//! Memory: `--memory-mb` is split between the tantivy writer's arenas (60%, at least
+//! 15 MB per writer thread), documents waiting for the writer (15%) and articles waiting
+//! for the cleaners (15%); the rest is headroom for segment flushes and the merge of the
+//! previous shard. The shard count does not change the split.
 
 pub mod pipeline;
 pub mod progress;
 pub mod publish;
 pub mod shard_writer;
+pub mod spool;
 pub mod summary;
+pub mod turns;
 pub mod upload;
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use corpus::{OpenOptions, Split};
@@ -37,10 +45,11 @@ use shard_proto::{ShardId, WikiSchema};
 use crate::error::{Error, Result};
 use crate::links;
 use crate::slice_args::SliceArgs;
-use pipeline::{PipelineConfig, PipelineOutput};
+use pipeline::{PipelineConfig, PipelineOutput, ShardTarget};
 pub use progress::ProgressMode;
 use progress::{Counters, Reporter};
 use shard_writer::{InFlight, ManifestInput, ShardWriter, WriterConfig};
+use spool::SpoolWriter;
 pub use summary::{AnonRssPeak, BuildSummary, ResourceUsage};
 
 /// Tantivy's minimum arena per indexing thread.
@@ -227,8 +236,9 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// Shares `memory_mb` and `threads` (0 = cores) among `shards` writers and the
-    /// pipeline; errors if the budget cannot give every writer tantivy's minimum.
+    /// Shares `memory_mb` and `threads` (0 = cores) between the one writer at work (the
+    /// shards are built in turn, so `shards` changes nothing but must be at least 1) and
+    /// the pipeline; errors if the budget cannot give the writer tantivy's minimum.
     pub fn new(shards: u32, threads: usize, memory_mb: u64) -> Result<Plan> {
         if shards == 0 {
             return Err(Error::Config("--shards must be at least 1".into()));
@@ -237,22 +247,20 @@ impl Plan {
             0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
             n => n,
         };
-        let shards = shards as usize;
         let total = usize::try_from(memory_mb)
             .unwrap_or(usize::MAX / MIB)
             .saturating_mul(MIB);
-        let per_shard = total / 10 * 6 / shards;
-        let mut writer_threads = (threads / shards).clamp(1, MAX_WRITER_THREADS);
-        while writer_threads > 1 && per_shard / writer_threads < MIN_BYTES_PER_WRITER_THREAD {
+        let writer_bytes = total / 10 * 6;
+        let mut writer_threads = threads.clamp(1, MAX_WRITER_THREADS);
+        while writer_threads > 1 && writer_bytes / writer_threads < MIN_BYTES_PER_WRITER_THREAD {
             writer_threads -= 1;
         }
-        let bytes_per_thread = (per_shard / writer_threads).min(u32::MAX as usize / 2);
+        let bytes_per_thread = (writer_bytes / writer_threads).min(u32::MAX as usize / 2);
         if bytes_per_thread < MIN_BYTES_PER_WRITER_THREAD {
-            let need = (MIN_BYTES_PER_WRITER_THREAD * shards * 10 / 6).div_ceil(MIB);
+            let need = (MIN_BYTES_PER_WRITER_THREAD * 10 / 6).div_ceil(MIB);
             return Err(Error::Config(format!(
-                "--memory-mb {memory_mb} is too small for {shards} shards: 60% of the budget \
-                 goes to the shard writers and each needs at least 15 MB; use --memory-mb \
-                 {need} or more, or fewer shards"
+                "--memory-mb {memory_mb} is too small: 60% of the budget goes to the shard \
+                 writer and it needs at least 15 MB; use --memory-mb {need} or more"
             )));
         }
         let queued = total / 100 * 15;
@@ -343,7 +351,8 @@ fn discard_temps(err: Error, out: &std::path::Path, temps: &[(ShardId, PathBuf)]
     err
 }
 
-/// Streams the input into the shard writers, finishes and seals every shard.
+/// Streams the input into shard 0's writer and the other shards' spools, builds the
+/// spooled shards in turn, and seals every shard.
 fn build_shards(
     reader: corpus::PageReader,
     temps: &[(ShardId, PathBuf)],
@@ -353,28 +362,43 @@ fn build_shards(
     signals: &links::Signals,
 ) -> Result<(PipelineOutput, Vec<ShardManifest>)> {
     let schema = WikiSchema::new();
-    let writers = temps
+    let ((first_id, first_dir), later) = temps
+        .split_first()
+        .ok_or_else(|| Error::Config("--shards must be at least 1".into()))?;
+    let live = ShardWriter::create(*first_id, first_dir, &schema, plan.writer)?;
+    let spools = later
         .iter()
-        .map(|(id, dir)| ShardWriter::create(*id, dir, &schema, plan.writer))
+        .map(|(_, dir)| SpoolWriter::create(dir).map(Mutex::new))
         .collect::<Result<Vec<_>>>()?;
+    let targets: Vec<ShardTarget<'_>> = std::iter::once(ShardTarget::Live(&live))
+        .chain(spools.iter().map(ShardTarget::Spool))
+        .collect();
     let counters = Arc::new(Counters::default());
     let reporter = Reporter::start(progress, Arc::clone(&counters), reader.progress());
+    let in_flight = InFlight::new(plan.in_flight_bytes);
     let cfg = PipelineConfig {
         clean_threads: plan.threads,
         batch_bytes: plan.batch_bytes,
         channel_batches: plan.channel_batches,
-        in_flight: InFlight::new(plan.in_flight_bytes),
+        in_flight: Arc::clone(&in_flight),
         signals,
     };
-    let output = pipeline::run(reader, &writers, &schema, &cfg, &counters);
+    let output = pipeline::run(reader, &targets, &schema, &cfg, &counters);
     reporter.finish();
+    drop(targets);
     let output = output?;
+    let spooled = spools
+        .into_iter()
+        .map(|s| s.into_inner().unwrap_or_else(|e| e.into_inner()).finish())
+        .collect::<Result<Vec<_>>>()?;
     tracing::info!(
-        "read done ({} pages); committing and merging {} shards",
+        "read done ({} pages); shard {first_id} indexed, {} shards spooled ({:.1} MB); \
+         building them in turn",
         output.stats.pages,
-        temps.len()
+        spooled.len(),
+        spooled.iter().map(|s| s.bytes).sum::<u64>() as f64 / 1e6
     );
-    let docs = finish_all(writers)?;
+    let docs = turns::build_in_turn(live, later, spooled, &schema, plan.writer, &in_flight)?;
     check_nothing_lost(&output, &docs)?;
     let manifests = std::thread::scope(|scope| {
         let handles: Vec<_> = temps
@@ -395,17 +419,6 @@ fn build_shards(
         join_all(handles)
     })?;
     Ok((output, manifests))
-}
-
-/// Commits and merges every shard in parallel; returns their document counts.
-fn finish_all(writers: Vec<ShardWriter>) -> Result<Vec<u64>> {
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = writers
-            .into_iter()
-            .map(|w| scope.spawn(move || w.finish()))
-            .collect();
-        join_all(handles)
-    })
 }
 
 fn join_all<T>(handles: Vec<std::thread::ScopedJoinHandle<'_, Result<T>>>) -> Result<Vec<T>> {
@@ -513,16 +526,27 @@ mod tests {
     #[test]
     fn plan_gives_each_writer_thread_at_least_tantivys_minimum() {
         let plan = Plan::new(4, 2, 256).unwrap();
-        assert_eq!(plan.writer.threads, 1);
+        assert_eq!(plan.writer.threads, 2);
         assert!(plan.writer.bytes_per_thread >= MIN_BYTES_PER_WRITER_THREAD);
         let plan = Plan::new(1, 4, 1024).unwrap();
         assert_eq!(plan.writer.threads, 4);
-        // 60% of 64 MiB for 1 shard: two threads would get < 15 MB each.
+        // 60% of 64 MiB: four threads would get < 15 MB each.
         let plan = Plan::new(1, 4, 64).unwrap();
         assert_eq!(plan.writer.threads, 2);
-        let err = Plan::new(8, 2, 64).unwrap_err().to_string();
-        assert!(err.contains("--memory-mb"), "{err}");
+        let err = Plan::new(1, 2, 20).unwrap_err().to_string();
+        assert!(err.contains("--memory-mb 24"), "{err}");
         assert!(Plan::new(0, 2, 64).is_err());
+    }
+
+    #[test]
+    fn the_shard_count_does_not_change_the_plan() {
+        // Shards are built in turn: each writer gets the whole budget and every thread.
+        for shards in [2, 6, 64] {
+            assert_eq!(
+                Plan::new(shards, 2, 64).unwrap(),
+                Plan::new(1, 2, 64).unwrap()
+            );
+        }
     }
 
     fn output_with(articles: u64, panics: u64) -> PipelineOutput {
@@ -549,7 +573,7 @@ mod tests {
     fn plan_stays_within_the_budget() {
         for (shards, threads, mb) in [(1, 2, 100), (3, 2, 512), (2, 16, 4096)] {
             let p = Plan::new(shards, threads, mb).unwrap();
-            let writers = shards as usize * p.writer.threads * p.writer.bytes_per_thread;
+            let writers = p.writer.threads * p.writer.bytes_per_thread;
             let pages = (p.channel_batches + p.threads) * p.batch_bytes;
             let used = writers + pages + p.in_flight_bytes;
             assert!(used <= mb as usize * MIB, "{p:?} uses {used}");

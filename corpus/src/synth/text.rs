@@ -6,6 +6,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::queries::QueryTerms;
+use super::Markup;
 
 /// Distinct terms of the vocabulary.
 pub const VOCABULARY: usize = 600_000;
@@ -142,6 +143,8 @@ pub struct Model {
     /// (then the model draws exactly the numbers it always did).
     phrases: Vec<String>,
     ln_phrases: f64,
+    /// Dense: the extra markup of `dense.rs`, drawn after everything Normal draws.
+    pub(super) markup: Markup,
 }
 
 /// Appends the syllable word of `n >= 1` (bijective base 100, two letters a syllable, so
@@ -159,7 +162,7 @@ fn syllable_word(mut n: u64, out: &mut String) {
 impl Model {
     /// The model of `seed`; query terms, when given, replace the syllable words at their
     /// placed ranks and bring their phrases.
-    pub fn new(seed: u64, query_terms: Option<&QueryTerms>) -> Model {
+    pub fn new(seed: u64, query_terms: Option<&QueryTerms>, markup: Markup) -> Model {
         let placed = query_terms.map_or_else(Vec::new, |q| q.placements(seed, COMMON));
         let mut placed = placed.into_iter().peekable();
         let mut words = String::with_capacity(VOCABULARY * 7);
@@ -180,6 +183,7 @@ impl Model {
             ln_vocabulary: ((VOCABULARY + 1) as f64).ln(),
             ln_phrases: ((phrases.len() as f64 + PHRASE_ZIPF_OFFSET) / PHRASE_ZIPF_OFFSET).ln(),
             phrases,
+            markup,
         }
     }
 
@@ -193,7 +197,7 @@ impl Model {
     }
 
     /// A Zipf(1) draw: P(rank < k) = ln(k+1) / ln(V+1).
-    fn zipf<'a>(&'a self, rng: &mut ChaCha8Rng) -> &'a str {
+    pub(super) fn zipf<'a>(&'a self, rng: &mut ChaCha8Rng) -> &'a str {
         let u: f64 = rng.random();
         let rank = ((u * self.ln_vocabulary).exp() as usize).saturating_sub(1);
         self.word(rank.min(VOCABULARY - 1))
@@ -282,8 +286,14 @@ impl Model {
         if rng.random_bool(0.2) {
             out.push_str("__NOTOC__\n");
         }
+        let dense = self.markup == Markup::Dense;
         if rng.random_bool(0.45) {
             self.infobox(rng, title, out);
+        } else if dense {
+            self.infobox(rng, title, out);
+        }
+        if dense {
+            self.dense_header(rng, out);
         }
         out.push_str(&format!("'''{title}''' is a "));
         let mut written = self.paragraph(rng, out, 40);
@@ -306,12 +316,21 @@ impl Model {
                     written += self.paragraph(rng, out, n);
                 }
             }
+            if dense {
+                written += self.dense_section_extra(rng, out);
+            }
+        }
+        if dense {
+            self.dense_see_also(rng, out);
         }
         out.push_str("\n== References ==\n{{Reflist|30em}}\n\n");
         for _ in 0..rng.random_range(1..5u32) {
             out.push_str("[[Category:");
             self.words(rng, out, 2, true);
             out.push_str("]]\n");
+        }
+        if dense {
+            self.dense_footer(rng, title, out);
         }
     }
 
@@ -373,13 +392,16 @@ impl Model {
                 18 => out.push_str("<ref name=\"census\" />"),
                 _ => {}
             }
+            if self.markup == Markup::Dense {
+                self.dense_inline(rng, out);
+            }
             out.push(' ');
         }
         out.push_str(".\n\n");
         n
     }
 
-    fn reference(&self, rng: &mut ChaCha8Rng, out: &mut String) {
+    pub(super) fn reference(&self, rng: &mut ChaCha8Rng, out: &mut String) {
         let year: u32 = rng.random_range(1950..2024);
         out.push_str("<ref>{{cite book |last=");
         self.words(rng, out, 1, true);
@@ -406,7 +428,7 @@ impl Model {
         written
     }
 
-    fn table(&self, rng: &mut ChaCha8Rng, out: &mut String) -> usize {
+    pub(super) fn table(&self, rng: &mut ChaCha8Rng, out: &mut String) -> usize {
         out.push_str("\n{| class=\"wikitable sortable\"\n|+ ");
         let mut written = self.words(rng, out, 3, true);
         out.push_str("\n|-\n! Year !! Title !! Notes\n");
@@ -433,7 +455,13 @@ impl Model {
     }
 
     /// `n` Zipf words separated by spaces; returns `n`.
-    fn words(&self, rng: &mut ChaCha8Rng, out: &mut String, n: usize, capital: bool) -> usize {
+    pub(super) fn words(
+        &self,
+        rng: &mut ChaCha8Rng,
+        out: &mut String,
+        n: usize,
+        capital: bool,
+    ) -> usize {
         for i in 0..n {
             if i > 0 {
                 out.push(' ');
@@ -588,7 +616,7 @@ mod tests {
 
     #[test]
     fn pages_are_deterministic() {
-        let model = Model::new(9, None);
+        let model = Model::new(9, None, Markup::Normal);
         let (mut a, mut b, mut scratch) = (String::new(), String::new(), String::new());
         let mut counts = Counts::default();
         model.write_page(17, &mut a, &mut scratch, &mut counts);

@@ -65,7 +65,7 @@ fn generated_multistream_partitions_with_and_without_index() {
         &SynthOptions {
             pages: 1_050,
             seed: 7,
-            pages_per_stream: 100,
+            ..SynthOptions::default()
         },
     )
     .unwrap();

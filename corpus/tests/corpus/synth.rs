@@ -2,11 +2,14 @@
 
 use std::io::Read;
 
+use std::path::Path;
+
 use corpus::{
-    open, to_document, write_synthetic_dump, InputFormat, OpenOptions, PageEvent, SynthOptions,
+    classify, open, to_document, write_synthetic_dump, InputFormat, Markup, OpenOptions, PageEvent,
+    PageKind, SynthOptions,
 };
 
-use crate::common::{scan, temp_dir};
+use crate::common::{sample, scan, temp_dir};
 
 #[test]
 fn generated_dump_reads_back_with_its_counts() {
@@ -15,7 +18,7 @@ fn generated_dump_reads_back_with_its_counts() {
     let opts = SynthOptions {
         pages: 2_000,
         seed: 3,
-        pages_per_stream: 100,
+        ..SynthOptions::default()
     };
     let summary = write_synthetic_dump(&out, &opts).unwrap();
     assert_eq!(summary.index, dir.path().join("synth-index.txt.bz2"));
@@ -86,7 +89,7 @@ fn generation_is_deterministic() {
     let opts = SynthOptions {
         pages: 300,
         seed: 11,
-        pages_per_stream: 100,
+        ..SynthOptions::default()
     };
     write_synthetic_dump(&a, &opts).unwrap();
     write_synthetic_dump(&b, &opts).unwrap();
@@ -94,4 +97,43 @@ fn generation_is_deterministic() {
     let other = dir.path().join("c.xml.bz2");
     write_synthetic_dump(&other, &SynthOptions { seed: 12, ..opts }).unwrap();
     assert_ne!(std::fs::read(&a).unwrap(), std::fs::read(&other).unwrap());
+}
+
+/// Share of the articles' wikitext bytes that cleaning removes (markup, not text).
+fn markup_share(dump: &Path) -> f64 {
+    let reader = open(dump, &OpenOptions::default()).unwrap();
+    let site = reader.siteinfo().clone();
+    let (mut wikitext, mut text) = (0usize, 0usize);
+    for event in reader {
+        if let PageEvent::Page(page) = event.unwrap() {
+            if classify(&page) == PageKind::Article {
+                wikitext += page.wikitext.len();
+                text += to_document(&page, &site).body.len();
+            }
+        }
+    }
+    1.0 - text as f64 / wikitext as f64
+}
+
+#[test]
+fn dense_markup_is_heavier_than_real_enwiki() {
+    let dir = temp_dir();
+    let share = |markup| {
+        let out = dir.path().join(format!("{markup:?}.xml.bz2"));
+        let opts = SynthOptions {
+            pages: 400,
+            markup,
+            ..SynthOptions::default()
+        };
+        write_synthetic_dump(&out, &opts).unwrap();
+        markup_share(&out)
+    };
+    let (normal, dense) = (share(Markup::Normal), share(Markup::Dense));
+    let real = markup_share(&sample("enwiki-sample.xml.bz2"));
+    println!("markup share: normal {normal:.3}, dense {dense:.3}, real enwiki sample {real:.3}");
+    // Normal mode is lighter than real articles; dense mode at least as heavy.
+    assert!(normal < real, "normal {normal:.3} vs real {real:.3}");
+    assert!(dense >= real, "dense {dense:.3} vs real {real:.3}");
+    assert_eq!("dense".parse::<Markup>().unwrap(), Markup::Dense);
+    assert!("heavy".parse::<Markup>().is_err());
 }

@@ -8,8 +8,10 @@
 //!   routes to.
 //! - A dedicated rayon pool pulls batches (`par_bridge`, no barrier between batches),
 //!   cleans each article (`corpus::to_document`), adds what the link pass knows about it
-//!   (`crate::links::Signals`), routes it with `ShardId::route` and
-//!   hands it to that shard's tantivy writer, whose own threads index it.
+//!   (`crate::links::Signals`), routes it with `ShardId::route` and hands it to that
+//!   shard's [`ShardTarget`]: the tantivy writer of the shard indexed now (whose own
+//!   threads index it), or the spool of a shard whose turn comes after the read
+//!   (`spool.rs`; why shards are built in turn: `build.rs`).
 //!
 //! Memory stays bounded by construction: the channel holds at most `channel_batches`
 //! batches, each cleaner holds one, and cleaned documents wait for tantivy under the
@@ -31,6 +33,7 @@ use shard_proto::{ShardId, WikiSchema};
 
 use super::progress::Counters;
 use super::shard_writer::{to_tantivy, InFlight, ShardWriter, TrackedDoc};
+use super::spool::SpoolWriter;
 use crate::error::{Error, Result};
 use crate::links::Signals;
 
@@ -52,6 +55,14 @@ pub struct PipelineConfig<'a> {
     pub signals: &'a Signals,
 }
 
+/// Where one shard's documents go while the input is read.
+pub enum ShardTarget<'a> {
+    /// Indexed at once by this writer.
+    Live(&'a ShardWriter),
+    /// Appended to the shard's spool, indexed after the read.
+    Spool(&'a Mutex<SpoolWriter>),
+}
+
 /// What went through the pipeline.
 #[derive(Debug, Default)]
 pub struct PipelineOutput {
@@ -65,15 +76,15 @@ pub struct PipelineOutput {
     pub bytes_read: u64,
 }
 
-/// Reads the whole slice and feeds `writers` (one per shard, in shard order).
+/// Reads the whole slice and feeds `targets` (one per shard, in shard order).
 pub fn run(
     reader: PageReader,
-    writers: &[ShardWriter],
+    targets: &[ShardTarget<'_>],
     schema: &WikiSchema,
     cfg: &PipelineConfig<'_>,
     counters: &Counters,
 ) -> Result<PipelineOutput> {
-    let shards = writers.len();
+    let shards = targets.len();
     let site = reader.siteinfo().clone();
     let progress = reader.progress();
     let pool = rayon::ThreadPoolBuilder::new()
@@ -83,7 +94,7 @@ pub fn run(
         .map_err(|e| Error::Config(format!("cannot start the cleaning threads: {e}")))?;
     let (tx, rx) = bounded::<Vec<Page>>(cfg.channel_batches);
     let sink = Sink {
-        writers,
+        targets,
         schema,
         site: &site,
         signals: cfg.signals,
@@ -193,7 +204,7 @@ fn read_slice(
 
 /// The cleaning side: shared by every cleaner thread.
 struct Sink<'a> {
-    writers: &'a [ShardWriter],
+    targets: &'a [ShardTarget<'a>],
     schema: &'a WikiSchema,
     site: &'a SiteInfo,
     signals: &'a Signals,
@@ -206,7 +217,7 @@ struct Sink<'a> {
 impl Sink<'_> {
     /// Cleans, routes and queues one batch of articles.
     fn index(&self, batch: Vec<Page>) -> Result<()> {
-        let shards = self.writers.len() as u32;
+        let shards = self.targets.len() as u32;
         for page in batch {
             let shard = ShardId::route(page.id, shards) as usize;
             let cleaned = catch_unwind(AssertUnwindSafe(|| to_document(&page, self.site)));
@@ -224,8 +235,16 @@ impl Sink<'_> {
             let signals = canonical_title(&document.title)
                 .map(|title| self.signals.get(&title))
                 .unwrap_or_default();
-            let (doc, bytes) = to_tantivy(self.schema, document, signals);
-            self.writers[shard].add(TrackedDoc::new(doc, bytes, self.in_flight))?;
+            match &self.targets[shard] {
+                ShardTarget::Live(writer) => {
+                    let (doc, bytes) = to_tantivy(self.schema, document, signals);
+                    writer.add(TrackedDoc::new(doc, bytes, self.in_flight))?;
+                }
+                ShardTarget::Spool(spool) => spool
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .write(&document, &signals)?,
+            }
             self.docs[shard].fetch_add(1, Ordering::Relaxed);
             self.counters.docs.fetch_add(1, Ordering::Relaxed);
         }
