@@ -6,7 +6,10 @@
 //! other. Relative paths are resolved against the file's own directory.
 //!
 //! Nodes are listed one by one (`[[node]]`) or by a pattern (`[[node_set]]`, expanded at
-//! load: see [`crate::addr`]); either way a node is its id, reached at a `host:port`.
+//! load: see [`crate::addr`]); either way a node is its id, reached at a `host:port`. A
+//! node marked `drain = true` is left out of the placement (its replicas move to the
+//! others before it drops them: `node::heal`); nodes re-read the file when it changes,
+//! so adding, draining or removing a node needs no restart of the others.
 //!
 //! The cluster secret authenticates the internal RPC (see `shard_proto::auth`): it comes
 //! from the environment variable [`SECRET_ENV`] if set, else from the file `[auth]
@@ -81,6 +84,19 @@ pub struct ClusterConfig {
     /// `[[node]]` entries) and empties this list.
     #[serde(rename = "node_set", default, skip_serializing_if = "Vec::is_empty")]
     pub node_sets: Vec<NodeSet>,
+    /// The file this was loaded from (not part of the content: equal whatever it is).
+    #[serde(skip)]
+    pub source: LoadedFrom,
+}
+
+/// Where a [`ClusterConfig`] was read from, so a node can notice the file change.
+#[derive(Clone, Debug, Default)]
+pub struct LoadedFrom(pub Option<PathBuf>);
+
+impl PartialEq for LoadedFrom {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
 }
 
 /// One searcher node.
@@ -105,6 +121,10 @@ pub struct NodeConfig {
     /// The address the public API binds, when it differs from what `http` resolves to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http_listen: Option<SocketAddr>,
+    /// Being removed: the placement gives it no shard, so the others take its replicas
+    /// and it drops each copy once they serve it (then it can leave the file).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub drain: bool,
 }
 
 /// A coordinator-only node: serves the public API over the shard-holding nodes, holds no
@@ -218,6 +238,7 @@ impl ClusterConfig {
             path: path.to_path_buf(),
             reason,
         })?;
+        config.source = LoadedFrom(Some(path.to_path_buf()));
         Ok(config)
     }
 
@@ -241,6 +262,7 @@ impl ClusterConfig {
                     data_dir: n.data_dir,
                     http: n.http,
                     http_listen: n.http_listen,
+                    drain: false,
                 }));
         }
         Ok(())
@@ -264,11 +286,12 @@ impl ClusterConfig {
         if self.nodes.is_empty() {
             return Err("no [[node]] or [[node_set]] entries".into());
         }
-        if self.replication == 0 || self.replication > self.nodes.len() {
+        let placed = self.placed_nodes().count();
+        if self.replication == 0 || self.replication > placed {
             return Err(format!(
-                "replication = {} but there are {} nodes (need 1 <= replication <= nodes)",
+                "replication = {} but there are {placed} nodes not draining (need 1 <= \
+                 replication <= nodes)",
                 self.replication,
-                self.nodes.len()
             ));
         }
         let mut ids = BTreeSet::new();
@@ -355,6 +378,14 @@ impl ClusterConfig {
             }
         };
         ClusterKey::from_secret(&secret).map_err(Error::Other)
+    }
+
+    /// The ids of the nodes shards are placed on: every node not marked `drain`.
+    pub fn placed_nodes(&self) -> impl Iterator<Item = &str> + Clone {
+        self.nodes
+            .iter()
+            .filter(|n| !n.drain)
+            .map(|n| n.id.as_str())
     }
 
     /// The node with this id.
@@ -782,6 +813,7 @@ data_dir = "data/{i}"
             nodes: Vec::new(),
             node_sets: Vec::new(),
             coordinators: Vec::new(),
+            source: Default::default(),
         };
 
         let found = config.shard_manifests().unwrap();

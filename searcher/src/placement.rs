@@ -53,13 +53,10 @@ impl Placement {
         Placement { replicas }
     }
 
-    /// Placement of the given shards over the cluster's nodes.
+    /// Placement of the given shards over the cluster's nodes (those marked `drain`
+    /// excepted).
     pub fn for_cluster(config: &ClusterConfig, shards: impl IntoIterator<Item = ShardId>) -> Self {
-        Self::compute(
-            shards,
-            config.nodes.iter().map(|n| n.id.as_str()),
-            config.replication,
-        )
+        Self::compute(shards, config.placed_nodes(), config.replication)
     }
 
     /// The shards a node must hold.

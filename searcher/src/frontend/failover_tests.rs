@@ -288,6 +288,7 @@ impl Cluster {
                     data_dir: None,
                     http: None,
                     http_listen: None,
+                    drain: false,
                 };
                 let transport: Arc<dyn NodeTransport> = node.clone();
                 let handle = NodeHandle::with_transport(i, &config, transport, &timeouts, &metrics);

@@ -629,6 +629,7 @@ mod tests {
             data_dir: None,
             http: None,
             http_listen: None,
+            drain: false,
         };
         let key = ClusterKey::from_secret(b"a test secret, 16+ bytes").unwrap();
         let node = NodeHandle::new(0, &config, &Timeouts::default(), &metrics, key);

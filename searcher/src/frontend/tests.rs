@@ -50,10 +50,12 @@ fn config(dir: &Path, nodes: &[(&str, std::net::SocketAddr)], replication: usize
                 data_dir: Some(dir.join("nodes").join(id)),
                 http: None,
                 http_listen: None,
+                drain: false,
             })
             .collect(),
         node_sets: Vec::new(),
         coordinators: Vec::new(),
+        source: Default::default(),
     }
 }
 

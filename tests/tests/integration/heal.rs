@@ -8,6 +8,10 @@
 //!   byte, and the temporary copies are dropped after the cool-down.
 //! - Both holders of a shard killed: answers are partial (flagged) until the survivor has
 //!   installed it, then full again, without any command.
+//! - A fourth node added to the cluster file under load: it takes its rendezvous share
+//!   (about a quarter of the replicas), the holders it displaces drop their copies only
+//!   once it serves them, and no shard ever has fewer than 2 serving copies, as the
+//!   nodes' own health answers say, polled all along.
 //!
 //! Conditions are waited for with generous deadlines; timings are printed, never asserted.
 
@@ -16,12 +20,19 @@ use std::os::unix::fs::MetadataExt as _;
 use std::path::Path;
 use std::time::Instant;
 
+use searcher::cluster::ClusterConfig;
+use searcher::placement::Placement;
 use serde_json::Value;
+use shard_proto::auth::AUTH_HEADER;
 use shard_proto::manifest::{ShardManifest, MANIFEST_FILE};
-use tests::{get_json, wait_for, Signal};
+use shard_proto::wire::{self, HealthResponse};
+use shard_proto::ShardId;
+use tests::cluster_secret::auth_value;
+use tests::{free_port, get_json, wait_for, Signal};
 
 use crate::failover::{
-    assert_clean, first_shard_and_holders, seconds, serial, shard_store, Cluster, Load, PATIENCE,
+    assert_clean, first_shard_and_holders, seconds, serial, shard_docs, shard_store, Cluster, Load,
+    PATIENCE,
 };
 
 /// Heal after 3 s unreachable; drop temporary copies 3 s after the lost node serves.
@@ -215,4 +226,91 @@ fn both_holders_of_a_shard_lost_the_survivor_installs_it_and_answers_are_full_ag
         "answers must be 200: {:?}",
         figures.error_samples
     );
+}
+
+/// A node's own health answer (`None` if it does not answer).
+fn node_health(rpc: &str) -> Option<HealthResponse> {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(std::time::Duration::from_secs(2)))
+        .build()
+        .into();
+    let mut response = agent
+        .get(format!("http://{rpc}{}", wire::paths::HEALTH))
+        .header(AUTH_HEADER, auth_value("GET", wire::paths::HEALTH, b""))
+        .call()
+        .ok()?;
+    let body = response.body_mut().read_to_vec().ok()?;
+    wire::decode(&body).ok()
+}
+
+/// Shard → the nodes whose health answer reports it serving, polled one node at a time.
+fn serving_by_health(config: &ClusterConfig) -> BTreeMap<ShardId, BTreeSet<String>> {
+    let mut map: BTreeMap<ShardId, BTreeSet<String>> = BTreeMap::new();
+    for node in &config.nodes {
+        let Some(health) = node_health(&node.rpc.to_string()) else {
+            continue;
+        };
+        for shard in health.serving() {
+            map.entry(shard).or_default().insert(node.id.clone());
+        }
+    }
+    map
+}
+
+#[test]
+fn a_fourth_node_joins_under_load_and_takes_a_quarter_of_the_replicas() {
+    let _serial = serial();
+    let mut cluster = Cluster::start_with("heal-grow", HEAL);
+    let file = cluster.dir.path().join("cluster.toml");
+    let shards: Vec<ShardId> = shard_docs()
+        .keys()
+        .map(|s| s.parse().expect("shard id"))
+        .collect();
+    let load = Load::start(&cluster.url, &[]);
+    // The file is replaced whole (write, then rename), as an operator's tool would.
+    let mut text = std::fs::read_to_string(&file).expect("read cluster.toml");
+    text.push_str(&format!(
+        "\n[[node]]\nid = \"n4\"\nrpc = \"127.0.0.1:{}\"\n",
+        free_port()
+    ));
+    let edited = file.with_extension("toml.new");
+    std::fs::write(&edited, text).expect("write the new cluster file");
+    let joined = Instant::now();
+    std::fs::rename(&edited, &file).expect("replace cluster.toml");
+    let config = ClusterConfig::load(&file).expect("the new cluster file");
+    let target = Placement::for_cluster(&config, shards.iter().copied());
+    let share = target.shards_of("n4");
+    cluster.start_node("n4");
+
+    let mut fewest = usize::MAX;
+    let mut polls = 0u32;
+    let settled = wait_for(
+        "every node serving exactly its share of the 4-node placement",
+        PATIENCE * 2,
+        || {
+            let serving = serving_by_health(&config);
+            polls += 1;
+            let copies = shards.iter().map(|s| serving.get(s).map_or(0, |n| n.len()));
+            fewest = fewest.min(copies.min().unwrap_or(0));
+            let done = shards.iter().all(|s| {
+                let wanted: BTreeSet<String> = target.replicas[s].iter().cloned().collect();
+                serving.get(s) == Some(&wanted)
+            });
+            done.then(Instant::now)
+        },
+    );
+    let figures = load.finish();
+    let replicas = shards.len() * 2;
+    println!(
+        "grow: n4 joined; it took {} of {replicas} replicas ({:.0}%), the displaced copies \
+         were dropped, all within {:.2} s; fewest serving copies of any shard over {polls} \
+         polls of the nodes' health: {fewest}",
+        share.len(),
+        100.0 * share.len() as f64 / replicas as f64,
+        seconds(joined, settled)
+    );
+    assert!(!share.is_empty(), "the placement gives n4 no shard");
+    assert!(fewest >= 2, "a shard had {fewest} serving copies");
+    assert_clean("a fourth node joins", &figures);
 }

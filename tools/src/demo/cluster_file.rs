@@ -78,10 +78,12 @@ pub fn write(
                 data_dir: None,
                 http: Some(SocketAddr::from(([127, 0, 0, 1], http)).into()),
                 http_listen: None,
+                drain: false,
             })
             .collect(),
         node_sets: Vec::new(),
         coordinators: Vec::new(),
+        source: Default::default(),
     };
     let path = data.join(CLUSTER_FILE);
     config.save(&path)?;

@@ -14,6 +14,13 @@
 //! - A copy this node holds beyond the full placement's target is temporary: once every
 //!   holder the live placement names reports serving the shard (the lost node is back),
 //!   it is retired after `cool_down` (first unannounced, then removed).
+//! - Growing and shrinking are the same rule: a node added to the cluster file takes the
+//!   shards the placement now gives it (about 1/(N+1) of the replicas: rendezvous moves
+//!   nothing else), and the holder it displaces keeps its copy, announced, until the new
+//!   holder reports serving it. A node marked `drain` (or no longer in the file, as it
+//!   sees itself) is left out of the placement: its shards get new holders and it drops
+//!   each copy only once they serve. So no shard has fewer than R serving copies during a
+//!   planned change.
 //!
 //! Same inputs, same output, no clock or I/O: the loop around it (`super`) supplies them.
 
@@ -68,6 +75,8 @@ pub struct View<'a> {
     pub me: &'a str,
     /// Every node id of the cluster file.
     pub nodes: &'a [String],
+    /// Nodes of the file marked `drain`: they keep serving but get no shards.
+    pub draining: &'a BTreeSet<String>,
     pub replication: usize,
     /// The shards of the store this node could install.
     pub shards: &'a [ShardId],
@@ -103,6 +112,12 @@ impl View<'_> {
     fn unreachable_for(&self, node: &str) -> Option<Duration> {
         let since = self.peers.get(node)?.unreachable_since?;
         Some(self.now.saturating_duration_since(since))
+    }
+
+    /// Whether the placement leaves `node` out: marked `drain`, or not in the file (this
+    /// node, once an operator removed it).
+    fn leaving(&self, node: &str) -> bool {
+        self.draining.contains(node) || !self.nodes.iter().any(|n| n == node)
     }
 
     fn dead(&self, node: &str) -> bool {
@@ -144,8 +159,10 @@ impl View<'_> {
 
 /// The decision for `view` (see the module docs).
 pub fn decide(view: &View) -> Decision {
-    let live = view.placement_over(|n| !view.dead(n));
-    let hopeful = view.placement_over(|n| n == view.me || view.unreachable_for(n).is_none());
+    let live = view.placement_over(|n| !view.dead(n) && !view.leaving(n));
+    let hopeful = view.placement_over(|n| {
+        !view.leaving(n) && (n == view.me || view.unreachable_for(n).is_none())
+    });
     let mut decision = Decision::default();
     let mut install = Vec::new();
     for shard in view.shards {
@@ -253,6 +270,7 @@ mod tests {
     /// A 4-node cluster, R = 2, 12 shards, every node serving its target, as `me` sees it.
     struct World {
         nodes: Vec<String>,
+        draining: BTreeSet<String>,
         shards: Vec<ShardId>,
         peers: BTreeMap<String, Peer>,
         held: BTreeSet<ShardId>,
@@ -293,6 +311,7 @@ mod tests {
             World {
                 held: full.shards_of(me).into_iter().collect(),
                 nodes,
+                draining: BTreeSet::new(),
                 shards,
                 peers,
                 tasks: BTreeMap::new(),
@@ -305,6 +324,7 @@ mod tests {
             decide(&View {
                 me,
                 nodes: &self.nodes,
+                draining: &self.draining,
                 replication: 2,
                 shards: &self.shards,
                 peers: &self.peers,
@@ -473,5 +493,80 @@ mod tests {
         let decision = world.decide("a", 200 * SECOND);
         assert_eq!(decision.keep, extra);
         assert!(decision.install.iter().all(|s| !extra.contains(s)));
+    }
+
+    fn placement(nodes: &[&str]) -> Placement {
+        Placement::compute(shards(12), nodes.iter().copied(), 2)
+    }
+
+    /// Every peer serves what `target` gives it.
+    fn serve(world: &mut World, target: &Placement) {
+        for (id, peer) in world.peers.iter_mut() {
+            peer.serving = target.shards_of(id).into_iter().collect();
+        }
+    }
+
+    #[test]
+    fn a_joining_node_takes_its_share_and_displaced_copies_go_once_it_serves() {
+        let after = placement(&["a", "b", "c", "d", "e"]);
+        let share = after.shards_of("e");
+        assert!(!share.is_empty() && share.len() < 12, "{share:?}");
+        // The new node installs exactly its share.
+        let mut joining = World::new("e");
+        joining.nodes.push("e".into());
+        assert_eq!(joining.decide("e", SECOND).install, share);
+        // Old holders: nothing while it does not serve, then each drops what moved.
+        let mut displaced = 0;
+        for me in ["a", "b", "c", "d"] {
+            let mut world = World::new(me);
+            world.nodes.push("e".into());
+            world.peers.insert("e".into(), Peer::default());
+            let before = world.decide(me, SECOND);
+            assert_eq!(before, Decision::default(), "{me}: nothing before e serves");
+            serve(&mut world, &after);
+            let moved: Vec<ShardId> = world
+                .held
+                .iter()
+                .filter(|s| !after.shards_of(me).contains(s))
+                .copied()
+                .collect();
+            let decision = world.decide(me, 2 * SECOND);
+            assert_eq!(decision.surplus, moved, "{me}");
+            assert!(decision.install.is_empty(), "{me}: {decision:?}");
+            displaced += moved.len();
+        }
+        assert_eq!(
+            displaced,
+            share.len(),
+            "one displaced copy per replica moved"
+        );
+    }
+
+    #[test]
+    fn a_draining_or_removed_node_keeps_its_copies_until_the_new_holders_serve() {
+        let without_b = placement(&["a", "c", "d"]);
+        for removed in [false, true] {
+            let mut world = World::new("b");
+            match removed {
+                true => world.nodes.retain(|n| n != "b"),
+                false => _ = world.draining.insert("b".into()),
+            }
+            assert_eq!(world.decide("b", SECOND), Decision::default());
+            serve(&mut world, &without_b);
+            let held: Vec<ShardId> = world.held.iter().copied().collect();
+            assert_eq!(world.decide("b", 2 * SECOND).surplus, held);
+        }
+        // The others take over b's copies at once (it is alive: nothing to wait for).
+        let mut world = World::new("a");
+        world.draining.insert("b".into());
+        let wanted: Vec<ShardId> = without_b
+            .shards_of("a")
+            .into_iter()
+            .filter(|s| !world.held.contains(s))
+            .collect();
+        assert!(!wanted.is_empty());
+        let mut install = world.decide("a", SECOND).install;
+        install.sort();
+        assert_eq!(install, wanted);
     }
 }

@@ -16,6 +16,15 @@
 //!
 //! What it is doing is reported in the node's health answer ([`Healer::report`]), so
 //! `/cluster` can say why any shard is under-replicated.
+//!
+//! Growing and shrinking: every round the loop also looks at the cluster file's
+//! modification time and size (polling, rather than a SIGHUP, works the same for an
+//! edited file, a file replaced by `mv` and a Kubernetes ConfigMap update, and needs no
+//! process to signal). When it changed and reads well, the node follows its node list:
+//! it probes added nodes, stops probing removed ones, and the decision leaves nodes
+//! marked `drain` (or this node, once removed from the file) out of the placement, so
+//! replicas move to their new holders before the old copies go ([`decide`]). Other
+//! settings take effect at the next restart.
 
 pub mod decide;
 pub mod peers;
@@ -24,7 +33,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
@@ -38,7 +47,7 @@ use super::leaf::Leaf;
 use super::replicas::{install_replica, Installed, TMP_PREFIX};
 use crate::cluster::ClusterConfig;
 use decide::{decide, Decision, Task, Timing, View};
-use peers::{Peers, ProbeTiming};
+use peers::{Peers, ProbeTiming, Probes};
 
 /// `[heal]` of the cluster file.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -88,7 +97,6 @@ const DRAIN_FLOOR: Duration = Duration::from_secs(2);
 /// Where installs come from and go, and what the decision needs to know of the cluster.
 struct Setup {
     me: String,
-    nodes: Vec<String>,
     replication: usize,
     /// The shard store, opened once (or why it could not be: every install then fails with it).
     store: Result<ShardStore, String>,
@@ -110,9 +118,68 @@ struct State {
     copying: BTreeMap<ShardId, u64>,
 }
 
+/// The cluster file's node list, as last read.
+#[derive(Clone, Debug, Default, PartialEq)]
+struct Membership {
+    nodes: Vec<String>,
+    draining: BTreeSet<String>,
+}
+
+impl Membership {
+    fn of(config: &ClusterConfig) -> Membership {
+        Membership {
+            nodes: config.nodes.iter().map(|n| n.id.clone()).collect(),
+            draining: config
+                .nodes
+                .iter()
+                .filter(|n| n.drain)
+                .map(|n| n.id.clone())
+                .collect(),
+        }
+    }
+}
+
+/// The cluster file, watched for changes by modification time and size.
+struct Watched {
+    path: PathBuf,
+    stamp: Option<(SystemTime, u64)>,
+}
+
+impl Watched {
+    fn new(path: &Path) -> Watched {
+        Watched {
+            path: path.to_path_buf(),
+            stamp: stamp(path),
+        }
+    }
+
+    /// The file's new content, if it changed since the last look and reads well (a file
+    /// that does not, e.g. half-written, is logged and read again at its next change).
+    fn changed(&mut self) -> Option<ClusterConfig> {
+        let now = stamp(&self.path);
+        if now == self.stamp {
+            return None;
+        }
+        self.stamp = now;
+        match ClusterConfig::load(&self.path) {
+            Ok(config) => Some(config),
+            Err(error) => {
+                tracing::warn!(%error, "cluster file changed but cannot be used: ignored");
+                None
+            }
+        }
+    }
+}
+
+fn stamp(path: &Path) -> Option<(SystemTime, u64)> {
+    let meta = std::fs::metadata(path).ok()?;
+    Some((meta.modified().ok()?, meta.len()))
+}
+
 /// A node's healing: its loop, its state and its report.
 pub struct Healer {
     setup: Setup,
+    membership: Mutex<Membership>,
     leaf: Arc<Leaf>,
     peers: Peers,
     state: Mutex<State>,
@@ -132,9 +199,9 @@ impl Healer {
             .map(|n| n.data_dir().to_path_buf())
             .unwrap_or_default();
         Healer {
+            membership: Mutex::new(Membership::of(config)),
             setup: Setup {
                 me: me.to_string(),
-                nodes: config.nodes.iter().map(|n| n.id.clone()).collect(),
                 replication: config.replication,
                 store: config.open_store().map_err(|e| e.to_string()),
                 data_dir,
@@ -176,17 +243,46 @@ impl Healer {
             timeout: config.timeouts.attempt(),
             connect: config.timeouts.connect(),
         };
-        let mut tasks = peers::spawn(&self.setup.me, &config.nodes, &key, timing, &self.peers);
+        // Owned by the loop: aborting it drops them, which stops every probe.
+        let mut probes = Probes::start(&self.setup.me, &config.nodes, &key, timing, &self.peers);
+        let mut file = config.source.0.as_deref().map(Watched::new);
         let this = Arc::clone(self);
-        tasks.push(tokio::spawn(async move {
+        vec![tokio::spawn(async move {
             let mut ticker = tokio::time::interval(timing.interval);
             ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 ticker.tick().await;
+                if let Some(config) = file.as_mut().and_then(Watched::changed) {
+                    this.follow(&config, &mut probes);
+                }
                 this.round(&shards, Instant::now());
             }
-        }));
-        tasks
+        })]
+    }
+
+    /// Takes the node list of a changed cluster file.
+    fn follow(&self, config: &ClusterConfig, probes: &mut Probes) {
+        let membership = Membership::of(config);
+        let mut current = self.membership.lock();
+        if *current == membership {
+            return;
+        }
+        let me = &self.setup.me;
+        match (
+            membership.nodes.contains(me),
+            membership.draining.contains(me),
+        ) {
+            (false, _) => tracing::warn!("this node is no longer in the cluster file: draining"),
+            (true, true) => tracing::warn!("this node is marked drain: draining"),
+            (true, false) => {}
+        }
+        tracing::info!(
+            nodes = ?membership.nodes,
+            draining = ?membership.draining,
+            "cluster file changed: following its node list"
+        );
+        probes.follow(&config.nodes);
+        *current = membership;
     }
 
     /// The shards it does not announce (retiring temporary copies).
@@ -203,10 +299,12 @@ impl Healer {
         let peers = self.peers.lock().clone();
         let hidden = self.hidden();
         let held: BTreeSet<ShardId> = self.leaf.serving().difference(&hidden).copied().collect();
+        let membership = self.membership.lock().clone();
         let mut state = self.state.lock();
         let decision = decide(&View {
             me: &self.setup.me,
-            nodes: &self.setup.nodes,
+            nodes: &membership.nodes,
+            draining: &membership.draining,
             replication: self.setup.replication,
             shards,
             peers: &peers,

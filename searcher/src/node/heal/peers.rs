@@ -2,7 +2,9 @@
 //! own schedule, so healing never depends on a front-end being up (the front-end's probes
 //! only steer its own routing).
 //!
-//! One loop per peer (a hung peer never delays the probes of the others). A probe counts
+//! One loop per peer (a hung peer never delays the probes of the others); [`Probes`]
+//! follows the cluster file as it changes (a loop starts for a node added, stops for a
+//! node removed, restarts for a node whose address changed). A probe counts
 //! only if the answer is an authenticated health frame from the expected node speaking
 //! this wire version; anything else, like no answer, makes the peer unreachable from the
 //! first such probe on ([`Peer::unreachable_since`]), until it answers well again.
@@ -18,6 +20,7 @@ use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
 
 use super::decide::Peer;
+use crate::addr::NodeAddr;
 use crate::cluster::NodeConfig;
 use crate::rpc::NodeClient;
 
@@ -33,27 +36,79 @@ pub struct ProbeTiming {
     pub connect: Duration,
 }
 
-/// Starts a probe loop for every node but `me`; abort the handles to stop them.
-pub fn spawn(
-    me: &str,
-    nodes: &[NodeConfig],
-    key: &ClusterKey,
+/// The probe loops of one node, one per other node of the cluster file; dropping it stops
+/// them.
+pub struct Probes {
+    me: String,
+    key: ClusterKey,
     timing: ProbeTiming,
-    peers: &Peers,
-) -> Vec<JoinHandle<()>> {
-    nodes
-        .iter()
-        .filter(|node| node.id != me)
-        .map(|node| {
+    peers: Peers,
+    loops: BTreeMap<String, (NodeAddr, JoinHandle<()>)>,
+}
+
+impl Probes {
+    /// Probes every node of `nodes` but `me` (call from within the runtime).
+    pub fn start(
+        me: &str,
+        nodes: &[NodeConfig],
+        key: &ClusterKey,
+        timing: ProbeTiming,
+        peers: &Peers,
+    ) -> Probes {
+        let mut probes = Probes {
+            me: me.to_string(),
+            key: key.clone(),
+            timing,
+            peers: Arc::clone(peers),
+            loops: BTreeMap::new(),
+        };
+        probes.follow(nodes);
+        probes
+    }
+
+    /// Probes exactly the nodes of `nodes` (but `me`): starts loops for new ones, stops
+    /// those of nodes gone (forgetting what they reported), restarts moved ones.
+    pub fn follow(&mut self, nodes: &[NodeConfig]) {
+        let wanted: BTreeMap<&str, &NodeConfig> = nodes
+            .iter()
+            .filter(|n| n.id != self.me)
+            .map(|n| (n.id.as_str(), n))
+            .collect();
+        let stale: Vec<String> = self
+            .loops
+            .iter()
+            .filter(|(id, (rpc, _))| wanted.get(id.as_str()).is_none_or(|n| n.rpc != *rpc))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in stale {
+            if let Some((_, handle)) = self.loops.remove(&id) {
+                handle.abort();
+            }
+            self.peers.lock().remove(&id);
+        }
+        for (id, node) in wanted {
+            if self.loops.contains_key(id) {
+                continue;
+            }
             let client = NodeClient::new(
                 node.id.clone(),
                 node.rpc.clone(),
-                timing.connect,
-                key.clone(),
+                self.timing.connect,
+                self.key.clone(),
             );
-            tokio::spawn(probe_loop(client, timing, Arc::clone(peers)))
-        })
-        .collect()
+            let handle = tokio::spawn(probe_loop(client, self.timing, Arc::clone(&self.peers)));
+            self.loops
+                .insert(id.to_string(), (node.rpc.clone(), handle));
+        }
+    }
+}
+
+impl Drop for Probes {
+    fn drop(&mut self) {
+        for (_, handle) in self.loops.values() {
+            handle.abort();
+        }
+    }
 }
 
 async fn probe_loop(client: NodeClient, timing: ProbeTiming, peers: Peers) {
