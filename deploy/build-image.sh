@@ -3,11 +3,13 @@
 # `FROM scratch` image holding the release binaries, the shared libraries `ldd` says they
 # load (with the dynamic loader), the system's CA certificates and a passwd entry, the
 # same layout as deploy/Dockerfile's image (/usr/local/bin, user wikisearch, workdir
-# /var/lib/wikisearch).
+# /var/lib/wikisearch). The binaries are stripped of their symbols and debug info in the
+# image (WIKISEARCH_STRIP=0 keeps them: backtraces with line numbers, a far larger image).
 #
 # usage: deploy/build-image.sh [TAG]   (default wikisearch:latest; builds the release
 #        binaries first unless WIKISEARCH_SKIP_BUILD=1; WIKISEARCH_PROFILE=debug packs
-#        target/debug instead, for a quick check of the image itself)
+#        target/debug instead, for a quick check of the image itself; WIKISEARCH_BIN_DIR
+#        takes the binaries from another directory, e.g. the tests' target directory)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 tag="${1:-wikisearch:latest}"
@@ -22,15 +24,19 @@ if [ "${WIKISEARCH_SKIP_BUILD:-0}" != 1 ]; then
   fi
 fi
 
+bin_dir="${WIKISEARCH_BIN_DIR:-target/$profile}"
 context="$(mktemp -d)"
 trap 'rm -rf "$context"' EXIT
 root="$context/rootfs"
 mkdir -p "$root/usr/local/bin" "$root/etc/ssl/certs" "$root/var/lib/wikisearch" "$root/tmp"
 chmod 1777 "$root/tmp"
 for bin in "${bins[@]}"; do
-  cp "target/$profile/$bin" "$root/usr/local/bin/"
+  cp "$bin_dir/$bin" "$root/usr/local/bin/"
+  if [ "${WIKISEARCH_STRIP:-1}" = 1 ]; then
+    strip "$root/usr/local/bin/$bin"
+  fi
   # Every library the binary loads, the loader included, at the same path.
-  ldd "target/$profile/$bin" | grep -o '/[^ ]*' | while read -r lib; do
+  ldd "$bin_dir/$bin" | grep -o '/[^ ]*' | while read -r lib; do
     mkdir -p "$root$(dirname "$lib")"
     cp -L "$lib" "$root$lib"
   done

@@ -335,7 +335,7 @@ pub(crate) struct LoadFigures {
     pub(crate) requests: u64,
     pub(crate) errors: u64,
     pub(crate) partial: u64,
-    max_ms: f64,
+    pub(crate) max_ms: f64,
     /// Worst per-second p99.
     pub(crate) worst_p99_ms: f64,
     pub(crate) error_samples: Vec<String>,
@@ -425,8 +425,8 @@ fn run_bench(url: &str, rate: &str, params: &[String], figures: &mut LoadFigures
 /// Searches the load sends before any fault, and while a fault lasts: conditions on the
 /// front-end's own counters rather than fixed sleeps, so a slow machine gets the same
 /// exposure as a fast one.
-const WARM_UP_SEARCHES: u64 = 30;
-const SEARCHES_UNDER_FAULT: u64 = 150;
+pub(crate) const WARM_UP_SEARCHES: u64 = 30;
+pub(crate) const SEARCHES_UNDER_FAULT: u64 = 150;
 
 /// Public searches the front-end has answered so far (every outcome), from `/metrics`.
 fn searches_answered(url: &str) -> Option<u64> {
@@ -445,7 +445,7 @@ fn searches_answered(url: &str) -> Option<u64> {
 }
 
 /// Waits until the front-end has answered `more` searches beyond those answered now.
-fn wait_for_searches(url: &str, more: u64, what: &str) {
+pub(crate) fn wait_for_searches(url: &str, more: u64, what: &str) {
     let start = wait_for("the front-end's /metrics", PATIENCE, || {
         searches_answered(url)
     });

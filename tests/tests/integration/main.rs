@@ -4,6 +4,7 @@
 
 mod bench;
 mod browser;
+mod containers;
 mod coordinate;
 mod demo;
 mod failover;
@@ -13,6 +14,7 @@ mod hostile_net;
 mod hostile_queries;
 mod indexer_build;
 mod integrity;
+mod k8s_manifests;
 mod link_pass;
 mod object_store;
 mod searcher_cluster;
