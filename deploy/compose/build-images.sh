@@ -3,7 +3,7 @@
 # and writes the cluster's secrets to deploy/compose/.env once (kept across runs):
 #   wikisearch:latest         deploy/build-image.sh (indexer, searcher, wikisearch)
 #   wikisearch-garage:latest  FROM scratch: the garage binary, dash and the few tools its
-#                             entrypoint uses (grep, sleep), each with the libraries ldd
+#                             entrypoint uses (grep, sleep, rm), each with the libraries ldd
 #                             says it loads, and garage/entrypoint.sh
 #
 # usage: deploy/compose/build-images.sh
@@ -41,7 +41,7 @@ copy_libs() {
 cp "$garage_bin" "$root/usr/local/bin/garage"
 strip "$root/usr/local/bin/garage"
 copy_libs "$garage_bin"
-for tool in sh grep sleep; do
+for tool in sh grep sleep rm; do
   path="$(command -v "$tool")"
   cp -L "$path" "$root/bin/$tool"
   copy_libs "$path"

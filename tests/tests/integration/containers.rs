@@ -87,11 +87,11 @@ fn container_faults_cost_no_request_and_a_lost_shard_heals_from_s3() {
         .replace(HEAL_FROM, HEAL_TO)
         .replace(COOL_DOWN_FROM, COOL_DOWN_TO);
     std::fs::write(&cluster_file, text).expect("write the cluster file");
-    let project = Project::new(compose, &cluster_file, free_port());
+    let mut project = Project::new(compose, &cluster_file, free_port());
     let url = format!("http://127.0.0.1:{}", project.port);
 
     let up = Instant::now();
-    project.up();
+    project.up(&NODES);
     let first = first_full_answer(&url);
     println!(
         "compose up -> first full answer: {:.1} s (indexing in containers, uploads, installs)",

@@ -39,8 +39,25 @@ pub fn compose_command() -> Result<Vec<String>, String> {
     Err("Docker has no Compose (`docker compose` or `docker-compose`)".into())
 }
 
-/// Builds both images from the binaries of this test run (stripped, as a user's are).
+/// The image id of a tag, if it exists.
+fn image_id(tag: &str) -> Option<String> {
+    let out = Command::new("docker")
+        .args(["image", "inspect", "-f", "{{.Id}}", tag])
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// Builds both images from the binaries of this test run (stripped, as a user's are),
+/// removing the previous run's (left untagged by the new build).
 pub fn build_images(garage: &Path) {
+    let previous: Vec<String> = [IMAGE, GARAGE_IMAGE]
+        .iter()
+        .filter_map(|t| image_id(t))
+        .collect();
     let bin_dir = bin("searcher")
         .parent()
         .expect("binaries live in a directory")
@@ -63,6 +80,17 @@ pub fn build_images(garage: &Path) {
             println!("image {line}");
         }
     }
+    let current: Vec<String> = [IMAGE, GARAGE_IMAGE]
+        .iter()
+        .filter_map(|t| image_id(t))
+        .collect();
+    for old in previous.iter().filter(|id| !current.contains(id)) {
+        let _ = Command::new("docker")
+            .args(["rmi", old])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
 }
 
 /// One Compose project: `down -v` when dropped.
@@ -72,6 +100,9 @@ pub struct Project {
     file: PathBuf,
     env: Vec<(String, String)>,
     pub port: u16,
+    /// Service → container id, read once every container runs (`ps` of Compose 2 omits
+    /// stopped containers, and the faults stop them).
+    containers: std::collections::BTreeMap<String, String>,
 }
 
 /// `n` random bytes as hex, from the kernel.
@@ -112,6 +143,7 @@ impl Project {
             file: workspace_root().join("deploy/compose/docker-compose.yml"),
             env: env.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
             port,
+            containers: Default::default(),
         }
     }
 
@@ -128,17 +160,21 @@ impl Project {
         cmd
     }
 
-    /// `compose up -d`: returns once every container is started (the indexer jobs done).
-    pub fn up(&self) {
+    /// `compose up -d`: returns once every container is started (the indexer jobs
+    /// done); then notes the id of each of `services`' containers.
+    pub fn up(&mut self, services: &[&str]) {
         run_ok(&mut self.command(&["up", "-d", "--no-color"]));
+        for service in services {
+            let out = run_ok(&mut self.command(&["ps", "-q", service]));
+            let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
+            assert!(!id.is_empty(), "no container for service {service}");
+            self.containers.insert(service.to_string(), id);
+        }
     }
 
-    /// The container id of a service.
-    pub fn container(&self, service: &str) -> String {
-        let out = run_ok(&mut self.command(&["ps", "-q", service]));
-        let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
-        assert!(!id.is_empty(), "no container for service {service}");
-        id
+    /// The container id of a service given to [`Project::up`].
+    fn container(&self, service: &str) -> &str {
+        &self.containers[service]
     }
 
     /// The project's private network.
