@@ -17,16 +17,16 @@ use tests::{bin, run_ok, shared_corpus, workspace_root};
 const IMAGE: &str = "wikisearch-test:latest";
 const GARAGE_IMAGE: &str = "wikisearch-garage-test:latest";
 
-/// The Compose command this machine has, or `None` (with why) where Docker is absent.
+/// The Compose command this machine has, or why there is none (Docker absent).
 pub fn compose_command() -> Result<Vec<String>, String> {
-    let works = |args: &[&str]| {
+    fn works(args: &[&str]) -> bool {
         Command::new(args[0])
             .args(&args[1..])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status()
             .is_ok_and(|s| s.success())
-    };
+    }
     if !works(&["docker", "info"]) {
         return Err("no Docker daemon answers `docker info`".into());
     }
@@ -55,8 +55,8 @@ fn image_id(tag: &str) -> Option<String> {
 /// removing the previous run's (left untagged by the new build).
 pub fn build_images(garage: &Path) {
     let previous: Vec<String> = [IMAGE, GARAGE_IMAGE]
-        .iter()
-        .filter_map(|t| image_id(t))
+        .into_iter()
+        .filter_map(image_id)
         .collect();
     let bin_dir = bin("searcher")
         .parent()
@@ -81,8 +81,8 @@ pub fn build_images(garage: &Path) {
         }
     }
     let current: Vec<String> = [IMAGE, GARAGE_IMAGE]
-        .iter()
-        .filter_map(|t| image_id(t))
+        .into_iter()
+        .filter_map(image_id)
         .collect();
     for old in previous.iter().filter(|id| !current.contains(id)) {
         let _ = Command::new("docker")
@@ -151,7 +151,7 @@ impl Project {
     fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(&self.compose[0]);
         cmd.args(&self.compose[1..])
-            .args(["-p", &self.name, "-f"])
+            .args(["-p", self.name.as_str(), "-f"])
             .arg(&self.file)
             .args(args);
         for (key, value) in &self.env {
@@ -164,7 +164,7 @@ impl Project {
     /// done); then notes the id of each of `services`' containers.
     pub fn up(&mut self, services: &[&str]) {
         run_ok(&mut self.command(&["up", "-d", "--no-color"]));
-        for service in services {
+        for &service in services {
             let out = run_ok(&mut self.command(&["ps", "-q", service]));
             let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
             assert!(!id.is_empty(), "no container for service {service}");
@@ -194,13 +194,16 @@ impl Project {
     /// Takes a node off the private network (both directions: it has no interface on it).
     pub fn disconnect(&self, service: &str) {
         let net = self.network();
-        self.docker(&["network", "disconnect", &net], service);
+        self.docker(&["network", "disconnect", net.as_str()], service);
     }
 
     /// Puts it back, under its service name (what the cluster file's `rpc` says).
     pub fn connect(&self, service: &str) {
         let net = self.network();
-        self.docker(&["network", "connect", "--alias", service, &net], service);
+        self.docker(
+            &["network", "connect", "--alias", service, net.as_str()],
+            service,
+        );
     }
 
     /// `docker stop` (SIGTERM, then the node drains); the exit code it stopped with.
