@@ -399,6 +399,24 @@ where
     }
 }
 
+impl RemoteStore {
+    /// The store under `dir` (a `/`-separated path relative to this one): the same
+    /// client, a longer prefix.
+    pub fn sub(&self, dir: &str) -> RemoteStore {
+        let prefix = match self.location.prefix.as_str() {
+            "" => dir.to_string(),
+            prefix => format!("{prefix}/{dir}"),
+        };
+        RemoteStore {
+            store: Arc::clone(&self.store),
+            location: S3Location {
+                bucket: self.location.bucket.clone(),
+                prefix,
+            },
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -433,23 +451,5 @@ mod tests {
             "p/q/n0of1.slice.json"
         );
         assert_eq!(store.url("d/f"), "s3://b/p/q/d/f");
-    }
-}
-
-impl RemoteStore {
-    /// The store under `dir` (a `/`-separated path relative to this one): the same
-    /// client, a longer prefix.
-    pub fn sub(&self, dir: &str) -> RemoteStore {
-        let prefix = match self.location.prefix.as_str() {
-            "" => dir.to_string(),
-            prefix => format!("{prefix}/{dir}"),
-        };
-        RemoteStore {
-            store: Arc::clone(&self.store),
-            location: S3Location {
-                bucket: self.location.bucket.clone(),
-                prefix,
-            },
-        }
     }
 }
