@@ -28,7 +28,9 @@ bin_dir="${WIKISEARCH_BIN_DIR:-target/$profile}"
 context="$(mktemp -d)"
 trap 'rm -rf "$context"' EXIT
 root="$context/rootfs"
-mkdir -p "$root/usr/local/bin" "$root/etc/ssl/certs" "$root/var/lib/wikisearch" "$root/tmp"
+mkdir -p "$root/usr/local/bin" "$root/etc/ssl/certs" "$root/tmp" "$context/data"
+# Not empty, so the --chown copy below surely creates the directory it names.
+: > "$context/data/.keep"
 chmod 1777 "$root/tmp"
 for bin in "${bins[@]}"; do
   cp "$bin_dir/$bin" "$root/usr/local/bin/"
@@ -48,12 +50,15 @@ echo 'wikisearch:x:999:' > "$root/etc/group"
 cat > "$context/Dockerfile" <<'DOCKERFILE'
 FROM scratch
 COPY rootfs/ /
+# COPY makes what it creates root-owned unless told otherwise: the data directory (and
+# the named volumes Docker seeds from it) must belong to the user the binaries run as,
+# so it comes from its own source, created here by the --chown copy.
+COPY --chown=999:999 data/ /var/lib/wikisearch/
 USER 999:999
 WORKDIR /var/lib/wikisearch
 ENV PATH=/usr/local/bin SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt
 CMD ["searcher", "--help"]
 DOCKERFILE
-chown -R 999:999 "$root/var/lib/wikisearch"
 docker build --pull=false -t "$tag" "$context"
 docker image inspect "$tag" --format '{{.Size}}' \
   | awk -v tag="$tag" '{ printf "%s: %.1f MB\n", tag, $1 / 1e6 }'
