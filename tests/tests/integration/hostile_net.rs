@@ -154,11 +154,13 @@ fn misshapen_calls(net: &Net, expect: &mut Expect) {
         shards: Vec<ShardId>,
         fields: Vec<u32>,
         terms: Vec<(u32, Vec<u8>)>,
+        generation: Option<String>,
     }
     let raw = RawStats {
         shards: shards.clone(),
         fields: vec![],
         terms: vec![(1, vec![])],
+        generation: None,
     };
     let call = signed(wire::paths::STATS, &Call::new(raw, budget));
     expect.check(call, 400, "without a value type");
