@@ -2,7 +2,7 @@
 //!
 //! - [`cluster`], [`addr`] and [`placement`]: the cluster file, node addresses
 //!   (`host:port`, resolved at connect) and the shard-to-node table every process derives
-//!   from it;
+//!   from it; [`cluster_watch`]: following the file's changes while running;
 //! - [`node`]: the shard-serving process (leaf): installs and verifies its replicas, serves
 //!   statistics, query and fetch phases over RPC;
 //! - [`rpc`]: the typed client for that RPC;
@@ -20,6 +20,7 @@
 pub mod addr;
 pub mod cli;
 pub mod cluster;
+pub mod cluster_watch;
 pub mod error;
 pub mod frontend;
 pub mod in_flight;

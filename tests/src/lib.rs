@@ -7,7 +7,6 @@
 pub mod cluster_secret;
 pub mod garage;
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output};
 use std::sync::OnceLock;
@@ -86,12 +85,73 @@ pub fn temp_dir(test_name: &str) -> tempfile::TempDir {
         .expect("create temp dir")
 }
 
-/// A loopback port that was free a moment ago.
+/// A loopback port free for a process the test starts next.
+///
+/// Taken below the kernel's ephemeral range (`ip_local_port_range`), never from it: a port
+/// of that range found free by binding port 0 can be taken, before the process binds it,
+/// as the source port of any outgoing connection (the suite makes thousands), and the
+/// process then fails to start (a 90 s wait for a node that never came up, seen in CI).
+/// Below the range the kernel hands out no port by itself; each test process starts at its
+/// own offset and never hands out a port twice, and a port something listens on is skipped.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind 127.0.0.1:0")
-        .port()
+    ports::next()
+}
+
+mod ports {
+    use std::net::TcpListener;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::OnceLock;
+
+    /// Lowest port handed out (below it: well-known and registered services).
+    const FLOOR: u32 = 10_000;
+
+    /// The ports handed out, `[FLOOR, end)`, and the next one (an offset into the span).
+    struct Ports {
+        end: u32,
+        next: AtomicU32,
+    }
+
+    pub fn next() -> u16 {
+        static PORTS: OnceLock<Option<Ports>> = OnceLock::new();
+        let Some(ports) = PORTS.get_or_init(Ports::below_ephemeral) else {
+            return ephemeral();
+        };
+        let span = ports.end - FLOOR;
+        for _ in 0..span {
+            let port = (FLOOR + ports.next.fetch_add(1, Ordering::Relaxed) % span) as u16;
+            if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+                return port;
+            }
+        }
+        ephemeral()
+    }
+
+    impl Ports {
+        /// `None` when the ephemeral range leaves too little room below it.
+        fn below_ephemeral() -> Option<Ports> {
+            let range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").ok()?;
+            let end: u32 = range.split_whitespace().next()?.parse().ok()?;
+            let span = end.checked_sub(FLOOR).filter(|span| *span >= 2_000)?;
+            // Concurrent test processes (two checkouts testing at once) start far apart.
+            let seed = std::process::id().wrapping_mul(7_919)
+                ^ std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.subsec_nanos())
+                    .unwrap_or(0);
+            Some(Ports {
+                end,
+                next: AtomicU32::new(seed % span),
+            })
+        }
+    }
+
+    /// A port of the ephemeral range that was free a moment ago (the fallback).
+    fn ephemeral() -> u16 {
+        TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("bind 127.0.0.1:0")
+            .port()
+    }
 }
 
 /// Runs a command to completion, panicking with its output if it fails.

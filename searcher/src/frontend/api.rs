@@ -28,6 +28,7 @@ use tower::ServiceBuilder;
 
 use crate::frontend::metrics::Metrics;
 use crate::frontend::nodes::NodeHandle;
+use crate::frontend::replica::ReplicaSet;
 use crate::frontend::root::{Root, SearchError};
 use crate::frontend::suggest;
 use crate::model::{
@@ -315,10 +316,10 @@ async fn cluster(State(state): State<Arc<AppState>>) -> Json<ClusterView> {
 
 /// What `/cluster` shows: every node's health and every shard's replicas.
 pub fn cluster_view(root: &Root) -> ClusterView {
-    let replicas = &root.fanout.replicas;
+    let replicas = root.fanout.replicas.current();
     let nodes = replicas
-        .nodes
-        .iter()
+        .members()
+        .map(|i| &replicas.nodes[i])
         .map(|node| {
             let target: Vec<ShardId> = root
                 .shards()
@@ -342,7 +343,7 @@ pub fn cluster_view(root: &Root) -> ClusterView {
     let shards = root
         .shard_docs
         .iter()
-        .map(|(shard, docs)| shard_view(root, shard, *docs))
+        .map(|(shard, docs)| shard_view(root, &replicas, shard, *docs))
         .collect();
     ClusterView {
         nodes,
@@ -357,8 +358,7 @@ fn names(shards: Vec<ShardId>) -> Vec<String> {
 }
 
 /// One shard: its target, who serves it, and every copy's state.
-fn shard_view(root: &Root, shard: &ShardId, docs: u64) -> ShardView {
-    let replicas = &root.fanout.replicas;
+fn shard_view(root: &Root, replicas: &ReplicaSet, shard: &ShardId, docs: u64) -> ShardView {
     let holders = replicas.holders(shard);
     let views: Vec<ReplicaView> = holders
         .iter()
@@ -374,8 +374,8 @@ fn shard_view(root: &Root, shard: &ShardId, docs: u64) -> ShardView {
     let target = node_ids(&|v| v.target);
     let serving = node_ids(&|v| v.state == ReplicaHealth::Serving);
     let healing: Vec<HealStep> = replicas
-        .nodes
-        .iter()
+        .members()
+        .map(|i| &replicas.nodes[i])
         .filter_map(|node| node.healing(shard).map(|state| heal_step(&node.id, state)))
         .collect();
     let under_replicated =

@@ -22,6 +22,7 @@ use tokio::time::Instant;
 use crate::cluster::{NodeConfig, Timeouts};
 use crate::frontend::fetch::fetch_page;
 use crate::frontend::health::probe_once;
+use crate::frontend::membership::Members;
 use crate::frontend::merge::{coverage, MergedHit};
 use crate::frontend::metrics::Metrics;
 use crate::frontend::nodes::{
@@ -308,7 +309,7 @@ impl Cluster {
         };
         Cluster {
             fanout: Fanout {
-                replicas: ReplicaSet::new(handles, &placement),
+                replicas: Arc::new(Members::new(ReplicaSet::new(handles, &placement))),
                 metrics,
                 hedge_budget: budget,
                 attempt_timeout: timeouts.attempt(),
@@ -335,8 +336,8 @@ impl Cluster {
         }
     }
 
-    pub(super) fn handle(&self, node: usize) -> &NodeHandle {
-        &self.fanout.replicas.nodes[node]
+    pub(super) fn handle(&self, node: usize) -> Arc<NodeHandle> {
+        Arc::clone(&self.fanout.replicas.current().nodes[node])
     }
 
     pub(super) fn calls_since(&self, node: usize, since: Instant) -> Vec<Instant> {
@@ -674,12 +675,12 @@ async fn a_probe_counts_only_from_the_right_node_wire_version_and_schema() {
         let described = format!("{answer:?}");
         *cluster.nodes[0].health.lock() = Some(answer);
         for _ in 0..2 {
-            probe_once(cluster.handle(0), Duration::from_secs(1)).await;
+            probe_once(&cluster.handle(0), Duration::from_secs(1)).await;
         }
         assert_eq!(cluster.handle(0).state(), NodeHealth::Down, "{described}");
         // The real node answering again brings it back.
         *cluster.nodes[0].health.lock() = None;
-        probe_once(cluster.handle(0), Duration::from_secs(1)).await;
+        probe_once(&cluster.handle(0), Duration::from_secs(1)).await;
         assert_ne!(cluster.handle(0).state(), NodeHealth::Down, "{described}");
     }
 }

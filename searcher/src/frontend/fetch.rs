@@ -136,6 +136,7 @@ pub async fn fetch_page(
         failed = gathered.failures;
     }
     let mut failures = Vec::new();
+    let replicas = fanout.replicas.current();
     let hits = page
         .iter()
         .zip(&prefetched)
@@ -148,7 +149,7 @@ pub async fn fetch_page(
                     reason: format!("fetch of page {}: {reason}", hit.hit.id),
                 });
             }
-            to_public_hit(hit, doc.as_ref(), &fanout.replicas.nodes[node].id)
+            to_public_hit(hit, doc.as_ref(), &replicas.nodes[node].id)
         })
         .collect();
     (hits, failures)

@@ -26,6 +26,7 @@ use shard_proto::ShardId;
 use tokio::task::JoinHandle;
 
 use crate::cluster::ClusterConfig;
+use crate::frontend::membership::Members;
 use crate::frontend::nodes::NodeHandle;
 use crate::frontend::stats_cache::StatsCache;
 
@@ -146,7 +147,7 @@ pub fn startup_table(
 /// Follows the alias until dropped (see the module docs).
 pub fn spawn_watch(
     generations: Arc<Generations>,
-    nodes: Vec<Arc<NodeHandle>>,
+    members: Arc<Members>,
     config: &ClusterConfig,
 ) -> Option<JoinHandle<()>> {
     let store = generations.store.clone()?;
@@ -158,6 +159,9 @@ pub fn spawn_watch(
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             ticker.tick().await;
+            let set = members.current();
+            let nodes: Vec<Arc<NodeHandle>> =
+                set.members().map(|i| Arc::clone(&set.nodes[i])).collect();
             let watch = Poll {
                 generations: &generations,
                 nodes: &nodes,

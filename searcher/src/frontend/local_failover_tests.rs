@@ -43,7 +43,7 @@ async fn a_busy_local_node_loses_to_an_idle_remote_replica() {
         .own
         .set(vec![Act::Answer(Duration::from_secs(60))]);
     let held = (1.0 / LOCAL_COST_FACTOR) as usize;
-    let local = Arc::clone(&cluster.fanout.replicas.nodes[1]);
+    let local = Arc::clone(&cluster.fanout.replicas.current().nodes[1]);
     for _ in 0..held {
         let local = Arc::clone(&local);
         let call = StatsProbe.call(vec![shard(0)]);
@@ -51,7 +51,11 @@ async fn a_busy_local_node_loses_to_an_idle_remote_replica() {
     }
     tokio::time::sleep(Duration::from_millis(1)).await;
     assert_eq!(local.in_flight() as usize, held);
-    assert_eq!(cluster.fanout.replicas.ranking()[0], 0, "the remote first");
+    assert_eq!(
+        cluster.fanout.replicas.current().ranking()[0],
+        0,
+        "the remote first"
+    );
 }
 
 #[tokio::test(start_paused = true)]

@@ -8,7 +8,8 @@
 //! - [`root`]: parse, global statistics, query phase, then [`merge`] (pure, shared with
 //!   the in-process sharded baseline) and [`fetch`]: the fetch phase;
 //! - [`scatter`]: one request per node, retries on another replica, hedging, deadline;
-//! - [`replica`]: placement- and load-aware choice of replicas; [`policy`]: hedge budget;
+//! - [`replica`]: placement- and load-aware choice of replicas; [`membership`]: the
+//!   nodes, following the cluster file; [`policy`]: hedge budget;
 //! - [`nodes`]: each node behind the [`nodes::NodeTransport`] seam, its one latency
 //!   estimate and its health (evidence-based, with hysteresis and probation);
 //!   [`health`]: ejection recovery through background probes;
@@ -31,6 +32,7 @@ pub mod health;
 pub mod local;
 #[cfg(test)]
 mod local_failover_tests;
+pub mod membership;
 pub mod merge;
 pub mod metrics;
 pub mod nodes;
@@ -57,6 +59,7 @@ use crate::cluster::ClusterConfig;
 use crate::error::{Error, Result};
 use crate::placement::Placement;
 use crate::serve::{self, DeadlineBody, ServerCounters};
+use membership::Members;
 use metrics::Metrics;
 use nodes::NodeHandle;
 use policy::HedgeBudget;
@@ -243,19 +246,21 @@ impl Frontend {
                 Arc::new(handle)
             })
             .collect();
-        let mut probers = health::spawn_probers(
-            &nodes,
-            config.timeouts.probe_interval(),
-            config.timeouts.attempt(),
-        );
+        let replicas = Arc::new(Members::new(ReplicaSet::new(nodes, &placement)));
+        let maker = membership::HandleMaker {
+            config: config.clone(),
+            metrics: Arc::clone(&metrics),
+            key,
+        };
+        let mut probers = vec![membership::spawn(Arc::clone(&replicas), maker)];
         let generations = Arc::new(generation::Generations::new(live, config.open_store().ok()));
         probers.extend(generation::spawn_watch(
             Arc::clone(&generations),
-            nodes.clone(),
+            Arc::clone(&replicas),
             config,
         ));
         let fanout = Fanout {
-            replicas: ReplicaSet::new(nodes, &placement),
+            replicas,
             metrics: Arc::clone(&metrics),
             hedge_budget: HedgeBudget::default(),
             attempt_timeout: config.timeouts.attempt(),

@@ -14,6 +14,10 @@
 //! nodes as placement allows, so a query costs one request per node, not per shard (the
 //! per-node batching of Quickwit's root). Retries and hedges plan again with the nodes
 //! already tried for a shard excluded: a shard never goes twice to the same node.
+//!
+//! The node list only grows: a node removed from the cluster file is *retired* (never
+//! ranked, listed or asked again) but keeps its index, so an index taken from one set stays
+//! valid in every later one (see `membership.rs`, which swaps sets while queries run).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -27,7 +31,10 @@ use crate::placement::Placement;
 
 /// The placement table in node indices, plus the nodes.
 pub struct ReplicaSet {
+    /// Every node this front-end has known, in order of arrival (retired ones included).
     pub nodes: Vec<Arc<NodeHandle>>,
+    /// Per node: left the cluster file (never ranked, listed or asked).
+    retired: Vec<bool>,
     /// Shard → indices (into `nodes`) of the nodes the placement targets, placement order.
     pub replicas: BTreeMap<ShardId, Vec<usize>>,
     rotation: AtomicUsize,
@@ -69,7 +76,17 @@ pub struct Plan {
 
 impl ReplicaSet {
     pub fn new(nodes: Vec<Arc<NodeHandle>>, placement: &Placement) -> Self {
-        let index_of = |id: &str| nodes.iter().position(|n| n.id == id);
+        let retired = vec![false; nodes.len()];
+        Self::with_retired(nodes, retired, placement)
+    }
+
+    /// A set whose nodes `retired[i]` left the cluster (the placement never names them).
+    pub fn with_retired(
+        nodes: Vec<Arc<NodeHandle>>,
+        retired: Vec<bool>,
+        placement: &Placement,
+    ) -> Self {
+        let index_of = |id: &str| (0..nodes.len()).find(|&i| !retired[i] && nodes[i].id == id);
         let replicas = placement
             .replicas
             .iter()
@@ -77,9 +94,25 @@ impl ReplicaSet {
             .collect();
         ReplicaSet {
             nodes,
+            retired,
             replicas,
             rotation: AtomicUsize::new(0),
         }
+    }
+
+    /// Whether node `i` is in the cluster (not retired).
+    pub fn is_member(&self, i: usize) -> bool {
+        !self.retired.get(i).copied().unwrap_or(true)
+    }
+
+    /// The indices of the nodes in the cluster.
+    pub fn members(&self) -> impl Iterator<Item = usize> + '_ {
+        (0..self.nodes.len()).filter(|&i| self.is_member(i))
+    }
+
+    /// Per node, whether it is retired (what a changed cluster file starts from).
+    pub fn retired(&self) -> &[bool] {
+        &self.retired
     }
 
     /// Node indices, best first: by health class (see [`rank_class`]), then cost, ties
@@ -93,6 +126,7 @@ impl ReplicaSet {
             .nodes
             .iter()
             .enumerate()
+            .filter(|(i, _)| self.is_member(*i))
             .map(|(i, node)| {
                 let class = rank_class(node.state(), trial);
                 (class, ranking_cost(node), (i + n - start) % n, i)
@@ -112,7 +146,7 @@ impl ReplicaSet {
         let targets = self.replicas.get(shard).map(Vec::as_slice).unwrap_or(&[]);
         let mut holders: Vec<usize> = targets.to_vec();
         holders.extend(
-            (0..self.nodes.len())
+            self.members()
                 .filter(|&n| !targets.contains(&n) && self.nodes[n].holds(shard, false)),
         );
         holders
@@ -149,7 +183,7 @@ impl ReplicaSet {
     /// Whether a holder of `shard` outside `excluded` may still be asked: live, or ejected
     /// for slowness only (the same candidates [`ReplicaSet::plan`] considers).
     pub fn can_fail_over(&self, shard: &ShardId, excluded: impl Fn(usize) -> bool) -> bool {
-        (0..self.nodes.len()).any(|node| {
+        self.members().any(|node| {
             let targeted = self.targeted(shard, node);
             !excluded(node)
                 && (self.nodes[node].serves(shard, targeted)

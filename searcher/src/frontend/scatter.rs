@@ -27,6 +27,7 @@ use shard_proto::ShardId;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use crate::frontend::membership::Members;
 use crate::frontend::metrics::Metrics;
 use crate::frontend::nodes::{AttemptError, RpcCall, RpcReply};
 use crate::frontend::policy::HedgeBudget;
@@ -34,7 +35,8 @@ use crate::frontend::replica::ReplicaSet;
 
 /// The machinery every fan-out uses.
 pub struct Fanout {
-    pub replicas: ReplicaSet,
+    /// The nodes, as the cluster file lists them now (a scatter uses one set throughout).
+    pub replicas: Arc<Members>,
     pub metrics: Arc<Metrics>,
     pub hedge_budget: HedgeBudget,
     /// Budget of an ordinary attempt (the cluster file's `attempt_ms`).
@@ -91,6 +93,8 @@ type Running = FuturesUnordered<JoinHandle<(u64, Result<RpcReply, AttemptError>)
 struct Scatter<'a, P: Phase> {
     fanout: &'a Fanout,
     phase: &'a Arc<P>,
+    /// The nodes as they were when the scatter started.
+    replicas: Arc<ReplicaSet>,
     ranking: Vec<usize>,
     slots: HashMap<ShardId, Slot>,
     attempts: HashMap<u64, Attempt>,
@@ -119,10 +123,12 @@ impl Fanout {
         shards: &[ShardId],
         deadline: Instant,
     ) -> Gathered<P::Item> {
+        let replicas = self.replicas.current();
         let mut scatter = Scatter {
             fanout: self,
             phase,
-            ranking: self.replicas.ranking(),
+            ranking: replicas.ranking(),
+            replicas,
             slots: shards.iter().map(|s| (*s, Slot::default())).collect(),
             attempts: HashMap::new(),
             next_id: 0,
@@ -173,19 +179,16 @@ impl<P: Phase> Scatter<'_, P> {
     /// per node. Shards no live replica can take fail here unless an attempt is running.
     fn launch_unanswered(&mut self, shards: Vec<ShardId>, is_hedge: bool) -> usize {
         let slots = &self.slots;
-        let plan = self
-            .fanout
-            .replicas
-            .plan(&self.ranking, shards, |shard, node| {
-                slots.get(shard).is_some_and(|s| s.tried.contains(&node))
-            });
+        let plan = self.replicas.plan(&self.ranking, shards, |shard, node| {
+            slots.get(shard).is_some_and(|s| s.tried.contains(&node))
+        });
         if !is_hedge {
             for shard in plan.unavailable {
                 let slot = &self.slots[&shard];
                 if slot.in_flight == 0 && !slot.finished {
                     let reason = match &slot.last_error {
                         Some(error) => format!("{error}; no other live replica"),
-                        None => self.fanout.replicas.unavailable_reason(&shard),
+                        None => self.replicas.unavailable_reason(&shard),
                     };
                     self.finish_failed(shard, reason);
                 }
@@ -207,7 +210,7 @@ impl<P: Phase> Scatter<'_, P> {
     }
 
     fn spawn(&mut self, node: usize, shards: Vec<ShardId>, is_hedge: bool) {
-        let handle = Arc::clone(&self.fanout.replicas.nodes[node]);
+        let handle = Arc::clone(&self.replicas.nodes[node]);
         let id = self.next_id;
         self.next_id += 1;
         let hedge_at = (!is_hedge).then(|| Instant::now() + handle.hedge_after());
@@ -232,7 +235,7 @@ impl<P: Phase> Scatter<'_, P> {
         let Some(attempt) = self.attempts.remove(&id) else {
             return;
         };
-        let node_id = self.fanout.replicas.nodes[attempt.node].id.clone();
+        let node_id = self.replicas.nodes[attempt.node].id.clone();
         let outcomes = match result.and_then(|reply| self.phase.split(&attempt.shards, reply)) {
             Ok(outcomes) => outcomes,
             Err(error) => {
@@ -342,8 +345,7 @@ impl<P: Phase> Scatter<'_, P> {
 
     fn untried_replica(&self, shard: &ShardId) -> bool {
         let tried = self.slots.get(shard).map_or(&[][..], |s| &s.tried);
-        self.fanout
-            .replicas
+        self.replicas
             .can_fail_over(shard, |node| tried.contains(&node))
     }
 

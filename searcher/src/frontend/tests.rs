@@ -128,7 +128,8 @@ async fn hung_replica_is_failed_over_then_ejected_and_costs_no_more_attempts() {
     let _stop = spawn_node(&config, "live", live_listener);
     let frontend = Frontend::new(&config).unwrap();
     let root = &frontend.state.root;
-    let nodes = &root.fanout.replicas.nodes;
+    let set = root.fanout.replicas.current();
+    let nodes = &set.nodes;
     wait_until("live node probed", || nodes[0].pid().is_some()).await;
 
     for _ in 0..6 {
@@ -195,7 +196,7 @@ async fn shards_without_a_live_replica_are_reported_with_coverage_and_not_cached
     let frontend = Frontend::new(&config).unwrap();
     let root = &frontend.state.root;
     wait_until("live node probed", || {
-        root.fanout.replicas.nodes[0].pid().is_some()
+        root.fanout.replicas.current().nodes[0].pid().is_some()
     })
     .await;
 
@@ -315,4 +316,56 @@ async fn auto_search_type_fetches_in_the_query_phase_only_when_alone() {
     let (first, second) = tokio::join!(root.search(&autism), root.search(&autism));
     assert_eq!(page(&first.unwrap()), page(&second.unwrap()));
     assert_eq!(fetch_rounds(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_added_to_the_cluster_file_gets_searches_and_a_removed_one_none() {
+    let dir = tempfile::tempdir().unwrap();
+    build_store(&dir.path().join("store"), 2);
+    let (first, second) = (
+        TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        TcpListener::bind("127.0.0.1:0").await.unwrap(),
+    );
+    let (a, b) = (first.local_addr().unwrap(), second.local_addr().unwrap());
+    let path = dir.path().join("cluster.toml");
+    let write = |nodes: &[(&str, std::net::SocketAddr)], replication| {
+        config(dir.path(), nodes, replication).save(&path).unwrap();
+        ClusterConfig::load(&path).unwrap()
+    };
+    let alone = write(&[("a", a)], 1);
+    let _stop_a = spawn_node(&alone, "a", first);
+    let frontend = Frontend::new(&alone).unwrap();
+    let root = &frontend.state.root;
+    let served_by = |answer: &SearchAnswer| -> Vec<String> {
+        assert!(!answer.partial, "{answer:?}");
+        answer.hits.iter().map(|h| h.node.clone()).collect()
+    };
+
+    // b joins (both nodes hold both shards): the front-end probes it and sends it work.
+    let both = write(&[("a", a), ("b", b)], 2);
+    let _stop_b = spawn_node(&both, "b", second);
+    let mut answered_by_b = false;
+    for _ in 0..200 {
+        let answer = root.search(&params("anarchism")).await.unwrap();
+        if served_by(&answer).iter().any(|n| n == "b") {
+            answered_by_b = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(answered_by_b, "the node added to the file never answered");
+    let view = crate::frontend::api::cluster_view(root);
+    assert_eq!(view.nodes.len(), 2, "{view:?}");
+
+    // a leaves the file while still running: it is retired and gets no more searches.
+    write(&[("b", b)], 1);
+    wait_until("a retired", || {
+        let view = crate::frontend::api::cluster_view(root);
+        view.nodes.iter().map(|n| n.id.as_str()).collect::<Vec<_>>() == ["b"]
+    })
+    .await;
+    for q in ["anarchism", "autism", "albedo", "alabama", "the"] {
+        let answer = root.search(&params(q)).await.unwrap();
+        assert!(served_by(&answer).iter().all(|n| n == "b"), "{answer:?}");
+    }
 }

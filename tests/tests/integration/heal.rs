@@ -11,7 +11,8 @@
 //! - A fourth node added to the cluster file under load: it takes its rendezvous share
 //!   (about a quarter of the replicas), the holders it displaces drop their copies only
 //!   once it serves them, and no shard ever has fewer than 2 serving copies, as the
-//!   nodes' own health answers say, polled all along.
+//!   nodes' own health answers say, polled all along; the front-end, which follows the
+//!   file too, routes n4's shards to it.
 //!
 //! Conditions are waited for with generous deadlines; timings are printed, never asserted.
 
@@ -300,15 +301,33 @@ fn a_fourth_node_joins_under_load_and_takes_a_quarter_of_the_replicas() {
             done.then(Instant::now)
         },
     );
+    // The front-end follows the file too: it lists n4 and routes n4's shards to it.
+    let routed = wait_for("the front-end routing n4's shards to it", PATIENCE, || {
+        let (_, view) = get_json(&format!("{}/cluster", cluster.url))?;
+        let n4_up = view["nodes"]
+            .as_array()?
+            .iter()
+            .any(|n| n["id"] == "n4" && n["state"] == "up");
+        let routed = view["shards"].as_array()?.iter().all(|s| {
+            let id: ShardId = s["id"]
+                .as_str()
+                .and_then(|id| id.parse().ok())
+                .expect("shard id");
+            let serving = s["serving"].as_array().expect("serving");
+            share.contains(&id) == serving.iter().any(|n| n == "n4")
+        });
+        (n4_up && routed).then(Instant::now)
+    });
     let figures = load.finish();
     let replicas = shards.len() * 2;
     println!(
         "grow: n4 joined; it took {} of {replicas} replicas ({:.0}%), the displaced copies \
          were dropped, all within {:.2} s; fewest serving copies of any shard over {polls} \
-         polls of the nodes' health: {fewest}",
+         polls of the nodes' health: {fewest}; the front-end routed to n4 after {:.2} s",
         share.len(),
         100.0 * share.len() as f64 / replicas as f64,
-        seconds(joined, settled)
+        seconds(joined, settled),
+        seconds(joined, routed)
     );
     assert!(!share.is_empty(), "the placement gives n4 no shard");
     assert!(fewest >= 2, "a shard had {fewest} serving copies");

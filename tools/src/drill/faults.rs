@@ -15,6 +15,7 @@ use anyhow::{bail, Context};
 
 use super::cluster_procs::{self, Monitor};
 use super::partition::Partition;
+use super::restore::{RestoreWatch, Restored};
 use crate::proc_stats::parent_pid;
 use crate::supervisor::{signal, wait_gone, Signal};
 
@@ -104,6 +105,9 @@ pub struct FaultContext {
         shard_proto::store::ShardStore,
         super::cluster_procs::Frontend,
     )>,
+    /// `--no-restart`: killed nodes stay down, and the drill watches the cluster restore
+    /// every shard's copies without them.
+    pub restore: Option<RestoreWatch>,
 }
 
 /// Harms not yet undone; undone on drop.
@@ -195,21 +199,43 @@ impl Drop for Healer {
 }
 
 /// Runs the fault script: waits until `inject_at`, injects, heals after `heal_after`, and
-/// waits until every target serves again. Returns one outcome per target.
+/// waits until every target serves again (or, with `--no-restart`, until the cluster has
+/// restored every shard's copies without them). Returns one outcome per target, and the
+/// restore when there was one.
 pub async fn run_fault(
     fault: Fault,
     targets: Vec<(String, Option<u32>, u16)>,
     inject_at: Instant,
     heal_after: Duration,
     ctx: &FaultContext,
-) -> anyhow::Result<Vec<TargetOutcome>> {
+) -> anyhow::Result<(Vec<TargetOutcome>, Option<Restored>)> {
     let mut healer = Healer::new(&ctx.searcher, &ctx.config, &ctx.log_dir);
     let mut outcomes: Vec<TargetOutcome> = targets
         .iter()
         .map(|(node, pid, _)| TargetOutcome::new(node, *pid))
         .collect();
+    let mut restored = None;
+    let before = match &ctx.restore {
+        Some(watch) => Some(watch.before().await?),
+        None => None,
+    };
     tokio::time::sleep_until(inject_at.into()).await;
     match fault {
+        Fault::Kill | Fault::KillShard if ctx.restore.is_some() => {
+            for (outcome, (_, _, port)) in outcomes.iter_mut().zip(&targets) {
+                inject(fault, outcome, *port, &mut healer, ctx)?;
+            }
+            let lost: Vec<String> = outcomes.iter().map(|o| o.node.clone()).collect();
+            let since = outcomes.iter().filter_map(|o| o.injected_at).min();
+            let (Some(watch), Some(before), Some(since)) = (&ctx.restore, &before, since) else {
+                unreachable!("a restore watch and an injection");
+            };
+            let restore = watch.wait(before, &lost, since, &*ctx.event).await;
+            for outcome in &mut outcomes {
+                outcome.healed_at = restore.at;
+            }
+            restored = Some(restore);
+        }
         Fault::Switch => {
             let (to, store, frontend) = ctx.switch.as_ref().context("switch needs --generation")?;
             super::switch::run(store.clone(), to, heal_after, frontend, &*ctx.event).await?;
@@ -244,7 +270,7 @@ pub async fn run_fault(
             };
         }
     }
-    Ok(outcomes)
+    Ok((outcomes, restored))
 }
 
 fn pid_of(outcome: &TargetOutcome) -> anyhow::Result<u32> {
@@ -267,9 +293,17 @@ fn inject(
     match fault {
         Fault::Kill | Fault::KillShard => {
             let pid = pid_of(outcome)?;
-            healer.killing(&node, pid);
+            // A permanent loss is not undone: the node stays down after the drill.
+            let permanent = ctx.restore.is_some();
+            if !permanent {
+                healer.killing(&node, pid);
+            }
             signal(pid, Signal::SIGKILL)?;
-            (ctx.event)(Instant::now(), format!("SIGKILL node {node} (pid {pid})"));
+            let note = if permanent { ", for good" } else { "" };
+            (ctx.event)(
+                Instant::now(),
+                format!("SIGKILL node {node} (pid {pid}){note}"),
+            );
         }
         Fault::Stop => {
             let pid = pid_of(outcome)?;

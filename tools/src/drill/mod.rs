@@ -15,6 +15,7 @@
 pub mod cluster_procs;
 pub mod faults;
 pub mod partition;
+pub mod restore;
 pub mod summary;
 pub mod switch;
 
@@ -59,6 +60,11 @@ pub struct DrillArgs {
     /// The index generation to switch to (switch; built with `indexer build --generation`).
     #[arg(long)]
     pub generation: Option<String>,
+    /// kill, kill-shard: a permanent loss. The nodes stay down (also after the drill), and
+    /// the drill times how long the cluster takes to restore every shard to R serving
+    /// copies without them, and the bytes it moved.
+    #[arg(long)]
+    pub no_restart: bool,
     /// Seconds of load before the fault is injected.
     #[arg(long, default_value_t = 5.0)]
     pub at: f64,
@@ -146,6 +152,10 @@ pub async fn run(args: DrillArgs) -> anyhow::Result<()> {
             Some(id) => Some((id.clone(), plan.config.open_store()?, plan.frontend.clone())),
             None => None,
         },
+        restore: match args.no_restart {
+            true => Some(restore_watch(&plan)?),
+            false => None,
+        },
     };
     let inject_at = t0 + secs(args.at);
     let heal_after = secs(args.heal_after);
@@ -160,7 +170,7 @@ pub async fn run(args: DrillArgs) -> anyhow::Result<()> {
         ),
         probes
     );
-    let outcomes: Vec<TargetOutcome> = outcomes?;
+    let (outcomes, restored): (Vec<TargetOutcome>, _) = outcomes?;
     let report = load.finish().await?;
     monitor_task.abort();
 
@@ -174,9 +184,25 @@ pub async fn run(args: DrillArgs) -> anyhow::Result<()> {
         expected_coverage: plan.expected_coverage,
         probes,
         cluster_poll_errors: monitor.poll_errors(),
+        restored,
     });
     summary.print(args.json);
     Ok(())
+}
+
+/// What `--no-restart` watches: the front-end, R, and each shard's bytes from its manifest.
+fn restore_watch(plan: &Plan) -> anyhow::Result<restore::RestoreWatch> {
+    let mut shard_bytes = std::collections::BTreeMap::new();
+    for manifest in plan.config.shard_manifests()? {
+        let manifest = manifest?; // a `BadShard` error names the shard
+        let bytes = manifest.files.iter().map(|f| f.bytes).sum();
+        shard_bytes.insert(manifest.shard.to_string(), bytes);
+    }
+    Ok(restore::RestoreWatch {
+        frontend: plan.frontend.clone(),
+        replication: plan.config.replication,
+        shard_bytes,
+    })
 }
 
 fn secs(s: f64) -> Duration {
@@ -196,7 +222,9 @@ fn describe(args: &DrillArgs, plan: &Plan) -> String {
         LoadMode::Open { rate } => format!("{rate} req/s (open loop)"),
         LoadMode::Closed { concurrency } => format!("concurrency {concurrency} (closed loop)"),
     };
-    let heal = if args.fault.uses_heal_after() {
+    let heal = if args.no_restart {
+        ", never started again".to_string()
+    } else if args.fault.uses_heal_after() {
         format!(", healed after {} s", args.heal_after)
     } else {
         String::new()
@@ -316,10 +344,13 @@ fn validate_args(args: &DrillArgs) -> anyhow::Result<()> {
             bail!("--generation only applies to switch")
         }
         _ if args.shard.is_some() => bail!("--shard only applies to kill-shard"),
+        _ if args.no_restart && !matches!(args.fault, Fault::Kill) => {
+            bail!("--no-restart only applies to kill and kill-shard")
+        }
         _ => {}
     }
     let needed = args.at
-        + if args.fault.uses_heal_after() {
+        + if args.fault.uses_heal_after() && !args.no_restart {
             args.heal_after
         } else {
             0.0

@@ -18,6 +18,7 @@ use crate::bench::report::LoadReport;
 use crate::bench::timeline::TimelineRow;
 
 use super::faults::{Fault, TargetOutcome};
+use super::restore::Restored;
 
 /// Prints timeline rows and events as they happen, in text or JSON lines.
 pub struct Printer {
@@ -198,7 +199,18 @@ pub struct Summary {
     pub error_samples: std::collections::BTreeMap<String, u64>,
     /// Polls of `/cluster` that failed: the front-end's own API stopped answering.
     pub cluster_poll_errors: u64,
+    /// `--no-restart`: the restore of every shard's copies without the lost nodes.
+    pub restored: Option<RestoredFigures>,
     pub events: Vec<EventLine>,
+}
+
+/// The restore after a permanent loss.
+#[derive(Clone, Debug, Serialize)]
+pub struct RestoredFigures {
+    /// From the loss to every shard serving R copies again; `None`: not restored.
+    pub after_s: Option<f64>,
+    #[serde(flatten)]
+    pub restored: Restored,
 }
 
 /// Where a row falls relative to the fault.
@@ -230,6 +242,7 @@ pub struct Inputs<'a> {
     pub expected_coverage: Option<f64>,
     pub probes: Vec<Probe>,
     pub cluster_poll_errors: u64,
+    pub restored: Option<Restored>,
 }
 
 impl Summary {
@@ -282,6 +295,13 @@ impl Summary {
             probes: inputs.probes,
             error_samples: inputs.report.error_samples.clone(),
             cluster_poll_errors: inputs.cluster_poll_errors,
+            restored: inputs.restored.map(|restored| RestoredFigures {
+                after_s: restored
+                    .at
+                    .zip(injected)
+                    .map(|(at, lost)| at.duration_since(lost).as_secs_f64()),
+                restored,
+            }),
             events: p.events(),
         }
     }
@@ -322,7 +342,27 @@ impl Summary {
             "  whole run: p99 {:.1} ms, max {:.1} ms (deadline {} ms)\n",
             self.p99_ms, self.max_ms, self.deadline_ms
         ));
-        for node in &self.nodes {
+        if let Some(r) = &self.restored {
+            let done = match r.after_s {
+                Some(after) => format!("again {after:.2} s after the loss"),
+                None => format!("NOT again (short: {})", r.restored.short.join(", ")),
+            };
+            out.push_str(&format!(
+                "  permanent loss: every shard has {} serving copies {done}; {} copies \
+                 installed, {} bytes moved\n",
+                r.restored.copies,
+                r.restored.installed.len(),
+                r.restored.bytes
+            ));
+        }
+        for node in self.nodes.iter().filter(|_| self.restored.is_some()) {
+            out.push_str(&format!(
+                "  node {}: ejected {} after the fault; left down (--no-restart)\n",
+                node.node,
+                s(node.ejected_after_s)
+            ));
+        }
+        for node in self.nodes.iter().filter(|_| self.restored.is_none()) {
             out.push_str(&format!(
                 "  node {}: ejected {} after the fault; serving again {} after the heal; out for {}\n",
                 node.node,

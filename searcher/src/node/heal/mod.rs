@@ -17,10 +17,8 @@
 //! What it is doing is reported in the node's health answer ([`Healer::report`]), so
 //! `/cluster` can say why any shard is under-replicated.
 //!
-//! Growing and shrinking: every round the loop also looks at the cluster file's
-//! modification time and size (polling, rather than a SIGHUP, works the same for an
-//! edited file, a file replaced by `mv` and a Kubernetes ConfigMap update, and needs no
-//! process to signal). When it changed and reads well, the node follows its node list:
+//! Growing and shrinking: every round the loop also looks at the cluster file
+//! ([`crate::cluster_watch`]). When it changed and reads well, the node follows its node list:
 //! it probes added nodes, stops probing removed ones, and the decision leaves nodes
 //! marked `drain` (or this node, once removed from the file) out of the placement, so
 //! replicas move to their new holders before the old copies go ([`decide`]). Other
@@ -33,7 +31,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
@@ -46,6 +44,7 @@ use tokio::task::JoinHandle;
 use super::leaf::Leaf;
 use super::replicas::{install_replica, Installed, TMP_PREFIX};
 use crate::cluster::ClusterConfig;
+use crate::cluster_watch::WatchedClusterFile;
 use decide::{decide, Decision, Task, Timing, View};
 use peers::{Peers, ProbeTiming, Probes};
 
@@ -139,43 +138,6 @@ impl Membership {
     }
 }
 
-/// The cluster file, watched for changes by modification time and size.
-struct Watched {
-    path: PathBuf,
-    stamp: Option<(SystemTime, u64)>,
-}
-
-impl Watched {
-    fn new(path: &Path) -> Watched {
-        Watched {
-            path: path.to_path_buf(),
-            stamp: stamp(path),
-        }
-    }
-
-    /// The file's new content, if it changed since the last look and reads well (a file
-    /// that does not, e.g. half-written, is logged and read again at its next change).
-    fn changed(&mut self) -> Option<ClusterConfig> {
-        let now = stamp(&self.path);
-        if now == self.stamp {
-            return None;
-        }
-        self.stamp = now;
-        match ClusterConfig::load(&self.path) {
-            Ok(config) => Some(config),
-            Err(error) => {
-                tracing::warn!(%error, "cluster file changed but cannot be used: ignored");
-                None
-            }
-        }
-    }
-}
-
-fn stamp(path: &Path) -> Option<(SystemTime, u64)> {
-    let meta = std::fs::metadata(path).ok()?;
-    Some((meta.modified().ok()?, meta.len()))
-}
-
 /// A node's healing: its loop, its state and its report.
 pub struct Healer {
     setup: Setup,
@@ -245,14 +207,14 @@ impl Healer {
         };
         // Owned by the loop: aborting it drops them, which stops every probe.
         let mut probes = Probes::start(&self.setup.me, &config.nodes, &key, timing, &self.peers);
-        let mut file = config.source.0.as_deref().map(Watched::new);
+        let mut file = WatchedClusterFile::of(config);
         let this = Arc::clone(self);
         vec![tokio::spawn(async move {
             let mut ticker = tokio::time::interval(timing.interval);
             ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 ticker.tick().await;
-                if let Some(config) = file.as_mut().and_then(Watched::changed) {
+                if let Some(config) = file.as_mut().and_then(WatchedClusterFile::changed) {
                     this.follow(&config, &mut probes);
                 }
                 this.round(&shards, Instant::now());
