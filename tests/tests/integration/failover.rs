@@ -549,45 +549,14 @@ fn assert_back_in_rotation(cluster: &Cluster, id: &str) {
     );
 }
 
-/// Opts out of the partition test, which needs root (CAP_NET_ADMIN) and a kernel whose
-/// `tc` can filter loopback traffic; without the variable it runs, and fails clearly
-/// where it cannot.
-const SKIP_PARTITION: &str = "WIKISEARCH_SKIP_PARTITION_TEST";
-
-#[test]
-fn partition_of_one_node_costs_no_request_as_root() {
-    if std::env::var_os(SKIP_PARTITION).is_some() {
-        println!("partition test opted out by {SKIP_PARTITION}");
-        return;
-    }
-    assert!(
-        tests::is_root(),
-        "the partition test needs root (CAP_NET_ADMIN) to add a tc filter on lo: run as \
-         root, or set {SKIP_PARTITION}=1 to opt out"
-    );
-    let _serial = serial();
-    let cluster = Cluster::start("failover-partition");
+/// Runs `wikisearch drill` against `cluster` with `args` (plus the load: the suite's rate,
+/// the shared queries, JSON output) and returns its summary line; panics if it fails.
+pub(crate) fn drill_summary(cluster: &Cluster, args: &[&str]) -> Value {
     let mut child = Command::new(bin("wikisearch"))
         .args(["drill", "--config"])
         .arg(&cluster.config)
-        .args([
-            "--fault",
-            "partition",
-            "--node",
-            "n3",
-            "--at",
-            "2",
-            "--heal-after",
-            "4",
-        ])
-        .args([
-            "--duration",
-            "10",
-            "--rate",
-            &load_rate(&cluster.url),
-            "--json",
-            "--queries",
-        ])
+        .args(args)
+        .args(["--rate", &load_rate(&cluster.url), "--json", "--queries"])
         .arg(shared_queries())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -612,11 +581,46 @@ fn partition_of_one_node_costs_no_request_as_root() {
         status.success(),
         "wikisearch drill failed: {status}\n{stderr}\n{stdout}"
     );
-    let summary: Value = stdout
+    stdout
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
         .find(|v| v["type"] == "summary")
-        .unwrap_or_else(|| panic!("no summary line in the drill's output:\n{stdout}"));
+        .unwrap_or_else(|| panic!("no summary line in the drill's output:\n{stdout}"))
+}
+
+/// Opts out of the partition test, which needs root (CAP_NET_ADMIN) and a kernel whose
+/// `tc` can filter loopback traffic; without the variable it runs, and fails clearly
+/// where it cannot.
+const SKIP_PARTITION: &str = "WIKISEARCH_SKIP_PARTITION_TEST";
+
+#[test]
+fn partition_of_one_node_costs_no_request_as_root() {
+    if std::env::var_os(SKIP_PARTITION).is_some() {
+        println!("partition test opted out by {SKIP_PARTITION}");
+        return;
+    }
+    assert!(
+        tests::is_root(),
+        "the partition test needs root (CAP_NET_ADMIN) to add a tc filter on lo: run as \
+         root, or set {SKIP_PARTITION}=1 to opt out"
+    );
+    let _serial = serial();
+    let cluster = Cluster::start("failover-partition");
+    let summary = drill_summary(
+        &cluster,
+        &[
+            "--fault",
+            "partition",
+            "--node",
+            "n3",
+            "--at",
+            "2",
+            "--heal-after",
+            "4",
+            "--duration",
+            "10",
+        ],
+    );
     let node = &summary["nodes"][0];
     println!(
         "partition n3: p99 during {} ms, ejected after {} s, serving {} s after the heal, max {} ms",

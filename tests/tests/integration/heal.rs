@@ -2,9 +2,10 @@
 //! failover suite's 3-node cluster (R = 2, 6 shards of the English sample) with `[heal]`
 //! set to seconds.
 //!
-//! - A node killed for good: its shards, and only its shards, get new holders that copy
-//!   them from the store, until every shard has 2 serving copies again, with no failed or
-//!   partial answer. Restarted (same data directory), it serves again without copying a
+//! - A node killed for good (by `wikisearch drill --fault kill --no-restart`, which reports
+//!   the restore): its shards, and only its shards, get new holders that copy them from the
+//!   store, until every shard has 2 serving copies again, with no failed or partial
+//!   answer; the drill's bytes moved are the dead node's replica bytes. Restarted (same data directory), it serves again without copying a
 //!   byte, and the temporary copies are dropped after the cool-down.
 //! - Both holders of a shard killed: answers are partial (flagged) until the survivor has
 //!   installed it, then full again, without any command.
@@ -32,8 +33,8 @@ use tests::cluster_secret::auth_value;
 use tests::{free_port, get_json, wait_for, Signal};
 
 use crate::failover::{
-    assert_clean, first_shard_and_holders, seconds, serial, shard_docs, shard_store, Cluster, Load,
-    PATIENCE,
+    assert_clean, drill_summary, first_shard_and_holders, seconds, serial, shard_docs, shard_store,
+    Cluster, Load, PATIENCE,
 };
 
 /// Heal after 3 s unreachable; drop temporary copies 3 s after the lost node serves.
@@ -106,16 +107,27 @@ fn a_node_lost_for_good_is_replaced_and_comes_back_without_copying() {
         .map(|n| (n, replica_dirs(&cluster, n)))
         .collect();
 
-    let load = Load::start(&cluster.url, &[]);
-    let killed = Instant::now();
-    cluster.signal("n2", Signal::SIGKILL);
-    let healed = wait_for(
-        "2 serving copies of every shard without n2",
-        PATIENCE * 2,
-        || {
-            let serving = per_shard(&cluster, "serving");
-            every_shard(&serving, |n| n.len() == 2 && !n.contains("n2")).then(Instant::now)
-        },
+    // The permanent loss is the drill's: it SIGKILLs n2 under its own load, never starts
+    // it again, and waits until /cluster shows 2 serving copies of every shard.
+    let drill = drill_summary(
+        &cluster,
+        &[
+            "--fault",
+            "kill",
+            "--no-restart",
+            "--node",
+            "n2",
+            "--at",
+            "1",
+            "--duration",
+            "8",
+        ],
+    );
+    let restored = &drill["restored"];
+    let serving = per_shard(&cluster, "serving");
+    assert!(
+        every_shard(&serving, |n| n.len() == 2 && !n.contains("n2")),
+        "{serving:?}"
     );
     // Exactly the lost node's shards were copied, once each.
     let mut copied: Vec<String> = Vec::new();
@@ -136,7 +148,17 @@ fn a_node_lost_for_good_is_replaced_and_comes_back_without_copying() {
         moved, n2_bytes,
         "bytes moved = the dead node's replica bytes"
     );
+    assert_eq!(restored["bytes"], n2_bytes, "the drill's bytes: {drill}");
+    assert_eq!(
+        restored["installed"].as_array().map(Vec::len),
+        Some(lost.len())
+    );
+    assert_eq!(restored["copies"], 2);
+    let after = restored["after_s"].as_f64().expect("restored in time");
+    assert_eq!(drill["failed"], 0, "{}", drill["error_samples"]);
+    assert_eq!(drill["partial"], 0, "partial answers during the loss");
 
+    let load = Load::start(&cluster.url, &[]);
     let restarted = Instant::now();
     let pid = cluster.start_node("n2");
     cluster.wait_up("n2", Some(pid));
@@ -155,10 +177,13 @@ fn a_node_lost_for_good_is_replaced_and_comes_back_without_copying() {
     );
     let figures = load.finish();
     println!(
-        "heal: n2 ({} shards, {n2_bytes} bytes) killed; 2 copies of every shard again after {:.2} s \
+        "heal: n2 ({} shards, {n2_bytes} bytes) killed for good by the drill ({} searches, \
+         p99 before {} / during {} ms); 2 copies of every shard again after {after:.2} s \
          (heal_after 3 s); n2 restarted, temporary copies dropped {:.2} s later",
         lost.len(),
-        seconds(killed, healed),
+        drill["requests"],
+        drill["p99_before_ms"],
+        drill["p99_during_ms"],
         seconds(restarted, settled)
     );
     assert_eq!(

@@ -16,6 +16,7 @@ use anyhow::{bail, Context};
 use super::cluster_procs::{self, Monitor};
 use super::partition::Partition;
 use super::restore::{RestoreWatch, Restored};
+use super::switch::SwitchTimes;
 use crate::proc_stats::parent_pid;
 use crate::supervisor::{signal, wait_gone, Signal};
 
@@ -162,11 +163,15 @@ impl Healer {
         Ok(pid)
     }
 
+    /// The process the restarted node's life is bound to: the one that had started it,
+    /// unless that one is gone too (a shell that ended with its node): then none, or the
+    /// node would be stopped as soon as it starts.
     fn owner_of(&self, node: &str) -> Option<u32> {
         self.killed
             .iter()
             .find(|(n, _)| n == node)
             .and_then(|(_, owner)| *owner)
+            .filter(|&owner| !crate::proc_stats::process_gone(owner))
     }
 }
 
@@ -177,6 +182,7 @@ impl Drop for Healer {
         }
         self.partitions.clear(); // each Partition removes its filter on drop
         for (node, owner) in std::mem::take(&mut self.killed) {
+            let owner = owner.filter(|&owner| !crate::proc_stats::process_gone(owner));
             let started = cluster_procs::start_node(
                 &self.searcher,
                 &self.config,
@@ -198,23 +204,32 @@ impl Drop for Healer {
     }
 }
 
+/// What a fault script measured.
+pub struct FaultResult {
+    /// One per target node (none for `switch`).
+    pub outcomes: Vec<TargetOutcome>,
+    /// `--no-restart`: the restore of every shard's copies.
+    pub restored: Option<Restored>,
+    /// `switch`: both switches, timed.
+    pub switched: Option<SwitchTimes>,
+}
+
 /// Runs the fault script: waits until `inject_at`, injects, heals after `heal_after`, and
 /// waits until every target serves again (or, with `--no-restart`, until the cluster has
-/// restored every shard's copies without them). Returns one outcome per target, and the
-/// restore when there was one.
+/// restored every shard's copies without them).
 pub async fn run_fault(
     fault: Fault,
     targets: Vec<(String, Option<u32>, u16)>,
     inject_at: Instant,
     heal_after: Duration,
     ctx: &FaultContext,
-) -> anyhow::Result<(Vec<TargetOutcome>, Option<Restored>)> {
+) -> anyhow::Result<FaultResult> {
     let mut healer = Healer::new(&ctx.searcher, &ctx.config, &ctx.log_dir);
     let mut outcomes: Vec<TargetOutcome> = targets
         .iter()
         .map(|(node, pid, _)| TargetOutcome::new(node, *pid))
         .collect();
-    let mut restored = None;
+    let (mut restored, mut switched) = (None, None);
     let before = match &ctx.restore {
         Some(watch) => Some(watch.before().await?),
         None => None,
@@ -238,7 +253,8 @@ pub async fn run_fault(
         }
         Fault::Switch => {
             let (to, store, frontend) = ctx.switch.as_ref().context("switch needs --generation")?;
-            super::switch::run(store.clone(), to, heal_after, frontend, &*ctx.event).await?;
+            let times = super::switch::run(store.clone(), to, heal_after, frontend, &*ctx.event);
+            switched = Some(times.await?);
         }
         Fault::Restart | Fault::RollingRestart => {
             for outcome in &mut outcomes {
@@ -270,7 +286,11 @@ pub async fn run_fault(
             };
         }
     }
-    Ok((outcomes, restored))
+    Ok(FaultResult {
+        outcomes,
+        restored,
+        switched,
+    })
 }
 
 fn pid_of(outcome: &TargetOutcome) -> anyhow::Result<u32> {

@@ -33,7 +33,7 @@ use crate::bench::report::LoadReport;
 use crate::binaries::Binaries;
 use crate::proc_stats::process_gone;
 use cluster_procs::{Frontend, Monitor};
-use faults::{Fault, FaultContext, TargetOutcome};
+use faults::{Fault, FaultContext};
 use searcher::cluster::ClusterConfig;
 use searcher::model::NodeHealth;
 use searcher::placement::Placement;
@@ -51,6 +51,10 @@ pub struct DrillArgs {
     /// What to break.
     #[arg(long, value_enum)]
     pub fault: Fault,
+    /// The coordinator to load and watch, `http://host:port` (default: the cluster file's
+    /// front-end); any node with an `http` address, or a `[[coordinator]]`, will do.
+    #[arg(long)]
+    pub url: Option<String>,
     /// The node to break (kill, stop, restart, partition); default: the first in the file.
     #[arg(long, conflicts_with = "shard")]
     pub node: Option<String>,
@@ -129,11 +133,12 @@ pub async fn run(args: DrillArgs) -> anyhow::Result<()> {
 
     let monitor_printer = printer.clone();
     let (monitor, monitor_task) = Monitor::start(plan.frontend.clone(), move |t| {
-        let error = t
-            .last_error
-            .as_deref()
-            .map(|e| format!(" ({e})"))
-            .unwrap_or_default();
+        // The last error is the cause only of an ejection (a node turns suspect on slow
+        // answers too, and keeps its last error from long before).
+        let error = match (t.to.as_str(), t.last_error.as_deref()) {
+            ("down", Some(e)) => format!(" ({e})"),
+            _ => String::new(),
+        };
         monitor_printer.event(
             t.at,
             format!("/cluster: node {} {} → {}{error}", t.node, t.from, t.to),
@@ -170,7 +175,11 @@ pub async fn run(args: DrillArgs) -> anyhow::Result<()> {
         ),
         probes
     );
-    let (outcomes, restored): (Vec<TargetOutcome>, _) = outcomes?;
+    let faults::FaultResult {
+        outcomes,
+        restored,
+        switched,
+    } = outcomes?;
     let report = load.finish().await?;
     monitor_task.abort();
 
@@ -185,6 +194,7 @@ pub async fn run(args: DrillArgs) -> anyhow::Result<()> {
         probes,
         cluster_poll_errors: monitor.poll_errors(),
         restored,
+        switched,
     });
     summary.print(args.json);
     Ok(())
@@ -251,24 +261,12 @@ async fn plan(args: &DrillArgs) -> anyhow::Result<Plan> {
     if args.fault == Fault::Partition {
         partition::check_permitted()?;
     }
-    let listen = config.frontend.listen;
-    let host = if listen.ip().is_unspecified() {
-        "127.0.0.1".to_string()
-    } else {
-        listen.ip().to_string()
-    };
-    let frontend = Frontend::new(format!(
-        "http://{}",
-        std::net::SocketAddr::new(host.parse()?, listen.port())
-    ));
-    let cluster = frontend.cluster().await.with_context(|| {
-        format!(
-            "the front-end at {} does not answer: start the cluster first (wikisearch demo, or \
-             searcher node + searcher frontend with this cluster file)",
-            frontend.base()
-        )
-    })?;
+    let frontend = Frontend::new(match &args.url {
+        Some(url) => url.trim_end_matches('/').to_string(),
+        None => frontend_url(&config)?,
+    });
     let (shard, expected_coverage, node_ids) = resolve_targets(args, &config)?;
+    let cluster = targets_up(&frontend, &node_ids).await?;
     let mut targets = Vec::new();
     for id in node_ids {
         let seen = cluster
@@ -276,7 +274,8 @@ async fn plan(args: &DrillArgs) -> anyhow::Result<Plan> {
             .with_context(|| format!("the front-end does not report node {id}"))?;
         if seen.state != NodeHealth::Up {
             bail!(
-                "node {id} is {}, not up: heal the cluster before drilling",
+                "node {id} is {}, not up after {TARGETS_UP_WAIT:?}: heal the cluster before \
+                 drilling",
                 seen.state.as_str()
             );
         }
@@ -313,7 +312,50 @@ async fn plan(args: &DrillArgs) -> anyhow::Result<Plan> {
     })
 }
 
+/// `http://` + the cluster file's front-end address (loopback for a wildcard).
+fn frontend_url(config: &ClusterConfig) -> anyhow::Result<String> {
+    let listen = config.frontend.listen;
+    let host = if listen.ip().is_unspecified() {
+        "127.0.0.1".to_string()
+    } else {
+        listen.ip().to_string()
+    };
+    let addr = std::net::SocketAddr::new(host.parse()?, listen.port());
+    Ok(format!("http://{addr}"))
+}
+
+/// How long the drill waits for its target nodes to be `up` before it starts (a node can
+/// be `suspect` for a few seconds after a latency shift, e.g. right after an earlier drill).
+const TARGETS_UP_WAIT: Duration = Duration::from_secs(30);
+
+/// The front-end's view once every one of `ids` is up, or after [`TARGETS_UP_WAIT`].
+async fn targets_up(
+    frontend: &Frontend,
+    ids: &[String],
+) -> anyhow::Result<searcher::model::ClusterView> {
+    let started = Instant::now();
+    loop {
+        let cluster = frontend.cluster().await.with_context(|| {
+            format!(
+                "the front-end at {} does not answer: start the cluster first (wikisearch \
+                 demo, or searcher node + searcher frontend with this cluster file)",
+                frontend.base()
+            )
+        })?;
+        let up = |id: &String| cluster.node(id).is_some_and(|n| n.state == NodeHealth::Up);
+        if ids.iter().all(up) || started.elapsed() > TARGETS_UP_WAIT {
+            return Ok(cluster);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 fn validate_args(args: &DrillArgs) -> anyhow::Result<()> {
+    if let Some(url) = &args.url {
+        if !url.starts_with("http://") {
+            bail!("--url must be http://host:port, not {url:?}");
+        }
+    }
     for (name, value) in [
         ("--at", args.at),
         ("--heal-after", args.heal_after),

@@ -19,6 +19,7 @@ use crate::bench::timeline::TimelineRow;
 
 use super::faults::{Fault, TargetOutcome};
 use super::restore::Restored;
+use super::switch::SwitchTimes;
 
 /// Prints timeline rows and events as they happen, in text or JSON lines.
 pub struct Printer {
@@ -201,7 +202,18 @@ pub struct Summary {
     pub cluster_poll_errors: u64,
     /// `--no-restart`: the restore of every shard's copies without the lost nodes.
     pub restored: Option<RestoredFigures>,
+    /// `switch`: from each move of the alias to the first answer from its generation.
+    pub switched: Option<SwitchFigures>,
     pub events: Vec<EventLine>,
+}
+
+/// A generation switch and the switch back, timed.
+#[derive(Clone, Debug, Serialize)]
+pub struct SwitchFigures {
+    pub from: String,
+    pub to: String,
+    pub to_answering_s: f64,
+    pub back_answering_s: f64,
 }
 
 /// The restore after a permanent loss.
@@ -243,18 +255,31 @@ pub struct Inputs<'a> {
     pub probes: Vec<Probe>,
     pub cluster_poll_errors: u64,
     pub restored: Option<Restored>,
+    pub switched: Option<SwitchTimes>,
 }
 
 impl Summary {
     pub fn build(inputs: Inputs<'_>) -> Summary {
         let p = inputs.printer;
-        let injected = inputs.outcomes.iter().filter_map(|o| o.injected_at).min();
-        let healed = inputs
-            .outcomes
-            .iter()
-            .map(|o| o.serving_at.or(o.healed_at))
-            .collect::<Option<Vec<_>>>()
-            .and_then(|all| all.into_iter().max());
+        // A switch has no target node: its phase runs from the first move of the alias to
+        // the first answer after the move back.
+        let switch_window = inputs
+            .switched
+            .as_ref()
+            .map(|s| (s.switched_at, s.back_at + s.back_answering));
+        let injected = match switch_window {
+            Some((from, _)) => Some(from),
+            None => inputs.outcomes.iter().filter_map(|o| o.injected_at).min(),
+        };
+        let healed = match switch_window {
+            Some((_, to)) => Some(to),
+            None => inputs
+                .outcomes
+                .iter()
+                .map(|o| o.serving_at.or(o.healed_at))
+                .collect::<Option<Vec<_>>>()
+                .and_then(|all| all.into_iter().max()),
+        };
         let injected_s = injected.map(|at| p.t(at));
         let healed_s = healed.map(|at| p.t(at));
         let rows = &inputs.report.timeline;
@@ -302,6 +327,12 @@ impl Summary {
                     .map(|(at, lost)| at.duration_since(lost).as_secs_f64()),
                 restored,
             }),
+            switched: inputs.switched.map(|s| SwitchFigures {
+                from: s.from,
+                to: s.to,
+                to_answering_s: s.to_answering.as_secs_f64(),
+                back_answering_s: s.back_answering.as_secs_f64(),
+            }),
             events: p.events(),
         }
     }
@@ -342,6 +373,12 @@ impl Summary {
             "  whole run: p99 {:.1} ms, max {:.1} ms (deadline {} ms)\n",
             self.p99_ms, self.max_ms, self.deadline_ms
         ));
+        if let Some(s) = &self.switched {
+            out.push_str(&format!(
+                "  switch {} → {}: first answer from {} after {:.2} s; back to {}: after {:.2} s\n",
+                s.from, s.to, s.to, s.to_answering_s, s.from, s.back_answering_s
+            ));
+        }
         if let Some(r) = &self.restored {
             let done = match r.after_s {
                 Some(after) => format!("again {after:.2} s after the loss"),

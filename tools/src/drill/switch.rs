@@ -16,6 +16,18 @@ use super::cluster_procs::Frontend;
 /// it first).
 const SWITCH_TIMEOUT: Duration = Duration::from_secs(300);
 
+/// The two switches, timed: each from the alias moving to the first answer from the
+/// generation it names.
+#[derive(Clone, Debug)]
+pub struct SwitchTimes {
+    pub from: String,
+    pub to: String,
+    pub switched_at: Instant,
+    pub to_answering: Duration,
+    pub back_at: Instant,
+    pub back_answering: Duration,
+}
+
 /// Switches to `to`, waits `heal_after`, switches back; `event` prints timeline lines.
 pub async fn run(
     store: ShardStore,
@@ -23,7 +35,7 @@ pub async fn run(
     heal_after: Duration,
     frontend: &Frontend,
     event: &(dyn Fn(Instant, String) + Send + Sync),
-) -> anyhow::Result<()> {
+) -> anyhow::Result<SwitchTimes> {
     let from = blocking({
         let store = store.clone();
         move || generation::live(&store)
@@ -32,9 +44,17 @@ pub async fn run(
     if from == to {
         bail!("generation {to} is already live: --generation must name another one");
     }
-    switch_and_wait(&store, to, frontend, event).await?;
+    let (switched_at, to_answering) = switch_and_wait(&store, to, frontend, event).await?;
     tokio::time::sleep(heal_after).await;
-    switch_and_wait(&store, &from, frontend, event).await
+    let (back_at, back_answering) = switch_and_wait(&store, &from, frontend, event).await?;
+    Ok(SwitchTimes {
+        from,
+        to: to.to_string(),
+        switched_at,
+        to_answering,
+        back_at,
+        back_answering,
+    })
 }
 
 async fn switch_and_wait(
@@ -42,7 +62,7 @@ async fn switch_and_wait(
     to: &str,
     frontend: &Frontend,
     event: &(dyn Fn(Instant, String) + Send + Sync),
-) -> anyhow::Result<()> {
+) -> anyhow::Result<(Instant, Duration)> {
     let asked = Instant::now();
     let (store, id) = (store.clone(), to.to_string());
     let switched = blocking(move || generation::switch(&store, &id)).await?;
@@ -54,14 +74,15 @@ async fn switch_and_wait(
         if let Ok((200, body)) = frontend.get_json("/search?q=the&size=1").await {
             if body["generation"] == to {
                 let now = Instant::now();
-                let took = now.duration_since(asked).as_secs_f64();
+                let took = now.duration_since(asked);
                 event(
                     now,
                     format!(
-                        "front-end answers from generation {to} ({took:.2} s after the switch)"
+                        "front-end answers from generation {to} ({:.2} s after the switch)",
+                        took.as_secs_f64()
                     ),
                 );
-                return Ok(());
+                return Ok((asked, took));
             }
         }
         if asked.elapsed() > SWITCH_TIMEOUT {
