@@ -1,5 +1,5 @@
 //! Fuzzes the node's RPC path past the HTTP layer and the authentication: the first byte
-//! picks the route (search, statistics, fetch, suggest), the rest is the frame, decoded as the
+//! picks the route (search, statistics, fetch, suggest, replica chunk), the rest is the frame, decoded as the
 //! server decodes it (a `wire::Call` carrying the request and its budget) and handed to a
 //! real leaf over a real shard (built once from a small synthetic dump).
 //! Any frame must end in an answer or a `BadRequest`, never a panic, an abort or a hang.
@@ -13,7 +13,9 @@ use searcher::node::leaf::Leaf;
 use searcher::node::replicas;
 use searcher::node::stop::Stop;
 use shard_proto::manifest::ShardManifest;
-use shard_proto::wire::{self, Call, FetchRequest, SearchRequest, StatsRequest, SuggestRequest};
+use shard_proto::wire::{
+    self, Call, ChunkRequest, FetchRequest, SearchRequest, StatsRequest, SuggestRequest,
+};
 use shard_proto::WikiSchema;
 
 /// The leaf, and the directory its shard lives in (kept for the life of the process).
@@ -53,7 +55,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let leaf = leaf();
-    match route % 4 {
+    match route % 5 {
         0 => {
             if let Ok(call) = wire::decode::<Call<SearchRequest>>(frame) {
                 let stop = Stop::never();
@@ -70,6 +72,12 @@ fuzz_target!(|data: &[u8]| {
             if let Ok(call) = wire::decode::<Call<SuggestRequest>>(frame) {
                 let stop = Stop::never();
                 let _ = leaf.suggest(&call.request, &stop).map(|answer| wire::encode(&answer));
+            }
+        }
+        3 => {
+            if let Ok(call) = wire::decode::<Call<ChunkRequest>>(frame) {
+                let chunk = searcher::node::replica_chunks::read_chunk(leaf, &call.request);
+                let _ = chunk.map(|answer| wire::encode(&answer));
             }
         }
         _ => {

@@ -98,6 +98,8 @@ pub mod paths {
     pub const FETCH: &str = "/rpc/fetch";
     /// POST [`super::Call`]`<`[`super::SuggestRequest`]`>` → [`super::SuggestResponse`].
     pub const SUGGEST: &str = "/rpc/suggest";
+    /// POST [`super::Call`]`<`[`super::ChunkRequest`]`>` → [`super::ChunkResponse`].
+    pub const REPLICA_CHUNK: &str = "/rpc/replica-chunk";
 }
 
 fn config() -> bincode::config::Configuration<
@@ -246,6 +248,34 @@ pub enum ShardOutcome<T> {
 pub struct SearchResponse {
     pub node: String,
     pub shards: Vec<(ShardId, ShardOutcome<ShardHits>)>,
+}
+
+/// Longest range one [`ChunkRequest`] may ask for: well inside a frame, and small enough
+/// that a copy never holds a search permit for long.
+pub const MAX_CHUNK_BYTES: u32 = 4 * 1024 * 1024;
+
+/// A range of one file of a replica the node serves, for a node healing the shard when
+/// the shard store cannot give it a good copy (a corrupted or missing object): it copies
+/// the files from a live replica instead, chunk by chunk, and verifies them as always.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ChunkRequest {
+    pub shard: ShardId,
+    /// A file name the shard's manifest lists.
+    pub file: String,
+    /// The file's blake3 in the asker's manifest: a node whose copy is of another build
+    /// refuses, rather than send bytes that would fail the verification.
+    pub blake3: String,
+    pub offset: u64,
+    /// At most [`MAX_CHUNK_BYTES`].
+    pub len: u32,
+}
+
+/// The bytes of a [`ChunkRequest`]'s range (fewer at the end of the file).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ChunkResponse {
+    /// The whole file's size.
+    pub file_bytes: u64,
+    pub data: Vec<u8>,
 }
 
 /// Address of a document on the node that produced it in the query phase.

@@ -129,7 +129,11 @@ impl Leaf {
 
     /// The replica of `shard` if it serves, else why not (not held here, or dropped by the
     /// scrub).
-    fn replica(&self, generation: Option<&str>, shard: &ShardId) -> Result<Arc<Replica>, String> {
+    pub(crate) fn replica(
+        &self,
+        generation: Option<&str>,
+        shard: &ShardId,
+    ) -> Result<Arc<Replica>, String> {
         let named = generation.filter(|g| *g != shard_proto::generation::BASE);
         let found = match named {
             Some(generation) => self.generations.replica(generation, shard)?,

@@ -19,6 +19,7 @@ pub mod generations;
 pub mod heal;
 pub mod leaf;
 pub mod metrics;
+pub mod replica_chunks;
 pub mod replicas;
 pub mod scrub;
 pub mod server;

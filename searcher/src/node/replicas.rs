@@ -185,7 +185,33 @@ pub fn install_replica(
     let before = inode(&data_dir.join(manifest.shard.to_string()));
     let dir = install(source, data_dir, manifest, schema)?;
     let reused = before.is_some() && before == inode(&dir);
-    let mut replica = open(&dir, manifest, schema)?;
+    opened(&dir, reused, source, manifest, schema)
+}
+
+/// Like [`install_replica`], with the files copied from a live replica on `peer` rather
+/// than from the store (`source` still names the store's copy, for its generation).
+pub fn install_replica_from_peer(
+    peer: &crate::rpc::NodeClient,
+    source: &ShardSource,
+    data_dir: &Path,
+    manifest: &ShardManifest,
+    schema: &WikiSchema,
+) -> std::result::Result<Installed, String> {
+    let from = format!("node {}", peer.node_id());
+    let copy = |staging: &Path| super::replica_chunks::copy_from_peer(peer, manifest, staging);
+    let dir = install_with(data_dir, manifest, schema, &from, copy)?;
+    opened(&dir, false, source, manifest, schema)
+}
+
+/// The installed copy in `dir`, opened.
+fn opened(
+    dir: &Path,
+    reused: bool,
+    source: &ShardSource,
+    manifest: &ShardManifest,
+    schema: &WikiSchema,
+) -> std::result::Result<Installed, String> {
+    let mut replica = open(dir, manifest, schema)?;
     replica.generation = generation_of_dir_name(source.name());
     let copied_bytes = match reused {
         true => 0,
@@ -233,16 +259,33 @@ pub fn install(
     manifest: &ShardManifest,
     schema: &WikiSchema,
 ) -> std::result::Result<PathBuf, String> {
+    let fetch = |staging: &Path| {
+        source
+            .fetch_into(manifest, staging)
+            .map_err(|e| e.to_string())
+    };
+    install_with(data_dir, manifest, schema, &source.location(), fetch)
+}
+
+/// Makes `data_dir/<shard>` a verified copy of what `fetch` puts into an empty temporary
+/// directory (`from` names where it comes from, in errors); returns its path.
+pub fn install_with(
+    data_dir: &Path,
+    manifest: &ShardManifest,
+    schema: &WikiSchema,
+    from: &str,
+    fetch: impl FnOnce(&Path) -> std::result::Result<(), String>,
+) -> std::result::Result<PathBuf, String> {
     let name = manifest.shard.to_string();
     let target = data_dir.join(&name);
     if is_verified_copy(&target, manifest, schema) {
         return Ok(target);
     }
     let staging = data_dir.join(format!("{TMP_PREFIX}{name}"));
-    let assembled = assemble(source, &staging, manifest).and_then(|()| {
+    let assembled = assemble(&staging, fetch).and_then(|()| {
         ShardManifest::read_verified(&staging, schema)
             .map(drop)
-            .map_err(|e| format!("{e} (copied from {})", source.location()))
+            .map_err(|e| format!("{e} (copied from {from})"))
     });
     if let Err(reason) = assembled {
         let _ = fs::remove_dir_all(&staging);
@@ -260,17 +303,14 @@ fn is_verified_copy(target: &Path, manifest: &ShardManifest, schema: &WikiSchema
     }
 }
 
-/// Fetches the manifest's files and the manifest itself into a new `staging`.
+/// Runs `fetch` (the manifest's files and the manifest itself) into a new `staging`.
 fn assemble(
-    source: &ShardSource,
     staging: &Path,
-    manifest: &ShardManifest,
+    fetch: impl FnOnce(&Path) -> std::result::Result<(), String>,
 ) -> std::result::Result<(), String> {
     let _ = fs::remove_dir_all(staging);
     fs::create_dir_all(staging).map_err(|e| format!("{}: {e}", staging.display()))?;
-    source
-        .fetch_into(manifest, staging)
-        .map_err(|e| e.to_string())
+    fetch(staging)
 }
 
 /// Puts `staging` at `target`, replacing an older copy (renames are atomic; the removal

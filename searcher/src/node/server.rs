@@ -28,8 +28,8 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use shard_proto::auth::{self, AuthFailure, ClusterKey, Credentials, ReplayGuard, AUTH_HEADER};
 use shard_proto::wire::{
-    self, paths, Call, FetchRequest, HealthResponse, ReplicaState, SearchRequest, StatsRequest,
-    SuggestRequest, CONTENT_TYPE, MAX_FRAME_BYTES, WIRE_VERSION, WIRE_VERSION_HEADER,
+    self, paths, Call, ChunkRequest, FetchRequest, HealthResponse, ReplicaState, SearchRequest,
+    StatsRequest, SuggestRequest, CONTENT_TYPE, MAX_FRAME_BYTES, WIRE_VERSION, WIRE_VERSION_HEADER,
 };
 use shard_proto::ShardId;
 use tokio::net::TcpListener;
@@ -39,6 +39,7 @@ use tokio::task::JoinHandle;
 use super::heal::Healer;
 use super::leaf::{BadRequest, Leaf};
 use super::metrics::NodeMetrics;
+use super::replica_chunks::read_chunk;
 use super::stop::{Stop, Stopped};
 use crate::in_flight::InFlight;
 use crate::serve::{self, BodyTimeout, DeadlineBody, ServerCounters, ServerLimits};
@@ -234,8 +235,14 @@ impl NodeState {
                 let phase = |leaf: &Leaf, r: &SuggestRequest, stop: &Stop| leaf.suggest(r, stop);
                 self.rpc(request, credentials, arrived, phase).await
             }
+            paths::REPLICA_CHUNK if post => {
+                let phase = |leaf: &Leaf, r: &ChunkRequest, _: &Stop| read_chunk(leaf, r);
+                self.rpc(request, credentials, arrived, phase).await
+            }
             paths::HEALTH => wrong_method("GET"),
-            paths::STATS | paths::SEARCH | paths::FETCH | paths::SUGGEST => wrong_method("POST"),
+            paths::STATS | paths::SEARCH | paths::FETCH | paths::SUGGEST | paths::REPLICA_CHUNK => {
+                wrong_method("POST")
+            }
             path => text(StatusCode::NOT_FOUND, format!("no RPC at {path}")),
         }
     }

@@ -23,9 +23,9 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use shard_proto::auth::{ClusterKey, AUTH_HEADER};
 use shard_proto::wire::{
-    self, paths, Call, FetchRequest, FetchResponse, HealthResponse, SearchRequest, SearchResponse,
-    StatsRequest, StatsResponse, SuggestRequest, SuggestResponse, CONTENT_TYPE, MAX_FRAME_BYTES,
-    WIRE_VERSION, WIRE_VERSION_HEADER,
+    self, paths, Call, ChunkRequest, ChunkResponse, FetchRequest, FetchResponse, HealthResponse,
+    SearchRequest, SearchResponse, StatsRequest, StatsResponse, SuggestRequest, SuggestResponse,
+    CONTENT_TYPE, MAX_FRAME_BYTES, WIRE_VERSION, WIRE_VERSION_HEADER,
 };
 
 use super::RpcError;
@@ -56,6 +56,7 @@ struct Uris {
     search: Uri,
     fetch: Uri,
     suggest: Uri,
+    replica_chunk: Uri,
 }
 
 impl Uris {
@@ -74,6 +75,7 @@ impl Uris {
             search: uri(paths::SEARCH),
             fetch: uri(paths::FETCH),
             suggest: uri(paths::SUGGEST),
+            replica_chunk: uri(paths::REPLICA_CHUNK),
         }
     }
 }
@@ -152,6 +154,16 @@ impl NodeClient {
         budget: Duration,
     ) -> Result<FetchResponse, RpcError> {
         self.post(&self.uris.fetch, Call::new(request, budget))
+            .await
+    }
+
+    /// A range of a file of a replica the node serves (healing from a live replica).
+    pub async fn replica_chunk(
+        &self,
+        request: &ChunkRequest,
+        budget: Duration,
+    ) -> Result<ChunkResponse, RpcError> {
+        self.post(&self.uris.replica_chunk, Call::new(request, budget))
             .await
     }
 

@@ -358,3 +358,79 @@ fn a_fourth_node_joins_under_load_and_takes_a_quarter_of_the_replicas() {
     assert!(fewest >= 2, "a shard had {fewest} serving copies");
     assert_clean("a fourth node joins", &figures);
 }
+
+#[test]
+fn a_corrupted_store_copy_is_refused_and_the_shard_taken_from_a_live_replica() {
+    let _serial = serial();
+    // A private copy of the store, so the corruption reaches no other test.
+    let store_dir = tests::temp_dir("heal-corrupt-store");
+    let store = store_dir.path().join("shards");
+    tests::run_ok(
+        std::process::Command::new("cp")
+            .arg("-r")
+            .arg(shard_store())
+            .arg(&store),
+    );
+    let cluster = Cluster::start_on("heal-corrupt", &store, HEAL);
+    let before = per_shard(&cluster, "serving");
+    let (shard, holders) = before
+        .iter()
+        .find(|(_, nodes)| nodes.contains("n2"))
+        .map(|(s, n)| (s.clone(), n.clone()))
+        .expect("n2 holds a shard");
+    // One flipped byte in the middle of the shard's largest file in the store.
+    let (_, dir) = shard_proto::store::live_shard_dirs(&store)
+        .expect("read the store")
+        .into_iter()
+        .find(|(id, _)| id.to_string() == shard)
+        .expect("the shard is in the store");
+    let manifest = ShardManifest::read(Path::new(&dir)).expect("manifest");
+    let file = manifest
+        .files
+        .iter()
+        .max_by_key(|f| f.bytes)
+        .expect("files");
+    let path = Path::new(&dir).join(&file.name);
+    let mut bytes = std::fs::read(&path).expect("read the shard file");
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x5a;
+    std::fs::write(&path, bytes).expect("corrupt the shard file");
+
+    let load = Load::start(&cluster.url, &[]);
+    let killed = Instant::now();
+    cluster.signal("n2", Signal::SIGKILL);
+    let healed = wait_for(
+        "2 serving copies of every shard without n2",
+        PATIENCE * 2,
+        || {
+            let serving = per_shard(&cluster, "serving");
+            every_shard(&serving, |n| n.len() == 2 && !n.contains("n2")).then_some(serving)
+        },
+    );
+    let took = killed.elapsed();
+    let figures = load.finish();
+    let new_holder = healed[&shard]
+        .difference(&holders)
+        .next()
+        .expect("a new holder of the corrupted shard")
+        .clone();
+    let log = std::fs::read_to_string(cluster.dir.path().join(format!("{new_holder}.log")))
+        .expect("the new holder's log");
+    assert!(
+        log.contains("the store's copy failed") && log.contains(&file.name),
+        "the refusal, naming the file, is not in {new_holder}'s log:\n{log}"
+    );
+    assert!(
+        log.contains("installed from a live replica"),
+        "{new_holder} did not copy a live replica:\n{log}"
+    );
+    println!(
+        "heal from a live replica: {shard}'s store copy corrupted ({} of {} bytes flipped once), \
+         n2 killed; {new_holder} refused the store's copy and copied a live replica: 2 serving \
+         copies of every shard after {:.2} s",
+        file.name,
+        file.bytes,
+        took.as_secs_f64()
+    );
+    assert_clean("a corrupted store copy", &figures);
+}

@@ -25,6 +25,7 @@
 //! settings take effect at the next restart.
 
 pub mod decide;
+pub mod from_peer;
 pub mod peers;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -42,10 +43,11 @@ use shard_proto::{ShardId, WikiSchema};
 use tokio::task::JoinHandle;
 
 use super::leaf::Leaf;
-use super::replicas::{install_replica, Installed, TMP_PREFIX};
+use super::replicas::{install_replica, install_replica_from_peer, Installed, TMP_PREFIX};
 use crate::cluster::ClusterConfig;
 use crate::cluster_watch::WatchedClusterFile;
 use decide::{decide, Decision, Task, Timing, View};
+use from_peer::PeerLinks;
 use peers::{Peers, ProbeTiming, Probes};
 
 /// `[heal]` of the cluster file.
@@ -149,6 +151,8 @@ pub struct Healer {
     pace: Mutex<Instant>,
     /// Bytes copied by healing installs (0 for a reused copy).
     pub copied_bytes: AtomicU64,
+    /// How to reach the peers, to copy from a live replica (set when the loop starts).
+    links: Mutex<Option<PeerLinks>>,
 }
 
 impl Healer {
@@ -180,6 +184,7 @@ impl Healer {
             state: Mutex::new(State::default()),
             pace: Mutex::new(Instant::now()),
             copied_bytes: AtomicU64::new(0),
+            links: Mutex::new(None),
         }
     }
 
@@ -205,6 +210,7 @@ impl Healer {
             timeout: config.timeouts.attempt(),
             connect: config.timeouts.connect(),
         };
+        *self.links.lock() = Some(PeerLinks::new(config, key.clone()));
         // Owned by the loop: aborting it drops them, which stops every probe.
         let mut probes = Probes::start(&self.setup.me, &config.nodes, &key, timing, &self.peers);
         let mut file = WatchedClusterFile::of(config);
@@ -244,6 +250,9 @@ impl Healer {
             "cluster file changed: following its node list"
         );
         probes.follow(&config.nodes);
+        if let Some(links) = self.links.lock().as_mut() {
+            links.follow(config);
+        }
         *current = membership;
     }
 
@@ -357,7 +366,30 @@ impl Healer {
         let bytes: u64 = manifest.files.iter().map(|f| f.bytes).sum();
         self.state.lock().copying.insert(shard, bytes);
         std::thread::sleep(self.pace_for(bytes));
-        install_replica(&source, &self.setup.data_dir, &manifest, &self.setup.schema)
+        let (dir, schema) = (&self.setup.data_dir, &self.setup.schema);
+        let store_error = match install_replica(&source, dir, &manifest, schema) {
+            Ok(installed) => return Ok(installed),
+            Err(error) => error,
+        };
+        let holders = match self.links.lock().as_ref() {
+            Some(links) => links.holders(&self.peers.lock(), &shard),
+            None => Vec::new(),
+        };
+        if holders.is_empty() {
+            return Err(store_error);
+        }
+        tracing::warn!(%shard, error = %store_error, "the store's copy failed: copying a live replica");
+        let mut errors = vec![store_error];
+        for peer in holders {
+            match install_replica_from_peer(&peer, &source, dir, &manifest, schema) {
+                Ok(installed) => {
+                    tracing::info!(%shard, node = peer.node_id(), "installed from a live replica");
+                    return Ok(installed);
+                }
+                Err(error) => errors.push(error),
+            }
+        }
+        Err(errors.join("; "))
     }
 
     /// How long an install of `bytes` must wait so that installs average at most
