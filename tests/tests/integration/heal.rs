@@ -434,3 +434,53 @@ fn a_corrupted_store_copy_is_refused_and_the_shard_taken_from_a_live_replica() {
     );
     assert_clean("a corrupted store copy", &figures);
 }
+
+#[test]
+fn a_flapping_node_back_within_the_grace_period_moves_no_byte() {
+    let _serial = serial();
+    // A grace period longer than each outage.
+    let grace = "\n[heal]\nafter_ms = 5000\ncool_down_ms = 3000\n";
+    let mut cluster = Cluster::start_with("heal-flap", grace);
+    let config = ClusterConfig::load(&cluster.dir.path().join("cluster.toml")).expect("config");
+    let rpc = config.node("n2").expect("n2").rpc.to_string();
+    let dirs_before: BTreeMap<&str, BTreeMap<String, u64>> = ["n1", "n2", "n3"]
+        .into_iter()
+        .map(|n| (n, replica_dirs(&cluster, n)))
+        .collect();
+    let load = Load::start(&cluster.url, &[]);
+    let cycles = 4;
+    let mut longest = std::time::Duration::ZERO;
+    for _ in 0..cycles {
+        let killed = Instant::now();
+        cluster.signal("n2", Signal::SIGKILL);
+        std::thread::sleep(std::time::Duration::from_secs(1));
+        cluster.start_node("n2");
+        wait_for("n2 answering its health again", PATIENCE, || {
+            node_health(&rpc)
+        });
+        longest = longest.max(killed.elapsed());
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+    }
+    // Longer than the grace period after the last outage: a wrong decision would show.
+    std::thread::sleep(std::time::Duration::from_secs(6));
+    let figures = load.finish();
+    for node in ["n1", "n2", "n3"] {
+        assert_eq!(
+            replica_dirs(&cluster, node),
+            dirs_before[node],
+            "{node}'s replicas changed: a flapping node within its grace period moved bytes"
+        );
+    }
+    let serving = per_shard(&cluster, "serving");
+    let target = per_shard(&cluster, "target");
+    assert_eq!(serving, target, "every shard on its targets only");
+    println!(
+        "flap: n2 SIGKILLed and restarted {cycles} times (longest outage {:.2} s, grace 5 s): \
+         0 replicas copied or dropped; {} searches, {} failed, {} partial",
+        longest.as_secs_f64(),
+        figures.requests,
+        figures.errors,
+        figures.partial
+    );
+    assert_clean("a flapping node", &figures);
+}
