@@ -27,6 +27,8 @@ pub mod stop;
 pub mod suggest;
 
 #[cfg(test)]
+mod crash_tests;
+#[cfg(test)]
 mod generations_tests;
 #[cfg(test)]
 mod tests;

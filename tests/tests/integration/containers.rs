@@ -12,7 +12,9 @@
 //!
 //! each with no failed and no partial answer; then every replica of a shard lost: answers
 //! flagged partial with the coverage of what is left, until a survivor has installed the
-//! lost shards from S3, without any command.
+//! lost shards from S3, without any command; then a new index generation built into S3 by
+//! a one-off indexer container, switched to and rolled back under load (no failed and no
+//! partial answer).
 //!
 //! It prints, per fault, the answers failed and partial, the p99 before, during and after,
 //! and the time to eject and to rejoin (or heal): the README's "Beyond one machine" table.
@@ -50,7 +52,8 @@ struct Row {
     during: LoadFigures,
     p99_before: f64,
     p99_after: f64,
-    eject_s: f64,
+    /// `None`: the step ejects no node (a generation switch).
+    eject_s: Option<f64>,
     back_s: f64,
 }
 
@@ -110,8 +113,10 @@ fn container_faults_cost_no_request_and_a_lost_shard_heals_from_s3() {
     rows.push(row);
     let (row, after) = killed_for_good(&project, &url, after);
     rows.push(row);
-    let (row, _) = shard_lost(&project, &url, after);
+    let (row, after) = shard_lost(&project, &url, after);
     rows.push(row);
+    let (switch, rollback) = generation_switch(&project, &url, after);
+    rows.extend([switch, rollback]);
     print_table(&rows);
     println!(
         "container suite: {:.1} s in all",
@@ -171,7 +176,7 @@ fn transient_fault(
         during,
         p99_before,
         p99_after,
-        eject_s: seconds(begun, ejected),
+        eject_s: Some(seconds(begun, ejected)),
         back_s: seconds(undone, back),
     };
     (row, p99_after)
@@ -202,7 +207,7 @@ fn rolling_restart(project: &Project, url: &str, p99_before: f64) -> (Row, f64) 
         during,
         p99_before,
         p99_after,
-        eject_s,
+        eject_s: Some(eject_s),
         back_s,
     };
     (row, p99_after)
@@ -237,7 +242,7 @@ fn killed_for_good(project: &Project, url: &str, p99_before: f64) -> (Row, f64) 
         during,
         p99_before,
         p99_after,
-        eject_s: seconds(begun, ejected),
+        eject_s: Some(seconds(begun, ejected)),
         back_s: seconds(begun, healed),
     };
     (row, p99_after)
@@ -305,7 +310,7 @@ fn shard_lost(project: &Project, url: &str, p99_before: f64) -> (Row, f64) {
         during,
         p99_before,
         p99_after,
-        eject_s: seconds(begun, first_partial),
+        eject_s: Some(seconds(begun, first_partial)),
         back_s: seconds(begun, healed),
     };
     (row, p99_after)
@@ -410,6 +415,76 @@ fn wait_full(url: &str) -> Instant {
     })
 }
 
+/// A new index generation built by a one-off indexer container into the S3 store beside
+/// the live one, then switched to and rolled back under load (`indexer generations` in a
+/// container too): no failed and no partial answer; `back` is the time from the command
+/// to the first answer from the generation it names.
+fn generation_switch(project: &Project, url: &str, p99_before: f64) -> (Row, Row) {
+    const STORE: &str = "s3://shards/enwiki";
+    let built = Instant::now();
+    let build = [
+        "indexer",
+        "build",
+        "--input",
+        "/input/dump",
+        "--out",
+        STORE,
+        "--shards",
+        "6",
+        "--generation",
+        "g2",
+    ];
+    project.run("indexer-0", &build);
+    println!(
+        "generation g2 built into S3 by a one-off container in {:.1} s",
+        built.elapsed().as_secs_f64()
+    );
+    let mut rows = Vec::new();
+    let mut before = p99_before;
+    for (what, command, generation) in [
+        (
+            "generation switch to g2 (6 new shards from S3)",
+            "switch",
+            "g2",
+        ),
+        (
+            "rollback to base (retained: nothing copied)",
+            "rollback",
+            "base",
+        ),
+    ] {
+        let load = Load::start(url, &[]);
+        let begun = Instant::now();
+        let mut args = vec!["indexer", "generations", "--store", STORE, command];
+        if command == "switch" {
+            args.push(generation);
+        }
+        project.run("indexer-0", &args);
+        let answered = wait_for(
+            &format!("answers from generation {generation}"),
+            PATIENCE,
+            || {
+                let (status, body) = get_json(&format!("{url}/search?q=the&size=1"))?;
+                (status == 200 && body["generation"] == generation).then(Instant::now)
+            },
+        );
+        let during = load.finish();
+        assert_clean(what, &during);
+        let after = steady(url);
+        rows.push(Row {
+            fault: what.to_string(),
+            during,
+            p99_before: before,
+            p99_after: after,
+            eject_s: None,
+            back_s: seconds(begun, answered),
+        });
+        before = after;
+    }
+    let rollback = rows.pop().expect("two rows");
+    (rows.pop().expect("two rows"), rollback)
+}
+
 fn print_table(rows: &[Row]) {
     println!(
         "\n| fault | requests | failed | partial | p99 before | p99 during | p99 after | \
@@ -417,7 +492,7 @@ fn print_table(rows: &[Row]) {
     );
     for row in rows {
         println!(
-            "| {} | {} | {} | {} | {:.1} ms | {:.1} ms | {:.1} ms | {:.2} s | {:.2} s |",
+            "| {} | {} | {} | {} | {:.1} ms | {:.1} ms | {:.1} ms | {} | {:.2} s |",
             row.fault,
             row.during.requests,
             row.during.errors,
@@ -425,7 +500,7 @@ fn print_table(rows: &[Row]) {
             row.p99_before,
             row.during.worst_p99_ms,
             row.p99_after,
-            row.eject_s,
+            row.eject_s.map_or("-".to_string(), |s| format!("{s:.2} s")),
             row.back_s
         );
     }

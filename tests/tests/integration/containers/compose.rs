@@ -191,6 +191,14 @@ impl Project {
         )
     }
 
+    /// `compose run --rm --no-deps SERVICE ARGS...` (a one-off container of the service's
+    /// image, network and environment), checked.
+    pub fn run(&self, service: &str, args: &[&str]) -> Output {
+        let mut all = vec!["run", "--rm", "--no-deps", service];
+        all.extend_from_slice(args);
+        run_ok(&mut self.command(&all))
+    }
+
     /// Takes a node off the private network (both directions: it has no interface on it).
     pub fn disconnect(&self, service: &str) {
         let net = self.network();
