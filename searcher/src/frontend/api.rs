@@ -51,8 +51,9 @@ pub const CROSS_ORIGIN_PATHS: [&str; 3] = ["/search", "/suggest", "/cluster"];
 pub struct AppState {
     pub root: Root,
     pub metrics: Arc<Metrics>,
-    /// Every coordinating process's public address (`/cluster`).
-    pub coordinators: Vec<CoordinatorView>,
+    /// Every coordinating process's public address (`/cluster`), as the cluster file
+    /// lists them now.
+    pub coordinators: Arc<parking_lot::RwLock<Vec<CoordinatorView>>>,
 }
 
 /// Which routes a router serves: the public ones, the operator's (`/cluster`, `/metrics`)
@@ -310,7 +311,7 @@ async fn suggest_route(
 
 async fn cluster(State(state): State<Arc<AppState>>) -> Json<ClusterView> {
     let mut view = cluster_view(&state.root);
-    view.coordinators = state.coordinators.clone();
+    view.coordinators = state.coordinators.read().clone();
     Json(view)
 }
 

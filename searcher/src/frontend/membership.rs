@@ -11,6 +11,7 @@
 //! started with. Node indices are never reused (retired nodes keep theirs), so an index
 //! from one set is valid in every later one and a query spanning a swap stays correct.
 //! The handles of nodes present in both sets are shared, with their health and latency.
+//! The coordinators `/cluster` lists (where clients retry) follow the file too.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -25,6 +26,7 @@ use super::nodes::NodeHandle;
 use super::replica::ReplicaSet;
 use crate::cluster::{ClusterConfig, NodeConfig};
 use crate::cluster_watch::WatchedClusterFile;
+use crate::model::CoordinatorView;
 use crate::placement::Placement;
 use shard_proto::auth::ClusterKey;
 
@@ -50,11 +52,26 @@ impl Members {
     }
 }
 
-/// What a new node's handle is made from.
+/// What a new node's handle is made from, and the coordinators list `/cluster` shows.
 pub struct HandleMaker {
     pub config: ClusterConfig,
     pub metrics: Arc<Metrics>,
     pub key: ClusterKey,
+    /// Every coordinating process's public address, refreshed with the file.
+    pub coordinators: Arc<RwLock<Vec<CoordinatorView>>>,
+}
+
+/// Every coordinating process's public address, for `/cluster` (the page and load
+/// generators spread over them).
+pub fn coordinator_views(config: &ClusterConfig) -> Vec<CoordinatorView> {
+    config
+        .public_addresses()
+        .into_iter()
+        .map(|(id, http)| CoordinatorView {
+            id: id.to_string(),
+            http: http.to_string(),
+        })
+        .collect()
 }
 
 impl HandleMaker {
@@ -130,6 +147,7 @@ pub fn spawn(members: Arc<Members>, maker: HandleMaker) -> JoinHandle<()> {
 
 /// Applies the node list of a changed cluster file.
 fn follow(members: &Members, config: &ClusterConfig, maker: &HandleMaker, probers: &mut Probers) {
+    *maker.coordinators.write() = coordinator_views(config);
     let old = members.current();
     let (set, changes) = rebuilt(&old, config, |i, node| maker.make(i, node));
     for change in &changes {

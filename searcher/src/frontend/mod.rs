@@ -53,6 +53,7 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use futures::FutureExt as _;
+use parking_lot::RwLock;
 use tower::ServiceExt as _;
 
 use crate::cluster::ClusterConfig;
@@ -247,10 +248,12 @@ impl Frontend {
             })
             .collect();
         let replicas = Arc::new(Members::new(ReplicaSet::new(nodes, &placement)));
+        let coordinators = Arc::new(RwLock::new(membership::coordinator_views(config)));
         let maker = membership::HandleMaker {
             config: config.clone(),
             metrics: Arc::clone(&metrics),
             key,
+            coordinators: Arc::clone(&coordinators),
         };
         let mut probers = vec![membership::spawn(Arc::clone(&replicas), maker)];
         let generations = Arc::new(generation::Generations::new(live, config.open_store().ok()));
@@ -277,7 +280,7 @@ impl Frontend {
             state: Arc::new(api::AppState {
                 root,
                 metrics,
-                coordinators: coordinator_views(config),
+                coordinators,
             }),
             probers,
         })
@@ -295,19 +298,6 @@ impl Drop for Frontend {
             prober.abort();
         }
     }
-}
-
-/// Every coordinating process's public address, for `/cluster` (the page and load
-/// generators spread over them).
-fn coordinator_views(config: &ClusterConfig) -> Vec<crate::model::CoordinatorView> {
-    config
-        .public_addresses()
-        .into_iter()
-        .map(|(id, http)| crate::model::CoordinatorView {
-            id: id.to_string(),
-            http: http.to_string(),
-        })
-        .collect()
 }
 
 /// Shard → document count, from the manifests of the shard store. An unreadable manifest

@@ -328,9 +328,22 @@ async fn a_node_added_to_the_cluster_file_gets_searches_and_a_removed_one_none()
     );
     let (a, b) = (first.local_addr().unwrap(), second.local_addr().unwrap());
     let path = dir.path().join("cluster.toml");
+    // A coordinator beside each node, listed in /cluster (nothing serves there).
     let write = |nodes: &[(&str, std::net::SocketAddr)], replication| {
-        config(dir.path(), nodes, replication).save(&path).unwrap();
+        let mut file = config(dir.path(), nodes, replication);
+        file.coordinators = (nodes.iter().enumerate())
+            .map(|(i, (id, _))| crate::cluster::CoordinatorConfig {
+                id: format!("coord-{id}"),
+                http: std::net::SocketAddr::from(([127, 0, 0, 1], 1 + i as u16)).into(),
+                http_listen: None,
+            })
+            .collect();
+        file.save(&path).unwrap();
         ClusterConfig::load(&path).unwrap()
+    };
+    let coordinators = |frontend: &Frontend| -> Vec<String> {
+        let listed = frontend.state.coordinators.read();
+        listed.iter().map(|c| c.id.clone()).collect()
     };
     let alone = write(&[("a", a)], 1);
     let _stop_a = spawn_node(&alone, "a", first);
@@ -356,6 +369,7 @@ async fn a_node_added_to_the_cluster_file_gets_searches_and_a_removed_one_none()
     assert!(answered_by_b, "the node added to the file never answered");
     let view = crate::frontend::api::cluster_view(root);
     assert_eq!(view.nodes.len(), 2, "{view:?}");
+    assert_eq!(coordinators(&frontend), ["coord-a", "coord-b"]);
 
     // a leaves the file while still running: it is retired and gets no more searches.
     write(&[("b", b)], 1);
@@ -364,6 +378,7 @@ async fn a_node_added_to_the_cluster_file_gets_searches_and_a_removed_one_none()
         view.nodes.iter().map(|n| n.id.as_str()).collect::<Vec<_>>() == ["b"]
     })
     .await;
+    assert_eq!(coordinators(&frontend), ["coord-b"]);
     for q in ["anarchism", "autism", "albedo", "alabama", "the"] {
         let answer = root.search(&params(q)).await.unwrap();
         assert!(served_by(&answer).iter().all(|n| n == "b"), "{answer:?}");
