@@ -41,8 +41,7 @@ fn every_state_a_crash_leaves_is_cleaned_up_or_refused_and_the_rerun_serves() {
         .into_iter()
         .next()
         .unwrap();
-    let store_copy = std::path::PathBuf::from(dir);
-    let store_copy = store_copy.as_path();
+    let store_copy = dir.as_path();
     let manifest = ShardManifest::read(store_copy).unwrap();
     let biggest = manifest
         .files
