@@ -106,7 +106,12 @@ fn wait_all_up(url: &str) {
     wait_for(&format!("every node up as {url} sees it"), PATIENCE, || {
         let (_, view) = get_json(&format!("{url}/cluster"))?;
         let nodes = view["nodes"].as_array()?;
-        (nodes.len() == 3 && nodes.iter().all(|n| n["state"] == "up")).then_some(())
+        // A pid: the coordinator has heard from the node (it shows "up" before that too).
+        let ready = nodes.len() == 3
+            && nodes
+                .iter()
+                .all(|n| n["state"] == "up" && n["pid"].is_u64());
+        ready.then_some(())
     });
 }
 

@@ -260,7 +260,11 @@ impl Cluster {
     pub(crate) fn wait_up(&self, id: &str, pid: Option<u32>) -> Instant {
         wait_for(&format!("node {id} up in /cluster"), PATIENCE, || {
             let (state, seen_pid) = self.node_state(id)?;
-            let pid_ok = pid.is_none_or(|p| seen_pid == Some(u64::from(p)));
+            // Without a pid the front-end has not heard from the node yet ("up" by default).
+            let pid_ok = match pid {
+                Some(p) => seen_pid == Some(u64::from(p)),
+                None => seen_pid.is_some(),
+            };
             (state == "up" && pid_ok).then(Instant::now)
         })
     }

@@ -109,17 +109,22 @@ impl Net {
         net
     }
 
+    /// Until `/cluster` shows every node `up` with a pid: a node the front-end has not heard
+    /// from yet also shows `up` (nothing against it), but may not even listen yet.
     pub fn wait_all_up(&self) {
-        for i in 0..self.nodes.len() {
-            self.wait_for_state(&format!("n{i}"), "up");
-        }
+        wait_for("every node up and answering", PATIENCE, || {
+            let (_, view) = http(self.admin_port, &get("/cluster"))?;
+            let json: serde_json::Value = serde_json::from_str(&view).ok()?;
+            let nodes = json["nodes"].as_array()?;
+            let ready = nodes.len() == self.nodes.len()
+                && nodes
+                    .iter()
+                    .all(|n| n["state"] == "up" && n["pid"].is_u64());
+            ready.then_some(())
+        });
     }
 
     /// Waits until `/cluster` shows `node` in `state`.
-    pub fn wait_for_state(&self, node: &str, state: &str) {
-        self.wait_for_node(node, state, "");
-    }
-
     /// Waits until `/cluster` shows `node` in `state` with a last error containing `error`.
     pub fn wait_for_node(&self, node: &str, state: &str, error: &str) {
         wait_for(&format!("{node} {state} ({error})"), PATIENCE, || {
