@@ -21,16 +21,13 @@ use tokio::time::MissedTickBehavior;
 
 use crate::frontend::nodes::{AttemptError, NodeHandle};
 
-/// Starts one probe loop per node; abort the handles to stop them.
-pub fn spawn_probers(
-    nodes: &[Arc<NodeHandle>],
+/// Starts the probe loop of `node`; abort the handle to stop it.
+pub fn spawn_prober(
+    node: &Arc<NodeHandle>,
     interval: Duration,
     timeout: Duration,
-) -> Vec<JoinHandle<()>> {
-    nodes
-        .iter()
-        .map(|node| tokio::spawn(probe_loop(Arc::clone(node), interval, timeout)))
-        .collect()
+) -> JoinHandle<()> {
+    tokio::spawn(probe_loop(Arc::clone(node), interval, timeout))
 }
 
 async fn probe_loop(node: Arc<NodeHandle>, interval: Duration, timeout: Duration) {

@@ -95,11 +95,8 @@ struct Probers {
 
 impl Probers {
     fn start(&mut self, index: usize, node: &Arc<NodeHandle>) {
-        let prober = health::spawn_probers(std::slice::from_ref(node), self.interval, self.timeout);
-        if let Some(old) = self
-            .running
-            .insert(index, prober.into_iter().next().expect("one"))
-        {
+        let prober = health::spawn_prober(node, self.interval, self.timeout);
+        if let Some(old) = self.running.insert(index, prober) {
             old.abort();
         }
     }
@@ -167,14 +164,14 @@ fn follow(members: &Members, config: &ClusterConfig, maker: &HandleMaker, prober
 
 /// A member that came or went.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Change {
+enum Change {
     Joined(usize),
     Left(usize),
 }
 
 /// The set for `config`'s node list, keeping `old`'s handles (and indices) for the nodes
 /// still there at the same address; a node whose address changed gets a new handle.
-pub fn rebuilt(
+fn rebuilt(
     old: &ReplicaSet,
     config: &ClusterConfig,
     make: impl Fn(usize, &NodeConfig) -> NodeHandle,

@@ -110,11 +110,6 @@ impl ReplicaSet {
         (0..self.nodes.len()).filter(|&i| self.is_member(i))
     }
 
-    /// Per node, whether it is retired (what a changed cluster file starts from).
-    pub fn retired(&self) -> &[bool] {
-        &self.retired
-    }
-
     /// Node indices, best first: by health class (see [`rank_class`]), then cost, ties
     /// rotated.
     pub fn ranking(&self) -> Vec<usize> {

@@ -230,38 +230,33 @@ pub async fn run_fault(
         .map(|(node, pid, _)| TargetOutcome::new(node, *pid))
         .collect();
     let (mut restored, mut switched) = (None, None);
-    let before = match &ctx.restore {
-        Some(watch) => Some(watch.before().await?),
-        None => None,
-    };
     tokio::time::sleep_until(inject_at.into()).await;
-    match fault {
-        Fault::Kill | Fault::KillShard if ctx.restore.is_some() => {
+    match (fault, &ctx.restore) {
+        (Fault::Kill | Fault::KillShard, Some(watch)) => {
+            // The copies before the loss: new copies are counted against them.
+            let before = watch.before().await?;
+            let since = Instant::now();
             for (outcome, (_, _, port)) in outcomes.iter_mut().zip(&targets) {
                 inject(fault, outcome, *port, &mut healer, ctx)?;
             }
             let lost: Vec<String> = outcomes.iter().map(|o| o.node.clone()).collect();
-            let since = outcomes.iter().filter_map(|o| o.injected_at).min();
-            let (Some(watch), Some(before), Some(since)) = (&ctx.restore, &before, since) else {
-                unreachable!("a restore watch and an injection");
-            };
-            let restore = watch.wait(before, &lost, since, &*ctx.event).await;
+            let restore = watch.wait(&before, &lost, since, &*ctx.event).await;
             for outcome in &mut outcomes {
                 outcome.healed_at = restore.at;
             }
             restored = Some(restore);
         }
-        Fault::Switch => {
+        (Fault::Switch, _) => {
             let (to, store, frontend) = ctx.switch.as_ref().context("switch needs --generation")?;
             let times = super::switch::run(store.clone(), to, heal_after, frontend, &*ctx.event);
             switched = Some(times.await?);
         }
-        Fault::Restart | Fault::RollingRestart => {
+        (Fault::Restart | Fault::RollingRestart, _) => {
             for outcome in &mut outcomes {
                 restart_one(outcome, &mut healer, ctx).await?;
             }
         }
-        Fault::Kill | Fault::KillShard | Fault::Stop | Fault::Partition => {
+        (Fault::Kill | Fault::KillShard | Fault::Stop | Fault::Partition, _) => {
             for (outcome, (_, _, port)) in outcomes.iter_mut().zip(&targets) {
                 inject(fault, outcome, *port, &mut healer, ctx)?;
             }

@@ -392,20 +392,19 @@ impl Summary {
                 r.restored.bytes
             ));
         }
-        for node in self.nodes.iter().filter(|_| self.restored.is_some()) {
+        for node in &self.nodes {
+            let after = match self.restored {
+                Some(_) => "left down (--no-restart)".to_string(),
+                None => format!(
+                    "serving again {} after the heal; out for {}",
+                    s(node.serving_after_heal_s),
+                    s(node.out_for_s)
+                ),
+            };
             out.push_str(&format!(
-                "  node {}: ejected {} after the fault; left down (--no-restart)\n",
+                "  node {}: ejected {} after the fault; {after}\n",
                 node.node,
                 s(node.ejected_after_s)
-            ));
-        }
-        for node in self.nodes.iter().filter(|_| self.restored.is_none()) {
-            out.push_str(&format!(
-                "  node {}: ejected {} after the fault; serving again {} after the heal; out for {}\n",
-                node.node,
-                s(node.ejected_after_s),
-                s(node.serving_after_heal_s),
-                s(node.out_for_s)
             ));
         }
         if let (Some(shard), Some(coverage)) = (&self.shard, self.expected_coverage) {
