@@ -310,6 +310,7 @@ fn run_phase(phase: Phase, input: &Path, args: &Args) -> Result<Measure> {
                 progress: ProgressMode::Quiet,
                 max_unexpected_skips_percent: indexer::build::DEFAULT_MAX_UNEXPECTED_SKIPS_PERCENT,
                 links: None,
+                analysis: indexer::build::AnalysisChoice::Auto,
                 aliases: true,
             })?;
             fs::remove_dir_all(&out)?;

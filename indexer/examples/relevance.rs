@@ -147,6 +147,7 @@ fn build_index(input: &Path, dir: &Path, out: &Path, aliases: bool) -> Result<()
         progress: ProgressMode::Quiet,
         max_unexpected_skips_percent: indexer::build::DEFAULT_MAX_UNEXPECTED_SKIPS_PERCENT,
         links: Some(links),
+        analysis: indexer::build::AnalysisChoice::Auto,
         aliases,
     })?;
     Ok(())

@@ -40,7 +40,7 @@ use std::time::Instant;
 
 use corpus::{OpenOptions, Split};
 use shard_proto::manifest::{InputInfo, ShardManifest};
-use shard_proto::{ShardId, WikiSchema};
+use shard_proto::{Analysis, ShardId, WikiSchema};
 
 use crate::error::{Error, Result};
 use crate::links;
@@ -105,6 +105,39 @@ pub struct BuildArgs {
     /// redirects held out of the index).
     #[arg(long)]
     pub no_aliases: bool,
+    /// How the scored text is cut into terms: `auto` (from the dump's language: English
+    /// and Greek dumps are stemmed, others not), `plain`, `english` or `greek`.
+    #[arg(long, default_value = "auto")]
+    pub analysis: AnalysisChoice,
+}
+
+/// `--analysis`: a fixed [`Analysis`], or the one of the dump's language.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum AnalysisChoice {
+    #[default]
+    Auto,
+    Fixed(Analysis),
+}
+
+impl AnalysisChoice {
+    /// The analysis for a dump in `lang`.
+    pub fn resolve(self, lang: Option<&str>) -> Analysis {
+        match self {
+            AnalysisChoice::Auto => Analysis::for_language(lang),
+            AnalysisChoice::Fixed(analysis) => analysis,
+        }
+    }
+}
+
+impl std::str::FromStr for AnalysisChoice {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        match s {
+            "auto" => Ok(AnalysisChoice::Auto),
+            fixed => fixed.parse().map(AnalysisChoice::Fixed),
+        }
+    }
 }
 
 /// Default of `--max-unexpected-skips-percent`: one article in a thousand.
@@ -128,6 +161,8 @@ pub struct BuildOptions {
     pub links: Option<PathBuf>,
     /// Attach redirect titles (with `links`).
     pub aliases: bool,
+    /// How the scored text is cut into terms.
+    pub analysis: AnalysisChoice,
 }
 
 impl BuildOptions {
@@ -146,6 +181,7 @@ impl BuildOptions {
             max_unexpected_skips_percent: DEFAULT_MAX_UNEXPECTED_SKIPS_PERCENT,
             links: None,
             aliases: true,
+            analysis: AnalysisChoice::Auto,
         }
     }
 }
@@ -165,6 +201,7 @@ impl BuildArgs {
             max_unexpected_skips_percent: self.max_unexpected_skips_percent,
             links: self.links.clone(),
             aliases: !self.no_aliases,
+            analysis: self.analysis,
         })
     }
 }
@@ -302,6 +339,7 @@ pub fn build(opts: &BuildOptions) -> Result<BuildSummary> {
         threads: plan.threads,
     };
     let reader = corpus::open(&opts.input, &open)?;
+    let analysis = opts.analysis.resolve(reader.siteinfo().lang.as_deref());
     let input = InputInfo {
         path: opts.input.display().to_string(),
         bytes: std::fs::metadata(&opts.input)
@@ -310,7 +348,8 @@ pub fn build(opts: &BuildOptions) -> Result<BuildSummary> {
         format: reader.format().to_string(),
     };
     tracing::info!(
-        "building {} shards of node {node} of {nodes} from {} ({}) with {} threads: {:?}",
+        "building {} shards of node {node} of {nodes} from {} ({}, {analysis} analysis) \
+         with {} threads: {:?}",
         ids.len(),
         input.path,
         input.format,
@@ -321,11 +360,19 @@ pub fn build(opts: &BuildOptions) -> Result<BuildSummary> {
     for id in &ids {
         temps.push((*id, publish::create_temp_dir(&opts.out, *id)?));
     }
-    let built =
-        build_shards(reader, &temps, &input, &plan, opts.progress, &signals).and_then(|built| {
-            check_unexpected_skips(&built.0, opts.max_unexpected_skips_percent)?;
-            Ok(built)
-        });
+    let built = build_shards(
+        reader,
+        &temps,
+        &input,
+        &plan,
+        opts.progress,
+        &signals,
+        analysis,
+    )
+    .and_then(|built| {
+        check_unexpected_skips(&built.0, opts.max_unexpected_skips_percent)?;
+        Ok(built)
+    });
     let (output, manifests) = match built {
         Ok(built) => built,
         Err(err) => return Err(discard_temps(err, &opts.out, &temps)),
@@ -360,8 +407,9 @@ fn build_shards(
     plan: &Plan,
     progress: ProgressMode,
     signals: &links::Signals,
+    analysis: Analysis,
 ) -> Result<(PipelineOutput, Vec<ShardManifest>)> {
-    let schema = WikiSchema::new();
+    let schema = WikiSchema::with_analysis(analysis);
     let ((first_id, first_dir), later) = temps
         .split_first()
         .ok_or_else(|| Error::Config("--shards must be at least 1".into()))?;

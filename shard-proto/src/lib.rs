@@ -1,7 +1,7 @@
 //! Everything two nodes must agree on, defined once: the tantivy schema and query parser
 //! ([`schema`]), how a person's query is read ([`query`]), how a parsed query is scored
 //! ([`ranking`]), how shards are named
-//! ([`shard_id`]), the manifest that proves a shard copy is complete ([`manifest`]), which
+//! ([`shard_id`]), how text becomes terms per language ([`analysis`]), the manifest that proves a shard copy is complete ([`manifest`]), which
 //! shard directories of a store are live and how to fetch them ([`store`], on S3 [`remote`]), the global BM25 statistics that make
 //! sharded scores exact ([`stats`]), what one query may cost ([`limits`]), the RPC
 //! messages between the front-end and searcher nodes ([`wire`]), how those messages are
@@ -11,6 +11,7 @@
 //! change of the on-disk or on-the-wire format: bump [`schema::SCHEMA_VERSION`] or
 //! [`wire::WIRE_VERSION`] accordingly.
 
+pub mod analysis;
 pub mod auth;
 pub mod error;
 pub mod generation;
@@ -26,6 +27,7 @@ pub mod stats;
 pub mod store;
 pub mod wire;
 
+pub use analysis::Analysis;
 pub use error::{Error, Result};
 pub use limits::QueryLimits;
 pub use ranking::rank;

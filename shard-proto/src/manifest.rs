@@ -194,16 +194,23 @@ impl ShardManifest {
         Ok(())
     }
 
-    /// Refuses a shard built with another schema than `schema`.
-    pub fn check_schema(&self, schema: &WikiSchema) -> Result<()> {
-        let expected = schema.fingerprint();
-        if self.schema != expected {
-            return Err(Error::SchemaMismatch {
-                expected,
-                found: self.schema.clone(),
-            });
+    /// Refuses a shard built with another schema than `schema` under any [`Analysis`]
+    /// (another version or set of fields); returns the schema it was built with.
+    ///
+    /// [`Analysis`]: crate::Analysis
+    pub fn check_schema(&self, schema: &WikiSchema) -> Result<WikiSchema> {
+        if self.schema == schema.fingerprint() {
+            return Ok(schema.clone());
         }
-        Ok(())
+        WikiSchema::from_fingerprint(&self.schema).ok_or_else(|| Error::SchemaMismatch {
+            expected: schema.fingerprint(),
+            found: self.schema.clone(),
+        })
+    }
+
+    /// How the shard's text was analyzed, if its schema is one this binary knows.
+    pub fn analysis(&self) -> Option<crate::Analysis> {
+        WikiSchema::from_fingerprint(&self.schema).map(|schema| schema.analysis)
     }
 
     /// Everything a node checks before serving `dir`: manifest integrity, schema, files.

@@ -147,6 +147,7 @@ impl ShardWriter {
     pub fn create(id: ShardId, dir: &Path, schema: &WikiSchema, cfg: WriterConfig) -> Result<Self> {
         let t = |e| Error::tantivy(id, e);
         let index = Index::create_in_dir(dir, schema.schema.clone()).map_err(t)?;
+        shard_proto::analysis::register(&index);
         let options = IndexWriterOptions::builder()
             .num_worker_threads(cfg.threads)
             .memory_budget_per_thread(cfg.bytes_per_thread)

@@ -1,11 +1,14 @@
 //! Step 2 of the link pass, at the start of `indexer build --links DIR`: reads the K link
 //! tables and works out the [`ArticleSignals`] of this slice's articles.
 //!
-//! Tables are read one at a time, twice: first the redirects (which of them point at this
-//! slice's articles: their aliases), then the link targets (a link to an alias counts for
-//! its article). Memory is this slice's articles and their aliases and anchors, plus one
-//! table at a time; every result is a sum or a sorted list, so it does not depend on K
-//! or on the order of the tables.
+//! Tables are read one at a time, three times: first the redirects (which of them point
+//! at this slice's articles: their aliases), then the redirects again for the ones that
+//! point at one of those aliases (a double redirect, which MediaWiki leaves broken until a
+//! bot repairs it: followed one more hop, since the reader who typed its title means the
+//! same article), then the link targets (a link to an alias counts for its article).
+//! Memory is this slice's articles and their aliases and anchors, plus one table at a
+//! time; every result is a sum or a sorted list, so it does not depend on K or on the
+//! order of the tables.
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -25,8 +28,9 @@ pub struct LinkReport {
     pub links_in: u64,
     /// Redirects attached to this slice's articles as aliases (0 with `--no-aliases`).
     pub redirects_attached: u64,
-    /// Redirects whose target is not an article of the dump, among those this build
-    /// counts (targets whose hash modulo K is this slice: each counted by one build).
+    /// Redirects whose target is neither an article nor another redirect of the dump,
+    /// among those this build counts (targets whose hash modulo K is this slice: each
+    /// counted by one build).
     pub redirects_unresolved: u64,
 }
 
@@ -64,30 +68,49 @@ pub fn resolve(dir: &Path, split: Split, aliases: bool) -> Result<Signals> {
     let mut report = LinkReport::default();
     let mut alias_of: HashMap<String, String> = HashMap::new();
     let mut counted_targets: Vec<String> = Vec::new();
-    let mut counted_articles: HashSet<String> = HashSet::new();
+    // Articles and redirect titles this build counts the unresolved redirects against.
+    let mut counted_pages: HashSet<String> = HashSet::new();
     let counts_here = |title: &str| owner_of(title, split.nodes) == split.node;
     for node in 0..split.nodes {
         let table = LinkTable::read(dir, node, split.nodes)?;
-        counted_articles.extend(table.articles.into_iter().filter(|t| counts_here(t)));
+        counted_pages.extend(table.articles.into_iter().filter(|t| counts_here(t)));
         for redirect in table.redirects {
             if counts_here(&redirect.target) {
                 counted_targets.push(redirect.target.clone());
             }
-            let Some(article) = own.get_mut(&redirect.target) else {
-                continue;
-            };
-            if aliases {
-                article.redirects.push(redirect.title.clone());
-                report.redirects_attached += 1;
+            if counts_here(&redirect.title) {
+                counted_pages.insert(redirect.title.clone());
             }
-            alias_of.insert(redirect.title, redirect.target);
+            if own.contains_key(&redirect.target) {
+                alias_of.insert(redirect.title, redirect.target);
+            }
         }
     }
     report.redirects_unresolved = counted_targets
         .iter()
-        .filter(|t| !counted_articles.contains(*t))
+        .filter(|t| !counted_pages.contains(*t))
         .count() as u64;
-    drop((counted_targets, counted_articles));
+    drop((counted_targets, counted_pages));
+    // Double redirects, gathered apart so that a third hop is never taken (which hops
+    // would be taken would then depend on the order of the tables).
+    let mut second_hop: HashMap<String, String> = HashMap::new();
+    for node in 0..split.nodes {
+        for redirect in LinkTable::read(dir, node, split.nodes)?.redirects {
+            if let Some(article) = alias_of.get(&redirect.target) {
+                second_hop.insert(redirect.title, article.clone());
+            }
+        }
+    }
+    second_hop.retain(|title, _| !alias_of.contains_key(title) && !own.contains_key(title));
+    alias_of.extend(second_hop);
+    if aliases {
+        for (alias, article) in &alias_of {
+            if let Some(article) = own.get_mut(article) {
+                article.redirects.push(alias.clone());
+                report.redirects_attached += 1;
+            }
+        }
+    }
     for node in 0..split.nodes {
         let table = LinkTable::read(dir, node, split.nodes)?;
         for target in table.targets {
@@ -180,7 +203,17 @@ mod tests {
         );
         zero.targets = vec![target("Sparta", 1, &[("the city", 1)])];
         zero.write(dir.path()).unwrap();
-        let mut one = table(1, 2, &["Sparta"], &[("Lakedaimon", "Sparta")]);
+        // A double redirect is followed one hop further, a triple one is not.
+        let mut one = table(
+            1,
+            2,
+            &["Sparta"],
+            &[
+                ("Lakedaimon", "Sparta"),
+                ("Athenai", "Athina"),
+                ("Old Athenai", "Athenai"),
+            ],
+        );
         one.targets = vec![
             target("Athina", 2, &[("the capital", 2)]),
             target("Athens", 1, &[("the capital", 1), ("athens", 1)]),
@@ -188,7 +221,7 @@ mod tests {
         one.write(dir.path()).unwrap();
         let zero_signals = resolve(dir.path(), Split::new(0, 2).unwrap(), true).unwrap();
         let athens = zero_signals.get("Athens");
-        assert_eq!(athens.redirects, ["Athina"]);
+        assert_eq!(athens.redirects, ["Athenai", "Athina"]);
         assert_eq!(
             athens.links_in, 3,
             "links to the alias count for the article"
@@ -204,8 +237,8 @@ mod tests {
             zero_signals.report.redirects_unresolved + one_signals.report.redirects_unresolved;
         assert_eq!(
             unresolved, 1,
-            "Nowhere -> Gone, counted by exactly one build"
+            "Nowhere -> Gone, counted by exactly one build (a redirect to a redirect is not)"
         );
-        assert_eq!(zero_signals.report.redirects_attached, 1);
+        assert_eq!(zero_signals.report.redirects_attached, 2);
     }
 }

@@ -20,9 +20,10 @@ use std::time::Duration;
 
 use parking_lot::RwLock;
 use shard_proto::generation::{self, BASE};
+use shard_proto::manifest::ShardManifest;
 use shard_proto::store::ShardStore;
 use shard_proto::wire::HealthResponse;
-use shard_proto::ShardId;
+use shard_proto::{Analysis, ShardId};
 use tokio::task::JoinHandle;
 
 use crate::cluster::ClusterConfig;
@@ -39,18 +40,30 @@ pub struct Table {
     /// Shard → documents, from the generation's manifests.
     pub shard_docs: BTreeMap<ShardId, u64>,
     pub shards: Vec<ShardId>,
+    /// How its shards' text was analyzed (queries on it are parsed the same way).
+    pub analysis: Analysis,
     /// Global statistics of this generation only.
     pub stats: StatsCache,
 }
 
 impl Table {
-    pub fn new(id: &str, shard_docs: BTreeMap<ShardId, u64>) -> Self {
+    pub fn new(id: &str, shard_docs: BTreeMap<ShardId, u64>, analysis: Analysis) -> Self {
         Table {
             id: id.to_string(),
             shards: shard_docs.keys().copied().collect(),
             shard_docs,
+            analysis,
             stats: StatsCache::default(),
         }
+    }
+
+    /// A table of `manifests`, with the analysis they were built with.
+    pub fn of_manifests(id: &str, manifests: &[ShardManifest]) -> Self {
+        Table::new(
+            id,
+            manifests.iter().map(|m| (m.shard, m.docs)).collect(),
+            analysis_of(manifests),
+        )
     }
 
     /// The generation as requests name it (`None`: the base one).
@@ -61,11 +74,23 @@ impl Table {
     /// Reads generation `id`'s table from `store`: refused if incomplete.
     pub fn read(store: &ShardStore, id: &str) -> shard_proto::Result<Self> {
         let manifests = generation::check_complete(store, id)?;
-        Ok(Table::new(
-            id,
-            manifests.iter().map(|m| (m.shard, m.docs)).collect(),
-        ))
+        Ok(Table::of_manifests(id, &manifests))
     }
+}
+
+/// The analysis of a generation's shards (all built from one input, so one analysis; if
+/// they disagree, the first shard's, logged: its queries then miss on the others).
+pub fn analysis_of(manifests: &[ShardManifest]) -> Analysis {
+    let found: BTreeSet<Analysis> = manifests.iter().filter_map(|m| m.analysis()).collect();
+    if found.len() > 1 {
+        tracing::error!(
+            ?found,
+            "the shards of one generation were analyzed differently"
+        );
+    }
+    (manifests.iter())
+        .find_map(|m| m.analysis())
+        .unwrap_or_default()
 }
 
 /// The live table and the retained ones.
@@ -135,11 +160,11 @@ impl Generations {
 /// its manifests (the base one without an alias, read as before generations existed).
 pub fn startup_table(
     config: &ClusterConfig,
-    base: impl FnOnce() -> crate::error::Result<BTreeMap<ShardId, u64>>,
+    base: impl FnOnce() -> crate::error::Result<Vec<ShardManifest>>,
 ) -> crate::error::Result<Table> {
     let store = config.open_store()?;
     match generation::live(&store)? {
-        live if live == BASE => Ok(Table::new(BASE, base()?)),
+        live if live == BASE => Ok(Table::of_manifests(BASE, &base()?)),
         live => Ok(Table::read(&store, &live)?),
     }
 }

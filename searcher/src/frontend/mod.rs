@@ -45,7 +45,6 @@ pub mod suggest;
 #[cfg(test)]
 mod tests;
 
-use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -67,7 +66,7 @@ use policy::HedgeBudget;
 use replica::ReplicaSet;
 use root::Root;
 use scatter::Fanout;
-use shard_proto::ShardId;
+use shard_proto::manifest::ShardManifest;
 
 /// Flags of `searcher frontend`.
 #[derive(Debug, clap::Args)]
@@ -300,20 +299,18 @@ impl Drop for Frontend {
     }
 }
 
-/// Shard → document count, from the manifests of the shard store. An unreadable manifest
-/// is logged and its shard left out (it cannot be served either).
-fn read_shard_table(config: &ClusterConfig) -> Result<BTreeMap<ShardId, u64>> {
-    let mut shard_docs = BTreeMap::new();
+/// The manifests of the shard store's base shards. An unreadable manifest is logged and
+/// its shard left out (it cannot be served either).
+fn read_shard_table(config: &ClusterConfig) -> Result<Vec<ShardManifest>> {
+    let mut manifests = Vec::new();
     for manifest in config.shard_manifests()? {
         match manifest {
-            Ok(m) => {
-                shard_docs.insert(m.shard, m.docs);
-            }
+            Ok(m) => manifests.push(m),
             Err(bad) => tracing::warn!(shard = %bad.shard, reason = %bad.reason, "skipping shard"),
         }
     }
-    if shard_docs.is_empty() {
+    if manifests.is_empty() {
         tracing::warn!(store = %config.shard_store, "no shards in the shard store");
     }
-    Ok(shard_docs)
+    Ok(manifests)
 }

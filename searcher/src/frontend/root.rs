@@ -28,7 +28,7 @@ use shard_proto::stats::ShardTermStats;
 use shard_proto::wire::{
     FetchRequest, FetchedDoc, PiggybackFetch, SearchRequest, ShardHits, StatsRequest,
 };
-use shard_proto::{GlobalStats, QueryLimits, ShardId, WikiSchema};
+use shard_proto::{Analysis, GlobalStats, QueryLimits, ShardId, WikiSchema};
 use tantivy::query::QueryParser;
 use tantivy::schema::Field;
 use tantivy::Term;
@@ -53,8 +53,9 @@ pub const QUERY_AND_FETCH_MAX_SIZE: usize = 20;
 /// The root: shard table, caches, fan-out machinery.
 pub struct Root {
     pub fanout: Fanout,
-    parser: QueryParser,
-    schema: WikiSchema,
+    /// A schema and parser per text analysis: a query is parsed as its generation's
+    /// shards were analyzed.
+    parsers: Vec<(WikiSchema, QueryParser)>,
     scored_fields: Vec<Field>,
     /// The generation searches are pinned to, each with its statistics cache.
     pub generations: Arc<Generations>,
@@ -154,10 +155,19 @@ impl Root {
         let shards: Vec<ShardId> = shard_docs.keys().copied().collect();
         Root {
             fanout,
-            parser: shard_proto::query_parser(&schema),
+            parsers: Analysis::ALL
+                .into_iter()
+                .map(|analysis| {
+                    let schema = WikiSchema::with_analysis(analysis);
+                    let parser = shard_proto::query_parser(&schema);
+                    (schema, parser)
+                })
+                .collect(),
             scored_fields: schema.scored_fields().to_vec(),
-            schema,
-            generations: Arc::new(Generations::new(Table::new(BASE, shard_docs.clone()), None)),
+            generations: Arc::new(Generations::new(
+                Table::new(BASE, shard_docs.clone(), Analysis::Plain),
+                None,
+            )),
             last_served_by: shards
                 .iter()
                 .map(|s| (*s, AtomicUsize::new(usize::MAX)))
@@ -193,10 +203,10 @@ impl Root {
         let started = Instant::now();
         let deadline = started + self.deadline;
         let searching = InFlight::enter(&self.searching);
-        let terms = self.query_terms(&params.q, params.syntax)?;
         // One generation from the statistics round to the fetch round.
         let table = (self.generations.pinned(params.generation.as_deref()).await)
             .map_err(SearchError::BadQuery)?;
+        let terms = self.query_terms(&params.q, params.syntax, table.analysis)?;
         self.fanout.hedge_budget.deposit();
         let stats = self.global_stats(&table, &terms, deadline).await;
         let search_type = self.search_type_for(params, searching.others);
@@ -217,13 +227,20 @@ impl Root {
 
     /// The query's terms, parsed as the leaves parse it (an error, a limit exceeded or a
     /// strict query that does not parse, is the caller's fault).
-    fn query_terms(&self, q: &str, syntax: Syntax) -> Result<Vec<Term>, SearchError> {
+    fn query_terms(
+        &self,
+        q: &str,
+        syntax: Syntax,
+        analysis: Analysis,
+    ) -> Result<Vec<Term>, SearchError> {
+        let (schema, parser) = (self.parsers.iter())
+            .find(|(schema, _)| schema.analysis == analysis)
+            .expect("a parser for every analysis");
         // Checked against the limits before tantivy parses it, as every node checks it again.
-        let parsed =
-            query::parse_within(&self.parser, &self.schema.schema, q, syntax, &self.limits)
-                .map_err(|e| SearchError::BadQuery(e.to_string()))?;
+        let parsed = query::parse_within(parser, &schema.schema, q, syntax, &self.limits)
+            .map_err(|e| SearchError::BadQuery(e.to_string()))?;
         // The leaves rank the same text the same way: the terms asked for are theirs.
-        let query = shard_proto::rank(&self.schema, parsed, q);
+        let query = shard_proto::rank(schema, parsed, q);
         Ok(GlobalStats::query_terms(query.as_ref()))
     }
 

@@ -17,16 +17,15 @@
 //! must be indexed ones, and every phase stops when its call's [`Stop`] says so (deadline
 //! passed or caller gone), between shards, between documents and inside tantivy's loop.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::hash::Hash;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::AtomicUsize;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use parking_lot::RwLock;
 
 use rayon::prelude::*;
-use shard_proto::query::{self, Syntax};
 use shard_proto::stats::ShardTermStats;
 use shard_proto::wire::{
     DocRef, FetchRequest, FetchResponse, FetchedDoc, LeafHit, ReplicaState, SearchRequest,
@@ -34,14 +33,15 @@ use shard_proto::wire::{
     SuggestResponse, MAX_FIELDS_PER_CALL, MAX_SHARDS_PER_CALL, MAX_SUGGESTIONS_PER_CALL,
     MAX_SUGGEST_PREFIX_BYTES, MAX_TERMS_PER_CALL,
 };
-use shard_proto::{query_parser, GlobalStats, QueryLimits, ShardId, WikiSchema};
+use shard_proto::{Analysis, GlobalStats, QueryLimits, ShardId, WikiSchema};
 use tantivy::collector::{Count, TopDocs};
-use tantivy::query::{Query, QueryParser};
+use tantivy::query::Query;
 use tantivy::schema::{Field, Type, Value};
 use tantivy::snippet::SnippetGenerator;
 use tantivy::{DocAddress, TantivyDocument, Term};
 
 use super::generations::HeldGenerations;
+use super::parsed::{Parsers, QueryFor};
 use super::replicas::Replica;
 use super::stop::{Stop, Stoppable};
 use super::suggest::suggest_shard;
@@ -52,10 +52,6 @@ use crate::snippets::{self, snippet_html};
 pub const MAX_FETCH_DOCS: usize = 10_000;
 /// Longest snippet, in characters.
 pub const MAX_SNIPPET_CHARS: u32 = 2_000;
-/// Parsed queries kept for reuse (the fetch phase follows the query phase with the same
-/// query string), and the longest query string kept.
-const PARSED_CACHE_ENTRIES: usize = 4096;
-const PARSED_CACHE_MAX_QUERY_BYTES: usize = 1024;
 /// What a shard this node does not hold answers.
 pub const NOT_SERVED: &str = "not served here";
 
@@ -63,11 +59,11 @@ pub const NOT_SERVED: &str = "not served here";
 #[derive(Debug, PartialEq, Eq)]
 pub struct BadRequest(pub String);
 
-/// The parsed schema, the query parser and the open replicas of one node.
+/// The schema, the query parsers and the open replicas of one node.
 pub struct Leaf {
     pub node_id: String,
+    /// The fields (the same under every analysis).
     schema: WikiSchema,
-    parser: QueryParser,
     /// The open replicas. Behind a lock because healing adds and removes copies while the
     /// node serves; a call takes its replica's `Arc` and keeps it to the end, so a copy
     /// removed meanwhile stays readable for the calls already holding it.
@@ -75,11 +71,9 @@ pub struct Leaf {
     /// The replicas of the named index generations the node holds beside the base ones
     /// ([`super::generations`]); a request names its generation.
     pub generations: HeldGenerations,
-    /// What one query may cost, checked again here whatever the front-end checked.
-    limits: QueryLimits,
-    /// Query string and syntax → parsed query; emptied when full (a query costs ~10 µs
-    /// to parse).
-    parsed: Mutex<HashMap<(String, Syntax), Arc<dyn Query>>>,
+    /// A parser per analysis, with the query limits (checked again here whatever the
+    /// front-end checked) and a cache of parsed queries.
+    parsers: Parsers,
     /// Requests being worked on now, to decide whether one may spread over the pool.
     running: AtomicUsize,
 }
@@ -108,22 +102,19 @@ impl Leaf {
         schema: WikiSchema,
         replicas: BTreeMap<ShardId, Arc<Replica>>,
     ) -> Self {
-        let parser = query_parser(&schema);
         Leaf {
             node_id,
             schema,
-            parser,
             replicas: RwLock::new(replicas),
             generations: HeldGenerations::default(),
-            limits: QueryLimits::default(),
-            parsed: Mutex::new(HashMap::new()),
+            parsers: Parsers::new(QueryLimits::default()),
             running: AtomicUsize::new(0),
         }
     }
 
     /// The cluster file's query limits instead of the defaults.
     pub fn with_limits(mut self, limits: QueryLimits) -> Self {
-        self.limits = limits;
+        self.parsers.limits = limits;
         self
     }
 
@@ -203,39 +194,20 @@ impl Leaf {
         states
     }
 
-    fn parse(&self, query: &str, syntax: Syntax) -> Result<Arc<dyn Query>, BadRequest> {
-        let key = (query.to_string(), syntax);
-        if let Some(hit) = self.parsed_cache().get(&key) {
-            return Ok(Arc::clone(hit));
-        }
-        let parsed: Arc<dyn Query> = Arc::from(self.parse_uncached(query, syntax)?);
-        if query.len() <= PARSED_CACHE_MAX_QUERY_BYTES {
-            let mut cached = self.parsed_cache();
-            if cached.len() >= PARSED_CACHE_ENTRIES {
-                cached.clear();
-            }
-            cached.insert(key, Arc::clone(&parsed));
-        }
-        Ok(parsed)
-    }
-
-    /// The cache holds no invariant a panic could break: a poisoned lock is still usable.
-    fn parsed_cache(&self) -> std::sync::MutexGuard<'_, HashMap<(String, Syntax), Arc<dyn Query>>> {
-        self.parsed
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    fn parse_uncached(&self, query: &str, syntax: Syntax) -> Result<Box<dyn Query>, BadRequest> {
-        let parsed = query::parse_within(
-            &self.parser,
-            &self.schema.schema,
-            query,
-            syntax,
-            &self.limits,
-        )
-        .map_err(|e| BadRequest(format!("query refused: {e}")))?;
-        Ok(shard_proto::rank(&self.schema, parsed, query))
+    /// `text` checked as a whole and parsed under the analysis of the first of `shards`
+    /// (the others, if analyzed otherwise, parse it when they meet it).
+    fn query<'a>(
+        &'a self,
+        text: &'a str,
+        syntax: shard_proto::query::Syntax,
+        generation: Option<&str>,
+        shards: &[ShardId],
+    ) -> Result<QueryFor<'a>, BadRequest> {
+        let likely = shards
+            .first()
+            .and_then(|shard| self.replica(generation, shard).ok())
+            .map_or(Analysis::Plain, |replica| replica.analysis);
+        QueryFor::checked(&self.parsers, text, syntax, likely)
     }
 
     /// An indexed field of the schema (statistics of any other are meaningless, and tantivy
@@ -315,18 +287,19 @@ impl Leaf {
         request: &SearchRequest,
         stop: &Stop,
     ) -> Result<SearchResponse, BadRequest> {
-        self.limits
+        self.parsers
+            .limits
             .check_window(request.top_k as usize, 0)
             .map_err(|e| BadRequest(format!("top_k refused: {e}")))?;
         distinct_within("shards", &request.shards, MAX_SHARDS_PER_CALL)?;
-        let query = self.parse(&request.query, request.syntax)?;
+        let generation = request.generation.as_deref();
+        let query = self.query(&request.query, request.syntax, generation, &request.shards)?;
         let running = InFlight::enter(&self.running);
         let spread = may_spread(&running);
-        let generation = request.generation.as_deref();
         let mut shards = self.per_shard(generation, &request.shards, spread, stop, |replica| {
             search_shard(
                 replica,
-                query.as_ref(),
+                query.on(replica)?.as_ref(),
                 request.top_k as usize,
                 &request.stats,
                 stop,
@@ -334,7 +307,7 @@ impl Leaf {
         });
         if let Some(fetch) = request.fetch {
             let how = HowToFetch {
-                query: query.as_ref(),
+                query: &query,
                 stats: &request.stats,
                 chars: fetch.snippet_chars.min(MAX_SNIPPET_CHARS) as usize,
                 spread,
@@ -434,15 +407,17 @@ impl Leaf {
     /// Fetch phase: stored fields and a snippet for each address, in request order.
     pub fn fetch(&self, request: &FetchRequest, stop: &Stop) -> Result<FetchResponse, BadRequest> {
         distinct_within("documents", &request.docs, MAX_FETCH_DOCS)?;
-        let query = self.parse(&request.query, request.syntax)?;
+        let generation = request.generation.as_deref();
+        let first = request.docs.first().map(|d| d.shard);
+        let query = self.query(&request.query, request.syntax, generation, first.as_slice())?;
         let running = InFlight::enter(&self.running);
         let how = HowToFetch {
-            query: query.as_ref(),
+            query: &query,
             stats: &request.stats,
             chars: request.snippet_chars.min(MAX_SNIPPET_CHARS) as usize,
             spread: may_spread(&running),
             stop,
-            generation: request.generation.as_deref(),
+            generation,
         };
         let mut by_shard: BTreeMap<ShardId, Vec<(usize, DocRef)>> = BTreeMap::new();
         for (slot, doc) in request.docs.iter().enumerate() {
@@ -606,7 +581,7 @@ fn failed_all(docs: &[(usize, DocRef)], reason: &str) -> Vec<(usize, ShardOutcom
 
 /// What a fetch needs besides the addresses.
 struct HowToFetch<'a> {
-    query: &'a dyn Query,
+    query: &'a QueryFor<'a>,
     /// The search's global statistics, for the snippets' term weights.
     stats: &'a GlobalStats,
     /// Longest snippet (0: none).
@@ -627,11 +602,12 @@ fn fetch_shard(
 ) -> Vec<(usize, ShardOutcome<FetchedDoc>)> {
     let chars = how.chars;
     let stats = how.stats.provider(&replica.searcher);
-    let generator = match chars {
-        0 => Ok(None),
-        _ => snippets::generator(
+    let generator = match (chars, how.query.on(replica)) {
+        (0, _) => Ok(None),
+        (_, Err(e)) => Err(tantivy::TantivyError::InvalidArgument(e)),
+        (_, Ok(query)) => snippets::generator(
             &replica.searcher,
-            how.query,
+            query.as_ref(),
             schema.fields.body,
             &stats,
             chars,

@@ -19,6 +19,7 @@ pub mod generations;
 pub mod heal;
 pub mod leaf;
 pub mod metrics;
+mod parsed;
 pub mod replica_chunks;
 pub mod replicas;
 pub mod scrub;

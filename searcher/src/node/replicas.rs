@@ -23,7 +23,7 @@ use std::sync::{Arc, OnceLock};
 use shard_proto::manifest::{ShardManifest, MANIFEST_FILE};
 use shard_proto::store::{generation_of_dir_name, ShardSource};
 use shard_proto::wire::ReplicaState;
-use shard_proto::{ShardId, WikiSchema};
+use shard_proto::{Analysis, ShardId, WikiSchema};
 use tantivy::columnar::Column;
 use tantivy::{DocAddress, Index, ReloadPolicy, Searcher};
 
@@ -46,6 +46,9 @@ pub struct Replica {
     /// Where the replica lives and what it must hold, for the background scrub.
     pub dir: PathBuf,
     pub manifest: ShardManifest,
+    /// How its text was analyzed (from the manifest's schema): queries on it are parsed
+    /// the same way.
+    pub analysis: Analysis,
     /// The generation of the store directory it was installed from, if the store names one.
     pub generation: Option<u64>,
     /// Why the replica was dropped (set once: a dropped replica never serves again).
@@ -331,10 +334,13 @@ pub fn open(
     schema: &WikiSchema,
 ) -> std::result::Result<Replica, String> {
     let open_err = |e: tantivy::TantivyError| format!("opening {}: {e}", dir.display());
+    let built = manifest.check_schema(schema).map_err(|e| e.to_string())?;
     let index = Index::open_in_dir(dir).map_err(open_err)?;
-    if index.schema() != schema.schema {
-        return Err("the index's schema differs from this binary's".into());
+    if index.schema() != built.schema {
+        return Err("the index's schema differs from its manifest's".into());
     }
+    // Snippets tokenize stored text with the field's tokenizer, which the index names.
+    shard_proto::analysis::register(&index);
     let reader = index
         .reader_builder()
         .reload_policy(ReloadPolicy::Manual)
@@ -361,6 +367,7 @@ pub fn open(
         id_columns,
         dir: dir.to_path_buf(),
         manifest: manifest.clone(),
+        analysis: built.analysis,
         generation: None,
         dropped: OnceLock::new(),
         suspect: AtomicBool::new(false),

@@ -96,11 +96,12 @@ impl Store {
             .filter(|p| p.join("manifest.json").exists())
             .collect();
         dirs.sort();
+        let index = |dir: &PathBuf| Index::open_in_dir(dir).expect("open shard");
+        let schema = WikiSchema::of_index(&index(&dirs[0])).expect("a known schema");
         let searchers = dirs
             .iter()
             .map(|dir| {
-                let reader = Index::open_in_dir(dir)
-                    .expect("open shard")
+                let reader = index(dir)
                     .reader_builder()
                     .reload_policy(ReloadPolicy::Manual)
                     .try_into()
@@ -108,10 +109,7 @@ impl Store {
                 reader.searcher()
             })
             .collect();
-        Store {
-            searchers,
-            schema: WikiSchema::new(),
-        }
+        Store { searchers, schema }
     }
 
     /// Top 10 (id, score), best first, ties by id.

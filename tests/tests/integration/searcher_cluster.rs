@@ -213,7 +213,7 @@ impl Reference {
             .reload_policy(ReloadPolicy::Manual)
             .try_into()
             .expect("reader");
-        let schema = WikiSchema::new();
+        let schema = WikiSchema::of_index(&index).expect("a known schema");
         Reference {
             searcher: reader.searcher(),
             parser: query_parser(&schema),

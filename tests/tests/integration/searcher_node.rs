@@ -152,12 +152,9 @@ fn spawn_node(cluster: &Path, id: &str) -> (ChildGuard, HealthResponse) {
 
 /// What a direct, in-process tantivy search of one shard returns: `(id, score)` and count.
 fn direct_search(shard_dir: &Path, query: &str, k: usize) -> (Vec<(u64, f32)>, usize) {
-    let schema = WikiSchema::new();
-    let searcher = Index::open_in_dir(shard_dir)
-        .unwrap()
-        .reader()
-        .unwrap()
-        .searcher();
+    let index = Index::open_in_dir(shard_dir).unwrap();
+    let schema = WikiSchema::of_index(&index).expect("a known schema");
+    let searcher = index.reader().unwrap().searcher();
     let parsed = query_parser(&schema).parse_query(query).unwrap();
     let parsed = shard_proto::rank(&schema, parsed, query);
     let (top, count) = searcher

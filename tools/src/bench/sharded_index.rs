@@ -36,16 +36,22 @@ pub struct ShardedIndex {
 }
 
 impl ShardedIndex {
+    /// How the shards' text was analyzed.
+    pub fn analysis(&self) -> shard_proto::Analysis {
+        self.schema.analysis
+    }
+
     /// Opens every shard of `store` (as a node opens its replicas, without copying them).
     pub fn open(store: &Path) -> Result<Self> {
-        let schema = WikiSchema::new();
+        let mut schema = WikiSchema::new();
         let mut opened = BTreeMap::new();
         let dirs: BTreeMap<_, _> = shard_proto::store::live_shard_dirs(store)?
             .into_iter()
             .collect();
         for manifest in store_manifests(store)? {
             let manifest = manifest.map_err(|bad| Error::Other(bad.to_string()))?;
-            manifest.check_schema(&schema)?;
+            // Every shard of a store is analyzed alike: queries are parsed the shards' way.
+            schema = manifest.check_schema(&schema)?;
             let dir = dirs.get(&manifest.shard).ok_or_else(|| {
                 Error::Other(format!(
                     "shard {}: the store changed meanwhile",

@@ -61,13 +61,14 @@ impl SingleIndex {
         let dir = locate_index(dir)?;
         let index = Index::open_in_dir(&dir)
             .map_err(|e| Error::Other(format!("{}: cannot open the index: {e}", dir.display())))?;
-        let schema = WikiSchema::new();
         // A published shard proves its schema in its manifest (its files are not hashed
         // again here: the baseline is what a user runs on one machine, without a cluster's
-        // replica installation).
-        if dir.join(MANIFEST_FILE).is_file() {
-            ShardManifest::read(&dir)?.check_schema(&schema)?;
-        }
+        // replica installation); the index's own schema names its analysis either way.
+        let schema = match dir.join(MANIFEST_FILE).is_file() {
+            true => ShardManifest::read(&dir)?.check_schema(&WikiSchema::new())?,
+            false => WikiSchema::of_index(&index).unwrap_or_default(),
+        };
+        shard_proto::analysis::register(&index);
         if index.schema() != schema.schema {
             return Err(Error::Other(format!(
                 "{}: the index was built with another schema than this binary's {}",

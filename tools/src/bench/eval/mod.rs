@@ -15,6 +15,7 @@
 //! alias field. Weights are tuned with `--weights`, `--exact`, ... ([`tuned`]): one more
 //! row ranked with them, without a rebuild.
 
+pub mod cost;
 pub mod known_items;
 pub mod plain_bm25;
 mod report;
@@ -54,6 +55,10 @@ pub struct EvalArgs {
     /// Shards of the stores `eval` builds (without --url/--store).
     #[arg(long, default_value_t = 1)]
     pub shards: u32,
+    /// Text analysis of the stores `eval` builds: `auto` (the dump language's, as
+    /// `indexer build` picks it), `plain`, `english` or `greek`.
+    #[arg(long, default_value = "auto")]
+    pub analysis: indexer::build::AnalysisChoice,
     /// Field weights to try: title, redirects, anchors, lead, body, categories (adds a row
     /// ranked with them; needs one-shard stores).
     #[arg(long, value_delimiter = ',')]
@@ -76,6 +81,10 @@ pub struct EvalArgs {
     /// Also build and measure the plain-BM25 baseline of the same dump.
     #[arg(long)]
     pub baseline: bool,
+    /// Also measure what the engine costs against the baseline ([`cost`]): indexing CPU
+    /// and CPU per AOL query (needs --aol and the stores `eval` builds; implies --baseline).
+    #[arg(long, requires = "aol", conflicts_with_all = ["url", "store"])]
+    pub cost: bool,
     /// Most queries per class (drawn deterministically).
     #[arg(long, default_value_t = 2000)]
     pub per_class: usize,
@@ -101,7 +110,7 @@ impl Ranker for ShardedIndex {
     }
 
     fn name(&self) -> String {
-        "engine".into()
+        format!("engine ({} analysis)", self.analysis())
     }
 }
 
@@ -146,6 +155,22 @@ impl Ranker for FrontendRanker {
     fn name(&self) -> String {
         format!("engine at {}", self.url)
     }
+}
+
+/// The page ids of ranked hits, read from the `id` fast field (both the engine's schema
+/// and the baseline's have one): no stored document is read, so a ranker's cost is its
+/// ranking's, not its documents' size.
+pub fn page_ids(
+    searcher: &tantivy::Searcher,
+    top: &[(tantivy::Score, tantivy::DocAddress)],
+) -> anyhow::Result<Vec<u64>> {
+    top.iter()
+        .map(|(_, address)| {
+            let segment = searcher.segment_reader(address.segment_ord);
+            let ids = segment.fast_fields().u64("id")?;
+            Ok(ids.first(address.doc_id).unwrap_or(u64::MAX))
+        })
+        .collect()
 }
 
 /// Figures of one class of known items on one ranker.
@@ -217,7 +242,7 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
             &args.dump,
             scratch.path(),
             args.shards,
-            2,
+            args.analysis,
         )?),
         _ => None,
     };
@@ -257,10 +282,13 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
         let held_out = tuned_held_out.as_ref().map(|t| t as &dyn Ranker);
         engines.push(evaluate(&tuned, held_out, &items, &aol)?);
     }
-    if args.baseline {
+    let mut cost = None;
+    if args.baseline || args.cost {
         let dir = scratch.path().join("plain-bm25");
         std::fs::create_dir_all(&dir)?;
-        let baseline = plain_bm25::PlainBm25::build(&args.dump, &dir)?;
+        let (baseline, baseline_cpu_s) =
+            cost::process_cpu(|| plain_bm25::PlainBm25::build(&args.dump, &dir));
+        let baseline = baseline?;
         // The baseline has no aliases: its own index holds the redirect titles out.
         engines.push(evaluate(
             &baseline,
@@ -268,12 +296,28 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
             &items,
             &aol,
         )?);
+        if let (true, Some(built)) = (args.cost, &built) {
+            // The weights under trial if any (what they would cost), else the engine's.
+            let weights = trial(args)?.unwrap_or_default();
+            let ranked = tuned::TunedIndex::open(&built.aliases, weights)
+                .context("--cost measures a one-shard store: leave --shards at 1")?;
+            let (engine_us, baseline_us) = cost::query_cpu(&ranked, &baseline, &aol)?;
+            cost = Some(cost::CostFigures {
+                engine_link_cpu_s: built.link_cpu_s,
+                engine_build_cpu_s: built.build_cpu_s,
+                baseline_index_cpu_s: baseline_cpu_s,
+                queries: aol.len(),
+                engine_query_cpu_us: engine_us,
+                baseline_query_cpu_us: baseline_us,
+            });
+        }
     }
     let report = EvalReport {
         dump: args.dump.display().to_string(),
         articles: items.articles,
         depth: DEPTH,
         engines,
+        cost,
     };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -340,7 +384,10 @@ mod tests {
     fn sample_stores(dir: &Path) -> (KnownItems, stores::Stores) {
         let dump = crate::test_support::sample_dump();
         let items = known_items::draw(&dump, 40).unwrap();
-        (items, stores::build_both(&dump, dir, 1, 1).unwrap())
+        (
+            items,
+            stores::build_both(&dump, dir, 1, indexer::build::AnalysisChoice::Auto).unwrap(),
+        )
     }
 
     #[test]
@@ -394,6 +441,7 @@ mod tests {
             articles: items.articles,
             depth: DEPTH,
             engines: vec![figures, baseline],
+            cost: None,
         }
         .table();
         assert!(

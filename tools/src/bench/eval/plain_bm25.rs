@@ -14,9 +14,9 @@ use shard_proto::query::{lenient_to_strict, text_fields};
 use tantivy::collector::{Count, TopDocs};
 use tantivy::query::QueryParser;
 use tantivy::schema::{
-    Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions, Value, FAST, INDEXED, STORED,
+    IndexRecordOption, Schema, TextFieldIndexing, TextOptions, FAST, INDEXED, STORED,
 };
-use tantivy::{doc, Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument};
+use tantivy::{doc, Index, IndexReader, IndexWriter, ReloadPolicy};
 
 use super::Ranker;
 
@@ -30,7 +30,6 @@ pub struct PlainBm25 {
     reader: IndexReader,
     parser: QueryParser,
     schema: Schema,
-    id: Field,
 }
 
 impl PlainBm25 {
@@ -79,7 +78,6 @@ impl PlainBm25 {
             reader,
             parser,
             schema,
-            id,
         })
     }
 }
@@ -95,17 +93,7 @@ impl Ranker for PlainBm25 {
             &parsed,
             &(TopDocs::with_limit(k.max(1)).order_by_score(), Count),
         )?;
-        let ids = top
-            .into_iter()
-            .map(|(_, address)| {
-                let stored: TantivyDocument = searcher.doc(address)?;
-                Ok(stored
-                    .get_first(self.id)
-                    .and_then(|v| v.as_u64())
-                    .unwrap_or(u64::MAX))
-            })
-            .collect::<anyhow::Result<Vec<u64>>>()?;
-        Ok((ids, total as u64))
+        Ok((super::page_ids(&searcher, &top)?, total as u64))
     }
 
     fn name(&self) -> String {

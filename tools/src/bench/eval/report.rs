@@ -36,6 +36,9 @@ pub struct EvalReport {
     pub depth: usize,
     /// The engine first, then the baseline if asked.
     pub engines: Vec<EngineFigures>,
+    /// What the engine costs against the baseline (`--cost`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost: Option<super::cost::CostFigures>,
 }
 
 impl EvalReport {
@@ -71,6 +74,9 @@ impl EvalReport {
                     rate * 100.0
                 );
             }
+        }
+        if let Some(cost) = &self.cost {
+            out.push_str(&cost.table());
         }
         out
     }

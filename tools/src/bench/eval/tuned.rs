@@ -13,8 +13,7 @@ use shard_proto::ranking::{rank_with, Ranking, FIELD_WEIGHTS, RANKING};
 use shard_proto::{query_parser, WikiSchema};
 use tantivy::collector::{Count, TopDocs};
 use tantivy::query::QueryParser;
-use tantivy::schema::Value;
-use tantivy::{Index, ReloadPolicy, Searcher, TantivyDocument};
+use tantivy::{Index, ReloadPolicy, Searcher};
 
 use super::Ranker;
 
@@ -66,11 +65,12 @@ impl TunedIndex {
                 format!("{}: shard {} is not live", store.display(), manifest.shard)
             })?;
         let index = Index::open_in_dir(&dir).with_context(|| format!("open {}", dir.display()))?;
+        shard_proto::analysis::register(&index);
         let reader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
             .try_into()?;
-        let schema = WikiSchema::new();
+        let schema = manifest.check_schema(&WikiSchema::new())?;
         let mut parser = query_parser(&schema);
         for (field, weight) in schema.scored_fields().into_iter().zip(trial.fields) {
             parser.set_field_boost(field, weight);
@@ -92,17 +92,7 @@ impl Ranker for TunedIndex {
             ranked.as_ref(),
             &(TopDocs::with_limit(k.max(1)).order_by_score(), Count),
         )?;
-        let ids = top
-            .into_iter()
-            .map(|(_, address)| {
-                let stored: TantivyDocument = self.searcher.doc(address)?;
-                Ok(stored
-                    .get_first(self.schema.fields.id)
-                    .and_then(|v| v.as_u64())
-                    .unwrap_or(u64::MAX))
-            })
-            .collect::<anyhow::Result<Vec<u64>>>()?;
-        Ok((ids, total as u64))
+        Ok((super::page_ids(&self.searcher, &top)?, total as u64))
     }
 
     fn name(&self) -> String {
