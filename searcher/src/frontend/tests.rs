@@ -150,8 +150,10 @@ async fn hung_replica_is_failed_over_then_ejected_and_costs_no_more_attempts() {
         let answer = root.search(&params("autism")).await.unwrap();
         assert!(!answer.partial, "{answer:?}");
     }
-    // Only the prober may still knock: one connection per interval, none per query.
-    let probes = (started.elapsed().as_millis() / PROBE_INTERVAL.as_millis()) as usize + 1;
+    // Only the prober may still knock: one connection per interval, none per query (20
+    // queries would be 20 knocks). One more for the window's edges: a probe started
+    // before `before` was read may be accepted just after (seen on a loaded CI machine).
+    let probes = (started.elapsed().as_millis() / PROBE_INTERVAL.as_millis()) as usize + 2;
     let knocks = hung_connections.load(Ordering::SeqCst) - before;
     assert!(
         knocks <= probes,

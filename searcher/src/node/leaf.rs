@@ -26,6 +26,7 @@ use std::sync::Arc;
 use parking_lot::RwLock;
 
 use rayon::prelude::*;
+use shard_proto::ranking::TopRanked;
 use shard_proto::stats::ShardTermStats;
 use shard_proto::wire::{
     DocRef, FetchRequest, FetchResponse, FetchedDoc, LeafHit, ReplicaState, SearchRequest,
@@ -34,7 +35,7 @@ use shard_proto::wire::{
     MAX_SUGGEST_PREFIX_BYTES, MAX_TERMS_PER_CALL,
 };
 use shard_proto::{Analysis, GlobalStats, QueryLimits, ShardId, WikiSchema};
-use tantivy::collector::{Count, TopDocs};
+use tantivy::collector::Count;
 use tantivy::query::Query;
 use tantivy::schema::{Field, Type, Value};
 use tantivy::snippet::SnippetGenerator;
@@ -534,7 +535,7 @@ fn search_shard(
     let searcher = &replica.searcher;
     let provider = stats.provider(searcher);
     if top_k == 0 {
-        // TopDocs refuses a limit of 0: a count-only request just counts.
+        // A count-only request just counts.
         let counting = Stoppable { inner: Count, stop };
         let total = searcher
             .search_with_statistics_provider(query, &counting, &provider)
@@ -545,10 +546,8 @@ fn search_shard(
             docs: Vec::new(),
         });
     }
-    let collector = Stoppable {
-        inner: (TopDocs::with_limit(top_k).order_by_score(), Count),
-        stop,
-    };
+    let check = || stop.check_collecting();
+    let collector = TopRanked::new(top_k).interrupted_by(&check);
     let (top, total) = searcher
         .search_with_statistics_provider(query, &collector, &provider)
         .map_err(|e| e.to_string())?;

@@ -4,9 +4,10 @@
 //! timed-out attempt: hyper then drops the handler, and [`CancelOnDrop`] fires).
 //!
 //! Work checks it before queueing, before each shard and document, and inside tantivy's
-//! search loop through [`Stoppable`], a collector wrapper that checks every
-//! [`CHECK_EVERY`] matching documents and between segments. A stopped shard fails with the
-//! reason; nobody reads the answer anyway.
+//! search loop every [`CHECK_EVERY`] matching documents and between segments: through
+//! [`Stoppable`], a collector wrapper, when counting, and through
+//! [`TopRanked`](shard_proto::ranking::TopRanked)'s check ([`Stop::check_collecting`]) when
+//! ranking. A stopped shard fails with the reason; nobody reads the answer anyway.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -19,7 +20,7 @@ use tantivy::{DocSet, Score, SegmentOrdinal, SegmentReader, TantivyError, TERMIN
 /// Matching documents scored between two checks: a check costs a clock read (~20 ns), a
 /// document at least ~50 ns, so this keeps the overhead far under 1% while a stop is
 /// noticed within about a millisecond of scoring.
-pub const CHECK_EVERY: u32 = 4096;
+pub use shard_proto::ranking::CHECK_EVERY;
 
 /// Why work stopped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
@@ -66,6 +67,11 @@ impl Stop {
             Some(deadline) if Instant::now() >= deadline => Err(Stopped::Deadline),
             _ => Ok(()),
         }
+    }
+
+    /// [`Stop::check`] as the error a collector gives up with.
+    pub fn check_collecting(&self) -> tantivy::Result<()> {
+        self.check().map_err(stopped)
     }
 
     /// The deadline, if any.

@@ -11,8 +11,9 @@ use std::path::{Path, PathBuf};
 
 use searcher::model::{Hit, SearchParams};
 use shard_proto::manifest::{ShardManifest, MANIFEST_FILE};
+use shard_proto::ranking::TopRanked;
 use shard_proto::{query_parser, WikiSchema};
-use tantivy::collector::{Count, TopDocs};
+use tantivy::collector::Count;
 use tantivy::query::QueryParser;
 use tantivy::schema::Value;
 use tantivy::{Index, IndexReader, ReloadPolicy, Searcher, TantivyDocument};
@@ -130,8 +131,8 @@ impl SingleIndex {
                 hits: Vec::new(),
             });
         }
-        let collector = (Count, TopDocs::with_limit(from + size).order_by_score());
-        let (total, top) = self
+        let collector = TopRanked::new(from + size);
+        let (top, total) = self
             .searcher
             .search(&parsed, &collector)
             .map_err(internal)?;

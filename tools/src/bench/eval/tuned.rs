@@ -9,9 +9,8 @@ use std::path::Path;
 
 use anyhow::{bail, Context as _};
 use shard_proto::query::{self, Syntax};
-use shard_proto::ranking::{rank_with, Ranking, FIELD_WEIGHTS, RANKING};
+use shard_proto::ranking::{rank_with, Ranking, TopRanked, FIELD_WEIGHTS, RANKING};
 use shard_proto::{query_parser, WikiSchema};
-use tantivy::collector::{Count, TopDocs};
 use tantivy::query::QueryParser;
 use tantivy::{Index, ReloadPolicy, Searcher};
 
@@ -88,10 +87,7 @@ impl Ranker for TunedIndex {
     fn top_ids(&self, text: &str, k: usize) -> anyhow::Result<(Vec<u64>, u64)> {
         let parsed = query::parse(&self.parser, &self.schema.schema, text, Syntax::Lenient)?;
         let ranked = rank_with(&self.schema, parsed, text, &self.trial.ranking);
-        let (top, total) = self.searcher.search(
-            ranked.as_ref(),
-            &(TopDocs::with_limit(k.max(1)).order_by_score(), Count),
-        )?;
+        let (top, total) = self.searcher.search(ranked.as_ref(), &TopRanked::new(k))?;
         Ok((super::page_ids(&self.searcher, &top)?, total as u64))
     }
 

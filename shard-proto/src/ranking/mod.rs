@@ -15,17 +15,20 @@
 //!   `half` links gets half the weight, the most linked pages cannot drown the text
 //!   match.
 //!
-//! The person's query must still match ([`Occur::Must`]); the bonuses only reorder what
-//! it finds, so the hit count is that of the query alone.
+//! The person's query must still match; the bonuses only reorder what it finds, so the
+//! hit count is that of the query alone. [`RankQuery`] scores all of it in one scorer, and
+//! [`TopRanked`] collects the top k with the phrase and the prior computed only for the
+//! documents that can still enter it (the same result as scoring every match).
 
-use std::fmt;
+mod scorer;
+mod top;
 
-use tantivy::query::{
-    BooleanQuery, BoostQuery, ConstScoreQuery, EnableScoring, Explanation, Occur, PhraseQuery,
-    Query, Scorer, TermQuery, Weight,
-};
+use tantivy::query::{BooleanQuery, Occur, PhraseQuery, Query, TermQuery};
 use tantivy::schema::{Field, IndexRecordOption};
-use tantivy::{DocId, DocSet, Score, SegmentReader, Term};
+use tantivy::{Score, Term};
+
+pub use scorer::RankQuery;
+pub use top::{Check, TopRanked, CHECK_EVERY};
 
 use crate::analysis::MAX_TOKEN_BYTES;
 use crate::schema::{title_key, WikiSchema};
@@ -95,44 +98,39 @@ pub fn rank_with(
 ) -> Box<dyn Query> {
     let f = &schema.fields;
     let key = title_key(text);
-    let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
-    if ranking.exact_boost > 0.0 && !key.is_empty() {
-        let exact = BooleanQuery::new(vec![
+    let exact = (ranking.exact_boost > 0.0 && !key.is_empty()).then(|| {
+        Box::new(BooleanQuery::new(vec![
             (Occur::Should, keyword_query(f.title_key, &key)),
             (Occur::Should, keyword_query(f.redirect_keys, &key)),
-        ]);
-        let bonus = ConstScoreQuery::new(Box::new(exact), ranking.exact_boost);
-        clauses.push((Occur::Should, Box::new(bonus)));
-    }
+        ])) as Box<dyn Query>
+    });
     // The key's words are the phrase fields' terms: those fields are never stemmed.
     let words: Vec<&str> = key
         .split(' ')
         .filter(|w| !w.is_empty() && w.len() < MAX_TOKEN_BYTES)
         .collect();
-    if ranking.phrase_boost > 0.0 && (2..=MAX_PHRASE_WORDS).contains(&words.len()) {
-        let terms = words
-            .iter()
-            .enumerate()
-            .map(|(at, w)| (at, Term::from_field_text(f.lead, w)))
-            .collect();
-        let phrase = PhraseQuery::new_with_offset_and_slop(terms, ranking.phrase_slop);
-        let bonus = BoostQuery::new(Box::new(phrase), ranking.phrase_boost);
-        clauses.push((Occur::Should, Box::new(bonus)));
+    let phrase = (ranking.phrase_boost > 0.0 && (2..=MAX_PHRASE_WORDS).contains(&words.len()))
+        .then(|| {
+            let terms = words
+                .iter()
+                .enumerate()
+                .map(|(at, w)| (at, Term::from_field_text(f.lead, w)))
+                .collect();
+            PhraseQuery::new_with_offset_and_slop(terms, ranking.phrase_slop)
+        });
+    let prior_on = ranking.prior_weight > 0.0;
+    if exact.is_none() && phrase.is_none() && !prior_on {
+        return parsed;
     }
-    let combined: Box<dyn Query> = if clauses.is_empty() {
-        parsed
-    } else {
-        clauses.insert(0, (Occur::Must, parsed));
-        Box::new(BooleanQuery::new(clauses))
-    };
-    if ranking.prior_weight <= 0.0 {
-        return combined;
-    }
-    Box::new(PriorQuery {
-        inner: combined,
-        field: f.links_in,
-        weight: ranking.prior_weight,
-        half: ranking.prior_half.max(f32::MIN_POSITIVE),
+    Box::new(RankQuery {
+        base: parsed,
+        exact,
+        exact_boost: ranking.exact_boost,
+        phrase,
+        phrase_boost: ranking.phrase_boost,
+        links: prior_on.then_some(f.links_in),
+        prior_weight: if prior_on { ranking.prior_weight } else { 0.0 },
+        prior_half: ranking.prior_half.max(f32::MIN_POSITIVE),
     })
 }
 
@@ -147,143 +145,6 @@ fn keyword_query(field: Field, key: &str) -> Box<dyn Query> {
 pub fn prior(links: u64, weight: Score, half: Score) -> Score {
     let n = links as Score;
     weight * n / (n + half)
-}
-
-/// Adds the incoming-link prior of each document to the score of `inner`.
-pub struct PriorQuery {
-    inner: Box<dyn Query>,
-    field: Field,
-    weight: Score,
-    half: Score,
-}
-
-impl Clone for PriorQuery {
-    fn clone(&self) -> Self {
-        PriorQuery {
-            inner: self.inner.box_clone(),
-            field: self.field,
-            weight: self.weight,
-            half: self.half,
-        }
-    }
-}
-
-impl fmt::Debug for PriorQuery {
-    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        write!(
-            f,
-            "Prior(query={:?}, weight={}, half={})",
-            self.inner, self.weight, self.half
-        )
-    }
-}
-
-impl Query for PriorQuery {
-    fn weight(&self, enable_scoring: EnableScoring<'_>) -> tantivy::Result<Box<dyn Weight>> {
-        let inner = self.inner.weight(enable_scoring)?;
-        if !enable_scoring.is_scoring_enabled() {
-            return Ok(inner);
-        }
-        let field = enable_scoring
-            .schema()
-            .get_field_name(self.field)
-            .to_string();
-        Ok(Box::new(PriorWeight {
-            inner,
-            field,
-            weight: self.weight,
-            half: self.half,
-        }))
-    }
-
-    fn query_terms<'a>(&'a self, visitor: &mut dyn FnMut(&'a Term, bool)) {
-        self.inner.query_terms(visitor)
-    }
-}
-
-struct PriorWeight {
-    inner: Box<dyn Weight>,
-    field: String,
-    weight: Score,
-    half: Score,
-}
-
-impl PriorWeight {
-    /// The segment's link counts; a segment where no document has one has no column
-    /// (documents built without the link pass): all zeros then.
-    fn links(&self, reader: &SegmentReader) -> tantivy::Result<Option<LinksColumn>> {
-        let column = reader.fast_fields().column_opt::<u64>(&self.field)?;
-        Ok(column.map(|c| c.first_or_default_col(0)))
-    }
-}
-
-type LinksColumn = std::sync::Arc<dyn tantivy::columnar::ColumnValues<u64>>;
-
-impl Weight for PriorWeight {
-    fn scorer(&self, reader: &SegmentReader, boost: Score) -> tantivy::Result<Box<dyn Scorer>> {
-        Ok(Box::new(PriorScorer {
-            inner: self.inner.scorer(reader, boost)?,
-            links: self.links(reader)?,
-            weight: self.weight,
-            half: self.half,
-        }))
-    }
-
-    fn explain(&self, reader: &SegmentReader, doc: DocId) -> tantivy::Result<Explanation> {
-        let inner = self.inner.explain(reader, doc)?;
-        let links = self.links(reader)?.map_or(0, |c| c.get_val(doc));
-        let bonus = prior(links, self.weight, self.half);
-        let mut explanation = Explanation::new("inner + link prior", inner.value() + bonus);
-        explanation.add_detail(inner);
-        explanation.add_detail(Explanation::new_with_string(
-            format!("prior of {links} incoming links"),
-            bonus,
-        ));
-        Ok(explanation)
-    }
-
-    fn count(&self, reader: &SegmentReader) -> tantivy::Result<u32> {
-        self.inner.count(reader)
-    }
-}
-
-struct PriorScorer {
-    inner: Box<dyn Scorer>,
-    links: Option<LinksColumn>,
-    weight: Score,
-    half: Score,
-}
-
-impl DocSet for PriorScorer {
-    fn advance(&mut self) -> DocId {
-        self.inner.advance()
-    }
-
-    fn seek(&mut self, target: DocId) -> DocId {
-        self.inner.seek(target)
-    }
-
-    fn doc(&self) -> DocId {
-        self.inner.doc()
-    }
-
-    fn size_hint(&self) -> u32 {
-        self.inner.size_hint()
-    }
-
-    fn cost(&self) -> u64 {
-        self.inner.cost()
-    }
-}
-
-impl Scorer for PriorScorer {
-    fn score(&mut self) -> Score {
-        let links = self
-            .links
-            .as_ref()
-            .map_or(0, |c| c.get_val(self.inner.doc()));
-        self.inner.score() + prior(links, self.weight, self.half)
-    }
 }
 
 #[cfg(test)]
@@ -383,5 +244,83 @@ mod tests {
         ]);
         let (ranked, _) = titles(&index, "natural science", &RANKING);
         assert_eq!(ranked[0], "Two");
+    }
+
+    /// An index of `n` made-up pages over a small vocabulary, in several segments with
+    /// some deleted documents: many ties, phrases, exact titles and link counts.
+    fn generated(n: u64) -> Index {
+        const WORDS: [&str; 12] = [
+            "natural", "science", "river", "city", "old", "town", "music", "band", "north",
+            "america", "history", "war",
+        ];
+        let schema = WikiSchema::new();
+        let f = schema.fields;
+        let index = Index::create_in_ram(schema.schema.clone());
+        let mut writer: IndexWriter = index.writer_with_num_threads(1, 15_000_000).unwrap();
+        let mut seed = 7u64;
+        let mut next = |m: u64| {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 33) % m
+        };
+        for id in 0..n {
+            let mut words = |count: u64| {
+                (0..count)
+                    .map(|_| WORDS[next(WORDS.len() as u64) as usize])
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            };
+            let title = words(1 + id % 3);
+            let lead = words(6);
+            let body = format!("{lead} {}", words(20));
+            writer
+                .add_document(doc!(
+                    f.id => id,
+                    f.title => title.as_str(),
+                    f.title_key => title_key(&title),
+                    f.lead => lead,
+                    f.body => body,
+                    f.links_in => id % 7 * 13,
+                ))
+                .unwrap();
+            if id % 97 == 96 {
+                writer.commit().unwrap();
+            }
+        }
+        writer.delete_term(Term::from_field_u64(f.id, 5));
+        writer.commit().unwrap();
+        index
+    }
+
+    #[test]
+    fn top_ranked_returns_exactly_what_scoring_every_match_returns() {
+        let index = generated(600);
+        let searcher = index.reader().unwrap().searcher();
+        assert!(searcher.segment_readers().len() > 3);
+        let schema = WikiSchema::new();
+        let parser = query_parser(&schema);
+        for text in [
+            "natural science",
+            "old town",
+            "north america history",
+            "river",
+            "city music band",
+            "war",
+            "+river -city",
+            "\"old town\"",
+        ] {
+            let parsed = parser.parse_query(text).unwrap();
+            let query = rank(&schema, parsed, text);
+            for k in [1, 3, 10, 50] {
+                let expected = searcher
+                    .search(&query, &(TopDocs::with_limit(k).order_by_score(), Count))
+                    .unwrap();
+                let got = searcher.search(&query, &TopRanked::new(k)).unwrap();
+                assert_eq!(got.1, expected.1, "{text:?} k={k}: count");
+                // Same documents, same scores bit for bit, equal scores in address order.
+                assert_eq!(got.0, expected.0, "{text:?} k={k}");
+            }
+        }
     }
 }
