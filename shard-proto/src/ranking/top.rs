@@ -72,7 +72,7 @@ impl Collector for TopRanked<'_> {
     fn merge_fruits(&self, segments: Vec<SegmentTop>) -> tantivy::Result<Self::Fruit> {
         let count = segments.iter().map(|s| s.count).sum();
         let mut top: Vec<(Score, DocAddress)> = segments.into_iter().flat_map(|s| s.top).collect();
-        top.sort_by(|a, b| better(a, b));
+        top.sort_by(better);
         top.truncate(self.k);
         Ok((top, count))
     }
