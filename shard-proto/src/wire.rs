@@ -170,7 +170,10 @@ pub struct StatsResponse {
     pub shards: Vec<(ShardId, ShardOutcome<ShardTermStats>)>,
 }
 
-/// Query phase request: top `top_k` of each listed shard.
+/// Query phase request: top `top_k` of each listed shard. A shard may return fewer (a
+/// prefix of its top `top_k`) when the rest cannot enter the top `top_k` over all the
+/// listed shards (the shards of one request share a bar,
+/// [`SharedBar`](crate::ranking::SharedBar)); its `total` is always its full hit count.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SearchRequest {
     pub query: String,

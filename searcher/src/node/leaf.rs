@@ -26,7 +26,7 @@ use std::sync::Arc;
 use parking_lot::RwLock;
 
 use rayon::prelude::*;
-use shard_proto::ranking::TopRanked;
+use shard_proto::ranking::{SharedBar, TopRanked};
 use shard_proto::stats::ShardTermStats;
 use shard_proto::wire::{
     DocRef, FetchRequest, FetchResponse, FetchedDoc, LeafHit, ReplicaState, SearchRequest,
@@ -282,7 +282,9 @@ impl Leaf {
         })
     }
 
-    /// Query phase: each shard's top `top_k` and hit count, scored with global statistics.
+    /// Query phase: each shard's top `top_k` (or the prefix of it that can still enter
+    /// the top `top_k` over the request's shards) and hit count, scored with global
+    /// statistics.
     pub fn search(
         &self,
         request: &SearchRequest,
@@ -297,13 +299,16 @@ impl Leaf {
         let query = self.query(&request.query, request.syntax, generation, &request.shards)?;
         let running = InFlight::enter(&self.running);
         let spread = may_spread(&running);
+        // The k-th best score of any of its shards so far bars the others (scores are
+        // global): what falls below it cannot reach the front-end's top k.
+        let bar = SharedBar::default();
         let mut shards = self.per_shard(generation, &request.shards, spread, stop, |replica| {
             search_shard(
                 replica,
                 query.on(replica)?.as_ref(),
                 request.top_k as usize,
                 &request.stats,
-                stop,
+                (stop, &bar),
             )
         });
         if let Some(fetch) = request.fetch {
@@ -530,7 +535,7 @@ fn search_shard(
     query: &dyn Query,
     top_k: usize,
     stats: &GlobalStats,
-    stop: &Stop,
+    (stop, bar): (&Stop, &SharedBar),
 ) -> Result<ShardHits, String> {
     let searcher = &replica.searcher;
     let provider = stats.provider(searcher);
@@ -547,7 +552,7 @@ fn search_shard(
         });
     }
     let check = || stop.check_collecting();
-    let collector = TopRanked::new(top_k).interrupted_by(&check);
+    let collector = TopRanked::new(top_k).interrupted_by(&check).sharing(bar);
     let (top, total) = searcher
         .search_with_statistics_provider(query, &collector, &provider)
         .map_err(|e| e.to_string())?;

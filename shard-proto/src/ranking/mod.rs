@@ -28,7 +28,7 @@ use tantivy::schema::{Field, IndexRecordOption};
 use tantivy::{Score, Term};
 
 pub use scorer::RankQuery;
-pub use top::{Check, TopRanked, CHECK_EVERY};
+pub use top::{Check, SharedBar, TopRanked, CHECK_EVERY};
 
 use crate::analysis::MAX_TOKEN_BYTES;
 use crate::schema::{title_key, WikiSchema};
@@ -248,7 +248,7 @@ mod tests {
 
     /// An index of `n` made-up pages over a small vocabulary, in several segments with
     /// some deleted documents: many ties, phrases, exact titles and link counts.
-    fn generated(n: u64) -> Index {
+    fn generated(n: u64, seed: u64) -> Index {
         const WORDS: [&str; 12] = [
             "natural", "science", "river", "city", "old", "town", "music", "band", "north",
             "america", "history", "war",
@@ -257,7 +257,7 @@ mod tests {
         let f = schema.fields;
         let index = Index::create_in_ram(schema.schema.clone());
         let mut writer: IndexWriter = index.writer_with_num_threads(1, 15_000_000).unwrap();
-        let mut seed = 7u64;
+        let mut seed = seed;
         let mut next = |m: u64| {
             seed = seed
                 .wrapping_mul(6364136223846793005)
@@ -295,7 +295,7 @@ mod tests {
 
     #[test]
     fn top_ranked_returns_exactly_what_scoring_every_match_returns() {
-        let index = generated(600);
+        let index = generated(600, 7);
         let searcher = index.reader().unwrap().searcher();
         assert!(searcher.segment_readers().len() > 3);
         let schema = WikiSchema::new();
@@ -320,6 +320,47 @@ mod tests {
                 assert_eq!(got.1, expected.1, "{text:?} k={k}: count");
                 // Same documents, same scores bit for bit, equal scores in address order.
                 assert_eq!(got.0, expected.0, "{text:?} k={k}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_shared_bar_keeps_the_top_k_over_all_shards() {
+        let shards = [generated(500, 1), generated(500, 2), generated(500, 3)];
+        let searchers: Vec<_> = shards
+            .iter()
+            .map(|i| i.reader().unwrap().searcher())
+            .collect();
+        let schema = WikiSchema::new();
+        let parser = query_parser(&schema);
+        for text in [
+            "natural science",
+            "old town",
+            "north america history",
+            "war",
+        ] {
+            let parsed = parser.parse_query(text).unwrap();
+            let query = rank(&schema, parsed, text);
+            for k in [1, 5, 20] {
+                // Per shard, then merged: (score, shard, address), best first.
+                let merged = |bar: Option<&SharedBar>| {
+                    let mut all = Vec::new();
+                    let mut count = 0;
+                    for (shard, searcher) in searchers.iter().enumerate() {
+                        let collector = match bar {
+                            Some(bar) => TopRanked::new(k).sharing(bar),
+                            None => TopRanked::new(k),
+                        };
+                        let (top, n) = searcher.search(&query, &collector).unwrap();
+                        count += n;
+                        all.extend(top.into_iter().map(|(s, a)| (s, shard, a)));
+                    }
+                    all.sort_by(|a, b| b.0.total_cmp(&a.0).then((a.1, a.2).cmp(&(b.1, b.2))));
+                    all.truncate(k);
+                    (all, count)
+                };
+                let bar = SharedBar::default();
+                assert_eq!(merged(Some(&bar)), merged(None), "{text:?} k={k}");
             }
         }
     }

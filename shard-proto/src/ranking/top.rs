@@ -12,6 +12,7 @@
 
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
+use std::sync::atomic::{AtomicU32, Ordering as Atomic};
 
 use tantivy::collector::{Collector, SegmentCollector};
 use tantivy::query::{Scorer, Weight};
@@ -29,6 +30,44 @@ pub type Check<'a> = &'a (dyn Fn() -> tantivy::Result<()> + Sync);
 pub struct TopRanked<'a> {
     k: usize,
     check: Option<Check<'a>>,
+    bar: Option<&'a SharedBar>,
+}
+
+/// A score that k documents of the same search are known to reach, shared by the
+/// collectors of the shards one node searches for one request (scores are global, so
+/// they compare across shards, as Lucene's shared minimum competitive score across
+/// slices). A document whose bound stays below it cannot be in the search's top k, so
+/// its phrase and prior are skipped; one that ties it is still scored (the front-end
+/// breaks ties by page id).
+#[derive(Debug)]
+pub struct SharedBar(AtomicU32);
+
+impl Default for SharedBar {
+    fn default() -> Self {
+        SharedBar(AtomicU32::new(Score::NEG_INFINITY.to_bits()))
+    }
+}
+
+impl SharedBar {
+    fn get(&self) -> Score {
+        Score::from_bits(self.0.load(Atomic::Relaxed))
+    }
+
+    /// Raises the bar to `score` if it is higher.
+    fn raise(&self, score: Score) {
+        let mut current = self.0.load(Atomic::Relaxed);
+        while score > Score::from_bits(current) {
+            match self.0.compare_exchange_weak(
+                current,
+                score.to_bits(),
+                Atomic::Relaxed,
+                Atomic::Relaxed,
+            ) {
+                Ok(_) => return,
+                Err(seen) => current = seen,
+            }
+        }
+    }
 }
 
 impl<'a> TopRanked<'a> {
@@ -36,7 +75,15 @@ impl<'a> TopRanked<'a> {
         TopRanked {
             k: k.max(1),
             check: None,
+            bar: None,
         }
+    }
+
+    /// Shares `bar` with the other collectors of the same search (see [`SharedBar`]):
+    /// they return the same top k over all of them, each may return fewer of its own.
+    pub fn sharing(mut self, bar: &'a SharedBar) -> TopRanked<'a> {
+        self.bar = Some(bar);
+        self
     }
 
     /// Calls `check` between segments and every [`CHECK_EVERY`] documents, giving up with
@@ -141,9 +188,13 @@ impl TopRanked<'_> {
                 count += 1;
                 let base = scorer.base.score();
                 let exact = scorer.exact_at(doc);
-                if heap.may_enter(base + (exact + phrase_max) + prior_max) {
+                let bound = base + (exact + phrase_max) + prior_max;
+                if heap.may_enter(bound) && self.bar.is_none_or(|bar| bound >= bar.get()) {
                     let score = scorer.finish(doc, base, exact);
                     heap.offer(score, doc);
+                    if let (Some(bar), Some(worst)) = (self.bar, heap.full_worst()) {
+                        bar.raise(worst);
+                    }
                 }
             }
             since_check += 1;
@@ -212,6 +263,14 @@ impl Heap {
             if self.entries.len() > self.k {
                 self.entries.pop();
             }
+        }
+    }
+
+    /// The worst kept score once k are kept.
+    fn full_worst(&self) -> Option<Score> {
+        match self.entries.peek() {
+            Some(worst) if self.entries.len() >= self.k => Some(worst.0),
+            _ => None,
         }
     }
 
