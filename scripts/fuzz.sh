@@ -19,7 +19,8 @@ for target in rpc_node query_limits dump_reader wikitext_clean; do
   echo "--- fuzzing $target for ${SECONDS_PER_TARGET} s"
   mkdir -p "$scratch/$target"
   log="$scratch/$target.log"
-  if ! cargo fuzz run --sanitizer none "$target" "$scratch/$target" "fuzz/seeds/$target" -- \
+  # -O: fuzz/Cargo.toml's release profile sets the debug assertions (see there).
+  if ! cargo fuzz run -O --sanitizer none "$target" "$scratch/$target" "fuzz/seeds/$target" -- \
     -max_total_time="$SECONDS_PER_TARGET" -rss_limit_mb=4096 -timeout=20 \
     -print_final_stats=1 >"$log" 2>&1; then
     tail -n 60 "$log"
