@@ -39,6 +39,11 @@ impl Analysis {
     /// Every analysis, in a fixed order (fingerprints are looked up among them).
     pub const ALL: [Analysis; 3] = [Analysis::Plain, Analysis::English, Analysis::Greek];
 
+    /// Its position in [`Analysis::ALL`] (for tables indexed by analysis).
+    pub const fn index(self) -> usize {
+        self as usize
+    }
+
     /// The analysis for a dump in `lang` (a Wikipedia language code): a stemmer for the
     /// languages measured to profit from one, the plain analysis for every other.
     pub fn for_language(lang: Option<&str>) -> Self {
@@ -131,6 +136,13 @@ pub fn register(index: &Index) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_analysis_is_at_its_index() {
+        for (at, analysis) in Analysis::ALL.into_iter().enumerate() {
+            assert_eq!(analysis.index(), at, "{analysis}");
+        }
+    }
 
     #[test]
     fn the_language_picks_the_stemmer() {

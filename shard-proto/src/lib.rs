@@ -31,6 +31,8 @@ pub use analysis::Analysis;
 pub use error::{Error, Result};
 pub use limits::QueryLimits;
 pub use ranking::rank;
-pub use schema::{prefix_key, query_parser, title_key, SchemaFields, WikiSchema};
+pub use schema::{
+    prefix_key, query_parser, title_key, ParsersByAnalysis, SchemaFields, WikiSchema,
+};
 pub use shard_id::ShardId;
 pub use stats::GlobalStats;

@@ -197,6 +197,28 @@ pub fn query_parser(schema: &WikiSchema) -> QueryParser {
     parser
 }
 
+/// The schema and the [`query_parser`] of every [`Analysis`]: a query is parsed as the
+/// shards it runs on were analyzed (front-ends and nodes alike).
+pub struct ParsersByAnalysis([(WikiSchema, QueryParser); Analysis::ALL.len()]);
+
+impl Default for ParsersByAnalysis {
+    fn default() -> Self {
+        ParsersByAnalysis(Analysis::ALL.map(|analysis| {
+            let schema = WikiSchema::with_analysis(analysis);
+            let parser = query_parser(&schema);
+            (schema, parser)
+        }))
+    }
+}
+
+impl ParsersByAnalysis {
+    /// The schema and parser of `analysis`.
+    pub fn get(&self, analysis: Analysis) -> (&WikiSchema, &QueryParser) {
+        let (schema, parser) = &self.0[analysis.index()];
+        (schema, parser)
+    }
+}
+
 /// The keyword form of a title, a redirect title or what a person typed: lower case,
 /// the words (runs of letters and digits, as the `default` tokenizer cuts them) joined by
 /// one space, at most [`MAX_KEY_BYTES`]. `"O'Brien  (film)"` -> `"o brien film"`.

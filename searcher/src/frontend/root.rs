@@ -28,8 +28,7 @@ use shard_proto::stats::ShardTermStats;
 use shard_proto::wire::{
     FetchRequest, FetchedDoc, PiggybackFetch, SearchRequest, ShardHits, StatsRequest,
 };
-use shard_proto::{Analysis, GlobalStats, QueryLimits, ShardId, WikiSchema};
-use tantivy::query::QueryParser;
+use shard_proto::{Analysis, GlobalStats, ParsersByAnalysis, QueryLimits, ShardId, WikiSchema};
 use tantivy::schema::Field;
 use tantivy::Term;
 use tokio::time::Instant;
@@ -55,7 +54,7 @@ pub struct Root {
     pub fanout: Fanout,
     /// A schema and parser per text analysis: a query is parsed as its generation's
     /// shards were analyzed.
-    parsers: Vec<(WikiSchema, QueryParser)>,
+    parsers: ParsersByAnalysis,
     scored_fields: Vec<Field>,
     /// The generation searches are pinned to, each with its statistics cache.
     pub generations: Arc<Generations>,
@@ -155,14 +154,7 @@ impl Root {
         let shards: Vec<ShardId> = shard_docs.keys().copied().collect();
         Root {
             fanout,
-            parsers: Analysis::ALL
-                .into_iter()
-                .map(|analysis| {
-                    let schema = WikiSchema::with_analysis(analysis);
-                    let parser = shard_proto::query_parser(&schema);
-                    (schema, parser)
-                })
-                .collect(),
+            parsers: ParsersByAnalysis::default(),
             scored_fields: schema.scored_fields().to_vec(),
             generations: Arc::new(Generations::new(
                 Table::new(BASE, shard_docs.clone(), Analysis::Plain),
@@ -233,9 +225,7 @@ impl Root {
         syntax: Syntax,
         analysis: Analysis,
     ) -> Result<Vec<Term>, SearchError> {
-        let (schema, parser) = (self.parsers.iter())
-            .find(|(schema, _)| schema.analysis == analysis)
-            .expect("a parser for every analysis");
+        let (schema, parser) = self.parsers.get(analysis);
         // Checked against the limits before tantivy parses it, as every node checks it again.
         let parsed = query::parse_within(parser, &schema.schema, q, syntax, &self.limits)
             .map_err(|e| SearchError::BadQuery(e.to_string()))?;

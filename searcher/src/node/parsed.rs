@@ -11,8 +11,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use shard_proto::query::{self, Syntax};
-use shard_proto::{query_parser, Analysis, QueryLimits, WikiSchema};
-use tantivy::query::{Query, QueryParser};
+use shard_proto::{Analysis, ParsersByAnalysis, QueryLimits};
+use tantivy::query::Query;
 
 use super::leaf::BadRequest;
 use super::replicas::Replica;
@@ -25,7 +25,7 @@ type CacheKey = (String, Syntax, Analysis);
 
 /// Parsers per analysis and the cache of what they parsed.
 pub struct Parsers {
-    by_analysis: Vec<(WikiSchema, QueryParser)>,
+    by_analysis: ParsersByAnalysis,
     pub limits: QueryLimits,
     /// Query string, syntax and analysis → parsed query; emptied when full (a query costs
     /// ~10 µs to parse).
@@ -34,16 +34,8 @@ pub struct Parsers {
 
 impl Parsers {
     pub fn new(limits: QueryLimits) -> Self {
-        let by_analysis = Analysis::ALL
-            .into_iter()
-            .map(|analysis| {
-                let schema = WikiSchema::with_analysis(analysis);
-                let parser = query_parser(&schema);
-                (schema, parser)
-            })
-            .collect();
         Parsers {
-            by_analysis,
+            by_analysis: ParsersByAnalysis::default(),
             limits,
             cache: Mutex::new(HashMap::new()),
         }
@@ -84,11 +76,7 @@ impl Parsers {
         syntax: Syntax,
         analysis: Analysis,
     ) -> Result<Box<dyn Query>, BadRequest> {
-        let (schema, parser) = self
-            .by_analysis
-            .iter()
-            .find(|(schema, _)| schema.analysis == analysis)
-            .expect("a parser for every analysis");
+        let (schema, parser) = self.by_analysis.get(analysis);
         let parsed = query::parse_within(parser, &schema.schema, text, syntax, &self.limits)
             .map_err(|e| BadRequest(format!("query refused: {e}")))?;
         Ok(shard_proto::rank(schema, parsed, text))
@@ -137,10 +125,6 @@ impl<'a> QueryFor<'a> {
     }
 
     fn slot(&self, analysis: Analysis) -> &OnceLock<Result<Arc<dyn Query>, String>> {
-        let at = Analysis::ALL
-            .iter()
-            .position(|a| *a == analysis)
-            .expect("every analysis is listed");
-        &self.parsed[at]
+        &self.parsed[analysis.index()]
     }
 }
