@@ -270,6 +270,11 @@ pub struct NodeView {
     pub latency_ms: f64,
     pub in_flight: u32,
     pub pid: Option<u32>,
+    /// Its process's uptime at its last health answer (`None` before the first): smaller
+    /// than before means the process was restarted, also in a container where the pid
+    /// stays 1.
+    #[serde(default)]
+    pub uptime_ms: Option<u64>,
     /// Shards it reports serving (the placement's target until its first health answer).
     pub replicas: Vec<String>,
     /// Shards the placement puts on it.
@@ -384,6 +389,9 @@ pub struct ReplicaView {
     /// corrupt, a refused install).
     #[serde(default)]
     pub reason: Option<String>,
+    /// The bytes of a serving copy, as its node reports them.
+    #[serde(default)]
+    pub bytes: Option<u64>,
 }
 
 /// Whether a copy of a shard can answer.

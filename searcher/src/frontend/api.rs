@@ -336,6 +336,7 @@ pub fn cluster_view(root: &Root) -> ClusterView {
                 latency_ms: node.latency_ms(),
                 in_flight: node.in_flight(),
                 pid: node.pid(),
+                uptime_ms: node.uptime_ms(),
                 replicas: names(node.serving().unwrap_or_else(|| target.clone())),
                 target: names(target),
             }
@@ -483,11 +484,16 @@ fn replica_view(node: &NodeHandle, shard: &ShardId, target: bool) -> ReplicaView
     } else {
         ReplicaHealth::Missing
     };
+    let bytes = match state {
+        ReplicaHealth::Serving => node.replica_bytes(shard),
+        _ => None,
+    };
     ReplicaView {
         node: node.id.clone(),
         state,
         target,
         reason,
+        bytes,
     }
 }
 
@@ -502,6 +508,7 @@ mod tests {
             state,
             target,
             reason: None,
+            bytes: None,
         };
         let views = [
             view("n1", ReplicaHealth::Serving, true),

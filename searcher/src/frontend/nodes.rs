@@ -222,6 +222,8 @@ struct Health {
     slow_streak: u32,
     last_error: Option<String>,
     pid: Option<u32>,
+    /// How long the node's process had been running at its last health answer.
+    uptime_ms: Option<u64>,
     /// The replicas the node reported in its last health answer (`None` until it first
     /// answers one: until then the placement's target is all there is to go by).
     reported: Option<HashMap<ShardId, ReplicaState>>,
@@ -252,6 +254,7 @@ impl Health {
             slow_streak: 0,
             last_error: None,
             pid: None,
+            uptime_ms: None,
             reported: None,
             healing: HashMap::new(),
             unreachable: false,
@@ -469,6 +472,7 @@ impl NodeHandle {
     pub fn record_health(&self, health: &HealthResponse) {
         let mut info = self.health.lock();
         info.pid = Some(health.pid);
+        info.uptime_ms = Some(health.uptime_millis);
         info.reported = Some(health.replicas.iter().cloned().collect());
         info.healing = health.healing.iter().cloned().collect();
         if info.state != NodeHealth::Down {
@@ -529,6 +533,14 @@ impl NodeHandle {
         }
     }
 
+    /// The bytes of the node's serving copy of `shard`, as it last reported them.
+    pub fn replica_bytes(&self, shard: &ShardId) -> Option<u64> {
+        match self.health.lock().reported.as_ref()?.get(shard)? {
+            ReplicaState::Serving { bytes, .. } => Some(*bytes),
+            ReplicaState::Failed(_) => None,
+        }
+    }
+
     /// What the node last reported doing to heal `shard`, if anything.
     pub fn healing(&self, shard: &ShardId) -> Option<HealState> {
         self.health.lock().healing.get(shard).cloned()
@@ -559,6 +571,12 @@ impl NodeHandle {
 
     pub fn pid(&self) -> Option<u32> {
         self.health.lock().pid
+    }
+
+    /// The node's process uptime at its last health answer: a smaller one than before
+    /// means a new process (a pid alone cannot tell: in a container it is always 1).
+    pub fn uptime_ms(&self) -> Option<u64> {
+        self.health.lock().uptime_ms
     }
 }
 

@@ -7,6 +7,9 @@
 //! - `docker kill` of a node, then `docker start`;
 //! - `docker pause` (a hung host that keeps its sockets), then `unpause`;
 //! - `docker network disconnect` (a real partition, both directions), then reconnect;
+//!
+//!   these three through `wikisearch drill --compose PROJECT`, as a user drills a Compose
+//!   cluster (the drill's own load, timeline and summary);
 //! - a rolling restart (`docker stop`: SIGTERM and drain, then `start`) of every node;
 //! - a node killed for good: the others restore every shard's 2 copies from the S3 store;
 //!
@@ -31,7 +34,7 @@ use tests::garage::require_garage;
 use tests::{free_port, get_json, temp_dir, wait_for, workspace_root};
 
 use crate::failover::{
-    assert_clean, seconds, serial, wait_for_searches, Load, LoadFigures, SEARCHES_UNDER_FAULT,
+    assert_clean, drill_json, seconds, serial, wait_for_searches, Load, LoadFigures,
     WARM_UP_SEARCHES,
 };
 use compose::{build_images, compose_command, Project};
@@ -45,6 +48,8 @@ const HEAL_TO: &str = "after_ms = 10000";
 const COOL_DOWN_FROM: &str = "cool_down_ms = 30000";
 const COOL_DOWN_TO: &str = "cool_down_ms = 5000";
 const NODES: [&str; 3] = ["search-1", "search-2", "search-3"];
+/// The drill's open-loop load on the containers, requests per second.
+const DRILL_RATE: &str = "40";
 
 /// One fault's figures.
 struct Row {
@@ -103,12 +108,11 @@ fn container_faults_cost_no_request_and_a_lost_shard_heals_from_s3() {
     wait_full(&url);
 
     let mut rows = Vec::new();
-    let mut before = steady(&url);
-    for fault in ["kill", "pause", "disconnect"] {
-        let (row, after) = transient_fault(&project, &url, fault, "search-2", before);
-        rows.push(row);
-        before = after;
+    for fault in ["kill", "stop", "partition"] {
+        rows.push(drilled(&project, &cluster_file, &url, fault, "search-2"));
+        wait_full(&url);
     }
+    let before = steady(&url);
     let (row, after) = rolling_restart(&project, &url, before);
     rows.push(row);
     let (row, after) = killed_for_good(&project, &url, after);
@@ -133,53 +137,68 @@ fn steady(url: &str) -> f64 {
     figures.worst_p99_ms
 }
 
-/// A fault on one node that is undone: eject, load while it lasts, undo, rejoin.
-fn transient_fault(
+/// A fault on one node that is undone, by `wikisearch drill --compose` (load before,
+/// during and after; eject, heal, rejoin): its summary as a row.
+fn drilled(
     project: &Project,
+    cluster_file: &std::path::Path,
     url: &str,
     fault: &str,
     node: &str,
-    p99_before: f64,
-) -> (Row, f64) {
-    let load = Load::start(url, &[]);
-    let begun = Instant::now();
-    match fault {
-        "kill" => _ = project.docker(&["kill"], node),
-        "pause" => _ = project.docker(&["pause"], node),
-        _ => project.disconnect(node),
-    }
-    let ejected = wait_state(url, node, "down");
-    wait_for_searches(
-        url,
-        SEARCHES_UNDER_FAULT,
-        &format!("load while {node} is out"),
+) -> Row {
+    let summary = drill_json(
+        cluster_file,
+        &[
+            "--compose",
+            project.name.as_str(),
+            "--url",
+            url,
+            "--fault",
+            fault,
+            "--node",
+            node,
+            "--at",
+            "4",
+            "--heal-after",
+            "6",
+            "--duration",
+            "20",
+            "--rate",
+            DRILL_RATE,
+        ],
     );
-    let undone = Instant::now();
-    match fault {
-        "kill" => _ = project.docker(&["start"], node),
-        "pause" => _ = project.docker(&["unpause"], node),
-        _ => project.connect(node),
-    }
-    let back = wait_state(url, node, "up");
-    wait_full(url);
-    wait_for_searches(url, WARM_UP_SEARCHES, &format!("load after {node} is back"));
-    let during = load.finish();
+    let figure = |key: &str| summary[key].as_f64().unwrap_or(f64::NAN);
+    let target = &summary["nodes"][0];
+    let during = LoadFigures {
+        requests: summary["requests"].as_u64().expect("requests"),
+        errors: summary["failed"].as_u64().expect("failed"),
+        partial: summary["partial"].as_u64().expect("partial"),
+        max_ms: figure("max_ms"),
+        worst_p99_ms: figure("p99_during_ms"),
+        error_samples: summary["error_samples"]
+            .as_object()
+            .map(|samples| samples.keys().cloned().collect())
+            .unwrap_or_default(),
+    };
     let label = match fault {
         "kill" => "docker kill",
-        "pause" => "docker pause",
+        "stop" => "docker pause",
         _ => "network disconnect",
     };
     assert_clean(label, &during);
-    let p99_after = steady(url);
-    let row = Row {
-        fault: format!("{label} {node}"),
+    let back_s = target["serving_after_heal_s"].as_f64();
+    assert!(
+        back_s.is_some(),
+        "{node} did not serve again after the drill's {label}: {summary}"
+    );
+    Row {
+        fault: format!("{label} {node} (drill)"),
         during,
-        p99_before,
-        p99_after,
-        eject_s: Some(seconds(begun, ejected)),
-        back_s: seconds(undone, back),
-    };
-    (row, p99_after)
+        p99_before: figure("p99_before_ms"),
+        p99_after: figure("p99_after_ms"),
+        eject_s: target["ejected_after_s"].as_f64(),
+        back_s: back_s.unwrap_or(f64::NAN),
+    }
 }
 
 /// `docker stop` (drain) and `start` of every node in turn, each back with its replicas

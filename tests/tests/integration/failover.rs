@@ -556,11 +556,20 @@ fn assert_back_in_rotation(cluster: &Cluster, id: &str) {
 /// Runs `wikisearch drill` against `cluster` with `args` (plus the load: the suite's rate,
 /// the shared queries, JSON output) and returns its summary line; panics if it fails.
 pub(crate) fn drill_summary(cluster: &Cluster, args: &[&str]) -> Value {
+    let rate = load_rate(&cluster.url);
+    let mut all = args.to_vec();
+    all.extend(["--rate", &rate]);
+    drill_json(&cluster.config, &all)
+}
+
+/// Runs `wikisearch drill --config CONFIG ARGS --json` on the shared queries and returns
+/// its summary line; panics if it fails.
+pub(crate) fn drill_json(config: &std::path::Path, args: &[&str]) -> Value {
     let mut child = Command::new(bin("wikisearch"))
         .args(["drill", "--config"])
-        .arg(&cluster.config)
+        .arg(config)
         .args(args)
-        .args(["--rate", &load_rate(&cluster.url), "--json", "--queries"])
+        .args(["--json", "--queries"])
         .arg(shared_queries())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -4,7 +4,9 @@
 //!   `/search`), the only source of node pids and states, as an operator would see them;
 //! - [`Monitor`]: polls `/cluster` every 100 ms in the background and records each node's
 //!   state transitions with their time, which is how "time until ejected" and "time until
-//!   serving again" are measured;
+//!   serving again" are measured, and each node's *incarnation* (a new pid, or a smaller
+//!   uptime: in a container the pid stays 1), which is how "started again" is told apart
+//!   from "never left";
 //! - [`start_node`]: starting a node again from the `searcher` binary, detached into its
 //!   own process group (so the drill's Ctrl-C does not reach it) with its output appended
 //!   to a log file, and bound to the life of the process that started the node it
@@ -89,13 +91,42 @@ pub struct Transition {
     pub from: String,
     pub to: String,
     pub pid: Option<u32>,
+    pub incarnation: u64,
     pub last_error: Option<String>,
+}
+
+/// A node as last seen.
+#[derive(Clone, Debug)]
+struct Latest {
+    state: String,
+    pid: Option<u32>,
+    uptime_ms: Option<u64>,
+    /// Counts the node's processes seen so far (0: the first).
+    incarnation: u64,
+}
+
+impl Latest {
+    /// The node as `node` shows it, a new process if its pid changed or its uptime went
+    /// back.
+    fn next(previous: Option<&Latest>, node: &searcher::model::NodeView) -> Latest {
+        let restarted = previous.is_some_and(|p| {
+            let new_pid = matches!((p.pid, node.pid), (Some(a), Some(b)) if a != b);
+            let younger = matches!((p.uptime_ms, node.uptime_ms), (Some(a), Some(b)) if b < a);
+            new_pid || younger
+        });
+        Latest {
+            state: node.state.as_str().to_string(),
+            pid: node.pid.or(previous.and_then(|p| p.pid)),
+            uptime_ms: node.uptime_ms.or(previous.and_then(|p| p.uptime_ms)),
+            incarnation: previous.map_or(0, |p| p.incarnation + u64::from(restarted)),
+        }
+    }
 }
 
 /// Latest view plus every transition since the monitor started.
 #[derive(Debug, Default)]
 struct Seen {
-    latest: BTreeMap<String, (String, Option<u32>)>,
+    latest: BTreeMap<String, Latest>,
     transitions: Vec<Transition>,
     poll_errors: u64,
 }
@@ -130,29 +161,24 @@ impl Monitor {
         (monitor, task)
     }
 
-    /// The node's latest (state, pid).
-    pub fn latest(&self, node: &str) -> Option<(String, Option<u32>)> {
-        self.seen
-            .lock()
-            .expect("monitor lock")
-            .latest
-            .get(node)
-            .cloned()
+    /// The node's latest pid.
+    pub fn pid(&self, node: &str) -> Option<u32> {
+        let seen = self.seen.lock().expect("monitor lock");
+        seen.latest.get(node).and_then(|l| l.pid)
     }
 
-    /// First time at or after `since` the node was seen in `state` (with `pid`, if given).
-    pub fn first_seen(
-        &self,
-        node: &str,
-        state: &str,
-        since: Instant,
-        pid: Option<u32>,
-    ) -> Option<Instant> {
+    /// The node's latest incarnation (how many times it was seen restarted).
+    pub fn incarnation(&self, node: &str) -> Option<u64> {
+        let seen = self.seen.lock().expect("monitor lock");
+        seen.latest.get(node).map(|l| l.incarnation)
+    }
+
+    /// First time at or after `since` the node was seen in `state`.
+    pub fn first_seen(&self, node: &str, state: &str, since: Instant) -> Option<Instant> {
         let seen = self.seen.lock().expect("monitor lock");
         seen.transitions
             .iter()
-            .filter(|t| t.node == node && t.to == state && t.at >= since)
-            .find(|t| pid.is_none() || t.pid == pid)
+            .find(|t| t.node == node && t.to == state && t.at >= since)
             .map(|t| t.at)
     }
 
@@ -171,19 +197,19 @@ impl Monitor {
         self.seen.lock().expect("monitor lock").poll_errors
     }
 
-    /// Waits until the node's latest state is `up` — with a pid other than `old_pid` when
-    /// given (a restarted process). Returns when it became `up`, or `since` if it never
-    /// left `up`; `None` on timeout.
+    /// Waits until the node's latest state is `up` — in a later incarnation than `old`
+    /// when given (a restarted process). Returns when it became `up`, or `since` if it
+    /// never left `up`; `None` on timeout.
     pub async fn wait_up(
         &self,
         node: &str,
         since: Instant,
-        old_pid: Option<u32>,
+        old: Option<u64>,
         timeout: Duration,
     ) -> Option<Instant> {
         let deadline = Instant::now() + timeout;
         loop {
-            if let Some(at) = self.up_since(node, old_pid) {
+            if let Some(at) = self.up_since(node, old) {
                 return Some(at.max(since));
             }
             if Instant::now() >= deadline {
@@ -195,12 +221,12 @@ impl Monitor {
 
     /// Since when the node serves without a break: `up`, or on `probation` after a rejoin
     /// (it answers a bounded share of the searches until it has proved itself).
-    fn up_since(&self, node: &str, old_pid: Option<u32>) -> Option<Instant> {
+    fn up_since(&self, node: &str, old: Option<u64>) -> Option<Instant> {
         let serving = |state: &str| state == "up" || state == "probation";
         let seen = self.seen.lock().expect("monitor lock");
-        let (state, pid) = seen.latest.get(node)?;
-        let restarted = old_pid.is_none() || (pid.is_some() && *pid != old_pid);
-        if !serving(state) || !restarted {
+        let latest = seen.latest.get(node)?;
+        let restarted = old.is_none_or(|old| latest.incarnation > old);
+        if !serving(&latest.state) || !restarted {
             return None;
         }
         let mut since = None;
@@ -214,25 +240,25 @@ impl Monitor {
     }
 }
 
-/// A state or pid change counts as a transition: a node restarted between two polls shows
-/// up as `up → up` with a new pid.
+/// A state or incarnation change counts as a transition: a node restarted between two
+/// polls shows up as `up → up` in a new incarnation.
 fn record(seen: &Mutex<Seen>, doc: &ClusterView, on_transition: &impl Fn(&Transition)) {
     let now = Instant::now();
     let mut seen = seen.lock().expect("monitor lock");
     for node in &doc.nodes {
-        let current = (node.state.as_str().to_string(), node.pid);
+        let current = Latest::next(seen.latest.get(&node.id), node);
         let previous = seen.latest.insert(node.id.clone(), current.clone());
-        let changed = match &previous {
-            None => true,
-            Some((state, pid)) => *state != current.0 || (current.1.is_some() && *pid != current.1),
-        };
+        let changed = previous
+            .as_ref()
+            .is_none_or(|p| p.state != current.state || p.incarnation != current.incarnation);
         if changed {
             let transition = Transition {
                 at: now,
                 node: node.id.clone(),
-                from: previous.map(|p| p.0).unwrap_or_default(),
-                to: node.state.as_str().to_string(),
-                pid: node.pid,
+                from: previous.map(|p| p.state).unwrap_or_default(),
+                to: current.state,
+                pid: current.pid,
+                incarnation: current.incarnation,
                 last_error: node.last_error.clone(),
             };
             if !transition.from.is_empty() {

@@ -3,17 +3,19 @@
 //!
 //! The load comes from the bench's load generator ([`crate::bench::loadgen`]), on a thread
 //! of its own, whose per-second rows are printed live; the fault script
-//! ([`faults`]) acts on the node processes whose pids the front-end reports in
-//! `GET /cluster`; a monitor ([`cluster_procs::Monitor`]) polls `/cluster` to time
-//! ejection and rejoin; [`summary`] puts it together. Ctrl-C (or SIGTERM) stops the load
-//! and heals the fault before exiting.
+//! ([`faults`]) acts on the nodes through its [`hands`]: the node processes of this
+//! machine whose pids the front-end reports in `GET /cluster`, or with `--compose PROJECT`
+//! the containers of a Compose project (container faults instead of signals); a monitor
+//! ([`cluster_procs::Monitor`]) polls `/cluster` to time ejection and rejoin; [`summary`]
+//! puts it together. Ctrl-C (or SIGTERM) stops the load and heals the fault before exiting.
 //!
-//! Everything the drill learns comes from the cluster file and the front-end's public API,
-//! so it works on a cluster started by `wikisearch demo` or by hand, as long as the node
-//! processes run on this machine (signals need local pids).
+//! Everything the drill learns comes from the cluster file and the front-end's public API
+//! (shards, their holders, documents and bytes included), so it works on a cluster started
+//! by `wikisearch demo`, by hand, or by `docker compose up`.
 
 pub mod cluster_procs;
 pub mod faults;
+pub mod hands;
 pub mod partition;
 pub mod restore;
 pub mod summary;
@@ -25,7 +27,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use shard_proto::ShardId;
 
 use crate::bench::loadgen::{self, LoadMode, LoadSpec};
 use crate::bench::queries::{self, BenchQuery};
@@ -34,9 +35,11 @@ use crate::binaries::Binaries;
 use crate::proc_stats::process_gone;
 use cluster_procs::{Frontend, Monitor};
 use faults::{Fault, FaultContext};
+use hands::compose::ComposeHands;
+use hands::local::{LocalHands, LocalSetup};
+use hands::Hands;
 use searcher::cluster::ClusterConfig;
-use searcher::model::NodeHealth;
-use searcher::placement::Placement;
+use searcher::model::{ClusterView, NodeHealth};
 use summary::{Inputs, Printer, Probe, Summary};
 
 /// Default query file, relative to the workspace root (where a user runs the drill).
@@ -55,6 +58,11 @@ pub struct DrillArgs {
     /// front-end); any node with an `http` address, or a `[[coordinator]]`, will do.
     #[arg(long)]
     pub url: Option<String>,
+    /// The nodes are the containers of this Compose project (`docker compose ls`), one
+    /// service per node id as in deploy/compose/: faults are `docker kill`, `pause`,
+    /// `network disconnect` and `stop` instead of signals to local processes.
+    #[arg(long)]
+    pub compose: Option<String>,
     /// The node to break (kill, stop, restart, partition); default: the first in the file.
     #[arg(long, conflicts_with = "shard")]
     pub node: Option<String>,
@@ -118,7 +126,7 @@ struct Plan {
     frontend: Frontend,
     /// (node id, pid, rpc port) of each target.
     targets: Vec<(String, Option<u32>, u16)>,
-    shard: Option<ShardId>,
+    shard: Option<String>,
     expected_coverage: Option<f64>,
     queries: Vec<BenchQuery>,
     mode: LoadMode,
@@ -144,35 +152,28 @@ pub async fn run(args: DrillArgs) -> anyhow::Result<()> {
             format!("/cluster: node {} {} → {}{error}", t.node, t.from, t.to),
         );
     });
+    let mut hands = hands_for(&args, &plan, &monitor).await?;
     let load = start_load(&args, &plan, printer.clone())?;
 
     let fault_printer = printer.clone();
     let ctx = FaultContext {
-        searcher: Binaries::locate()?.searcher,
-        config: plan.config_path.clone(),
-        log_dir: log_dir(&plan.config_path),
         monitor: monitor.clone(),
         event: Box::new(move |at, text| fault_printer.event(at, text)),
-        switch: match &args.generation {
-            Some(id) => Some((id.clone(), plan.config.open_store()?, plan.frontend.clone())),
-            None => None,
-        },
-        restore: match args.no_restart {
-            true => Some(restore_watch(&plan)?),
-            false => None,
-        },
+        switch: args
+            .generation
+            .as_ref()
+            .map(|id| (id.clone(), plan.frontend.clone())),
+        restore: args.no_restart.then(|| restore::RestoreWatch {
+            frontend: plan.frontend.clone(),
+            replication: plan.config.replication,
+        }),
     };
     let inject_at = t0 + secs(args.at);
     let heal_after = secs(args.heal_after);
     let probes = probe_during(&plan, &printer, inject_at, heal_after, args.fault);
+    let targets: Vec<String> = plan.targets.iter().map(|t| t.0.clone()).collect();
     let (outcomes, probes) = tokio::join!(
-        faults::run_fault(
-            args.fault,
-            plan.targets.clone(),
-            inject_at,
-            heal_after,
-            &ctx
-        ),
+        faults::run_fault(args.fault, &targets, inject_at, heal_after, &mut hands, &ctx),
         probes
     );
     let faults::FaultResult {
@@ -185,7 +186,7 @@ pub async fn run(args: DrillArgs) -> anyhow::Result<()> {
 
     let summary = Summary::build(Inputs {
         fault: args.fault,
-        shard: plan.shard.map(|s| s.to_string()),
+        shard: plan.shard.clone(),
         report: &report,
         outcomes: &outcomes,
         printer: &printer,
@@ -200,19 +201,28 @@ pub async fn run(args: DrillArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// What `--no-restart` watches: the front-end, R, and each shard's bytes from its manifest.
-fn restore_watch(plan: &Plan) -> anyhow::Result<restore::RestoreWatch> {
-    let mut shard_bytes = std::collections::BTreeMap::new();
-    for manifest in plan.config.shard_manifests()? {
-        let manifest = manifest?; // a `BadShard` error names the shard
-        let bytes = manifest.files.iter().map(|f| f.bytes).sum();
-        shard_bytes.insert(manifest.shard.to_string(), bytes);
+/// The drill's hands: the Compose project's containers, or this machine's processes.
+async fn hands_for(args: &DrillArgs, plan: &Plan, monitor: &Monitor) -> anyhow::Result<Hands> {
+    if let Some(project) = &args.compose {
+        // Every node, so a generation command can run in any one still running.
+        let nodes: Vec<String> = plan.config.nodes.iter().map(|n| n.id.clone()).collect();
+        let store = plan.config.shard_store.to_string();
+        return Ok(Hands::Compose(
+            ComposeHands::new(project, &nodes, &store).await?,
+        ));
     }
-    Ok(restore::RestoreWatch {
-        frontend: plan.frontend.clone(),
-        replication: plan.config.replication,
-        shard_bytes,
-    })
+    let store = match args.fault {
+        Fault::Switch => Some(plan.config.open_store()?),
+        _ => None,
+    };
+    let setup = LocalSetup {
+        searcher: Binaries::locate()?.searcher,
+        config: plan.config_path.clone(),
+        log_dir: log_dir(&plan.config_path),
+        targets: plan.targets.clone(),
+        store,
+    };
+    Ok(Hands::Local(LocalHands::new(setup, monitor.clone())))
 }
 
 fn secs(s: f64) -> Duration {
@@ -241,10 +251,15 @@ fn describe(args: &DrillArgs, plan: &Plan) -> String {
     };
     let shard = plan
         .shard
+        .as_ref()
         .map(|s| format!(" (shard {s})"))
         .unwrap_or_default();
+    let hosts = match &args.compose {
+        Some(project) => format!(" (containers of Compose project {project})"),
+        None => String::new(),
+    };
     format!(
-        "drill: {} of node(s) {}{shard} at {} s{heal}; {} s of load at {load} against {}",
+        "drill: {} of node(s) {}{hosts}{shard} at {} s{heal}; {} s of load at {load} against {}",
         args.fault.name(),
         targets.join(", "),
         args.at,
@@ -258,14 +273,15 @@ async fn plan(args: &DrillArgs) -> anyhow::Result<Plan> {
     let config = ClusterConfig::load(&args.config)?;
     let config_path = std::path::absolute(&args.config)
         .with_context(|| format!("cannot resolve {}", args.config.display()))?;
-    if args.fault == Fault::Partition {
+    if args.fault == Fault::Partition && args.compose.is_none() {
         partition::check_permitted()?;
     }
     let frontend = Frontend::new(match &args.url {
         Some(url) => url.trim_end_matches('/').to_string(),
         None => frontend_url(&config)?,
     });
-    let (shard, expected_coverage, node_ids) = resolve_targets(args, &config)?;
+    let (shard, expected_coverage, node_ids) =
+        resolve_targets(args, &config, &answering(&frontend).await?)?;
     let cluster = targets_up(&frontend, &node_ids).await?;
     let mut targets = Vec::new();
     for id in node_ids {
@@ -279,13 +295,19 @@ async fn plan(args: &DrillArgs) -> anyhow::Result<Plan> {
                 seen.state.as_str()
             );
         }
-        let pid = seen
-            .pid
-            .with_context(|| format!("the front-end reports no pid for node {id}"))?;
-        if process_gone(pid) {
-            bail!("node {id} has pid {pid}, which is not a process on this machine");
+        // In a container the pid is the container's own (1): nothing to check.
+        if args.compose.is_none() {
+            let pid = seen
+                .pid
+                .with_context(|| format!("the front-end reports no pid for node {id}"))?;
+            if process_gone(pid) {
+                bail!(
+                    "node {id} has pid {pid}, which is not a process on this machine (a \
+                     Compose cluster? pass --compose PROJECT)"
+                );
+            }
         }
-        targets.push((id.clone(), Some(pid), config.node(&id)?.rpc.port()));
+        targets.push((id.clone(), seen.pid, config.node(&id)?.rpc.port()));
     }
     for node in cluster.nodes.iter().filter(|n| n.state != NodeHealth::Up) {
         eprintln!(
@@ -328,20 +350,23 @@ fn frontend_url(config: &ClusterConfig) -> anyhow::Result<String> {
 /// be `suspect` for a few seconds after a latency shift, e.g. right after an earlier drill).
 const TARGETS_UP_WAIT: Duration = Duration::from_secs(30);
 
+/// The front-end's view of the cluster, or an error saying to start it.
+async fn answering(frontend: &Frontend) -> anyhow::Result<ClusterView> {
+    frontend.cluster().await.with_context(|| {
+        format!(
+            "the front-end at {} does not answer: start the cluster first (wikisearch \
+             demo, searcher node + searcher frontend with this cluster file, or docker \
+             compose up)",
+            frontend.base()
+        )
+    })
+}
+
 /// The front-end's view once every one of `ids` is up, or after [`TARGETS_UP_WAIT`].
-async fn targets_up(
-    frontend: &Frontend,
-    ids: &[String],
-) -> anyhow::Result<searcher::model::ClusterView> {
+async fn targets_up(frontend: &Frontend, ids: &[String]) -> anyhow::Result<ClusterView> {
     let started = Instant::now();
     loop {
-        let cluster = frontend.cluster().await.with_context(|| {
-            format!(
-                "the front-end at {} does not answer: start the cluster first (wikisearch \
-                 demo, or searcher node + searcher frontend with this cluster file)",
-                frontend.base()
-            )
-        })?;
+        let cluster = answering(frontend).await?;
         let up = |id: &String| cluster.node(id).is_some_and(|n| n.state == NodeHealth::Up);
         if ids.iter().all(up) || started.elapsed() > TARGETS_UP_WAIT {
             return Ok(cluster);
@@ -408,11 +433,14 @@ fn validate_args(args: &DrillArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The target node ids, and for kill-shard the shard and the coverage answers should show.
+/// The target node ids, and for kill-shard the shard and the coverage answers should show
+/// (from the front-end's view: each shard's documents and the nodes the placement puts it
+/// on).
 fn resolve_targets(
     args: &DrillArgs,
     config: &ClusterConfig,
-) -> anyhow::Result<(Option<ShardId>, Option<f64>, Vec<String>)> {
+    cluster: &ClusterView,
+) -> anyhow::Result<(Option<String>, Option<f64>, Vec<String>)> {
     match args.fault {
         Fault::Switch => Ok((None, None, Vec::new())),
         Fault::RollingRestart => Ok((
@@ -421,32 +449,32 @@ fn resolve_targets(
             config.nodes.iter().map(|n| n.id.clone()).collect(),
         )),
         Fault::KillShard => {
-            let mut docs = Vec::new();
-            for manifest in config.shard_manifests()? {
-                let manifest = manifest?; // a `BadShard` error names the shard
-                docs.push((manifest.shard, manifest.docs));
-            }
             let shard = match &args.shard {
                 Some(text) => text
-                    .parse::<ShardId>()
-                    .map_err(|e| anyhow::anyhow!("--shard: {e}"))?,
-                None => docs
+                    .parse::<shard_proto::ShardId>()
+                    .map_err(|e| anyhow::anyhow!("--shard: {e}"))?
+                    .to_string(),
+                None => cluster
+                    .shards
                     .first()
-                    .map(|d| d.0)
-                    .context("the shard store has no shards")?,
+                    .map(|s| s.id.clone())
+                    .context("the front-end reports no shards")?,
             };
-            if !docs.iter().any(|d| d.0 == shard) {
-                bail!("no shard {shard} in {}", config.shard_store);
-            }
-            let placement = Placement::for_cluster(config, docs.iter().map(|d| d.0));
-            let holders = placement.replicas.get(&shard).cloned().unwrap_or_default();
-            // Other shards placed on the very same nodes go down with it.
-            let lost: u64 = docs
+            let holders = cluster
+                .shards
                 .iter()
-                .filter(|(s, _)| placement.replicas[s].iter().all(|n| holders.contains(n)))
-                .map(|d| d.1)
+                .find(|s| s.id == shard)
+                .with_context(|| format!("the front-end reports no shard {shard}"))?
+                .target
+                .clone();
+            // Other shards placed on the very same nodes go down with it.
+            let lost: u64 = cluster
+                .shards
+                .iter()
+                .filter(|s| s.target.iter().all(|n| holders.contains(n)))
+                .map(|s| s.docs)
                 .sum();
-            let total: u64 = docs.iter().map(|d| d.1).sum();
+            let total: u64 = cluster.shards.iter().map(|s| s.docs).sum();
             let coverage = (total > 0).then(|| 1.0 - lost as f64 / total as f64);
             Ok((Some(shard), coverage, holders))
         }

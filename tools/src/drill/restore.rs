@@ -6,8 +6,8 @@
 //! Everything comes from `GET /cluster`: a shard's `serving` list is what its nodes report
 //! serving, and a node reports a copy only once it is installed and every file verified
 //! against the manifest, so "R serving copies" is "R verified copies". The bytes moved are
-//! the manifests' bytes of every copy that appeared during the drill (a copy installed on a
-//! new holder, counted once).
+//! the bytes of every copy that appeared during the drill, as its node reports them (a copy
+//! installed on a new holder, counted once).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
@@ -27,8 +27,6 @@ pub struct RestoreWatch {
     pub frontend: Frontend,
     /// The cluster file's replication factor R.
     pub replication: usize,
-    /// Each shard's bytes, from its manifest.
-    pub shard_bytes: BTreeMap<String, u64>,
 }
 
 /// The restore, measured.
@@ -53,6 +51,18 @@ fn serving(view: &ClusterView) -> Serving {
     view.shards
         .iter()
         .flat_map(|s| s.serving.iter().map(|n| (s.id.clone(), n.clone())))
+        .collect()
+}
+
+/// The bytes of each serving copy, as its node reports them.
+fn copy_bytes(view: &ClusterView) -> BTreeMap<(String, String), u64> {
+    view.shards
+        .iter()
+        .flat_map(|s| {
+            s.replicas
+                .iter()
+                .filter_map(|r| Some(((s.id.clone(), r.node.clone()), r.bytes?)))
+        })
         .collect()
 }
 
@@ -122,10 +132,8 @@ impl RestoreWatch {
             .collect();
         let new: Vec<&(String, String)> = now.difference(before).collect();
         into.installed = new.iter().map(|(s, n)| format!("{s}@{n}")).collect();
-        into.bytes = new
-            .iter()
-            .map(|(s, _)| self.shard_bytes.get(s).copied().unwrap_or(0))
-            .sum();
+        let bytes = copy_bytes(view);
+        into.bytes = new.iter().filter_map(|copy| bytes.get(*copy)).sum();
     }
 
     fn describe(&self, restored: &Restored, took: Duration) -> String {

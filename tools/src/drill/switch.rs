@@ -6,11 +6,10 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context};
-use shard_proto::generation;
-use shard_proto::store::ShardStore;
+use anyhow::bail;
 
 use super::cluster_procs::Frontend;
+use super::hands::{Event, Hands};
 
 /// How long the front-end may take to answer from a switched generation (nodes install
 /// it first).
@@ -30,23 +29,19 @@ pub struct SwitchTimes {
 
 /// Switches to `to`, waits `heal_after`, switches back; `event` prints timeline lines.
 pub async fn run(
-    store: ShardStore,
+    hands: &Hands,
     to: &str,
     heal_after: Duration,
     frontend: &Frontend,
-    event: &(dyn Fn(Instant, String) + Send + Sync),
+    event: &Event<'_>,
 ) -> anyhow::Result<SwitchTimes> {
-    let from = blocking({
-        let store = store.clone();
-        move || generation::live(&store)
-    })
-    .await?;
+    let from = hands.live_generation().await?;
     if from == to {
         bail!("generation {to} is already live: --generation must name another one");
     }
-    let (switched_at, to_answering) = switch_and_wait(&store, to, frontend, event).await?;
+    let (switched_at, to_answering) = switch_and_wait(hands, to, frontend, event).await?;
     tokio::time::sleep(heal_after).await;
-    let (back_at, back_answering) = switch_and_wait(&store, &from, frontend, event).await?;
+    let (back_at, back_answering) = switch_and_wait(hands, &from, frontend, event).await?;
     Ok(SwitchTimes {
         from,
         to: to.to_string(),
@@ -58,18 +53,14 @@ pub async fn run(
 }
 
 async fn switch_and_wait(
-    store: &ShardStore,
+    hands: &Hands,
     to: &str,
     frontend: &Frontend,
-    event: &(dyn Fn(Instant, String) + Send + Sync),
+    event: &Event<'_>,
 ) -> anyhow::Result<(Instant, Duration)> {
     let asked = Instant::now();
-    let (store, id) = (store.clone(), to.to_string());
-    let switched = blocking(move || generation::switch(&store, &id)).await?;
-    event(
-        asked,
-        format!("alias: generation {} → {}", switched.from, switched.to),
-    );
+    let from = hands.switch_generation(to).await?;
+    event(asked, format!("alias: generation {from} → {to}"));
     loop {
         if let Ok((200, body)) = frontend.get_json("/search?q=the&size=1").await {
             if body["generation"] == to {
@@ -92,12 +83,4 @@ async fn switch_and_wait(
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-}
-
-async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> shard_proto::Result<T> + Send + 'static,
-) -> anyhow::Result<T> {
-    Ok(tokio::task::spawn_blocking(work)
-        .await
-        .context("generation switch task")??)
 }

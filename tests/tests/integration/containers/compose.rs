@@ -177,11 +177,6 @@ impl Project {
         &self.containers[service]
     }
 
-    /// The project's private network.
-    pub fn network(&self) -> String {
-        format!("{}_cluster", self.name)
-    }
-
     /// `docker ARGS... <the service's container>`, checked.
     pub fn docker(&self, args: &[&str], service: &str) -> Output {
         run_ok(
@@ -197,21 +192,6 @@ impl Project {
         let mut all = vec!["run", "--rm", "--no-deps", service];
         all.extend_from_slice(args);
         run_ok(&mut self.command(&all))
-    }
-
-    /// Takes a node off the private network (both directions: it has no interface on it).
-    pub fn disconnect(&self, service: &str) {
-        let net = self.network();
-        self.docker(&["network", "disconnect", net.as_str()], service);
-    }
-
-    /// Puts it back, under its service name (what the cluster file's `rpc` says).
-    pub fn connect(&self, service: &str) {
-        let net = self.network();
-        self.docker(
-            &["network", "connect", "--alias", service, net.as_str()],
-            service,
-        );
     }
 
     /// `docker stop` (SIGTERM, then the node drains); the exit code it stopped with.
