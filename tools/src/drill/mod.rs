@@ -58,9 +58,9 @@ pub struct DrillArgs {
     /// front-end); any node with an `http` address, or a `[[coordinator]]`, will do.
     #[arg(long)]
     pub url: Option<String>,
-    /// The nodes are the containers of this Compose project (`docker compose ls`), one
-    /// service per node id as in deploy/compose/: faults are `docker kill`, `pause`,
-    /// `network disconnect` and `stop` instead of signals to local processes.
+    /// The nodes are the containers of this Compose project (the prefix of its container
+    /// names: `compose` for deploy/compose/), one service per node id: faults are `docker
+    /// kill`, `pause`, `network disconnect` and `stop` instead of signals to processes.
     #[arg(long)]
     pub compose: Option<String>,
     /// The node to break (kill, stop, restart, partition); default: the first in the file.
@@ -258,10 +258,16 @@ fn describe(args: &DrillArgs, plan: &Plan) -> String {
         Some(project) => format!(" (containers of Compose project {project})"),
         None => String::new(),
     };
+    let what = match targets.is_empty() {
+        true => format!("{} of the store's alias{hosts}", args.fault.name()),
+        false => format!(
+            "{} of node(s) {}{hosts}{shard}",
+            args.fault.name(),
+            targets.join(", ")
+        ),
+    };
     format!(
-        "drill: {} of node(s) {}{hosts}{shard} at {} s{heal}; {} s of load at {load} against {}",
-        args.fault.name(),
-        targets.join(", "),
+        "drill: {what} at {} s{heal}; {} s of load at {load} against {}",
         args.at,
         args.duration,
         plan.frontend.base()

@@ -291,7 +291,8 @@ async fn container_of(project: &str, node: &str) -> anyhow::Result<String> {
         [id] => Ok(id.to_string()),
         [] => bail!(
             "Compose project {project} has no container of service {node} (node ids must \
-             be service names; `docker compose ls` lists the projects)"
+             be service names; the project is the prefix of its container names, `compose` \
+             for deploy/compose/)"
         ),
         _ => bail!(
             "Compose project {project} has {} containers of service {node}: scale it to one",
