@@ -8,6 +8,7 @@
 //! - a store that is down while a node starts: the node says so and retries with backoff,
 //!   and starts once the store is back; with its retries exhausted it exits with an
 //!   error naming the store.
+//! - a file above the multipart threshold goes up in parts and comes back verified.
 //!
 //! Waits are conditions with generous deadlines, never timings.
 
@@ -16,6 +17,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
+use shard_proto::manifest::{FileEntry, ShardManifest};
 use shard_proto::remote::{RemoteStore, S3Config};
 use tests::cluster_secret::{write_secret, AUTH_TABLE};
 use tests::garage::{require_garage, Garage, BUCKET, REGION};
@@ -342,4 +344,61 @@ fn a_node_retries_while_the_store_is_down_and_names_it_when_it_gives_up() {
     assert!(!status.success());
     let text = log(&impatient, "node0");
     assert!(text.contains(&format!("{url}/")), "{text}");
+}
+
+/// A file above the multipart threshold (16 MiB) goes up in 8 MiB parts, several in
+/// flight, and comes back byte for byte: the download checks size and blake3 as it
+/// streams. A download held to another checksum is refused, naming the object.
+#[test]
+fn a_file_above_the_multipart_threshold_goes_up_in_parts_and_comes_back_verified() {
+    let Some(binary) = require_garage("multipart") else {
+        return;
+    };
+    let tmp = temp_dir("s3-multipart");
+    let garage = Garage::start(&binary, &tmp.path().join("garage"));
+    let source = tmp.path().join("source");
+    std::fs::create_dir_all(&source).expect("dir");
+    // 41 MiB + 3 bytes: five full parts and a short one; xorshift bytes, so no two parts
+    // are alike.
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let bytes: Vec<u8> = (0..(41usize << 20) + 3)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect();
+    std::fs::write(source.join("big.bin"), &bytes).expect("write");
+    let entry = ShardManifest::describe_files(&source)
+        .expect("describe")
+        .remove(0);
+    let store = client(&garage, "multipart");
+    store
+        .upload_file("shard/big.bin", &source.join("big.bin"))
+        .expect("multipart upload");
+    let listed = store.sub("shard").list().expect("list");
+    assert_eq!(listed.files, vec!["big.bin".to_string()], "{listed:?}");
+
+    let back = tmp.path().join("back.bin");
+    store
+        .download_file("shard/big.bin", &back, &entry)
+        .expect("download, verified");
+    assert!(
+        std::fs::read(&back).expect("read") == bytes,
+        "the bytes that came back differ"
+    );
+
+    let wrong = FileEntry {
+        blake3: "0".repeat(64),
+        ..entry
+    };
+    let error = store
+        .download_file("shard/big.bin", &tmp.path().join("again.bin"), &wrong)
+        .expect_err("a wrong checksum is refused")
+        .to_string();
+    assert!(
+        error.contains("multipart/shard/big.bin") && error.contains("blake3"),
+        "{error}"
+    );
 }
