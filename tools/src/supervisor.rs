@@ -233,6 +233,23 @@ pub fn die_with_parent(command: &mut Command) {
     }
 }
 
+/// The standard output of a finished `program args...`, or an error quoting the command
+/// and its standard error if it failed.
+pub fn stdout_of(
+    program: &str,
+    args: &[&str],
+    output: std::process::Output,
+) -> anyhow::Result<String> {
+    if !output.status.success() {
+        bail!(
+            "`{program} {}` failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
 /// Sends `signal` to `pid`; refuses pids 0 and 1 (a process group, init).
 pub fn signal(pid: u32, signal: Signal) -> anyhow::Result<()> {
     let raw = i32::try_from(pid).context("pid out of range")?;

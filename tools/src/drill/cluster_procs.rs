@@ -90,8 +90,6 @@ pub struct Transition {
     pub node: String,
     pub from: String,
     pub to: String,
-    pub pid: Option<u32>,
-    pub incarnation: u64,
     pub last_error: Option<String>,
 }
 
@@ -257,8 +255,6 @@ fn record(seen: &Mutex<Seen>, doc: &ClusterView, on_transition: &impl Fn(&Transi
                 node: node.id.clone(),
                 from: previous.map(|p| p.state).unwrap_or_default(),
                 to: current.state,
-                pid: current.pid,
-                incarnation: current.incarnation,
                 last_error: node.last_error.clone(),
             };
             if !transition.from.is_empty() {

@@ -159,14 +159,7 @@ fn tc(args: &[&str]) -> anyhow::Result<String> {
         .args(args)
         .output()
         .with_context(|| format!("cannot run `tc {}`", args.join(" ")))?;
-    if !out.status.success() {
-        bail!(
-            "`tc {}` failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    crate::supervisor::stdout_of("tc", args, out)
 }
 
 /// Classic BPF, in tc's `bytecode` syntax (`count,op jt jf k,...`): drop (TC_ACT_SHOT = 2)

@@ -262,14 +262,7 @@ async fn docker(args: &[&str]) -> anyhow::Result<String> {
         .output()
         .await
         .context("cannot run `docker` (is Docker installed?)")?;
-    if !output.status.success() {
-        bail!(
-            "`docker {}` failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&output.stderr).trim()
-        );
-    }
-    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    crate::supervisor::stdout_of("docker", args, output)
 }
 
 /// The id of the one container of service `node` in `project` (stopped ones included).
