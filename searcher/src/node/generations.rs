@@ -17,9 +17,13 @@
 //! for during `retire_after_ms` is retired: dropped from the leaf and its files deleted
 //! (searches running on it keep their replica's `Arc`, so they finish). The base
 //! generation (the shards at the top of the store, installed at start and healed) is never
-//! retired. Healing covers the base generation only.
+//! retired. The watch installs what the placement over every node of the cluster file
+//! gives this node; the node's healer (`super::heal`) heals every generation it holds like
+//! the base one (a lost node's share of it gets new holders, added with
+//! [`HeldGenerations::add`] through [`install_healed`]; temporary copies are dropped once
+//! the lost node serves again), and the scrub re-verifies them all.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -73,6 +77,8 @@ impl GenerationsConfig {
 
 /// The replicas of one named generation on this node.
 struct Held {
+    /// Every shard of the generation (held here or not), for healing.
+    shards: Vec<ShardId>,
     replicas: BTreeMap<ShardId, Arc<Replica>>,
     /// Milliseconds since [`HeldGenerations::epoch`] when a request last named it.
     last_asked: AtomicU64,
@@ -110,10 +116,17 @@ impl HeldGenerations {
         Ok(set.replicas.get(shard).cloned())
     }
 
-    /// Starts serving `replicas` as `generation` (replacing what it held of it).
-    pub fn insert(&self, generation: &str, replicas: BTreeMap<ShardId, Arc<Replica>>) {
+    /// Starts serving `replicas` as `generation`, whose shards are `shards` (replacing
+    /// what it held of it).
+    pub fn insert(
+        &self,
+        generation: &str,
+        shards: Vec<ShardId>,
+        replicas: BTreeMap<ShardId, Arc<Replica>>,
+    ) {
         let now = self.epoch.elapsed().as_millis() as u64;
         let set = Held {
+            shards,
             replicas,
             last_asked: AtomicU64::new(now),
         };
@@ -125,6 +138,55 @@ impl HeldGenerations {
     /// Stops serving `generation`.
     fn remove(&self, generation: &str) {
         self.held.write().remove(generation);
+    }
+
+    /// Adds a healed copy to `generation`, replacing any older one; false (nothing
+    /// added) if the generation was retired meanwhile.
+    pub fn add(&self, generation: &str, replica: Arc<Replica>) -> bool {
+        let mut held = self.held.write();
+        let Some(set) = held.get_mut(generation) else {
+            return false;
+        };
+        let mut replicas = set.replicas.clone();
+        replicas.insert(replica.shard, replica);
+        let set_now = Held {
+            shards: set.shards.clone(),
+            replicas,
+            last_asked: AtomicU64::new(set.last_asked.load(Ordering::Relaxed)),
+        };
+        *set = Arc::new(set_now);
+        true
+    }
+
+    /// Stops serving `generation`'s copy of `shard` (a retired temporary copy); calls
+    /// holding it finish with it.
+    pub fn remove_replica(&self, generation: &str, shard: &ShardId) -> Option<Arc<Replica>> {
+        let mut held = self.held.write();
+        let set = held.get_mut(generation)?;
+        let mut replicas = set.replicas.clone();
+        let removed = replicas.remove(shard)?;
+        let set_now = Held {
+            shards: set.shards.clone(),
+            replicas,
+            last_asked: AtomicU64::new(set.last_asked.load(Ordering::Relaxed)),
+        };
+        *set = Arc::new(set_now);
+        Some(removed)
+    }
+
+    /// Each held generation's shards and the ones it serves here (not dropped), for
+    /// healing.
+    pub fn scopes(&self) -> Vec<(String, Vec<ShardId>, BTreeSet<ShardId>)> {
+        let held = self.held.read();
+        held.iter()
+            .map(|(id, set)| {
+                let serving = (set.replicas.iter())
+                    .filter(|(_, replica)| replica.dropped().is_none())
+                    .map(|(shard, _)| *shard)
+                    .collect();
+                (id.clone(), set.shards.clone(), serving)
+            })
+            .collect()
     }
 
     /// Whether the node serves `generation`.
@@ -145,17 +207,18 @@ impl HeldGenerations {
         self.held.read().keys().cloned().collect()
     }
 
-    /// Every held replica of every named generation (to link files from).
-    fn all_replicas(&self) -> Vec<Arc<Replica>> {
+    /// Every held replica of every named generation (to link files from, to scrub).
+    pub fn all_replicas(&self) -> Vec<Arc<Replica>> {
         let held = self.held.read();
         held.values()
             .flat_map(|set| set.replicas.values().cloned())
             .collect()
     }
 
-    /// What the health answer reports: each generation's serving (not dropped) shards,
-    /// `base` (the base generation's serving shards) first.
-    pub fn report(&self, base: Vec<ShardId>) -> Vec<GenerationReplicas> {
+    /// What the health answer reports: each generation's serving (not dropped) shards
+    /// but the `hidden` ones (retiring temporary copies), `base` (the base generation's
+    /// serving shards) first.
+    pub fn report(&self, base: Vec<ShardId>, hidden: &Hidden) -> Vec<GenerationReplicas> {
         let named = self
             .held
             .read()
@@ -163,7 +226,9 @@ impl HeldGenerations {
             .map(|(generation, set)| GenerationReplicas {
                 generation: generation.clone(),
                 shards: (set.replicas.iter())
-                    .filter(|(_, replica)| replica.dropped().is_none())
+                    .filter(|(shard, replica)| {
+                        replica.dropped().is_none() && !is_hidden(hidden, generation, shard)
+                    })
                     .map(|(shard, _)| *shard)
                     .collect(),
             })
@@ -175,12 +240,13 @@ impl HeldGenerations {
         std::iter::once(base).chain(named).collect()
     }
 
-    /// A serving state of every shard some named generation serves here.
-    pub fn serving_states(&self) -> Vec<(ShardId, ReplicaState)> {
+    /// A serving state of every shard some named generation serves here (and does not
+    /// hide).
+    pub fn serving_states(&self, hidden: &Hidden) -> Vec<(ShardId, ReplicaState)> {
         let mut states: BTreeMap<ShardId, ReplicaState> = BTreeMap::new();
-        for set in self.held.read().values() {
+        for (generation, set) in self.held.read().iter() {
             for (shard, replica) in &set.replicas {
-                if replica.dropped().is_none() {
+                if replica.dropped().is_none() && !is_hidden(hidden, generation, shard) {
                     states
                         .entry(*shard)
                         .or_insert_with(|| replica.serving_state());
@@ -189,6 +255,13 @@ impl HeldGenerations {
         }
         states.into_iter().collect()
     }
+}
+
+/// Copies a node does not announce, per generation (retiring temporary copies).
+pub type Hidden = BTreeMap<String, BTreeSet<ShardId>>;
+
+fn is_hidden(hidden: &Hidden, generation: &str, shard: &ShardId) -> bool {
+    hidden.get(generation).is_some_and(|s| s.contains(shard))
 }
 
 /// What one poll of the alias finds to do.
@@ -312,7 +385,8 @@ impl Watch {
             installed.insert(shard, Arc::new(replica));
         }
         let count = installed.len();
-        leaf.generations.insert(id, installed);
+        leaf.generations
+            .insert(id, sources.keys().copied().collect(), installed);
         tracing::info!(
             generation = %id,
             linked_bytes = linked,
@@ -322,6 +396,28 @@ impl Watch {
         );
         Ok(count)
     }
+}
+
+/// Installs `source` (with `manifest`), a shard of named generation `id`, into
+/// `data_dir`'s directory of that generation for the healer: linked from a held replica
+/// where the files are the same, verified, renamed into place, opened. The bytes counted
+/// are those fetched.
+pub fn install_healed(
+    leaf: &Leaf,
+    data_dir: &Path,
+    id: &str,
+    source: &ShardSource,
+    manifest: &ShardManifest,
+    schema: &WikiSchema,
+) -> Result<replicas::Installed, String> {
+    generation::check_id(id).map_err(|e| e.to_string())?;
+    let dir = data_dir.join(DIR).join(id);
+    fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let (replica, moved) = install_linked(source, &dir, manifest, schema, &linkable_files(leaf))?;
+    Ok(replicas::Installed {
+        replica,
+        copied_bytes: moved.fetched,
+    })
 }
 
 /// blake3 → a file of a replica this node holds (any generation), to link from.

@@ -1,6 +1,7 @@
 //! Tests of a node following index generations: real shards in a temporary store, a
 //! generation published beside the base one, the node's watch installing it (linking the
-//! files it already holds), requests pinned to a generation, and retirement.
+//! files it already holds), requests pinned to a generation, retirement, and the scrub
+//! of a named generation's copies.
 
 use std::os::unix::fs::MetadataExt as _;
 use std::path::Path;
@@ -16,6 +17,7 @@ use shard_proto::WikiSchema;
 use super::generations::Watch;
 use super::leaf::Leaf;
 use super::replicas;
+use super::scrub::{self, ScrubConfig};
 use super::stop::Stop;
 use super::tests::{all_shards, articles, build_shard, global_stats, one_node_cluster, shard};
 
@@ -120,7 +122,75 @@ fn a_node_installs_a_generation_beside_its_replicas_linking_common_files_and_ret
     for replica in &base {
         ShardManifest::read_verified(&replica.dir, &schema).unwrap();
     }
-    let report = leaf.generations.report(Vec::new());
+    let report = leaf.generations.report(Vec::new(), &Default::default());
     let named: Vec<&str> = report.iter().map(|g| g.generation.as_str()).collect();
     assert_eq!(named, ["base", "g2"]);
+}
+
+#[test]
+fn the_scrub_drops_a_corrupted_copy_of_a_named_generation_and_keeps_the_rest() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = one_node_cluster(tmp.path(), 3);
+    let schema = WikiSchema::new();
+    let store_dir = config.shard_store.as_dir().unwrap().to_path_buf();
+    let installed = replicas::install_assigned(&config, "a", &schema).unwrap();
+    let leaf = Arc::new(Leaf::new("a".into(), schema.clone(), installed.serving));
+    let mut watch = Watch::new(&config, "a", schema.clone(), Arc::clone(&leaf)).unwrap();
+    // g2 has files of its own (half the articles), so nothing is linked from the base.
+    let half: Vec<_> = articles().into_iter().filter(|a| a.0 % 2 == 0).collect();
+    for i in 0..3 {
+        let part: Vec<_> = (half.iter())
+            .filter(|a| shard_proto::ShardId::route(a.0, 3) == i)
+            .cloned()
+            .collect();
+        build_shard(
+            &store_dir.join(GENERATIONS_DIR).join("g2"),
+            shard(i, 3),
+            &part,
+        );
+    }
+    generation::switch(&ShardStore::Dir(store_dir), "g2").unwrap();
+    assert!(watch.poll());
+    let scrubbing = ScrubConfig {
+        mib_per_s: 64,
+        pass_every_s: 1,
+    };
+    scrub::spawn(&leaf, &scrubbing).unwrap();
+
+    // Bit rot in g2's copy of shard 0, in place (the replica maps the file).
+    let data = config.node("a").unwrap().data_dir().to_path_buf();
+    let copy = data.join("generations/g2").join(shard(0, 3).to_string());
+    let manifest = ShardManifest::read(&copy).unwrap();
+    let file = manifest.files.iter().max_by_key(|f| f.bytes).unwrap();
+    let path = copy.join(&file.name);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x5a;
+    let mut handle = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    std::io::Write::write_all(&mut handle, &bytes).unwrap();
+    drop(handle);
+
+    let g2_serving = || {
+        let report = leaf.generations.report(Vec::new(), &Default::default());
+        let g2 = report.into_iter().find(|g| g.generation == "g2").unwrap();
+        g2.shards
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while g2_serving().contains(&shard(0, 3)) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the scrub never dropped it"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(g2_serving(), [shard(1, 3), shard(2, 3)]);
+    let (_, failures) = total(&leaf, Some("g2"), "apple");
+    assert!(
+        failures
+            .iter()
+            .any(|f| f.contains("dropped") && f.contains(&file.name)),
+        "{failures:?}"
+    );
+    // The base generation's copies are other files: still served.
+    assert_eq!(total(&leaf, None, "apple").1, Vec::<String>::new());
 }

@@ -128,9 +128,7 @@ pub async fn prepare(config: ClusterConfig, node_id: String) -> Result<server::N
     let served = replicas.serving.len();
     let refused = replicas.states.len() - served;
     tracing::info!(node = %node_id, served, refused, "replicas ready");
-    let serving: Vec<_> = replicas.serving.values().cloned().collect();
     let in_store = replicas.in_store;
-    scrub::spawn(&serving, &scrub_config).map_err(|e| Error::Other(format!("scrub: {e}")))?;
     let fingerprint = schema.fingerprint();
     let leaf =
         leaf::Leaf::new(node_id.clone(), schema.clone(), replicas.serving).with_limits(limits);
@@ -142,6 +140,7 @@ pub async fn prepare(config: ClusterConfig, node_id: String) -> Result<server::N
         key,
         server_limits,
     );
+    scrub::spawn(state.leaf(), &scrub_config).map_err(|e| Error::Other(format!("scrub: {e}")))?;
     let healer = Arc::new(heal::Healer::new(
         &config,
         &node_id,

@@ -1,13 +1,16 @@
 //! The background scrub: re-verifies the node's serving replicas against their manifests
 //! (size and blake3 of every file), at a bounded read rate, so that bit rot or a file
-//! rewritten after install is found by the node rather than served.
+//! rewritten after install is found by the node rather than served. It covers every
+//! replica the leaf holds when it looks: those installed at start, those healing added
+//! since, and those of every named index generation.
 //!
 //! A full pass starts every `pass_every_s` (the install just verified everything, so the
 //! first pass waits one period); a replica on which a read failed is marked suspect by the
 //! leaf and re-verified within a second. A replica that fails is dropped: its shard is
 //! answered as failed, health reports it with the file that failed, and the front-end
-//! asks another replica. The thread holds only weak references, and ends once the
-//! node's replicas are gone.
+//! asks another replica (and the healer, which sees the shard no longer served here,
+//! installs a fresh copy). The thread holds only a weak reference to the leaf, and ends
+//! once the node is gone.
 
 use std::sync::{Arc, Weak};
 use std::thread;
@@ -15,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use super::leaf::Leaf;
 use super::replicas::Replica;
 
 /// How the scrub runs (the cluster file's `[scrub]` table).
@@ -39,14 +43,13 @@ impl Default for ScrubConfig {
 /// How often the scrub looks for suspect replicas and for its next pass.
 const TICK: Duration = Duration::from_millis(250);
 
-/// Starts the scrub thread over `replicas` (nothing when the scrub is off).
-pub fn spawn(replicas: &[Arc<Replica>], config: &ScrubConfig) -> std::io::Result<()> {
+/// Starts the scrub thread over the replicas of `leaf` (nothing when the scrub is off).
+pub fn spawn(leaf: &Arc<Leaf>, config: &ScrubConfig) -> std::io::Result<()> {
     if config.mib_per_s == 0 {
         return Ok(());
     }
-    let weak: Vec<Weak<Replica>> = replicas.iter().map(Arc::downgrade).collect();
     let scrub = Scrub {
-        replicas: weak,
+        leaf: Arc::downgrade(leaf),
         bytes_per_s: config.mib_per_s.saturating_mul(1 << 20),
         every: Duration::from_secs(config.pass_every_s.max(1)),
     };
@@ -57,7 +60,7 @@ pub fn spawn(replicas: &[Arc<Replica>], config: &ScrubConfig) -> std::io::Result
 }
 
 struct Scrub {
-    replicas: Vec<Weak<Replica>>,
+    leaf: Weak<Leaf>,
     bytes_per_s: u64,
     every: Duration,
 }
@@ -66,10 +69,9 @@ impl Scrub {
     fn run(&self) {
         let mut next_pass = Instant::now() + self.every;
         loop {
-            let live: Vec<Arc<Replica>> = self.replicas.iter().filter_map(Weak::upgrade).collect();
-            if live.is_empty() {
+            let Some(live) = self.replicas() else {
                 return;
-            }
+            };
             for replica in live.iter().filter(|r| r.take_suspect()) {
                 self.verify(replica);
             }
@@ -82,6 +84,15 @@ impl Scrub {
             drop(live);
             thread::sleep(TICK);
         }
+    }
+
+    /// Every replica the leaf holds now, base and named generations (`None`: the node is
+    /// gone). The leaf itself is not kept: a pass must not keep a stopped node alive.
+    fn replicas(&self) -> Option<Vec<Arc<Replica>>> {
+        let leaf = self.leaf.upgrade()?;
+        let mut replicas = leaf.base_replicas();
+        replicas.extend(leaf.generations.all_replicas());
+        Some(replicas)
     }
 
     /// Re-verifies one replica at the configured rate; drops it on the first bad file.

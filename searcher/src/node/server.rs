@@ -27,6 +27,7 @@ use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use shard_proto::auth::{self, AuthFailure, ClusterKey, Credentials, ReplayGuard, AUTH_HEADER};
+use shard_proto::generation::BASE;
 use shard_proto::wire::{
     self, paths, Call, ChunkRequest, FetchRequest, HealthResponse, ReplicaState, SearchRequest,
     StatsRequest, SuggestRequest, CONTENT_TYPE, MAX_FRAME_BYTES, WIRE_VERSION, WIRE_VERSION_HEADER,
@@ -164,14 +165,15 @@ impl NodeState {
             Some(healer) => healer.report(Instant::now()),
             None => Vec::new(),
         };
-        let mut replicas = self.leaf.current_states(&self.states, &hidden);
+        let hidden_base = hidden.get(BASE).cloned().unwrap_or_default();
+        let mut replicas = self.leaf.current_states(&self.states, &hidden_base);
         let base: Vec<ShardId> = (self.leaf.serving().into_iter())
-            .filter(|shard| !hidden.contains(shard))
+            .filter(|shard| !hidden_base.contains(shard))
             .collect();
-        let generations = self.leaf.generations.report(base);
+        let generations = self.leaf.generations.report(base, &hidden);
         // A shard held only in a named generation is listed too: front-ends route by
         // what `replicas` lists (`generations` says which generation has it).
-        for (shard, state) in self.leaf.generations.serving_states() {
+        for (shard, state) in self.leaf.generations.serving_states(&hidden) {
             if !replicas.iter().any(|(held, _)| *held == shard) {
                 replicas.push((shard, state));
             }

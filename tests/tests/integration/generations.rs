@@ -12,19 +12,30 @@
 //! - `indexer generations rollback` under load: the same promises, and `?generation=g2`
 //!   still answers from the retained generation.
 //!
+//! - A switch to g2 while a node is lost for good (healing on): the survivors install
+//!   the lost node's share of g2 (as they do for the base generation), so every shard of
+//!   g2 gets its 2 copies and the front-end switches, with no failed and no partial
+//!   answer. The node restarted serves its own g2 shards, and the survivors' temporary
+//!   copies of g2 are dropped after the cool-down (their directories deleted).
+//!
 //! Conditions are waited for with generous deadlines; the switch time is printed.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
+use searcher::cluster::ClusterConfig;
+use searcher::placement::Placement;
 use serde_json::Value;
-use tests::{bin, get_json, run_ok, shared_corpus, temp_dir, wait_for};
+use shard_proto::ShardId;
+use tests::{bin, get_json, run_ok, shared_corpus, temp_dir, wait_for, Signal};
 use tools::bench::loadgen::percent_encode;
 
 use crate::failover::{assert_clean, seconds, serial, Cluster, Load, PATIENCE};
+use crate::heal::{node_health, HEAL};
 use crate::searcher_cluster::{assert_same_top, queries_from, Reference};
 
 /// Nodes and the front-end read the alias every 300 ms.
@@ -222,4 +233,108 @@ fn a_generation_switch_and_a_rollback_under_load_never_mix_generations() {
     let (status, unknown) =
         get_json(&format!("{}/search?q=the&generation=nope", cluster.url)).expect("search");
     assert_eq!(status, 400, "{unknown}");
+}
+
+/// Shard -> the nodes whose health answer reports it serving in `generation`.
+fn serving_in(config: &ClusterConfig, generation: &str) -> BTreeMap<ShardId, BTreeSet<String>> {
+    let mut map: BTreeMap<ShardId, BTreeSet<String>> = BTreeMap::new();
+    for node in &config.nodes {
+        let Some(health) = node_health(&node.rpc.to_string()) else {
+            continue;
+        };
+        let held = health
+            .generations
+            .iter()
+            .find(|g| g.generation == generation);
+        for shard in held.map(|g| g.shards.clone()).unwrap_or_default() {
+            map.entry(shard).or_default().insert(node.id.clone());
+        }
+    }
+    map
+}
+
+/// The replica directories of `generation` in a node's data directory.
+fn generation_dirs(cluster: &Cluster, node: &str, generation: &str) -> BTreeSet<String> {
+    let dir = cluster
+        .dir
+        .path()
+        .join("nodes")
+        .join(node)
+        .join("generations")
+        .join(generation);
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return BTreeSet::new();
+    };
+    entries
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| !name.starts_with('.'))
+        .collect()
+}
+
+#[test]
+fn a_generation_switched_to_while_a_node_is_lost_is_healed_and_its_copies_dropped_on_return() {
+    let _serial = serial();
+    let work = temp_dir("generations-heal-store");
+    let store = work.path().join("store");
+    build("elwikivoyage-sample.xml.bz2", &store, 6, None);
+    build("enwiki-sample.xml.bz2", &store, 6, Some("g2"));
+    let g2_shards: Vec<ShardId> =
+        shard_proto::store::live_shard_dirs(&store.join("generations/g2"))
+            .expect("read g2")
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect();
+    let mut cluster =
+        Cluster::start_on("generations-heal", &store, &format!("{GENERATIONS}{HEAL}"));
+    let config = ClusterConfig::load(&cluster.dir.path().join("cluster.toml")).expect("config");
+
+    let load = Load::start(&cluster.url, &[]);
+    let check = MixCheck::start(&cluster.url);
+    cluster.signal("n2", Signal::SIGKILL);
+    let asked = Instant::now();
+    let (ok, text) = generations(&store, &["switch", "g2"]);
+    assert!(ok, "{text}");
+    let switched = wait_generation(&cluster, "g2");
+    let serving = serving_in(&config, "g2");
+    let both: BTreeSet<String> = ["n1", "n3"].into_iter().map(String::from).collect();
+    assert!(
+        g2_shards.iter().all(|s| serving.get(s) == Some(&both)),
+        "every shard of g2 on both survivors: {serving:?}"
+    );
+    let during = load.finish();
+    let (checked, seen) = check.finish();
+    println!(
+        "generation switch with n2 lost: answers from g2 {:.2} s after the switch command \
+         (heal_after 3 s); {checked} answers checked, generations seen in order {seen:?}",
+        seconds(asked, switched)
+    );
+    assert_clean("generation switch with a node lost", &during);
+
+    // n2 comes back: it installs its own share of g2, and the survivors drop the copies
+    // they took for it once it serves them and the cool-down has passed.
+    let target = Placement::for_cluster(&config, g2_shards.iter().copied());
+    let load = Load::start(&cluster.url, &[]);
+    let restarted = Instant::now();
+    let pid = cluster.start_node("n2");
+    cluster.wait_up("n2", Some(pid));
+    let settled = wait_for("g2 served by its target only", PATIENCE * 2, || {
+        let serving = serving_in(&config, "g2");
+        let on_target = g2_shards.iter().all(|s| {
+            let wanted: BTreeSet<String> = target.replicas[s].iter().cloned().collect();
+            serving.get(s) == Some(&wanted)
+        });
+        let dirs_gone = ["n1", "n2", "n3"].iter().all(|n| {
+            let wanted: BTreeSet<String> =
+                target.shards_of(n).iter().map(ShardId::to_string).collect();
+            generation_dirs(&cluster, n, "g2") == wanted
+        });
+        (on_target && dirs_gone).then(Instant::now)
+    });
+    let after = load.finish();
+    println!(
+        "n2 back: g2 served by its target only, temporary copies deleted, {:.2} s after the restart",
+        seconds(restarted, settled)
+    );
+    assert_clean("the lost node back", &after);
 }

@@ -38,7 +38,7 @@ use crate::failover::{
 };
 
 /// Heal after 3 s unreachable; drop temporary copies 3 s after the lost node serves.
-const HEAL: &str = "\n[heal]\nafter_ms = 3000\ncool_down_ms = 3000\n";
+pub(crate) const HEAL: &str = "\n[heal]\nafter_ms = 3000\ncool_down_ms = 3000\n";
 
 /// Shard → the nodes `/cluster` says serve it (or the placement's target).
 fn per_shard(cluster: &Cluster, field: &str) -> BTreeMap<String, BTreeSet<String>> {
@@ -255,7 +255,7 @@ fn both_holders_of_a_shard_lost_the_survivor_installs_it_and_answers_are_full_ag
 }
 
 /// A node's own health answer (`None` if it does not answer).
-fn node_health(rpc: &str) -> Option<HealthResponse> {
+pub(crate) fn node_health(rpc: &str) -> Option<HealthResponse> {
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .timeout_global(Some(std::time::Duration::from_secs(2)))

@@ -36,8 +36,26 @@ use crate::placement::Placement;
 pub struct Peer {
     /// Since when its probes fail (`None`: it answered the last one, or was never probed).
     pub unreachable_since: Option<Instant>,
-    /// The shards it reported serving in its last answer.
+    /// The shards it reported serving in its last answer (of the generation decided on).
     pub serving: BTreeSet<ShardId>,
+    /// What it reported serving of each generation it holds, the base one included.
+    pub generations: BTreeMap<String, BTreeSet<ShardId>>,
+}
+
+impl Peer {
+    /// The same peer as seen when deciding on `generation`: its serving shards are those
+    /// it reported for that generation.
+    pub fn in_generation(&self, generation: &str) -> Peer {
+        Peer {
+            unreachable_since: self.unreachable_since,
+            serving: self
+                .generations
+                .get(generation)
+                .cloned()
+                .unwrap_or_default(),
+            generations: BTreeMap::new(),
+        }
+    }
 }
 
 /// What this node is doing about one shard (shards it simply serves have no task).
@@ -304,6 +322,7 @@ mod tests {
                         Peer {
                             unreachable_since: None,
                             serving,
+                            ..Peer::default()
                         },
                     )
                 })
@@ -346,6 +365,7 @@ mod tests {
             *peer = Peer {
                 unreachable_since: None,
                 serving,
+                ..Peer::default()
             };
         }
     }

@@ -17,6 +17,16 @@
 //! What it is doing is reported in the node's health answer ([`Healer::report`]), so
 //! `/cluster` can say why any shard is under-replicated.
 //!
+//! Every index generation the node holds is healed the same way, each on its own: the
+//! base one (the store's top-level shards) and each named one (`super::generations`),
+//! deciding over what the peers report serving *of that generation*, so a node lost while
+//! a generation is live, or before a switch to it, has its share of that generation
+//! reinstalled too (a front-end switches only once every shard of it has R copies). A
+//! named generation's copy is installed from the store into the generation's directory,
+//! linking files the node already holds (the live-replica fallback serves the base
+//! generation only); the install slots and the byte pace are shared by all of them. The
+//! health answer's healing report covers the base generation (what `/cluster` shows).
+//!
 //! Growing and shrinking: every round the loop also looks at the cluster file
 //! ([`crate::cluster_watch`]). When it changed and reads well, the node follows its node list:
 //! it probes added nodes, stops probing removed ones, and the decision leaves nodes
@@ -36,14 +46,16 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
+use shard_proto::generation::{self, BASE};
 use shard_proto::manifest::ShardManifest;
 use shard_proto::store::{ShardSource, ShardStore};
 use shard_proto::wire::HealState;
 use shard_proto::{ShardId, WikiSchema};
 use tokio::task::JoinHandle;
 
+use super::generations::{self as named, Hidden};
 use super::leaf::Leaf;
-use super::replicas::{install_replica, install_replica_from_peer, Installed, TMP_PREFIX};
+use super::replicas::{install_replica, install_replica_from_peer, Installed, Replica, TMP_PREFIX};
 use crate::cluster::ClusterConfig;
 use crate::cluster_watch::WatchedClusterFile;
 use decide::{decide, Decision, Task, Timing, View};
@@ -107,7 +119,7 @@ struct Setup {
     timing: Timing,
 }
 
-/// What the loop remembers between rounds.
+/// What the loop remembers between rounds, for one generation.
 #[derive(Default)]
 struct State {
     tasks: BTreeMap<ShardId, Task>,
@@ -146,7 +158,8 @@ pub struct Healer {
     membership: Mutex<Membership>,
     leaf: Arc<Leaf>,
     peers: Peers,
-    state: Mutex<State>,
+    /// Per generation healed (the base one is [`BASE`]).
+    scopes: Mutex<BTreeMap<String, State>>,
     /// When the byte budget allows the next install to start.
     pace: Mutex<Instant>,
     /// Bytes copied by healing installs (0 for a reused copy).
@@ -181,7 +194,7 @@ impl Healer {
             },
             leaf,
             peers: Peers::default(),
-            state: Mutex::new(State::default()),
+            scopes: Mutex::new(BTreeMap::new()),
             pace: Mutex::new(Instant::now()),
             copied_bytes: AtomicU64::new(0),
             links: Mutex::new(None),
@@ -256,65 +269,108 @@ impl Healer {
         *current = membership;
     }
 
-    /// The shards it does not announce (retiring temporary copies).
-    pub fn hidden(&self) -> BTreeSet<ShardId> {
-        let state = self.state.lock();
+    /// The copies it does not announce (retiring temporary copies), per generation.
+    pub fn hidden(&self) -> Hidden {
         let retiring = |(shard, task): (&ShardId, &Task)| {
             matches!(task, Task::Retiring { .. }).then_some(*shard)
         };
-        state.tasks.iter().filter_map(retiring).collect()
+        (self.scopes.lock().iter())
+            .map(|(scope, state)| {
+                (
+                    scope.clone(),
+                    state.tasks.iter().filter_map(retiring).collect(),
+                )
+            })
+            .collect()
     }
 
-    /// One round: decide over what is seen now, then act.
+    /// One round: for each generation held (the base one's shards are `shards`), decide
+    /// over what is seen now, then act.
     fn round(self: &Arc<Self>, shards: &[ShardId], now: Instant) {
-        let peers = self.peers.lock().clone();
+        let all_peers = self.peers.lock().clone();
         let hidden = self.hidden();
-        let held: BTreeSet<ShardId> = self.leaf.serving().difference(&hidden).copied().collect();
+        let unhidden = |scope: &str, serving: BTreeSet<ShardId>| -> BTreeSet<ShardId> {
+            match hidden.get(scope) {
+                Some(hidden) => serving.difference(hidden).copied().collect(),
+                None => serving,
+            }
+        };
+        let mut plans = vec![(
+            BASE.to_string(),
+            shards.to_vec(),
+            unhidden(BASE, self.leaf.serving()),
+        )];
+        for (scope, shards, serving) in self.leaf.generations.scopes() {
+            let held = unhidden(&scope, serving);
+            plans.push((scope, shards, held));
+        }
         let membership = self.membership.lock().clone();
-        let mut state = self.state.lock();
-        let decision = decide(&View {
-            me: &self.setup.me,
-            nodes: &membership.nodes,
-            draining: &membership.draining,
-            replication: self.setup.replication,
-            shards,
-            peers: &peers,
-            held: &held,
-            tasks: &state.tasks,
-            now,
-            timing: self.setup.timing,
-        });
-        self.apply(&mut state, decision, now);
+        let mut scopes = self.scopes.lock();
+        // A retired generation's state goes with it (once no install of it runs).
+        scopes.retain(|id, state| plans.iter().any(|p| p.0 == *id) || !state.copying.is_empty());
+        let running: usize = scopes.values().map(|s| s.copying.len()).sum();
+        let mut slots = self
+            .setup
+            .config
+            .concurrent_installs
+            .saturating_sub(running);
+        for (scope, shards, held) in plans {
+            let peers = match scope.as_str() {
+                BASE => all_peers.clone(),
+                named => (all_peers.iter())
+                    .map(|(id, peer)| (id.clone(), peer.in_generation(named)))
+                    .collect(),
+            };
+            let state = scopes.entry(scope.clone()).or_default();
+            let decision = decide(&View {
+                me: &self.setup.me,
+                nodes: &membership.nodes,
+                draining: &membership.draining,
+                replication: self.setup.replication,
+                shards: &shards,
+                peers: &peers,
+                held: &held,
+                tasks: &state.tasks,
+                now,
+                timing: self.setup.timing,
+            });
+            self.apply(&scope, state, decision, now, &mut slots);
+        }
     }
 
-    fn apply(self: &Arc<Self>, state: &mut State, decision: Decision, now: Instant) {
+    /// Carries out `decision` for generation `scope`, starting at most `slots` installs.
+    fn apply(
+        self: &Arc<Self>,
+        scope: &str,
+        state: &mut State,
+        decision: Decision,
+        now: Instant,
+        slots: &mut usize,
+    ) {
         for shard in decision.forget.iter().chain(&decision.keep) {
             state.tasks.remove(shard);
         }
         for shard in decision.surplus {
-            tracing::info!(%shard, "temporary copy redundant: cooling down");
+            tracing::info!(%shard, generation = scope, "temporary copy redundant: cooling down");
             state.tasks.insert(shard, Task::Surplus { since: now });
         }
         for shard in decision.retire {
-            tracing::info!(%shard, "temporary copy retired: no longer announced");
+            tracing::info!(%shard, generation = scope, "temporary copy retired: no longer announced");
             state.tasks.insert(shard, Task::Retiring { since: now });
         }
         for shard in decision.remove {
             state.tasks.remove(&shard);
-            self.remove(shard);
+            self.remove(scope, shard);
         }
         state.waiting = decision
             .waiting
             .into_iter()
             .map(|(shard, left, lost)| (shard, now + left, lost))
             .collect();
-        let running = state.copying.len();
-        let slots = self
-            .setup
-            .config
-            .concurrent_installs
-            .saturating_sub(running);
-        let (start, queued) = decision.install.split_at(slots.min(decision.install.len()));
+        let (start, queued) = decision
+            .install
+            .split_at((*slots).min(decision.install.len()));
+        *slots -= start.len();
         state.queued = queued.to_vec();
         for &shard in start {
             let attempts = match state.tasks.get(&shard) {
@@ -323,31 +379,33 @@ impl Healer {
             };
             state.tasks.insert(shard, Task::Installing);
             state.copying.insert(shard, 0);
-            let this = Arc::clone(self);
-            tokio::spawn(async move { this.install(shard, attempts).await });
+            let (this, scope) = (Arc::clone(self), scope.to_string());
+            tokio::spawn(async move { this.install(scope, shard, attempts).await });
         }
     }
 
-    /// Installs `shard` off the runtime; serves it, or records the failure for a retry.
-    async fn install(self: Arc<Self>, shard: ShardId, attempts: u32) {
-        tracing::info!(%shard, attempt = attempts + 1, "healing: installing");
-        let this = Arc::clone(&self);
-        let outcome = tokio::task::spawn_blocking(move || this.install_blocking(shard))
+    /// Installs `shard` of generation `scope` off the runtime; serves it, or records the
+    /// failure for a retry.
+    async fn install(self: Arc<Self>, scope: String, shard: ShardId, attempts: u32) {
+        tracing::info!(%shard, generation = %scope, attempt = attempts + 1, "healing: installing");
+        let (this, of) = (Arc::clone(&self), scope.clone());
+        let outcome = tokio::task::spawn_blocking(move || this.install_blocking(&of, shard))
             .await
             .unwrap_or_else(|e| Err(format!("install task failed: {e}")));
-        let mut state = self.state.lock();
+        let mut scopes = self.scopes.lock();
+        let state = scopes.entry(scope.clone()).or_default();
         state.copying.remove(&shard);
         match outcome {
             Ok(installed) => {
                 let copied = installed.copied_bytes;
                 self.copied_bytes.fetch_add(copied, Ordering::Relaxed);
-                self.leaf.insert(Arc::new(installed.replica));
+                self.serve(&scope, installed.replica);
                 state.tasks.remove(&shard);
-                tracing::info!(%shard, copied_bytes = copied, "healing: replica serving");
+                tracing::info!(%shard, generation = %scope, copied_bytes = copied, "healing: replica serving");
             }
             Err(error) => {
                 let wait = backoff(attempts, self.setup.config.retry_max_ms);
-                tracing::warn!(%shard, %error, retry_in = ?wait, "healing: install failed");
+                tracing::warn!(%shard, generation = %scope, %error, retry_in = ?wait, "healing: install failed");
                 state.tasks.insert(
                     shard,
                     Task::Failing {
@@ -360,13 +418,34 @@ impl Healer {
         }
     }
 
-    /// Finds the shard in the store, waits for the byte budget, installs and opens it.
-    fn install_blocking(&self, shard: ShardId) -> Result<Installed, String> {
-        let (source, manifest) = find_in_store(self.setup.store.as_ref()?, shard)?;
+    /// Starts serving a healed copy of generation `scope`.
+    fn serve(&self, scope: &str, replica: Replica) {
+        if scope == BASE {
+            return self.leaf.insert(Arc::new(replica));
+        }
+        let dir = replica.dir.clone();
+        if !self.leaf.generations.add(scope, Arc::new(replica)) {
+            tracing::info!(
+                generation = scope,
+                "healed copy of a retired generation: removed"
+            );
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+
+    /// Finds the shard of generation `scope` in the store, waits for the byte budget,
+    /// installs and opens it.
+    fn install_blocking(&self, scope: &str, shard: ShardId) -> Result<Installed, String> {
+        let (source, manifest) = find_in_store(self.setup.store.as_ref()?, scope, shard)?;
         let bytes: u64 = manifest.files.iter().map(|f| f.bytes).sum();
-        self.state.lock().copying.insert(shard, bytes);
+        if let Some(state) = self.scopes.lock().get_mut(scope) {
+            state.copying.insert(shard, bytes);
+        }
         std::thread::sleep(self.pace_for(bytes));
         let (dir, schema) = (&self.setup.data_dir, &self.setup.schema);
+        if scope != BASE {
+            return named::install_healed(&self.leaf, dir, scope, &source, &manifest, schema);
+        }
         let store_error = match install_replica(&source, dir, &manifest, schema) {
             Ok(installed) => return Ok(installed),
             Err(error) => error,
@@ -406,13 +485,17 @@ impl Healer {
         start - now
     }
 
-    /// Stops serving a retired copy and deletes it (calls holding it finish first: the
-    /// files stay readable while mapped).
-    fn remove(&self, shard: ShardId) {
-        let Some(replica) = self.leaf.remove(&shard) else {
+    /// Stops serving a retired copy of generation `scope` and deletes it (calls holding
+    /// it finish first: the files stay readable while mapped).
+    fn remove(&self, scope: &str, shard: ShardId) {
+        let removed = match scope {
+            BASE => self.leaf.remove(&shard),
+            named => self.leaf.generations.remove_replica(named, &shard),
+        };
+        let Some(replica) = removed else {
             return;
         };
-        tracing::info!(%shard, "temporary copy removed");
+        tracing::info!(%shard, generation = scope, "temporary copy removed");
         let dir = replica.dir.clone();
         tokio::task::spawn_blocking(move || {
             if let Err(error) = std::fs::remove_dir_all(&dir) {
@@ -421,9 +504,13 @@ impl Healer {
         });
     }
 
-    /// What the node is doing to heal, per shard, for its health answer.
+    /// What the node is doing to heal the base generation, per shard, for its health
+    /// answer.
     pub fn report(&self, now: Instant) -> Vec<(ShardId, HealState)> {
-        let state = self.state.lock();
+        let scopes = self.scopes.lock();
+        let Some(state) = scopes.get(BASE) else {
+            return Vec::new();
+        };
         let millis = |at: Instant| at.saturating_duration_since(now).as_millis() as u64;
         let mut report: Vec<(ShardId, HealState)> = Vec::new();
         for (shard, until, lost) in &state.waiting {
@@ -477,16 +564,19 @@ fn backoff(attempts: u32, max_ms: u64) -> Duration {
     doubled.min(Duration::from_millis(max_ms.max(1)))
 }
 
-/// The store's live copy of `shard` and its manifest.
+/// The store's live copy of `shard` of generation `scope`, and its manifest.
 fn find_in_store(
     store: &ShardStore,
+    scope: &str,
     shard: ShardId,
 ) -> Result<(ShardSource, ShardManifest), String> {
-    let live = store.live_shards().map_err(|e| e.to_string())?;
+    let live = generation::open(store, scope)
+        .live_shards()
+        .map_err(|e| e.to_string())?;
     let (_, source) = live
         .into_iter()
         .find(|(id, _)| *id == shard)
-        .ok_or_else(|| format!("shard {shard} is no longer in the shard store"))?;
+        .ok_or_else(|| format!("shard {shard} of generation {scope} is not in the shard store"))?;
     let manifest = source.read_manifest().map_err(|e| e.to_string())?;
     if manifest.shard != shard {
         return Err(format!(

@@ -138,6 +138,9 @@ fn record(peers: &Peers, id: &str, health: Option<&HealthResponse>, now: Instant
         Some(health) => {
             peer.unreachable_since = None;
             peer.serving = health.serving();
+            peer.generations = (health.generations.iter())
+                .map(|g| (g.generation.clone(), g.shards.iter().copied().collect()))
+                .collect();
         }
         None => {
             peer.unreachable_since.get_or_insert(now);
