@@ -6,6 +6,7 @@
 
 pub mod cluster_secret;
 pub mod garage;
+pub mod slow_link;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output};

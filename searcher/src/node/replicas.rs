@@ -142,11 +142,11 @@ pub fn install_assigned(
 ) -> Result<Replicas> {
     let data_dir = config.node(node_id)?.data_dir().to_path_buf();
     fs::create_dir_all(&data_dir).map_err(|e| Error::io(&data_dir, e))?;
-    remove_leftovers(&data_dir)?;
     let sources: BTreeMap<ShardId, ShardSource> =
         config.open_store()?.live_shards()?.into_iter().collect();
     let store = scan_store(&sources);
     let placement = Placement::for_cluster(config, store.keys().copied());
+    remove_leftovers(&data_dir, &placement.shards_of(node_id))?;
     let mut replicas = Replicas {
         in_store: store
             .iter()
@@ -201,7 +201,9 @@ pub fn install_replica_from_peer(
     schema: &WikiSchema,
 ) -> std::result::Result<Installed, String> {
     let from = format!("node {}", peer.node_id());
-    let copy = |staging: &Path| super::replica_chunks::copy_from_peer(peer, manifest, staging);
+    let copy = |staging: &Path, missing: &ShardManifest| {
+        super::replica_chunks::copy_from_peer(peer, missing, staging)
+    };
     let dir = install_with(data_dir, manifest, schema, &from, copy)?;
     opened(&dir, false, source, manifest, schema)
 }
@@ -242,11 +244,14 @@ fn scan_store(
         .collect()
 }
 
-/// Removes replicas a crashed run left half-assembled.
-fn remove_leftovers(data_dir: &Path) -> Result<()> {
+/// Removes the replicas a crashed run left half-assembled, but those of `resume` (the
+/// shards about to be installed: their installs keep what verifies).
+fn remove_leftovers(data_dir: &Path, resume: &[ShardId]) -> Result<()> {
+    let resumed: Vec<String> = resume.iter().map(|s| format!("{TMP_PREFIX}{s}")).collect();
     for entry in fs::read_dir(data_dir).map_err(|e| Error::io(data_dir, e))? {
         let entry = entry.map_err(|e| Error::io(data_dir, e))?;
-        if entry.file_name().to_string_lossy().starts_with(TMP_PREFIX) {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with(TMP_PREFIX) && !resumed.contains(&name) {
             fs::remove_dir_all(entry.path()).map_err(|e| Error::io(entry.path(), e))?;
         }
     }
@@ -262,22 +267,23 @@ pub fn install(
     manifest: &ShardManifest,
     schema: &WikiSchema,
 ) -> std::result::Result<PathBuf, String> {
-    let fetch = |staging: &Path| {
+    let fetch = |staging: &Path, missing: &ShardManifest| {
         source
-            .fetch_into(manifest, staging)
+            .fetch_into(missing, staging)
             .map_err(|e| e.to_string())
     };
     install_with(data_dir, manifest, schema, &source.location(), fetch)
 }
 
-/// Makes `data_dir/<shard>` a verified copy of what `fetch` puts into an empty temporary
-/// directory (`from` names where it comes from, in errors); returns its path.
+/// Makes `data_dir/<shard>` a verified copy of what `fetch` puts into a temporary
+/// directory (the files of the manifest it is given: those the directory lacks; `from`
+/// names where they come from, in errors); returns its path.
 pub fn install_with(
     data_dir: &Path,
     manifest: &ShardManifest,
     schema: &WikiSchema,
     from: &str,
-    fetch: impl FnOnce(&Path) -> std::result::Result<(), String>,
+    fetch: impl FnOnce(&Path, &ShardManifest) -> std::result::Result<(), String>,
 ) -> std::result::Result<PathBuf, String> {
     let name = manifest.shard.to_string();
     let target = data_dir.join(&name);
@@ -285,7 +291,7 @@ pub fn install_with(
         return Ok(target);
     }
     let staging = data_dir.join(format!("{TMP_PREFIX}{name}"));
-    let assembled = assemble(&staging, fetch).and_then(|()| {
+    let assembled = assemble(&staging, manifest, fetch).and_then(|()| {
         ShardManifest::read_verified(&staging, schema)
             .map(drop)
             .map_err(|e| format!("{e} (copied from {from})"))
@@ -306,14 +312,45 @@ fn is_verified_copy(target: &Path, manifest: &ShardManifest, schema: &WikiSchema
     }
 }
 
-/// Runs `fetch` (the manifest's files and the manifest itself) into a new `staging`.
+/// Fills `staging` with the manifest's files, then writes the manifest, last: what makes
+/// a directory look installed. Files an interrupted install (a crash, a kill) left there
+/// that verify against the manifest (size and blake3) are kept, so a rerun resumes;
+/// anything else there (the file being copied when it stopped) is removed and `fetch`
+/// is asked for the missing files only.
 fn assemble(
     staging: &Path,
-    fetch: impl FnOnce(&Path) -> std::result::Result<(), String>,
+    manifest: &ShardManifest,
+    fetch: impl FnOnce(&Path, &ShardManifest) -> std::result::Result<(), String>,
 ) -> std::result::Result<(), String> {
-    let _ = fs::remove_dir_all(staging);
-    fs::create_dir_all(staging).map_err(|e| format!("{}: {e}", staging.display()))?;
-    fetch(staging)
+    let failed = |e: io::Error| format!("{}: {e}", staging.display());
+    fs::create_dir_all(staging).map_err(failed)?;
+    let mut missing = manifest.clone();
+    missing.files.clear();
+    let mut kept = Vec::new();
+    for entry in &manifest.files {
+        match manifest.verify_file(staging, entry, |_| {}) {
+            Ok(()) => kept.push(entry.name.as_str()),
+            Err(_) => missing.files.push(entry.clone()),
+        }
+    }
+    for entry in fs::read_dir(staging).map_err(failed)? {
+        let entry = entry.map_err(failed)?;
+        if !kept.contains(&entry.file_name().to_string_lossy().as_ref()) {
+            let path = entry.path();
+            let removed = match path.is_dir() {
+                true => fs::remove_dir_all(&path),
+                false => fs::remove_file(&path),
+            };
+            removed.map_err(failed)?;
+        }
+    }
+    if !kept.is_empty() {
+        tracing::info!(shard = %manifest.shard, kept = kept.len(), missing = missing.files.len(), "resuming an interrupted install");
+    }
+    if !missing.files.is_empty() {
+        fetch(staging, &missing)?;
+    }
+    manifest.clone().write(staging).map_err(|e| e.to_string())
 }
 
 /// Puts `staging` at `target`, replacing an older copy (renames are atomic; the removal

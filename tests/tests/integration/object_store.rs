@@ -9,9 +9,15 @@
 //!   and starts once the store is back; with its retries exhausted it exits with an
 //!   error naming the store.
 //! - a file above the multipart threshold goes up in parts and comes back verified.
+//! - a node killed (SIGKILL) in the middle of a download, behind a slow link to the store:
+//!   nothing in its data directory looks installed (the half copy sits in a staging
+//!   directory without its manifest), and started again it resumes (the files that were
+//!   complete are kept, not downloaded again), verifies and serves every shard, leaving no
+//!   staging directory behind.
 //!
 //! Waits are conditions with generous deadlines, never timings.
 
+use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -21,8 +27,10 @@ use shard_proto::manifest::{FileEntry, ShardManifest};
 use shard_proto::remote::{RemoteStore, S3Config};
 use tests::cluster_secret::{write_secret, AUTH_TABLE};
 use tests::garage::{require_garage, Garage, BUCKET, REGION};
+use tests::slow_link::SlowLink;
 use tests::{
-    bin, free_port, get_json, run_ok, shared_corpus, spawn_searcher, temp_dir, wait_for, ChildGuard,
+    bin, free_port, get_json, run_ok, shared_corpus, spawn_searcher, temp_dir, wait_for,
+    ChildGuard, Signal,
 };
 
 const PATIENCE: Duration = Duration::from_secs(90);
@@ -401,4 +409,130 @@ fn a_file_above_the_multipart_threshold_goes_up_in_parts_and_comes_back_verified
         error.contains("multipart/shard/big.bin") && error.contains("blake3"),
         "{error}"
     );
+}
+
+/// A file seen in a staging directory: name, bytes, inode.
+type StagedFile = (String, u64, u64);
+
+/// The staging directories (`.installing-*`) in `data` and, for each, its files.
+fn staging(data: &Path) -> Vec<(PathBuf, Vec<StagedFile>)> {
+    let Ok(entries) = std::fs::read_dir(data) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".installing-"))
+        .map(|e| {
+            let files = std::fs::read_dir(e.path())
+                .map(|files| {
+                    files
+                        .flatten()
+                        .filter_map(|f| {
+                            let meta = f.metadata().ok()?;
+                            let name = f.file_name().to_string_lossy().into_owned();
+                            Some((name, meta.len(), meta.ino()))
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            (e.path(), files)
+        })
+        .collect()
+}
+
+/// The replica directories of `data` (not staging ones): each must verify in full.
+fn assert_installed_copies_verify(data: &Path) -> usize {
+    let schema = shard_proto::WikiSchema::new();
+    let mut verified = 0;
+    for entry in std::fs::read_dir(data).expect("data dir").flatten() {
+        if entry.file_name().to_string_lossy().starts_with('.') || !entry.path().is_dir() {
+            continue;
+        }
+        ShardManifest::read_verified(&entry.path(), &schema).unwrap_or_else(|e| {
+            panic!("{} looks installed but is not: {e}", entry.path().display())
+        });
+        verified += 1;
+    }
+    verified
+}
+
+#[test]
+fn a_node_killed_in_the_middle_of_a_download_leaves_nothing_that_looks_installed() {
+    let Some(binary) = require_garage(
+        "a_node_killed_in_the_middle_of_a_download_leaves_nothing_that_looks_installed",
+    ) else {
+        return;
+    };
+    let tmp = temp_dir("s3-kill-mid-copy");
+    let garage = Garage::start(&binary, &tmp.path().join("garage"));
+    let url = format!("s3://{BUCKET}/wiki/slow");
+    build(&url, 2, Some(&garage), &tmp.path().join("staging"));
+    // 64 KiB/s back from the store: a shard of the sample takes many seconds.
+    let upstream = format!("127.0.0.1:{}", garage.s3_port)
+        .parse()
+        .expect("address");
+    let link = SlowLink::start(upstream, 64 * 1024);
+    let dir = tmp.path().join("cluster");
+    std::fs::create_dir_all(&dir).expect("dir");
+    let table = garage.s3_table("").replace(
+        &garage.endpoint(),
+        &format!("http://127.0.0.1:{}", link.port),
+    );
+    cluster_file(&dir, &url, 1, 1, &table);
+    let data = dir.join("nodes/node0");
+
+    let mut node = spawn_searcher(&dir, "node0", &["node", "--id", "node0"]);
+    // Files download one after another: with two in a staging directory, the first is
+    // complete and the second under way.
+    let half = wait_for("a download under way", PATIENCE, || {
+        let (dir, _) = staging(&data)
+            .into_iter()
+            .find(|(_, files)| files.len() >= 2)?;
+        Some(dir)
+    });
+    node.signal(Signal::SIGKILL);
+    let status = node.child.wait().expect("wait for the node");
+    assert!(!status.success(), "{status}");
+    let (_, at_kill) = staging(&data)
+        .into_iter()
+        .find(|(dir, _)| *dir == half)
+        .expect("the interrupted staging directory stays");
+    println!(
+        "killed while downloading into {}: {at_kill:?}",
+        half.display()
+    );
+    // The interrupted copy has no manifest, so nothing takes it for a replica; any
+    // directory under a replica's name verifies in full.
+    assert!(
+        (at_kill.iter()).all(|(name, _, _)| name != shard_proto::manifest::MANIFEST_FILE),
+        "{at_kill:?}"
+    );
+    assert_installed_copies_verify(&data);
+
+    // Started again (the link fast now): it installs what it lacks, verifies, serves.
+    link.set_rate(0);
+    let _cluster = start_cluster(&dir, 1);
+    let url = frontend_url(&dir);
+    let (found, shards) = hits(&url, "the");
+    assert_eq!(shards["successful"], 2, "{shards}");
+    assert!(!found.is_empty());
+    assert_eq!(assert_installed_copies_verify(&data), 2);
+    assert!(staging(&data).is_empty(), "{:?}", staging(&data));
+    // Resumed: a file complete at the kill is the same file (inode) in the replica now.
+    let name = half
+        .file_name()
+        .expect("name")
+        .to_string_lossy()
+        .into_owned();
+    let installed = data.join(name.trim_start_matches(".installing-"));
+    let kept: Vec<&String> = at_kill
+        .iter()
+        .filter(|(file, bytes, inode)| {
+            let now = std::fs::metadata(installed.join(file)).expect("installed file");
+            now.len() == *bytes && now.ino() == *inode
+        })
+        .map(|(file, _, _)| file)
+        .collect();
+    println!("kept from the interrupted download: {kept:?}");
+    assert!(!kept.is_empty(), "every file downloaded again: {at_kill:?}");
 }
