@@ -209,6 +209,10 @@ fn healthy(node: &str, held: &[ShardId]) -> HealthResponse {
 pub(super) struct StatsProbe;
 
 impl Phase for StatsProbe {
+    fn generation(&self) -> Option<&str> {
+        None
+    }
+
     type Item = ShardTermStats;
 
     fn call(&self, shards: Vec<ShardId>) -> RpcCall {

@@ -29,6 +29,10 @@ pub(crate) struct FetchPhase {
 impl Phase for FetchPhase {
     type Item = Vec<FetchedDoc>;
 
+    fn generation(&self) -> Option<&str> {
+        self.template.generation.as_deref()
+    }
+
     fn call(&self, shards: Vec<ShardId>) -> RpcCall {
         let docs = shards
             .iter()

@@ -17,7 +17,7 @@
 //!
 //! *When* to probe lives in `health.rs`, *which* node to ask in `replica.rs`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,6 +25,7 @@ use futures::future::BoxFuture;
 use hdrhistogram::Histogram as Hdr;
 use parking_lot::Mutex;
 use shard_proto::auth::ClusterKey;
+use shard_proto::generation::BASE;
 use shard_proto::wire::{
     FetchRequest, FetchResponse, HealState, HealthResponse, ReplicaState, SearchRequest,
     SearchResponse, StatsRequest, StatsResponse, SuggestRequest, SuggestResponse,
@@ -229,6 +230,8 @@ struct Health {
     reported: Option<HashMap<ShardId, ReplicaState>>,
     /// What the node reported doing to heal, per shard.
     healing: HashMap<ShardId, HealState>,
+    /// The shards it reported serving per index generation (the base one included).
+    generations: HashMap<String, HashSet<ShardId>>,
     /// The last failure was a refused or broken connection: the process is gone, so the
     /// node is no last resort (see [`NodeHandle::last_resort_for`]).
     unreachable: bool,
@@ -246,6 +249,19 @@ impl Health {
         }
     }
 
+    /// Whether it holds a serving replica of `shard` in `generation` (`None`: the base
+    /// one): a node healing one generation may hold a shard there and not in another.
+    fn holds_in(&self, shard: &ShardId, targeted: bool, generation: Option<&str>) -> bool {
+        if !self.holds(shard, targeted) {
+            return false;
+        }
+        if self.generations.is_empty() {
+            return true;
+        }
+        let generation = generation.unwrap_or(BASE);
+        (self.generations.get(generation)).is_some_and(|shards| shards.contains(shard))
+    }
+
     fn new() -> Self {
         Health {
             state: NodeHealth::Up,
@@ -257,6 +273,7 @@ impl Health {
             uptime_ms: None,
             reported: None,
             healing: HashMap::new(),
+            generations: HashMap::new(),
             unreachable: false,
             ever_answered: false,
         }
@@ -475,6 +492,9 @@ impl NodeHandle {
         info.uptime_ms = Some(health.uptime_millis);
         info.reported = Some(health.replicas.iter().cloned().collect());
         info.healing = health.healing.iter().cloned().collect();
+        info.generations = (health.generations.iter())
+            .map(|g| (g.generation.clone(), g.shards.iter().copied().collect()))
+            .collect();
         if info.state != NodeHealth::Down {
             info.answered(false);
         } else if info.ever_answered {
@@ -509,9 +529,9 @@ impl NodeHandle {
     }
 
     /// Whether the node may be asked for this shard: not down, and holding it.
-    pub fn serves(&self, shard: &ShardId, targeted: bool) -> bool {
+    pub fn serves(&self, shard: &ShardId, targeted: bool, generation: Option<&str>) -> bool {
         let info = self.health.lock();
-        info.state != NodeHealth::Down && info.holds(shard, targeted)
+        info.state != NodeHealth::Down && info.holds_in(shard, targeted, generation)
     }
 
     /// Whether this ejected node may still be asked for `shard` when no live replica is
@@ -519,9 +539,16 @@ impl NodeHandle {
     /// On a loaded cluster the last holder of a shard can time out a few times without
     /// being dead; asking it (within the deadline) beats a partial answer, while a node
     /// whose port is closed costs nothing to skip.
-    pub fn last_resort_for(&self, shard: &ShardId, targeted: bool) -> bool {
+    pub fn last_resort_for(
+        &self,
+        shard: &ShardId,
+        targeted: bool,
+        generation: Option<&str>,
+    ) -> bool {
         let info = self.health.lock();
-        info.state == NodeHealth::Down && !info.unreachable && info.holds(shard, targeted)
+        info.state == NodeHealth::Down
+            && !info.unreachable
+            && info.holds_in(shard, targeted, generation)
     }
 
     /// Why the node reports its replica of `shard` as failed (a refused install, or a
@@ -594,6 +621,41 @@ mod tests {
         let p95 = latency.hedge_after_micros;
         assert!((9_000..=9_700).contains(&p95), "{p95}");
         assert!(latency.ewma_micros > 5_000.0, "{}", latency.ewma_micros);
+    }
+
+    #[test]
+    fn a_shard_is_served_only_in_the_generations_that_report_it() {
+        let (s0, s1) = (
+            ShardId::new(0, 1, 0, 2).unwrap(),
+            ShardId::new(0, 1, 1, 2).unwrap(),
+        );
+        let mut health = Health::new();
+        assert!(
+            health.holds_in(&s0, true, Some("g2")),
+            "the target, before any report"
+        );
+        let serving = ReplicaState::Serving {
+            docs: 1,
+            bytes: 1,
+            generation: None,
+        };
+        health.reported = Some([(s0, serving.clone()), (s1, serving)].into());
+        // The node healed s1 of g2 and not yet of base (or the other way round).
+        health.generations = [
+            (BASE.to_string(), HashSet::from([s0])),
+            ("g2".to_string(), HashSet::from([s0, s1])),
+        ]
+        .into();
+        assert!(health.holds_in(&s0, false, None));
+        assert!(
+            !health.holds_in(&s1, false, None),
+            "base request to a g2-only copy"
+        );
+        assert!(health.holds_in(&s1, false, Some("g2")));
+        assert!(
+            !health.holds_in(&s0, false, Some("g3")),
+            "a generation it does not hold"
+        );
     }
 
     #[test]

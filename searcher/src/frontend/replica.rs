@@ -155,6 +155,7 @@ impl ReplicaSet {
         &self,
         ranking: &[usize],
         shards: impl IntoIterator<Item = ShardId>,
+        generation: Option<&str>,
         excluded: impl Fn(&ShardId, usize) -> bool,
     ) -> Plan {
         let mut plan = Plan::default();
@@ -162,10 +163,11 @@ impl ReplicaSet {
             let candidates = || ranking.iter().copied().filter(|&n| !excluded(&shard, n));
             let targeted = |node: usize| self.targeted(&shard, node);
             let chosen = candidates()
-                .find(|&node| self.nodes[node].serves(&shard, targeted(node)))
+                .find(|&node| self.nodes[node].serves(&shard, targeted(node), generation))
                 .or_else(|| {
-                    candidates()
-                        .find(|&node| self.nodes[node].last_resort_for(&shard, targeted(node)))
+                    candidates().find(|&node| {
+                        self.nodes[node].last_resort_for(&shard, targeted(node), generation)
+                    })
                 });
             match chosen {
                 Some(node) => plan.by_node.entry(node).or_default().push(shard),
@@ -177,12 +179,17 @@ impl ReplicaSet {
 
     /// Whether a holder of `shard` outside `excluded` may still be asked: live, or ejected
     /// for slowness only (the same candidates [`ReplicaSet::plan`] considers).
-    pub fn can_fail_over(&self, shard: &ShardId, excluded: impl Fn(usize) -> bool) -> bool {
+    pub fn can_fail_over(
+        &self,
+        shard: &ShardId,
+        generation: Option<&str>,
+        excluded: impl Fn(usize) -> bool,
+    ) -> bool {
         self.members().any(|node| {
             let targeted = self.targeted(shard, node);
             !excluded(node)
-                && (self.nodes[node].serves(shard, targeted)
-                    || self.nodes[node].last_resort_for(shard, targeted))
+                && (self.nodes[node].serves(shard, targeted, generation)
+                    || self.nodes[node].last_resort_for(shard, targeted, generation))
         })
     }
 

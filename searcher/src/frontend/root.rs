@@ -106,6 +106,10 @@ impl Phase for StatsPhase {
             ))),
         }
     }
+
+    fn generation(&self) -> Option<&str> {
+        self.request.generation.as_deref()
+    }
 }
 
 struct SearchPhase {
@@ -115,6 +119,10 @@ struct SearchPhase {
 
 impl Phase for SearchPhase {
     type Item = ShardHits;
+
+    fn generation(&self) -> Option<&str> {
+        self.request.generation.as_deref()
+    }
 
     fn call(&self, shards: Vec<ShardId>) -> RpcCall {
         RpcCall::Search(Arc::new(SearchRequest {

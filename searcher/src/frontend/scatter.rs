@@ -58,6 +58,9 @@ pub trait Phase: Send + Sync + 'static {
         shards: &[ShardId],
         reply: RpcReply,
     ) -> Result<Outcomes<Self::Item>, AttemptError>;
+    /// The index generation the requests name (`None`: the base one): only nodes that
+    /// report serving a shard *in that generation* are asked for it.
+    fn generation(&self) -> Option<&str>;
 }
 
 /// What one shard answered, and which node answered it.
@@ -179,9 +182,12 @@ impl<P: Phase> Scatter<'_, P> {
     /// per node. Shards no live replica can take fail here unless an attempt is running.
     fn launch_unanswered(&mut self, shards: Vec<ShardId>, is_hedge: bool) -> usize {
         let slots = &self.slots;
-        let plan = self.replicas.plan(&self.ranking, shards, |shard, node| {
-            slots.get(shard).is_some_and(|s| s.tried.contains(&node))
-        });
+        let generation = self.phase.generation();
+        let plan = self
+            .replicas
+            .plan(&self.ranking, shards, generation, |shard, node| {
+                slots.get(shard).is_some_and(|s| s.tried.contains(&node))
+            });
         if !is_hedge {
             for shard in plan.unavailable {
                 let slot = &self.slots[&shard];
@@ -346,7 +352,7 @@ impl<P: Phase> Scatter<'_, P> {
     fn untried_replica(&self, shard: &ShardId) -> bool {
         let tried = self.slots.get(shard).map_or(&[][..], |s| &s.tried);
         self.replicas
-            .can_fail_over(shard, |node| tried.contains(&node))
+            .can_fail_over(shard, self.phase.generation(), |node| tried.contains(&node))
     }
 
     fn finish_ok(&mut self, shard: ShardId, item: P::Item, node: usize) {

@@ -33,6 +33,10 @@ struct SuggestPhase {
 impl Phase for SuggestPhase {
     type Item = Vec<Suggestion>;
 
+    fn generation(&self) -> Option<&str> {
+        self.generation.as_deref()
+    }
+
     fn call(&self, shards: Vec<ShardId>) -> RpcCall {
         RpcCall::Suggest(Arc::new(SuggestRequest {
             prefix: self.prefix.clone(),

@@ -87,6 +87,8 @@ struct Held {
 /// The named generations a node holds (see the module docs).
 pub struct HeldGenerations {
     held: RwLock<BTreeMap<String, Arc<Held>>>,
+    /// The live generation as the watch last read it (healing serves it first).
+    live: RwLock<String>,
     epoch: Instant,
 }
 
@@ -94,6 +96,7 @@ impl Default for HeldGenerations {
     fn default() -> Self {
         HeldGenerations {
             held: RwLock::new(BTreeMap::new()),
+            live: RwLock::new(BASE.to_string()),
             epoch: Instant::now(),
         }
     }
@@ -187,6 +190,11 @@ impl HeldGenerations {
                 (id.clone(), set.shards.clone(), serving)
             })
             .collect()
+    }
+
+    /// The live generation as last read from the store's alias.
+    pub fn live(&self) -> String {
+        self.live.read().clone()
     }
 
     /// Whether the node serves `generation`.
@@ -319,6 +327,7 @@ impl Watch {
                 return true;
             }
         };
+        *leaf.generations.live.write() = live.clone();
         if live != BASE && !leaf.generations.holds(&live) {
             match self.install(&leaf, &live) {
                 Ok(count) => {

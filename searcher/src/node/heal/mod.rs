@@ -24,7 +24,8 @@
 //! reinstalled too (a front-end switches only once every shard of it has R copies). A
 //! named generation's copy is installed from the store into the generation's directory,
 //! linking files the node already holds (the live-replica fallback serves the base
-//! generation only); the install slots and the byte pace are shared by all of them. The
+//! generation only); the install slots and the byte pace are shared by all of them, the
+//! live generation's installs first. The
 //! health answer's healing report covers the base generation (what `/cluster` shows).
 //!
 //! Growing and shrinking: every round the loop also looks at the cluster file
@@ -304,6 +305,9 @@ impl Healer {
             let held = unhidden(&scope, serving);
             plans.push((scope, shards, held));
         }
+        // The live generation's installs take the free slots first.
+        let live = self.leaf.generations.live();
+        plans.sort_by_key(|(scope, _, _)| *scope != live);
         let membership = self.membership.lock().clone();
         let mut scopes = self.scopes.lock();
         // A retired generation's state goes with it (once no install of it runs).
