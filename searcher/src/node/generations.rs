@@ -86,7 +86,7 @@ struct Held {
 
 /// The named generations a node holds (see the module docs).
 pub struct HeldGenerations {
-    held: RwLock<BTreeMap<String, Arc<Held>>>,
+    held: RwLock<BTreeMap<String, Held>>,
     /// The live generation as the watch last read it (healing serves it first).
     live: RwLock<String>,
     epoch: Instant,
@@ -133,9 +133,7 @@ impl HeldGenerations {
             replicas,
             last_asked: AtomicU64::new(now),
         };
-        self.held
-            .write()
-            .insert(generation.to_string(), Arc::new(set));
+        self.held.write().insert(generation.to_string(), set);
     }
 
     /// Stops serving `generation`.
@@ -150,31 +148,18 @@ impl HeldGenerations {
         let Some(set) = held.get_mut(generation) else {
             return false;
         };
-        let mut replicas = set.replicas.clone();
-        replicas.insert(replica.shard, replica);
-        let set_now = Held {
-            shards: set.shards.clone(),
-            replicas,
-            last_asked: AtomicU64::new(set.last_asked.load(Ordering::Relaxed)),
-        };
-        *set = Arc::new(set_now);
+        set.replicas.insert(replica.shard, replica);
         true
     }
 
     /// Stops serving `generation`'s copy of `shard` (a retired temporary copy); calls
     /// holding it finish with it.
     pub fn remove_replica(&self, generation: &str, shard: &ShardId) -> Option<Arc<Replica>> {
-        let mut held = self.held.write();
-        let set = held.get_mut(generation)?;
-        let mut replicas = set.replicas.clone();
-        let removed = replicas.remove(shard)?;
-        let set_now = Held {
-            shards: set.shards.clone(),
-            replicas,
-            last_asked: AtomicU64::new(set.last_asked.load(Ordering::Relaxed)),
-        };
-        *set = Arc::new(set_now);
-        Some(removed)
+        self.held
+            .write()
+            .get_mut(generation)?
+            .replicas
+            .remove(shard)
     }
 
     /// Each held generation's shards and the ones it serves here (not dropped), for

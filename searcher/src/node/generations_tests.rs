@@ -34,6 +34,19 @@ fn copy_into_generation(store: &Path, id: &str) {
     }
 }
 
+/// Builds generation `id` of `store` from half the articles (its own files: nothing in
+/// common with the base shards), in 3 shards.
+fn build_half_generation(store: &Path, id: &str) {
+    let half: Vec<_> = articles().into_iter().filter(|a| a.0 % 2 == 0).collect();
+    for i in 0..3 {
+        let part: Vec<_> = (half.iter())
+            .filter(|a| shard_proto::ShardId::route(a.0, 3) == i)
+            .cloned()
+            .collect();
+        build_shard(&store.join(GENERATIONS_DIR).join(id), shard(i, 3), &part);
+    }
+}
+
 /// Total hits of `query` over every shard, in `generation`; the failures' reasons.
 fn total(leaf: &Leaf, generation: Option<&str>, query: &str) -> (u64, Vec<String>) {
     let shards = all_shards(3);
@@ -73,18 +86,7 @@ fn a_node_installs_a_generation_beside_its_replicas_linking_common_files_and_ret
 
     // g1: the same files as the base; g2: half the articles.
     copy_into_generation(&store_dir, "g1");
-    let half: Vec<_> = articles().into_iter().filter(|a| a.0 % 2 == 0).collect();
-    for i in 0..3 {
-        let part: Vec<_> = (half.iter())
-            .filter(|a| shard_proto::ShardId::route(a.0, 3) == i)
-            .cloned()
-            .collect();
-        build_shard(
-            &store_dir.join(GENERATIONS_DIR).join("g2"),
-            shard(i, 3),
-            &part,
-        );
-    }
+    build_half_generation(&store_dir, "g2");
 
     let (base_total, failures) = total(&leaf, None, "apple");
     assert!(base_total > 0 && failures.is_empty(), "{failures:?}");
@@ -137,18 +139,7 @@ fn the_scrub_drops_a_corrupted_copy_of_a_named_generation_and_keeps_the_rest() {
     let leaf = Arc::new(Leaf::new("a".into(), schema.clone(), installed.serving));
     let mut watch = Watch::new(&config, "a", schema.clone(), Arc::clone(&leaf)).unwrap();
     // g2 has files of its own (half the articles), so nothing is linked from the base.
-    let half: Vec<_> = articles().into_iter().filter(|a| a.0 % 2 == 0).collect();
-    for i in 0..3 {
-        let part: Vec<_> = (half.iter())
-            .filter(|a| shard_proto::ShardId::route(a.0, 3) == i)
-            .cloned()
-            .collect();
-        build_shard(
-            &store_dir.join(GENERATIONS_DIR).join("g2"),
-            shard(i, 3),
-            &part,
-        );
-    }
+    build_half_generation(&store_dir, "g2");
     generation::switch(&ShardStore::Dir(store_dir), "g2").unwrap();
     assert!(watch.poll());
     let scrubbing = ScrubConfig {
