@@ -10,6 +10,9 @@
 //!   signals), the baseline's with three fields and none of them. Rounds alternate
 //!   between the two so a noisy neighbour slows both alike.
 //!
+//! With `--store` (a one-shard store built beforehand) only searching is measured: what
+//! a trial of weights or a change of the query's execution costs, without a rebuild.
+//!
 //! CPU is `getrusage` (the process's for builds, which use several threads; the thread's
 //! for searches), steadier than wall time on a shared machine.
 
@@ -48,12 +51,8 @@ pub fn process_cpu<T>(f: impl FnOnce() -> T) -> (T, f64) {
 /// The figures of `eval --cost`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CostFigures {
-    /// CPU seconds: the engine's link pass.
-    pub engine_link_cpu_s: f64,
-    /// CPU seconds: the engine's build (after the link pass).
-    pub engine_build_cpu_s: f64,
-    /// CPU seconds: build of the baseline's index.
-    pub baseline_index_cpu_s: f64,
+    /// Indexing CPU, when `eval` built the engine's store itself.
+    pub indexing: Option<IndexingCost>,
     /// Queries searched per round.
     pub queries: usize,
     /// CPU microseconds per query on the engine's index.
@@ -62,22 +61,41 @@ pub struct CostFigures {
     pub baseline_query_cpu_us: f64,
 }
 
+/// CPU seconds of the builds `eval --cost` ran.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct IndexingCost {
+    /// The engine's link pass.
+    pub engine_link_cpu_s: f64,
+    /// The engine's build (after the link pass).
+    pub engine_build_cpu_s: f64,
+    /// The baseline's build.
+    pub baseline_index_cpu_s: f64,
+}
+
+fn ratio(a: f64, b: f64) -> f64 {
+    a / b.max(f64::MIN_POSITIVE)
+}
+
 impl CostFigures {
     /// The report's lines.
     pub fn table(&self) -> String {
-        let ratio = |a: f64, b: f64| a / b.max(f64::MIN_POSITIVE);
-        let index_cpu_s = self.engine_link_cpu_s + self.engine_build_cpu_s;
+        let indexing = match &self.indexing {
+            Some(i) => format!(
+                "| indexing CPU (s): link pass + build | {:.2} + {:.2} = {:.2} | {:.2} | {:.2}x (build alone {:.2}x) |\n",
+                i.engine_link_cpu_s,
+                i.engine_build_cpu_s,
+                i.engine_link_cpu_s + i.engine_build_cpu_s,
+                i.baseline_index_cpu_s,
+                ratio(i.engine_link_cpu_s + i.engine_build_cpu_s, i.baseline_index_cpu_s),
+                ratio(i.engine_build_cpu_s, i.baseline_index_cpu_s),
+            ),
+            None => String::new(),
+        };
         format!(
             "\ncost against plain BM25 (same dump, same run):\n\
              | | engine | plain BM25 | engine / plain |\n| --- | --- | --- | --- |\n\
-             | indexing CPU (s): link pass + build | {:.2} + {:.2} = {:.2} | {:.2} | {:.2}x (build alone {:.2}x) |\n\
+             {indexing}\
              | CPU per query (µs, {} AOL queries x {ROUNDS}) | {:.0} | {:.0} | {:.2}x |\n",
-            self.engine_link_cpu_s,
-            self.engine_build_cpu_s,
-            index_cpu_s,
-            self.baseline_index_cpu_s,
-            ratio(index_cpu_s, self.baseline_index_cpu_s),
-            ratio(self.engine_build_cpu_s, self.baseline_index_cpu_s),
             self.queries,
             self.engine_query_cpu_us,
             self.baseline_query_cpu_us,

@@ -81,9 +81,10 @@ pub struct EvalArgs {
     /// Also build and measure the plain-BM25 baseline of the same dump.
     #[arg(long)]
     pub baseline: bool,
-    /// Also measure what the engine costs against the baseline ([`cost`]): indexing CPU
-    /// and CPU per AOL query (needs --aol and the stores `eval` builds; implies --baseline).
-    #[arg(long, requires = "aol", conflicts_with_all = ["url", "store"])]
+    /// Also measure what the engine costs against the baseline ([`cost`]): CPU per AOL
+    /// query, and indexing CPU when `eval` builds the stores (needs --aol and a one-shard
+    /// store, built or given with --store; implies --baseline).
+    #[arg(long, requires = "aol", conflicts_with = "url")]
     pub cost: bool,
     /// Most queries per class (drawn deterministically).
     #[arg(long, default_value_t = 2000)]
@@ -296,16 +297,18 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
             &items,
             &aol,
         )?);
-        if let (true, Some(built)) = (args.cost, &built) {
+        if let (true, Some(store)) = (args.cost, &store) {
             // The weights under trial if any (what they would cost), else the engine's.
             let weights = trial(args)?.unwrap_or_default();
-            let ranked = tuned::TunedIndex::open(&built.aliases, weights)
+            let ranked = tuned::TunedIndex::open(store, weights)
                 .context("--cost measures a one-shard store: leave --shards at 1")?;
             let (engine_us, baseline_us) = cost::query_cpu(&ranked, &baseline, &aol)?;
             cost = Some(cost::CostFigures {
-                engine_link_cpu_s: built.link_cpu_s,
-                engine_build_cpu_s: built.build_cpu_s,
-                baseline_index_cpu_s: baseline_cpu_s,
+                indexing: built.as_ref().map(|built| cost::IndexingCost {
+                    engine_link_cpu_s: built.link_cpu_s,
+                    engine_build_cpu_s: built.build_cpu_s,
+                    baseline_index_cpu_s: baseline_cpu_s,
+                }),
                 queries: aol.len(),
                 engine_query_cpu_us: engine_us,
                 baseline_query_cpu_us: baseline_us,

@@ -12,6 +12,7 @@ use anyhow::Context as _;
 use corpus::{OpenOptions, PageEvent, PageKind};
 use shard_proto::query::{lenient_to_strict, text_fields};
 use tantivy::collector::{Count, TopDocs};
+use tantivy::indexer::NoMergePolicy;
 use tantivy::query::QueryParser;
 use tantivy::schema::{
     IndexRecordOption, Schema, TextFieldIndexing, TextOptions, FAST, INDEXED, STORED,
@@ -49,6 +50,8 @@ impl PlainBm25 {
         let index = Index::create_in_dir(dir, schema.clone())
             .with_context(|| format!("create the baseline index in {}", dir.display()))?;
         let mut writer: IndexWriter = index.writer(WRITER_BYTES)?;
+        // Merged once at the end, as the engine's shards are.
+        writer.set_merge_policy(Box::new(NoMergePolicy));
         let reader = corpus::open(dump, &OpenOptions::default())
             .with_context(|| format!("open {}", dump.display()))?;
         let site = reader.siteinfo().clone();
@@ -68,6 +71,13 @@ impl PlainBm25 {
             ))?;
         }
         writer.commit()?;
+        // One segment, as the engine's shards are (and were before issue 15): a cost per
+        // query that grows with the segment count is not the ranking's.
+        let segments = index.searchable_segment_ids()?;
+        if segments.len() > 1 {
+            writer.merge(&segments).wait()?;
+        }
+        writer.wait_merging_threads()?;
         let mut parser = QueryParser::for_index(&index, vec![title, body, categories]);
         parser.set_field_boost(title, TITLE_BOOST);
         let reader = index
