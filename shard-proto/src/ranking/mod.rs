@@ -342,7 +342,7 @@ mod tests {
 
     #[test]
     fn top_ranked_returns_exactly_what_scoring_every_match_returns() {
-        // Small segments, and large ones whose blocks of postings WAND skips.
+        // Small segments, and large ones (many blocks of postings per term).
         for index in [generated(600, 7), generated_in(20_000, 3, 8_000)] {
             top_ranked_matches_scoring_every_match(&index);
         }
