@@ -250,7 +250,12 @@ pub(super) struct Cluster {
 }
 
 impl Cluster {
-    fn new(nodes: usize, holders: &[&[usize]], timeouts: Timeouts, budget: HedgeBudget) -> Self {
+    pub(super) fn new(
+        nodes: usize,
+        holders: &[&[usize]],
+        timeouts: Timeouts,
+        budget: HedgeBudget,
+    ) -> Self {
         Self::with_local(nodes, holders, timeouts, budget, None)
     }
 

@@ -29,6 +29,8 @@ mod failover_tests;
 pub mod fetch;
 pub mod generation;
 pub mod health;
+#[cfg(test)]
+mod last_resort_tests;
 pub mod local;
 #[cfg(test)]
 mod local_failover_tests;

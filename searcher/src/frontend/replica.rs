@@ -177,19 +177,21 @@ impl ReplicaSet {
         plan
     }
 
-    /// Whether a holder of `shard` outside `excluded` may still be asked: live, or ejected
-    /// for slowness only (the same candidates [`ReplicaSet::plan`] considers).
-    pub fn can_fail_over(
+    /// Whether a live holder of `shard` outside `excluded` may still be asked: what makes
+    /// an attempt worth cutting at the attempt timeout, or hedging. An ejected holder kept
+    /// as a last resort does not count: cutting a live replica short to make room for a
+    /// node already ejected trades a likely answer for an unlikely one (a killed container
+    /// whose name stops resolving times out like a slow node). It is still asked if the
+    /// live replica fails ([`ReplicaSet::plan`]).
+    pub fn has_live_alternative(
         &self,
         shard: &ShardId,
         generation: Option<&str>,
         excluded: impl Fn(usize) -> bool,
     ) -> bool {
         self.members().any(|node| {
-            let targeted = self.targeted(shard, node);
             !excluded(node)
-                && (self.nodes[node].serves(shard, targeted, generation)
-                    || self.nodes[node].last_resort_for(shard, targeted, generation))
+                && (self.nodes[node]).serves(shard, self.targeted(shard, node), generation)
         })
     }
 

@@ -9,8 +9,9 @@
 //!   its unanswered shards go to other replicas too, the first answer per shard wins —
 //!   within the budget of `policy.rs`.
 //! - An attempt gets the per-attempt timeout, except a last chance (some shard in it has no
-//!   other replica left to try), which gets the rest of the deadline: timing it out early
-//!   could only turn a slow answer into a missing one.
+//!   other live replica left to try), which gets the rest of the deadline: timing it out
+//!   early could only turn a slow answer into a missing one. An ejected holder kept as a
+//!   last resort is asked only after the live ones failed, never instead of waiting.
 //! - Attempts run as tasks of their own: an abandoned loser still finishes (bounded by its
 //!   budget) and reports the node's health, and its pooled connection survives.
 //!
@@ -338,12 +339,12 @@ impl<P: Phase> Scatter<'_, P> {
         }
     }
 
-    /// Whether some of `shards` has a replica not tried yet (a hedge could go there).
+    /// Whether some of `shards` has a live replica not tried yet (a hedge could go there).
     fn has_alternative(&self, shards: &[ShardId]) -> bool {
         shards.iter().any(|shard| self.untried_replica(shard))
     }
 
-    /// Whether every one of `shards` has a replica not tried yet (else an attempt is a
+    /// Whether every one of `shards` has a live replica not tried yet (else an attempt is a
     /// last chance).
     fn alternatives_for_all(&self, shards: &[ShardId]) -> bool {
         shards.iter().all(|shard| self.untried_replica(shard))
@@ -352,7 +353,7 @@ impl<P: Phase> Scatter<'_, P> {
     fn untried_replica(&self, shard: &ShardId) -> bool {
         let tried = self.slots.get(shard).map_or(&[][..], |s| &s.tried);
         self.replicas
-            .can_fail_over(shard, self.phase.generation(), |node| tried.contains(&node))
+            .has_live_alternative(shard, self.phase.generation(), |node| tried.contains(&node))
     }
 
     fn finish_ok(&mut self, shard: ShardId, item: P::Item, node: usize) {

@@ -28,6 +28,7 @@ use shard_proto::wire::{
     CONTENT_TYPE, MAX_FRAME_BYTES, WIRE_VERSION, WIRE_VERSION_HEADER,
 };
 
+use super::resolve::BoundedResolver;
 use super::RpcError;
 use crate::addr::NodeAddr;
 
@@ -43,7 +44,7 @@ const MAX_STATUS_MESSAGE: usize = 1024;
 pub struct NodeClient {
     node_id: Arc<str>,
     addr: NodeAddr,
-    http: Client<HttpConnector, Full<Bytes>>,
+    http: Client<HttpConnector<BoundedResolver>, Full<Bytes>>,
     uris: Arc<Uris>,
     key: ClusterKey,
 }
@@ -90,7 +91,9 @@ impl NodeClient {
         connect_timeout: Duration,
         key: ClusterKey,
     ) -> Self {
-        let mut connector = HttpConnector::new();
+        // The lookup gets the connect timeout too (see `resolve.rs`).
+        let mut connector =
+            HttpConnector::new_with_resolver(BoundedResolver::system(connect_timeout));
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(connect_timeout));
         let http = Client::builder(TokioExecutor::new())

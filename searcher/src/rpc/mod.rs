@@ -8,6 +8,7 @@
 //! timeouts, retries and hedging belong to the caller's tower layers.
 
 mod client;
+mod resolve;
 
 pub use client::NodeClient;
 

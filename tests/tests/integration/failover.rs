@@ -343,6 +343,8 @@ pub(crate) struct LoadFigures {
     /// Worst per-second p99.
     pub(crate) worst_p99_ms: f64,
     pub(crate) error_samples: Vec<String>,
+    /// `count x reason` of partial answers (the shards missing and why).
+    pub(crate) partial_samples: Vec<String>,
 }
 
 /// Steady load from `searcher bench` in back-to-back 3-second runs until stopped, so the
@@ -415,11 +417,12 @@ fn run_bench(url: &str, rate: &str, params: &[String], figures: &mut LoadFigures
                 figures.partial += overall["partial"].as_u64().expect("partial");
                 let max = overall["latency_ms"]["max"].as_f64().expect("max latency");
                 figures.max_ms = figures.max_ms.max(max);
-                if let Some(samples) = value["error_samples"].as_object() {
-                    for (message, count) in samples {
-                        figures.error_samples.push(format!("{count} x {message}"));
-                    }
-                }
+                figures
+                    .error_samples
+                    .extend(samples(&value["error_samples"]));
+                figures
+                    .partial_samples
+                    .extend(samples(&value["partial_samples"]));
             }
             _ => {}
         }
@@ -458,6 +461,13 @@ pub(crate) fn wait_for_searches(url: &str, more: u64, what: &str) {
     });
 }
 
+/// `count x message` of each sample in a `{message: count}` object (none if absent).
+pub(crate) fn samples(object: &Value) -> Vec<String> {
+    (object.as_object().into_iter().flatten())
+        .map(|(message, count)| format!("{count} x {message}"))
+        .collect()
+}
+
 pub(crate) fn seconds(from: Instant, to: Instant) -> f64 {
     to.saturating_duration_since(from).as_secs_f64()
 }
@@ -475,7 +485,8 @@ pub(crate) fn assert_clean(what: &str, load: &LoadFigures) {
     );
     assert_eq!(
         load.partial, 0,
-        "{what}: partial answers under a single-node fault"
+        "{what}: partial answers under a single-node fault: {:?}",
+        load.partial_samples
     );
 }
 
@@ -644,7 +655,11 @@ fn partition_of_one_node_costs_no_request_as_root() {
         "failed requests: {}",
         summary["error_samples"]
     );
-    assert_eq!(summary["partial"], 0, "partial answers");
+    assert_eq!(
+        summary["partial"], 0,
+        "partial answers: {}",
+        summary["partial_samples"]
+    );
     assert!(
         summary["requests"].as_u64().unwrap_or(0) > 100,
         "too little load: {summary}"

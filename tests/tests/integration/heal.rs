@@ -156,7 +156,11 @@ fn a_node_lost_for_good_is_replaced_and_comes_back_without_copying() {
     assert_eq!(restored["copies"], 2);
     let after = restored["after_s"].as_f64().expect("restored in time");
     assert_eq!(drill["failed"], 0, "{}", drill["error_samples"]);
-    assert_eq!(drill["partial"], 0, "partial answers during the loss");
+    assert_eq!(
+        drill["partial"], 0,
+        "partial answers during the loss: {}",
+        drill["partial_samples"]
+    );
 
     let load = Load::start(&cluster.url, &[]);
     let restarted = Instant::now();

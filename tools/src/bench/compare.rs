@@ -535,7 +535,7 @@ async fn wait_until_serving(
     loop {
         procs.check_alive()?;
         let outcome = loadgen::send(&client, &uri, Duration::from_secs(5)).await;
-        if matches!(outcome, Outcome::Answered { partial: false, .. }) {
+        if matches!(outcome, Outcome::Answered { partial: None, .. }) {
             return Ok(());
         }
         if started.elapsed() > deadline {

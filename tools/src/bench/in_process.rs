@@ -132,7 +132,7 @@ impl Worker {
             let started = Instant::now();
             let outcome = match self.index.first_page(&self.queries[query].text, self.size) {
                 Ok(page) => Outcome::Answered {
-                    partial: false,
+                    partial: None,
                     empty: page.hits.is_empty(),
                 },
                 // A request the server would refuse (400) or fail (500): an error either way.

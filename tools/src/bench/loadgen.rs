@@ -355,7 +355,7 @@ async fn exchange(
             .to_bytes();
         Ok(if status.is_success() {
             Outcome::Answered {
-                partial: says_partial(&body),
+                partial: says_partial(&body).then(|| missing_shards(&body)),
                 empty: says_no_hits(&body),
             }
         } else {
@@ -391,6 +391,24 @@ fn error_chain(error: &dyn std::error::Error) -> String {
 /// generator shares the CPU with the servers it measures).
 pub fn says_partial(body: &[u8]) -> bool {
     member_value(body, b"\"partial\"").is_some_and(|value| value.starts_with(b"true"))
+}
+
+/// The shards a partial answer lacked and why (`shard: reason; ...`, from its
+/// `shards.failures`). Parsed only for partial answers, which are rare.
+pub fn missing_shards(body: &[u8]) -> String {
+    /// The part of a `/search` or `/suggest` answer that lists failed shards.
+    #[derive(serde::Deserialize)]
+    struct Accounting {
+        shards: searcher::model::ShardsSummary,
+    }
+    match serde_json::from_slice::<Accounting>(body) {
+        Ok(answer) if answer.shards.failures.is_empty() => "no failed shard listed".into(),
+        Ok(answer) => (answer.shards.failures.iter())
+            .map(|failure| format!("{}: {}", failure.shard, failure.reason))
+            .collect::<Vec<_>>()
+            .join("; "),
+        Err(e) => format!("a partial answer without its shard accounting: {e}"),
+    }
 }
 
 /// Whether a JSON body's `"hits"` member is an empty array.
@@ -675,6 +693,9 @@ mod tests {
             br#"{"snippet":"a \"partial\": true b","partial":false}"#
         ));
         assert!(!says_partial(b"{}"));
+        let partial = br#"{"partial":true,"shards":{"total":2,"successful":1,"failed":1,
+            "failures":[{"shard":"s1","reason":"down"}]}}"#;
+        assert_eq!(missing_shards(partial), "s1: down");
         assert!(says_no_hits(br#"{"total":0,"hits": [ ],"partial":false}"#));
         assert!(!says_no_hits(
             br#"{"hits":[{"id":1,"title":"\"hits\": []"}]}"#

@@ -16,9 +16,21 @@ use serde::Serialize;
 
 use super::timeline::TimelineRow;
 
+/// Counts `message` in `samples`, keeping only the first few distinct ones.
+fn note_sample(samples: &mut BTreeMap<String, u64>, message: String, times: u64) {
+    let kept = samples.len();
+    match samples.get_mut(&message) {
+        Some(count) => *count += times,
+        None if kept < MAX_ERROR_SAMPLES => {
+            samples.insert(message, times);
+        }
+        None => {}
+    }
+}
+
 /// Longest latency a histogram tracks exactly (longer ones saturate at it).
 const MAX_TRACKED_MICROS: u64 = 600_000_000;
-/// Distinct error messages kept as examples.
+/// Distinct error messages (and reasons of partial answers) kept as examples.
 const MAX_ERROR_SAMPLES: usize = 16;
 
 /// A latency histogram in microseconds.
@@ -34,9 +46,13 @@ pub fn micros(duration: Duration) -> u64 {
 /// How one request ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Outcome {
-    /// A 2xx answer; `partial` when the body said `"partial": true`, `empty` when it
-    /// held no hits (a benchmark whose queries match nothing measures nothing).
-    Answered { partial: bool, empty: bool },
+    /// A 2xx answer; `partial` when the body said `"partial": true` (with the shards it
+    /// lacked and why, as the body listed them), `empty` when it held no hits (a benchmark
+    /// whose queries match nothing measures nothing).
+    Answered {
+        partial: Option<String>,
+        empty: bool,
+    },
     /// An answer with another status (counted as an error, latency still recorded).
     Status(u16),
     /// No answer: connection refused or reset, timeout, unreadable body.
@@ -74,7 +90,7 @@ impl KindStats {
         match outcome {
             Outcome::Answered { partial, empty } => {
                 self.latency.saturating_record(micros(latency));
-                self.partial += u64::from(*partial);
+                self.partial += u64::from(partial.is_some());
                 self.empty += u64::from(*empty);
             }
             Outcome::Status(_) => {
@@ -97,11 +113,12 @@ impl KindStats {
 }
 
 /// Everything recorded during a run, per kind (indexed like the kind table), plus a few
-/// example error messages with their counts.
+/// example error messages and reasons of partial answers, with their counts.
 #[derive(Clone)]
 pub struct Recorder {
     pub kinds: Vec<KindStats>,
     pub error_samples: BTreeMap<String, u64>,
+    pub partial_samples: BTreeMap<String, u64>,
 }
 
 impl Recorder {
@@ -109,13 +126,17 @@ impl Recorder {
         Recorder {
             kinds: vec![KindStats::default(); kind_count],
             error_samples: BTreeMap::new(),
+            partial_samples: BTreeMap::new(),
         }
     }
 
     pub fn record(&mut self, kind: usize, latency: Duration, outcome: &Outcome) {
         self.kinds[kind].record(latency, outcome);
         let message = match outcome {
-            Outcome::Answered { .. } => return,
+            Outcome::Answered { partial: None, .. } => return,
+            Outcome::Answered {
+                partial: Some(why), ..
+            } => return note_sample(&mut self.partial_samples, why.clone(), 1),
             Outcome::Status(code) => format!("HTTP {code}"),
             Outcome::Transport(reason) => reason.clone(),
         };
@@ -124,14 +145,7 @@ impl Recorder {
 
     /// Counts an error message (only the first few distinct ones are kept).
     pub fn note_error(&mut self, message: String, times: u64) {
-        let samples = self.error_samples.len();
-        match self.error_samples.get_mut(&message) {
-            Some(count) => *count += times,
-            None if samples < MAX_ERROR_SAMPLES => {
-                self.error_samples.insert(message, times);
-            }
-            None => {}
-        }
+        note_sample(&mut self.error_samples, message, times);
     }
 
     pub fn merge(&mut self, other: &Recorder) {
@@ -140,6 +154,9 @@ impl Recorder {
         }
         for (message, count) in &other.error_samples {
             self.note_error(message.clone(), *count);
+        }
+        for (why, count) in &other.partial_samples {
+            note_sample(&mut self.partial_samples, why.clone(), *count);
         }
     }
 
@@ -167,6 +184,7 @@ impl Recorder {
             overall: KindFigures::of(&self.overall(), secs),
             kinds,
             error_samples: self.error_samples.clone(),
+            partial_samples: self.partial_samples.clone(),
             timeline: Vec::new(),
             rerouted: 0,
         }
@@ -255,6 +273,9 @@ pub struct LoadReport {
     pub kinds: BTreeMap<String, KindFigures>,
     /// Distinct error messages with their counts (the first few).
     pub error_samples: BTreeMap<String, u64>,
+    /// Distinct reasons of partial answers (the shards missing and why), the first few.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub partial_samples: BTreeMap<String, u64>,
     /// One row per second, when a timeline was asked for.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub timeline: Vec<TimelineRow>,
@@ -309,6 +330,9 @@ impl LoadReport {
         for (message, count) in &self.error_samples {
             let _ = writeln!(out, "error x{count}: {message}");
         }
+        for (why, count) in &self.partial_samples {
+            let _ = writeln!(out, "partial x{count}: {why}");
+        }
         if self.rerouted > 0 {
             let _ = writeln!(
                 out,
@@ -335,7 +359,7 @@ mod tests {
             stats.record(
                 ms(n),
                 &Outcome::Answered {
-                    partial: n % 10 == 0,
+                    partial: (n % 10 == 0).then(|| "s1: down".to_string()),
                     empty: n % 4 == 0,
                 },
             );
@@ -360,7 +384,7 @@ mod tests {
             1,
             ms(1),
             &Outcome::Answered {
-                partial: false,
+                partial: None,
                 empty: false,
             },
         );
@@ -379,7 +403,7 @@ mod tests {
         let mut b = Recorder::new(1);
         for n in 1..=50 {
             let answered = Outcome::Answered {
-                partial: false,
+                partial: None,
                 empty: true,
             };
             a.record(0, ms(n), &answered);
@@ -404,7 +428,7 @@ mod tests {
             1,
             ms(2),
             &Outcome::Answered {
-                partial: true,
+                partial: Some("s0: deadline exceeded".to_string()),
                 empty: false,
             },
         );
@@ -421,8 +445,13 @@ mod tests {
         assert_eq!(report.kinds.keys().collect::<Vec<_>>(), ["union"]);
         let table = report.to_table();
         assert!(table.contains("union") && table.lines().any(|l| l.starts_with("all")));
+        assert!(
+            table.contains("partial x1: s0: deadline exceeded"),
+            "{table}"
+        );
         let json = serde_json::to_value(&report).unwrap();
         assert_eq!(json["overall"]["partial"], 1);
+        assert_eq!(json["partial_samples"]["s0: deadline exceeded"], 1);
         assert_eq!(json["mode"], "closed");
     }
 }

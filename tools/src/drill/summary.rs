@@ -198,6 +198,8 @@ pub struct Summary {
     pub expected_coverage: Option<f64>,
     pub probes: Vec<Probe>,
     pub error_samples: std::collections::BTreeMap<String, u64>,
+    /// Why answers were partial (the shards missing and the reasons), the first few.
+    pub partial_samples: std::collections::BTreeMap<String, u64>,
     /// Polls of `/cluster` that failed: the front-end's own API stopped answering.
     pub cluster_poll_errors: u64,
     /// `--no-restart`: the restore of every shard's copies without the lost nodes.
@@ -319,6 +321,7 @@ impl Summary {
             expected_coverage: inputs.expected_coverage,
             probes: inputs.probes,
             error_samples: inputs.report.error_samples.clone(),
+            partial_samples: inputs.report.partial_samples.clone(),
             cluster_poll_errors: inputs.cluster_poll_errors,
             restored: inputs.restored.map(|restored| RestoredFigures {
                 after_s: restored
@@ -424,6 +427,9 @@ impl Summary {
         }
         for (message, count) in &self.error_samples {
             out.push_str(&format!("  error x{count}: {message}\n"));
+        }
+        for (why, count) in &self.partial_samples {
+            out.push_str(&format!("  partial x{count}: {why}\n"));
         }
         if self.cluster_poll_errors > 0 {
             out.push_str(&format!(

@@ -97,7 +97,8 @@ pub fn build_images(garage: &Path) {
 pub struct Project {
     compose: Vec<String>,
     pub name: String,
-    file: PathBuf,
+    /// `docker-compose.yml`, then any override files, merged in order.
+    files: Vec<PathBuf>,
     env: Vec<(String, String)>,
     pub port: u16,
     /// Service → container id, read once every container runs (`ps` of Compose 2 omits
@@ -140,20 +141,28 @@ impl Project {
             compose,
             // Compose 1 keeps only [a-z0-9_-] of a project name.
             name: format!("wsit{}", std::process::id()),
-            file: workspace_root().join("deploy/compose/docker-compose.yml"),
+            files: vec![workspace_root().join("deploy/compose/docker-compose.yml")],
             env: env.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
             port,
             containers: Default::default(),
         }
     }
 
-    /// `compose -p NAME -f FILE args...`, with the project's variables.
+    /// The project with `file` merged over `docker-compose.yml` (Compose's `-f` order).
+    pub fn with_override(mut self, file: PathBuf) -> Project {
+        self.files.push(file);
+        self
+    }
+
+    /// `compose -p NAME -f FILE... args...`, with the project's variables.
     fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(&self.compose[0]);
         cmd.args(&self.compose[1..])
-            .args(["-p", self.name.as_str(), "-f"])
-            .arg(&self.file)
-            .args(args);
+            .args(["-p", self.name.as_str()]);
+        for file in &self.files {
+            cmd.arg("-f").arg(file);
+        }
+        cmd.args(args);
         for (key, value) in &self.env {
             cmd.env(key, value);
         }
