@@ -375,19 +375,14 @@ fn raw_tantivy(input: &Path, args: &Args) -> Result<Measure> {
     let schema = WikiSchema::with_analysis(analysis);
     let index = Index::create_in_dir(&dir, schema.schema.clone())?;
     shard_proto::analysis::register(&index);
-    let mut writer: IndexWriter = index.writer_with_num_threads(writer_threads, arena)?;
+    let writer: IndexWriter = index.writer_with_num_threads(writer_threads, arena)?;
     writer.set_merge_policy(Box::new(tantivy::indexer::NoMergePolicy));
     let count = docs.len() as u64;
     for d in docs {
         let (doc, _) = to_tantivy(&schema, d, ArticleSignals::default());
         writer.add_document(doc)?;
     }
-    writer.commit()?;
-    let segments = index.searchable_segment_ids()?;
-    if segments.len() > 1 {
-        writer.merge(&segments).wait()?;
-    }
-    writer.wait_merging_threads()?;
+    shard_proto::commit_as_one_segment(&index, writer)?;
     let seconds = start.elapsed().as_secs_f64();
     let cpu_seconds = ResourceUsage::now().cpu_seconds - before.cpu_seconds;
     fs::remove_dir_all(&dir)?;

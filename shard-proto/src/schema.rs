@@ -28,9 +28,11 @@
 //! [`WikiSchema::from_fingerprint`] finds the one a shard was built with.
 
 use tantivy::query::QueryParser;
+use tantivy::schema::Document;
 use tantivy::schema::{
     Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions, FAST, INDEXED, STORED,
 };
+use tantivy::{Index, IndexWriter};
 
 use crate::analysis::{self, Analysis};
 use crate::ranking::FIELD_WEIGHTS;
@@ -180,6 +182,21 @@ impl Default for WikiSchema {
     fn default() -> Self {
         Self::new()
     }
+}
+
+/// Commits `writer` and merges everything it wrote into one segment, waiting for the
+/// merge: the layout of every shard (and of any index measured against one, so a cost
+/// per segment is never charged to one side only).
+pub fn commit_as_one_segment<D: Document>(
+    index: &Index,
+    mut writer: IndexWriter<D>,
+) -> tantivy::Result<()> {
+    writer.commit()?;
+    let segments = index.searchable_segment_ids()?;
+    if segments.len() > 1 {
+        writer.merge(&segments).wait()?;
+    }
+    writer.wait_merging_threads()
 }
 
 /// The query parser both the front-end and the leaves use: searches every scored field

@@ -175,15 +175,10 @@ impl ShardWriter {
 
     /// Commits, merges everything into one segment, waits for the merge and returns the
     /// number of documents.
-    pub fn finish(mut self) -> Result<u64> {
+    pub fn finish(self) -> Result<u64> {
         let id = self.id;
         let t = |e| Error::tantivy(id, e);
-        self.writer.commit().map_err(t)?;
-        let segments = self.index.searchable_segment_ids().map_err(t)?;
-        if segments.len() > 1 {
-            self.writer.merge(&segments).wait().map_err(t)?;
-        }
-        self.writer.wait_merging_threads().map_err(t)?;
+        shard_proto::commit_as_one_segment(&self.index, self.writer).map_err(t)?;
         let metas = self.index.searchable_segment_metas().map_err(t)?;
         Ok(metas.iter().map(|m| m.num_docs() as u64).sum())
     }

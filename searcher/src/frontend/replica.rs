@@ -190,8 +190,8 @@ impl ReplicaSet {
         excluded: impl Fn(usize) -> bool,
     ) -> bool {
         self.members().any(|node| {
-            !excluded(node)
-                && (self.nodes[node]).serves(shard, self.targeted(shard, node), generation)
+            let targeted = self.targeted(shard, node);
+            !excluded(node) && self.nodes[node].serves(shard, targeted, generation)
         })
     }
 

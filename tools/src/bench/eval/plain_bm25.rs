@@ -49,7 +49,7 @@ impl PlainBm25 {
         let schema = builder.build();
         let index = Index::create_in_dir(dir, schema.clone())
             .with_context(|| format!("create the baseline index in {}", dir.display()))?;
-        let mut writer: IndexWriter = index.writer(WRITER_BYTES)?;
+        let writer: IndexWriter = index.writer(WRITER_BYTES)?;
         // Merged once at the end, as the engine's shards are.
         writer.set_merge_policy(Box::new(NoMergePolicy));
         let reader = corpus::open(dump, &OpenOptions::default())
@@ -70,14 +70,9 @@ impl PlainBm25 {
                 categories => document.categories.join("\n"),
             ))?;
         }
-        writer.commit()?;
         // One segment, as the engine's shards are (and were before issue 15): a cost per
         // query that grows with the segment count is not the ranking's.
-        let segments = index.searchable_segment_ids()?;
-        if segments.len() > 1 {
-            writer.merge(&segments).wait()?;
-        }
-        writer.wait_merging_threads()?;
+        shard_proto::commit_as_one_segment(&index, writer)?;
         let mut parser = QueryParser::for_index(&index, vec![title, body, categories]);
         parser.set_field_boost(title, TITLE_BOOST);
         let reader = index
