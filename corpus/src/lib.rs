@@ -20,7 +20,8 @@ pub use document::{article_url, canonical_title, classify, to_document, Document
 pub use error::{Error, Result};
 pub use page::{Page, SiteInfo};
 pub use reader::{
-    open, InputFormat, OpenOptions, PageEvent, PageReader, ReadProgress, Skip, SkipReason,
+    open, open_spool, InputFormat, OpenOptions, PageEvent, PageReader, PageSpoolWriter,
+    ReadProgress, Skip, SkipReason, SpoolSource,
 };
 pub use split::Split;
 pub use stats::ScanStats;

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 /// One `<page>` of a dump (or one line of a JSON-lines corpus).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Page {
     pub id: u64,
     pub ns: i32,
@@ -21,7 +21,7 @@ pub struct Page {
 }
 
 /// What `<siteinfo>` says about the wiki.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SiteInfo {
     pub sitename: String,
     /// `<base>`: URL of the main page, e.g. `https://en.wikipedia.org/wiki/Main_Page`.

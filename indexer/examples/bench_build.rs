@@ -3,8 +3,8 @@
 //!
 //! - (a) raw tantivy: one `IndexWriter` fed already-clean documents from memory (loaded
 //!   and cleaned before the clock starts), committed and merged to one segment. They are
-//!   the documents the build writes (`shard_writer::to_tantivy`: the same fields, lead
-//!   and title key included, under the dump's text analysis; (b) runs without a link
+//!   the documents the build writes (`shard_writer::to_tantivy`: the same fields,
+//!   title key included, under the dump's text analysis; (b) runs without a link
 //!   pass, so both have no redirects or anchors), so b/a measures the build's own work
 //!   (reading, parsing, cleaning, routing, spooling), not the schema, whose cost against
 //!   plain BM25 is `wikisearch eval --cost`'s;
@@ -318,6 +318,7 @@ fn run_phase(phase: Phase, input: &Path, args: &Args) -> Result<Measure> {
                 max_unexpected_skips_percent: indexer::build::DEFAULT_MAX_UNEXPECTED_SKIPS_PERCENT,
                 links: None,
                 analysis: indexer::build::AnalysisChoice::Auto,
+                spool: None,
                 aliases: true,
             })?;
             fs::remove_dir_all(&out)?;

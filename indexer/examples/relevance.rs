@@ -44,7 +44,7 @@ struct Args {
     /// Most queries per class (every n-th is taken beyond it).
     #[arg(long, default_value_t = 1000)]
     max: usize,
-    /// Field weights: title, redirects, anchors, lead, body, categories.
+    /// Field weights: title, redirects, anchors, body, categories.
     #[arg(long, value_delimiter = ',')]
     weights: Vec<f32>,
     #[arg(long)]
@@ -84,7 +84,7 @@ fn main() -> Result<()> {
     ranking.prior_weight = args.prior_weight.unwrap_or(ranking.prior_weight);
     ranking.prior_half = args.prior_half.unwrap_or(ranking.prior_half);
     let mut ranked_parser = query_parser(&schema);
-    if args.weights.len() == 6 {
+    if args.weights.len() == 5 {
         for (field, w) in schema.scored_fields().into_iter().zip(&args.weights) {
             ranked_parser.set_field_boost(field, *w);
         }
@@ -134,7 +134,7 @@ fn build_index(input: &Path, dir: &Path, out: &Path, aliases: bool) -> Result<()
         index: None,
         threads: 2,
     };
-    indexer::links::collect(input, &open)?.write(&links)?;
+    indexer::links::collect(input, &open, None)?.write(&links)?;
     let _ = std::fs::remove_dir_all(out);
     build(&BuildOptions {
         input: input.to_path_buf(),
@@ -148,6 +148,7 @@ fn build_index(input: &Path, dir: &Path, out: &Path, aliases: bool) -> Result<()
         max_unexpected_skips_percent: indexer::build::DEFAULT_MAX_UNEXPECTED_SKIPS_PERCENT,
         links: Some(links),
         analysis: indexer::build::AnalysisChoice::Auto,
+        spool: None,
         aliases,
     })?;
     Ok(())

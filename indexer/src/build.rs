@@ -105,6 +105,11 @@ pub struct BuildArgs {
     /// redirects held out of the index).
     #[arg(long)]
     pub no_aliases: bool,
+    /// Directory where `indexer links --spool` kept this slice's pages on this machine:
+    /// read them there instead of decompressing and parsing the dump again (the dump is
+    /// read when the spool is missing or was made from another input or slice).
+    #[arg(long)]
+    pub spool: Option<PathBuf>,
     /// How the scored text is cut into terms: `auto` (from the dump's language: English
     /// and Greek dumps are stemmed, others not), `plain`, `english` or `greek`.
     #[arg(long, default_value = "auto")]
@@ -163,6 +168,9 @@ pub struct BuildOptions {
     pub aliases: bool,
     /// How the scored text is cut into terms.
     pub analysis: AnalysisChoice,
+    /// Where the link pass kept this slice's pages (`indexer links --spool`): read from
+    /// there instead of the dump when the spool was made from this input and slice.
+    pub spool: Option<PathBuf>,
 }
 
 impl BuildOptions {
@@ -182,6 +190,7 @@ impl BuildOptions {
             links: None,
             aliases: true,
             analysis: AnalysisChoice::Auto,
+            spool: None,
         }
     }
 }
@@ -202,6 +211,7 @@ impl BuildArgs {
             links: self.links.clone(),
             aliases: !self.no_aliases,
             analysis: self.analysis,
+            spool: self.spool.clone(),
         })
     }
 }
@@ -316,6 +326,24 @@ impl Plan {
     }
 }
 
+/// The slice's pages: from the link pass's page spool when `--spool` names one made from
+/// this input and slice (the dump is then decompressed and parsed once for both passes),
+/// else from the dump, saying why.
+fn open_pages(opts: &BuildOptions, open: &OpenOptions) -> Result<corpus::PageReader> {
+    if let Some(dir) = &opts.spool {
+        let path = links::page_spool_path(dir, opts.split);
+        let source = corpus::SpoolSource::new(&opts.input, opts.split)?;
+        match corpus::open_spool(&path, &source) {
+            Ok(pages) => {
+                tracing::info!("reading the slice's pages from {}", path.display());
+                return Ok(pages);
+            }
+            Err(error) => tracing::warn!("{error}; reading {} instead", opts.input.display()),
+        }
+    }
+    Ok(corpus::open(&opts.input, open)?)
+}
+
 /// Builds and publishes this node's shards (see the module docs).
 pub fn build(opts: &BuildOptions) -> Result<BuildSummary> {
     let start = Instant::now();
@@ -338,7 +366,7 @@ pub fn build(opts: &BuildOptions) -> Result<BuildSummary> {
         index: opts.index.clone(),
         threads: plan.threads,
     };
-    let reader = corpus::open(&opts.input, &open)?;
+    let reader = open_pages(opts, &open)?;
     let analysis = opts.analysis.resolve(reader.siteinfo().lang.as_deref());
     let input = InputInfo {
         path: opts.input.display().to_string(),

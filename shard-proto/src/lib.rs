@@ -32,8 +32,8 @@ pub use error::{Error, Result};
 pub use limits::QueryLimits;
 pub use ranking::rank;
 pub use schema::{
-    commit_as_one_segment, prefix_key, query_parser, title_key, ParsersByAnalysis, SchemaFields,
-    WikiSchema,
+    commit_as_one_segment, prefix_key, query_parser, title_key, weighted_query_parser,
+    ParsersByAnalysis, SchemaFields, WikiSchema,
 };
 pub use shard_id::ShardId;
 pub use stats::GlobalStats;

@@ -2,8 +2,7 @@
 //! configuration shared by the front-end (which parses to validate and to collect terms
 //! for global statistics) and the leaves (which parse again to execute).
 //!
-//! Fields (issue 15): what a page says about itself (`title`, `lead`, `body`,
-//! `categories`) and what the rest of the wiki says about it, gathered by the indexer's
+//! Fields (issue 15): what a page says about itself (`title`, `body`, `categories`) and what the rest of the wiki says about it, gathered by the indexer's
 //! link pass: `redirects` (the titles of the redirects to it), `anchors` (the most frequent
 //! texts of piped links to it) and `links_in` (how many article links point to it, a fast
 //! field for the ranking prior). Each scored text field has its own weight
@@ -19,13 +18,18 @@
 //! Tokenizers of the scored fields: Unicode-aware word split, tokens over 40 bytes
 //! dropped, lowercased, no stop words; the *name* fields (`title`, `redirects`,
 //! `anchors`) are then stemmed by the index's [`Analysis`], while the *text* fields
-//! (`lead`, `body`, `categories`) never are. Measured with `wikisearch eval` (README,
+//! (`body`, `categories`) never are. Measured with `wikisearch eval` (README,
 //! "Relevance"): names are where one thing goes by inflected forms (a Greek place name in
 //! the genitive, a plural), so stemming them lifted held-out redirects on the Greek sample
 //! (MRR 0.624 → 0.668) at no cost; stemming the body as well conflated unrelated words
 //! (`universals` with `universe` and `university`) and cost both samples' anchor class
 //! (English 0.914 → 0.772). The schema, and so its fingerprint, differs per analysis;
 //! [`WikiSchema::from_fingerprint`] finds the one a shard was built with.
+//!
+//! There is no separate lead-section field (schema version 2 had one, a copy of the
+//! body's first section): measured with `wikisearch eval`, dropping it cost nothing on the
+//! anchor class (Greek 0.858 → 0.913 MRR) and 0.03 MRR of held-out redirects, and saved a
+//! quarter of the CPU per query (README, "Relevance").
 
 use tantivy::query::QueryParser;
 use tantivy::schema::Document;
@@ -38,7 +42,7 @@ use crate::analysis::{self, Analysis};
 use crate::ranking::FIELD_WEIGHTS;
 
 /// Bumped whenever the fields, their options or the tokenizer change.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 /// The tokenizer of the text fields, and of every field under the plain analysis (how
 /// the query limits count a phrase's words).
 pub const TOKENIZER: &str = "default";
@@ -66,8 +70,6 @@ pub struct SchemaFields {
     pub redirects: Field,
     /// The most frequent anchor texts of links to the article (text with positions).
     pub anchors: Field,
-    /// The lead section: the body before its first heading (text with positions).
-    pub lead: Field,
     /// [`title_key`] of the title (keyword).
     pub title_key: Field,
     /// [`title_key`] of each redirect title (keyword, one value each).
@@ -112,10 +114,9 @@ impl WikiSchema {
         let title = builder.add_text_field("title", name.clone().set_stored());
         let body = builder.add_text_field("body", text.clone().set_stored());
         let url = builder.add_text_field("url", STORED);
-        let categories = builder.add_text_field("categories", text.clone().set_stored());
+        let categories = builder.add_text_field("categories", text.set_stored());
         let redirects = builder.add_text_field("redirects", name.clone().set_stored());
         let anchors = builder.add_text_field("anchors", name);
-        let lead = builder.add_text_field("lead", text);
         let title_key = builder.add_text_field("title_key", key.clone());
         let redirect_keys = builder.add_text_field("redirect_keys", key);
         let links_in = builder.add_u64_field("links_in", STORED | FAST);
@@ -129,7 +130,6 @@ impl WikiSchema {
                 categories,
                 redirects,
                 anchors,
-                lead,
                 title_key,
                 redirect_keys,
                 links_in,
@@ -157,16 +157,9 @@ impl WikiSchema {
 
     /// The text fields that carry BM25 statistics (what `total_num_tokens` is asked for),
     /// in the order of [`FIELD_WEIGHTS`].
-    pub fn scored_fields(&self) -> [Field; 6] {
+    pub fn scored_fields(&self) -> [Field; 5] {
         let f = &self.fields;
-        [
-            f.title,
-            f.redirects,
-            f.anchors,
-            f.lead,
-            f.body,
-            f.categories,
-        ]
+        [f.title, f.redirects, f.anchors, f.body, f.categories]
     }
 
     /// `v<version>-<first 16 hex of blake3(schema json)>`: a shard whose manifest carries
@@ -202,13 +195,22 @@ pub fn commit_as_one_segment<D: Document>(
 /// The query parser both the front-end and the leaves use: searches every scored field
 /// with its weight; terms are OR-ed unless marked `+`, like Lucene's classic parser.
 pub fn query_parser(schema: &WikiSchema) -> QueryParser {
-    let fields = schema.scored_fields();
-    let mut parser = QueryParser::new(
-        schema.schema.clone(),
-        fields.to_vec(),
-        analysis::tokenizers(),
-    );
-    for (field, weight) in fields.into_iter().zip(FIELD_WEIGHTS) {
+    weighted_query_parser(schema, &FIELD_WEIGHTS)
+}
+
+/// [`query_parser`] with other field weights (in the order of
+/// [`WikiSchema::scored_fields`]), for tuning: a field weighted 0 or less is not searched
+/// at all, so what dropping it saves can be measured.
+pub fn weighted_query_parser(schema: &WikiSchema, weights: &[f32; 5]) -> QueryParser {
+    let weighted: Vec<(Field, f32)> = schema
+        .scored_fields()
+        .into_iter()
+        .zip(*weights)
+        .filter(|(_, weight)| *weight > 0.0)
+        .collect();
+    let fields = weighted.iter().map(|(field, _)| *field).collect();
+    let mut parser = QueryParser::new(schema.schema.clone(), fields, analysis::tokenizers());
+    for (field, weight) in weighted {
         parser.set_field_boost(field, weight);
     }
     parser
@@ -299,7 +301,7 @@ mod tests {
             WikiSchema::new().fingerprint(),
             WikiSchema::new().fingerprint()
         );
-        assert!(WikiSchema::new().fingerprint().starts_with("v2-"));
+        assert!(WikiSchema::new().fingerprint().starts_with("v3-"));
     }
 
     #[test]

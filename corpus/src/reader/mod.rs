@@ -17,6 +17,7 @@
 mod io;
 mod jsonl;
 mod multistream;
+mod spool;
 mod xml;
 
 use std::fmt;
@@ -36,6 +37,7 @@ use crate::page::{Page, SiteInfo};
 use crate::split::Split;
 
 pub use self::jsonl::derived_id;
+pub use self::spool::{open_spool, PageSpoolWriter, SpoolSource};
 pub use self::xml::DEFAULT_MAX_PAGE_BYTES;
 
 /// How many leading bytes of the (decompressed) content are sniffed.
@@ -52,7 +54,7 @@ pub struct OpenOptions {
 }
 
 /// The container format, detected from magic bytes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum InputFormat {
     Xml,
     Bzip2,
@@ -74,14 +76,14 @@ impl fmt::Display for InputFormat {
 }
 
 /// One item of a [`PageReader`].
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum PageEvent {
     Page(Page),
     Skipped(Skip),
 }
 
 /// A page that was read but not delivered, and why.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Skip {
     pub reason: SkipReason,
     pub page_id: Option<u64>,
@@ -92,7 +94,9 @@ pub struct Skip {
 }
 
 /// Why a page was skipped. Structural damage stops the reader instead (an `Err`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub enum SkipReason {
     /// No `<id>` (or, in JSON lines, no id, url or title).
     MissingId,
@@ -143,6 +147,8 @@ impl ReadProgress {
 enum Pages {
     Xml(Box<XmlPages>),
     Json(Box<JsonPages>),
+    /// Read back from a page spool (`spool.rs`): already limited when first read.
+    Spool(Box<spool::SpoolPages>),
 }
 
 /// Iterator over the pages of one slice of an input. A fatal error is yielded once as
@@ -178,6 +184,7 @@ impl PageReader {
         match &mut self.pages {
             Pages::Xml(pages) => pages.max_page_bytes = limit,
             Pages::Json(pages) => pages.max_page_bytes = limit,
+            Pages::Spool(_) => {}
         }
     }
 }
@@ -192,6 +199,7 @@ impl Iterator for PageReader {
         let next = match &mut self.pages {
             Pages::Xml(pages) => pages.next_event(),
             Pages::Json(pages) => pages.next_event(),
+            Pages::Spool(pages) => pages.next_event(),
         };
         match next {
             Ok(Some(event)) => Some(Ok(event)),

@@ -99,13 +99,11 @@ pub fn to_tantivy(
     signals: ArticleSignals,
 ) -> (TantivyDocument, usize) {
     let f = schema.fields;
-    let lead = d.body.get(..d.lead_len).unwrap_or(&d.body).to_string();
-    let mut bytes = 256 + d.title.len() + d.body.len() + d.url.len() + lead.len();
+    let mut bytes = 256 + d.title.len() + d.body.len() + d.url.len();
     let mut doc = doc!(
         f.id => d.id,
         f.title_key => title_key(&d.title),
         f.title => d.title,
-        f.lead => lead,
         f.body => d.body,
         f.url => d.url,
         f.links_in => signals.links_in,

@@ -35,7 +35,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
-pub use collect::{collect, LinksArgs};
+pub use collect::{collect, page_spool_path, LinksArgs};
 pub use resolve::{resolve, LinkReport, Signals};
 
 /// Anchor texts attached to an article, most frequent first.

@@ -6,10 +6,14 @@
 //!   [`title_key`], equals the article's title or one of its redirect titles (the
 //!   `title_key` / `redirect_keys` keyword fields; a term lookup, no statistics involved).
 //! - **Phrase bonus**: for 2 to [`MAX_PHRASE_WORDS`] words, a BM25 phrase match of the
-//!   words within a small slop in the lead. Its terms are the query's own terms, so the
-//!   front-end's statistics phase already covers them. (In the body as well it cost 40%
-//!   more CPU per query on the generated 100k-page dump and lowered the Greek anchor
-//!   class from 0.858 to 0.851 MRR: the lead is where a topic's own words stand together.)
+//!   words within a small slop in the body. Its terms are the query's own terms, so the
+//!   front-end's statistics phase already covers them. **Off in [`RANKING`]** (weight 0):
+//!   measured with `wikisearch eval` (README, "Relevance"), it added at most 0.008 MRR to
+//!   any class (Greek held-out redirects 0.640 → 0.648) and cost +0.46x CPU per query on
+//!   the generated 100k-page dump (in the title instead: no gain, +0.22x): its bound
+//!   makes most candidates need the phrase checked. It stays a tunable signal
+//!   (`eval --phrase`), cheap to turn on once a rescoring window (the phrase checked
+//!   only for a global top W) bounds its cost.
 //! - **Incoming-link prior**: `weight * n / (n + half)` for an article with `n` incoming
 //!   links (the `links_in` fast field), added per document. It saturates: a page with
 //!   `half` links gets half the weight, the most linked pages cannot drown the text
@@ -34,10 +38,11 @@ use crate::analysis::MAX_TOKEN_BYTES;
 use crate::schema::{title_key, WikiSchema};
 
 /// BM25 weight of each scored field, in the order of [`WikiSchema::scored_fields`]:
-/// title, redirects, anchors, lead, body, categories. Tuned with `wikisearch eval` on the
+/// title, redirects, anchors, body, categories. Tuned with `wikisearch eval` on the
 /// Greek sample (README, "Relevance"): anchors 1.5 → 2.5 lifted anchor MRR 0.70 → 0.82,
-/// body 1.0 → 0.7 kept the anchor gain without costing titles or redirects.
-pub const FIELD_WEIGHTS: [f32; 6] = [3.0, 2.5, 2.5, 1.5, 0.7, 0.5];
+/// body 1.0 → 0.7 kept the anchor gain without costing titles or redirects; without the
+/// lead field (weight 1.5 before), body 0.5-1.0 were within 0.01 MRR of each other.
+pub const FIELD_WEIGHTS: [f32; 5] = [3.0, 2.5, 2.5, 0.7, 0.5];
 /// Longest query that gets a phrase bonus, in words (longer ones are rarely phrases and
 /// cost the most to check).
 pub const MAX_PHRASE_WORDS: usize = 6;
@@ -67,7 +72,7 @@ pub struct Ranking {
 /// an exact title or redirect title match comes first.
 pub const RANKING: Ranking = Ranking {
     exact_boost: 100.0,
-    phrase_boost: 0.5,
+    phrase_boost: 0.0,
     phrase_slop: 2,
     prior_weight: 5.0,
     prior_half: 30.0,
@@ -105,7 +110,7 @@ pub fn rank_with(
             (Occur::Should, keyword_query(f.redirect_keys, &key)),
         ])) as Box<dyn Query>
     });
-    // The key's words are the phrase fields' terms: those fields are never stemmed.
+    // The key's words are the body's terms: the body is never stemmed.
     let words: Vec<&str> = key
         .split(' ')
         .filter(|w| !w.is_empty() && w.len() < MAX_TOKEN_BYTES)
@@ -115,7 +120,7 @@ pub fn rank_with(
             let terms = words
                 .iter()
                 .enumerate()
-                .map(|(at, w)| (at, Term::from_field_text(f.lead, w)))
+                .map(|(at, w)| (at, Term::from_field_text(f.body, w)))
                 .collect();
             PhraseQuery::new_with_offset_and_slop(terms, ranking.phrase_slop)
         });
@@ -136,8 +141,8 @@ pub fn rank_with(
 }
 
 /// `query` with every optional clause that is itself a plain disjunction (the parser's
-/// "this word in any of the six fields") spliced into it: `a b` becomes one union of the
-/// twelve field terms instead of a union of two unions. The same documents match with
+/// "this word in any of the five fields") spliced into it: `a b` becomes one union of the
+/// ten field terms instead of a union of two unions. The same documents match with
 /// the same summands (only their order of addition changes); each match is walked once
 /// instead of once per level, and a union of term scorers is tantivy's fastest path.
 /// Measured in README, "Relevance" (cost).
@@ -208,8 +213,6 @@ mod tests {
                 f.title => *title,
                 f.title_key => title_key(title),
                 f.body => *body,
-                // One paragraph: the lead is the whole body.
-                f.lead => *body,
                 f.links_in => *links,
             );
             for r in *redirects {
@@ -284,9 +287,16 @@ mod tests {
             ("One", "science is natural in ways", &[], 0),
             ("Two", "natural science is a branch", &[], 0),
         ]);
-        let (ranked, _) = titles(&index, "natural science", &RANKING);
+        let (ranked, _) = titles(&index, "natural science", &WITH_PHRASE);
         assert_eq!(ranked[0], "Two");
     }
+
+    /// [`RANKING`] with the phrase bonus on (off in the engine, see the module's doc): the
+    /// collector's and the scorer's tests cover both.
+    const WITH_PHRASE: Ranking = Ranking {
+        phrase_boost: 0.5,
+        ..RANKING
+    };
 
     /// An index of `n` made-up pages over a small vocabulary, in several segments with
     /// some deleted documents: many ties, phrases, exact titles and link counts.
@@ -319,14 +329,12 @@ mod tests {
                     .join(" ")
             };
             let title = words(1 + id % 3);
-            let lead = words(6);
-            let body = format!("{lead} {}", words(20));
+            let body = words(26);
             writer
                 .add_document(doc!(
                     f.id => id,
                     f.title => title.as_str(),
                     f.title_key => title_key(&title),
-                    f.lead => lead,
                     f.body => body,
                     f.links_in => id % 7 * 13,
                 ))
@@ -363,17 +371,23 @@ mod tests {
             "+river -city",
             "\"old town\"",
         ] {
-            let parsed = parser.parse_query(text).unwrap();
-            let query = rank(&schema, parsed, text);
-            for k in [1, 3, 10, 50] {
-                let expected = searcher
-                    .search(&query, &(TopDocs::with_limit(k).order_by_score(), Count))
-                    .unwrap();
-                let got = searcher.search(&query, &TopRanked::new(k)).unwrap();
-                assert_eq!(got.1, expected.1, "{text:?} k={k}: count");
-                // Same documents, same scores bit for bit, equal scores in address order.
-                assert_eq!(got.0, expected.0, "{text:?} k={k}");
+            for ranking in [RANKING, WITH_PHRASE] {
+                let parsed = parser.parse_query(text).unwrap();
+                let query = rank_with(&schema, parsed, text, &ranking);
+                top_ranked_matches_scoring(&searcher, query.as_ref(), text);
             }
+        }
+    }
+
+    fn top_ranked_matches_scoring(searcher: &tantivy::Searcher, query: &dyn Query, text: &str) {
+        for k in [1, 3, 10, 50] {
+            let expected = searcher
+                .search(query, &(TopDocs::with_limit(k).order_by_score(), Count))
+                .unwrap();
+            let got = searcher.search(query, &TopRanked::new(k)).unwrap();
+            assert_eq!(got.1, expected.1, "{text:?} k={k}: count");
+            // Same documents, same scores bit for bit, equal scores in address order.
+            assert_eq!(got.0, expected.0, "{text:?} k={k}");
         }
     }
 
@@ -433,29 +447,35 @@ mod tests {
             "north america history",
             "war",
         ] {
-            let parsed = parser.parse_query(text).unwrap();
-            let query = rank(&schema, parsed, text);
-            for k in [1, 5, 20] {
-                // Per shard, then merged: (score, shard, address), best first.
-                let merged = |bar: Option<&SharedBar>| {
-                    let mut all = Vec::new();
-                    let mut count = 0;
-                    for (shard, searcher) in searchers.iter().enumerate() {
-                        let collector = match bar {
-                            Some(bar) => TopRanked::new(k).sharing(bar),
-                            None => TopRanked::new(k),
-                        };
-                        let (top, n) = searcher.search(&query, &collector).unwrap();
-                        count += n;
-                        all.extend(top.into_iter().map(|(s, a)| (s, shard, a)));
-                    }
-                    all.sort_by(|a, b| b.0.total_cmp(&a.0).then((a.1, a.2).cmp(&(b.1, b.2))));
-                    all.truncate(k);
-                    (all, count)
-                };
-                let bar = SharedBar::default();
-                assert_eq!(merged(Some(&bar)), merged(None), "{text:?} k={k}");
+            for ranking in [RANKING, WITH_PHRASE] {
+                let parsed = parser.parse_query(text).unwrap();
+                let query = rank_with(&schema, parsed, text, &ranking);
+                shared_bar_keeps_the_top_k(&searchers, query.as_ref(), text);
             }
+        }
+    }
+
+    fn shared_bar_keeps_the_top_k(searchers: &[tantivy::Searcher], query: &dyn Query, text: &str) {
+        for k in [1, 5, 20] {
+            // Per shard, then merged: (score, shard, address), best first.
+            let merged = |bar: Option<&SharedBar>| {
+                let mut all = Vec::new();
+                let mut count = 0;
+                for (shard, searcher) in searchers.iter().enumerate() {
+                    let collector = match bar {
+                        Some(bar) => TopRanked::new(k).sharing(bar),
+                        None => TopRanked::new(k),
+                    };
+                    let (top, n) = searcher.search(query, &collector).unwrap();
+                    count += n;
+                    all.extend(top.into_iter().map(|(s, a)| (s, shard, a)));
+                }
+                all.sort_by(|a, b| b.0.total_cmp(&a.0).then((a.1, a.2).cmp(&(b.1, b.2))));
+                all.truncate(k);
+                (all, count)
+            };
+            let bar = SharedBar::default();
+            assert_eq!(merged(Some(&bar)), merged(None), "{text:?} k={k}");
         }
     }
 }

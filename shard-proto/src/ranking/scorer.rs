@@ -182,7 +182,7 @@ impl Weight for RankWeight {
         if let Some(rank) = scorer.downcast_mut::<RankScorer>() {
             let (exact, phrase) = rank.bonuses(doc);
             explanation.add_const("exact title or redirect match", exact);
-            explanation.add_const("phrase in the lead", phrase);
+            explanation.add_const("phrase in the body", phrase);
             explanation.add_const("link prior", rank.prior_at(doc));
         }
         Ok(explanation)

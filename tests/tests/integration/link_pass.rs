@@ -7,7 +7,9 @@
 //!   titles, anchor texts and body words is the same;
 //! - no redirect is lost: over the K builds, attached + unresolved = the dump's redirects;
 //! - a redirect title finds its target first, and `--no-aliases` leaves redirects out;
-//! - a build whose link tables are missing fails at once, naming the command to run.
+//! - a build whose link tables are missing fails at once, naming the command to run;
+//! - a build reading the link pass's page spool (`--spool`) builds the same index as one
+//!   reading the dump, and a spool of another slice is not used.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -31,6 +33,20 @@ fn indexer(args: &[&str], input: &Path) -> Command {
 
 /// Runs the link pass and the builds of K slices into `store`; returns the summaries.
 fn build_store(store: &Path, nodes: u32, extra: &[&str]) -> Vec<Value> {
+    build_store_with(store, nodes, &[], extra)
+        .into_iter()
+        .map(|(summary, _)| summary)
+        .collect()
+}
+
+/// [`build_store`] with flags for the link pass too; returns each build's summary and
+/// log (stderr).
+fn build_store_with(
+    store: &Path,
+    nodes: u32,
+    links_extra: &[&str],
+    extra: &[&str],
+) -> Vec<(Value, String)> {
     let input = shared_corpus("enwiki-sample.xml.bz2");
     let links = store.join("links");
     for node in 0..nodes {
@@ -46,6 +62,7 @@ fn build_store(store: &Path, nodes: u32, extra: &[&str]) -> Vec<Value> {
         ];
         run_ok(
             indexer(&args, &input)
+                .args(links_extra)
                 .arg("--out")
                 .arg(&links)
                 .stdout(Stdio::null()),
@@ -76,7 +93,8 @@ fn build_store(store: &Path, nodes: u32, extra: &[&str]) -> Vec<Value> {
                     .arg("--out")
                     .arg(store),
             );
-            serde_json::from_slice(&out.stdout).expect("build summary")
+            let summary = serde_json::from_slice(&out.stdout).expect("build summary");
+            (summary, String::from_utf8_lossy(&out.stderr).into_owned())
         })
         .collect()
 }
@@ -278,4 +296,57 @@ fn no_aliases_leaves_redirects_out_and_missing_tables_are_named() {
         stderr.contains("indexer links --node 1 --nodes 2"),
         "{stderr}"
     );
+}
+
+#[test]
+fn a_page_spool_builds_the_same_index_and_one_of_another_slice_is_not_used() {
+    let dir = temp_dir("link-pass-spool");
+    let spool = dir.path().join("spool");
+    let spool_flag = ["--spool", spool.to_str().expect("utf-8 path")];
+    let spooled = dir.path().join("spooled");
+    let logs = build_store_with(&spooled, 2, &spool_flag, &spool_flag);
+    for (node, (_, log)) in logs.iter().enumerate() {
+        let file = format!("pages-n{node}of2.spool");
+        assert!(log.contains("reading the slice's pages from"), "{log}");
+        assert!(log.contains(&file), "{log}");
+    }
+    let from_dump = dir.path().join("from-dump");
+    let summaries = build_store(&from_dump, 2, &[]);
+    for ((spooled, _), read) in logs.iter().zip(&summaries) {
+        for count in [
+            "pages",
+            "articles",
+            "redirects",
+            "other_namespaces",
+            "shard_docs",
+        ] {
+            assert_eq!(spooled[count], read[count], "{count}: {spooled} vs {read}");
+        }
+    }
+    let (spooled, from_dump) = (Store::open(&spooled), Store::open(&from_dump));
+    let articles = from_dump.articles();
+    assert_eq!(spooled.articles(), articles);
+    for (_, title, _) in articles.iter().take(40) {
+        let q = title_key(title);
+        assert_eq!(spooled.top(&q), from_dump.top(&q), "{q}");
+    }
+
+    // A K = 1 build given the K = 2 spools: node 0 of 1 has none, then one of another
+    // slice renamed to its name; both times the dump is read, and nothing is lost.
+    let whole = spool.join("pages-n0of1.spool");
+    for stale in [false, true] {
+        if stale {
+            std::fs::copy(spool.join("pages-n0of2.spool"), &whole).expect("copy spool");
+        }
+        let store = dir.path().join(format!("k1-{stale}"));
+        let (_, log) = &build_store_with(&store, 1, &[], &spool_flag)[0];
+        assert!(!log.contains("reading the slice's pages from"), "{log}");
+        let why = if stale {
+            "not from this input and slice"
+        } else {
+            "pages-n0of1.spool"
+        };
+        assert!(log.contains(why) && log.contains("instead"), "{log}");
+        assert_eq!(Store::open(&store).articles(), articles);
+    }
 }

@@ -30,6 +30,9 @@ use searcher::cluster::store_manifests;
 pub const STAMP_FILE: &str = "build-stamp.json";
 /// Where the link pass writes its K tables, inside the data directory.
 pub const LINKS_DIR: &str = "links";
+/// Where the link pass keeps each slice's pages for its build (`--spool`), removed once
+/// the shards are built.
+pub const SPOOL_DIR: &str = "spool";
 
 /// What to build.
 #[derive(Clone, Debug)]
@@ -182,7 +185,7 @@ fn reusable_store(data: &Path, plan: &BuildPlan) -> anyhow::Result<()> {
 /// then the old shards and the node copies made from them.
 fn clear_previous_build(data: &Path, stamp_path: &Path) -> anyhow::Result<()> {
     remove_if_exists(stamp_path)?;
-    for dir in [SHARD_STORE, LINKS_DIR, "nodes"] {
+    for dir in [SHARD_STORE, LINKS_DIR, SPOOL_DIR, "nodes"] {
         remove_if_exists(&data.join(dir))?;
     }
     let store = data.join(SHARD_STORE);
@@ -215,6 +218,7 @@ async fn run_indexers(
     let started = Instant::now();
     let per_node = plan.shards / plan.indexers;
     let links = data.join(LINKS_DIR);
+    let spool = data.join(SPOOL_DIR);
     println!(
         "  link pass: {} indexer links processes, then {} indexer processes, {} shards each, from {}",
         plan.indexers,
@@ -226,7 +230,7 @@ async fn run_indexers(
     for node in 0..plan.indexers {
         let name = format!("links-{node}");
         let mut command = indexer_command(plan, "links", node);
-        command.arg("--out").arg(&links);
+        command.arg("--out").arg(&links).arg("--spool").arg(&spool);
         procs.spawn(&name, &mut command)?;
         linkers.push(name);
     }
@@ -243,6 +247,8 @@ async fn run_indexers(
         command
             .arg("--links")
             .arg(&links)
+            .arg("--spool")
+            .arg(&spool)
             .arg("--out")
             .arg(data.join(SHARD_STORE))
             .arg("--shards")
@@ -258,6 +264,9 @@ async fn run_indexers(
     }
     for (name, summary) in &names {
         println!("  {name}: {}", describe_summary(summary));
+    }
+    if let Err(e) = std::fs::remove_dir_all(&spool) {
+        tracing::warn!("cannot remove {}: {e}", spool.display());
     }
     println!("  built in {:.1} s", started.elapsed().as_secs_f64());
     Ok(Outcome::Built)

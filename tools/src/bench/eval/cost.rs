@@ -6,7 +6,7 @@
 //!   way, so the difference is the link pass, the extra fields and the stemming;
 //! - **searching**: CPU per query over the AOL benchmark queries (top 10, read leniently),
 //!   each searched on one whole-dump index in this thread: the engine's through its own
-//!   parser and ranking (six fields, the analysis, the exact-title, phrase and link-prior
+//!   parser and ranking (five fields, the analysis, the exact-title, phrase and link-prior
 //!   signals), the baseline's with three fields and none of them. Rounds alternate
 //!   between the two so a noisy neighbour slows both alike.
 //!

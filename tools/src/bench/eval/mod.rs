@@ -59,7 +59,7 @@ pub struct EvalArgs {
     /// `indexer build` picks it), `plain`, `english` or `greek`.
     #[arg(long, default_value = "auto")]
     pub analysis: indexer::build::AnalysisChoice,
-    /// Field weights to try: title, redirects, anchors, lead, body, categories (adds a row
+    /// Field weights to try: title, redirects, anchors, body, categories (adds a row
     /// ranked with them; needs one-shard stores).
     #[arg(long, value_delimiter = ',')]
     pub weights: Option<Vec<f32>>,
@@ -345,7 +345,7 @@ fn trial(args: &EvalArgs) -> anyhow::Result<Option<tuned::Trial>> {
     if let Some(weights) = &args.weights {
         if weights.len() != trial.fields.len() {
             bail!(
-                "--weights takes {} numbers (title, redirects, anchors, lead, body, categories), got {}",
+                "--weights takes {} numbers (title, redirects, anchors, body, categories), got {}",
                 trial.fields.len(),
                 weights.len()
             );

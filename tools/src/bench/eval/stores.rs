@@ -2,6 +2,9 @@
 //! with the real indexer's link pass (`indexer links`, then `build --links`), once with
 //! redirect aliases (what the engine serves) and once without (`--no-aliases`, for the
 //! redirect class held out: the alias must not be in the index it is searched in).
+//! The link pass keeps the pages it reads in a page spool (`indexer links --spool`) that
+//! both builds read, as a node building its own slice does: the dump is decompressed and
+//! parsed once.
 
 use std::path::Path;
 
@@ -35,13 +38,15 @@ pub fn build_both(
 ) -> anyhow::Result<Stores> {
     let threads = 2;
     let links = dir.join("links");
+    let spool = dir.join("spool");
     let open = OpenOptions {
         split: Split::whole(),
         index: None,
         threads,
     };
-    let (linked, link_cpu_s) =
-        process_cpu(|| indexer::links::collect(dump, &open).and_then(|table| table.write(&links)));
+    let (linked, link_cpu_s) = process_cpu(|| {
+        indexer::links::collect(dump, &open, Some(&spool)).and_then(|table| table.write(&links))
+    });
     linked.with_context(|| format!("link pass over {}", dump.display()))?;
     let mut stores = Stores {
         aliases: dir.join("aliases"),
@@ -67,6 +72,7 @@ pub fn build_both(
                 links: Some(links.clone()),
                 aliases,
                 analysis,
+                spool: Some(spool.clone()),
             })
         });
         built.with_context(|| format!("build {}", out.display()))?;

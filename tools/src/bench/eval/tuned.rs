@@ -10,7 +10,7 @@ use std::path::Path;
 use anyhow::{bail, Context as _};
 use shard_proto::query::{self, Syntax};
 use shard_proto::ranking::{rank_with, Ranking, TopRanked, FIELD_WEIGHTS, RANKING};
-use shard_proto::{query_parser, WikiSchema};
+use shard_proto::{weighted_query_parser, WikiSchema};
 use tantivy::query::QueryParser;
 use tantivy::{Index, ReloadPolicy, Searcher};
 
@@ -19,7 +19,7 @@ use super::Ranker;
 /// Weights of one trial: the compiled-in ones where not given.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Trial {
-    pub fields: [f32; 6],
+    pub fields: [f32; 5],
     pub ranking: Ranking,
 }
 
@@ -70,10 +70,11 @@ impl TunedIndex {
             .reload_policy(ReloadPolicy::Manual)
             .try_into()?;
         let schema = manifest.check_schema(&WikiSchema::new())?;
-        let mut parser = query_parser(&schema);
-        for (field, weight) in schema.scored_fields().into_iter().zip(trial.fields) {
-            parser.set_field_boost(field, weight);
+        if trial.fields.iter().all(|weight| *weight <= 0.0) {
+            bail!("--weights: at least one field needs a weight above 0");
         }
+        // A field weighted 0 is left out of the query: `--cost` shows what dropping it saves.
+        let parser = weighted_query_parser(&schema, &trial.fields);
         Ok(TunedIndex {
             searcher: reader.searcher(),
             parser,
