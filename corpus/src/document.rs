@@ -86,6 +86,12 @@ pub fn canonical_title(raw: &str) -> Option<String> {
         out.push_str(word);
     }
     let first = out.chars().next()?;
+    if first.is_ascii() {
+        // In place: no second allocation for the common case (the link pass calls this
+        // for every link of the dump).
+        out[..1].make_ascii_uppercase();
+        return Some(out);
+    }
     let rest = &out[first.len_utf8()..];
     Some(first.to_uppercase().chain(rest.chars()).collect())
 }

@@ -3,13 +3,16 @@
 //!
 //! One reader thread drives the corpus reader (which decompresses on its own threads) and
 //! sends batches of pages through a bounded channel; worker threads clean them, each
-//! folding its pages into its own partial table, merged once at the end. Memory is the
+//! folding its pages into its own partial table, which it sorts; the sorted parts are
+//! merged in one linear pass at the end. Memory is the
 //! slice's distinct link targets and anchor texts.
 //!
 //! With `--spool DIR` the reader thread also writes every page event it reads to a page
 //! spool (`corpus::PageSpoolWriter`) that `indexer build --spool DIR` on the same machine
 //! reads instead of the dump: the slice is decompressed and parsed once for both passes.
 
+use std::cmp::Ordering;
+use std::hash::BuildHasher;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -20,6 +23,7 @@ use corpus::{
 };
 use crossbeam_channel::bounded;
 use foldhash::HashMap;
+use hashbrown::hash_table::{Entry, HashTable};
 use serde::Serialize;
 use shard_proto::title_key;
 
@@ -108,15 +112,30 @@ fn threads(n: usize) -> usize {
     }
 }
 
-/// A slice's table while it is being gathered. The maps use foldhash (seeded per
-/// process, so a dump cannot be crafted to collide, and several times faster than std's
-/// SipHash on these short titles: hashing was a fifth of the pass's CPU with SipHash).
+/// A slice's table while one worker thread gathers it.
 #[derive(Default)]
 struct Partial {
     articles: Vec<String>,
     redirects: Vec<Redirect>,
-    /// Target title -> (linking articles, anchor text -> linking articles).
-    targets: HashMap<String, (u64, HashMap<String, u64>)>,
+    /// Link targets in the order first seen.
+    targets: Vec<Gathered>,
+    /// Positions in `targets` by title, each beside its title's hash: growing the index
+    /// moves 16-byte slots and rehashes from the stored hashes without reading a title
+    /// again (a map holding whole entries spent a tenth of the pass's own CPU growing).
+    index: HashTable<(u64, usize)>,
+    /// foldhash, seeded per process, so a dump cannot be crafted to collide; several
+    /// times faster than std's SipHash on these short titles (hashing was a fifth of the
+    /// pass's CPU with SipHash).
+    hasher: foldhash::fast::RandomState,
+}
+
+/// What one worker has seen linking to one title.
+struct Gathered {
+    title: String,
+    /// Linking articles.
+    links: u64,
+    /// Anchor text -> linking articles.
+    anchors: HashMap<String, u64>,
 }
 
 impl Partial {
@@ -152,30 +171,96 @@ impl Partial {
         seen.sort_unstable();
         seen.dedup();
         for links in seen.chunk_by_mut(|a, b| a.0 == b.0) {
-            let target = std::mem::take(&mut links[0].0);
-            let entry = self.targets.entry(target).or_default();
-            entry.0 += 1;
+            let target = self.target(std::mem::take(&mut links[0].0));
+            target.links += 1;
             for anchor in links.iter_mut().filter_map(|(_, anchor)| anchor.take()) {
-                *entry.1.entry(anchor).or_default() += 1;
+                *target.anchors.entry(anchor).or_default() += 1;
             }
         }
         self.articles.push(title);
     }
 
-    /// Adds `other` into the larger of the two tables.
-    fn merge(mut self, mut other: Partial) -> Partial {
-        if other.targets.len() > self.targets.len() {
-            std::mem::swap(&mut self, &mut other);
+    /// The entry of `title`, added if new.
+    fn target(&mut self, title: String) -> &mut Gathered {
+        let hash = self.hasher.hash_one(title.as_str());
+        let targets = &mut self.targets;
+        let at = match self.index.entry(
+            hash,
+            |&(h, at)| h == hash && targets[at].title == title,
+            |&(h, _)| h,
+        ) {
+            Entry::Occupied(slot) => slot.get().1,
+            Entry::Vacant(slot) => {
+                targets.push(Gathered {
+                    title,
+                    links: 0,
+                    anchors: HashMap::default(),
+                });
+                slot.insert((hash, targets.len() - 1));
+                targets.len() - 1
+            }
+        };
+        &mut targets[at]
+    }
+
+    /// The worker's part, its targets and their anchors sorted (done by each worker, so
+    /// the parts merge in one linear pass instead of rehashing one into the other).
+    fn into_sorted(self) -> Sorted {
+        let mut targets: Vec<LinkTarget> = self
+            .targets
+            .into_iter()
+            .map(|gathered| {
+                let mut anchors: Vec<(String, u64)> = gathered.anchors.into_iter().collect();
+                anchors.sort_unstable();
+                LinkTarget {
+                    title: gathered.title,
+                    links: gathered.links,
+                    anchors,
+                }
+            })
+            .collect();
+        targets.sort_unstable_by(|a, b| a.title.cmp(&b.title));
+        Sorted {
+            articles: self.articles,
+            redirects: self.redirects,
+            targets,
         }
+    }
+
+    #[cfg(test)]
+    fn into_table(self, split: Split) -> LinkTable {
+        self.into_sorted().into_table(split)
+    }
+}
+
+/// Workers' parts with their targets sorted by title; articles and redirects are
+/// sorted once, in the table.
+#[derive(Default)]
+struct Sorted {
+    articles: Vec<String>,
+    redirects: Vec<Redirect>,
+    targets: Vec<LinkTarget>,
+}
+
+impl Sorted {
+    fn merge(mut self, other: Sorted) -> Sorted {
         self.articles.extend(other.articles);
         self.redirects.extend(other.redirects);
-        for (target, (links, anchors)) in other.targets {
-            let entry = self.targets.entry(target).or_default();
-            entry.0 += links;
-            for (anchor, n) in anchors {
-                *entry.1.entry(anchor).or_default() += n;
-            }
-        }
+        self.targets = merge_sorted(
+            self.targets,
+            other.targets,
+            |a, b| a.title.cmp(&b.title),
+            |mut a, b| {
+                a.links += b.links;
+                a.anchors = merge_sorted(
+                    a.anchors,
+                    b.anchors,
+                    |x, y| x.0.cmp(&y.0),
+                    |(text, n), (_, m)| (text, n + m),
+                );
+                a
+            },
+        );
         self
     }
 
@@ -184,29 +269,58 @@ impl Partial {
         articles.sort_unstable();
         let mut redirects = self.redirects;
         redirects.sort_unstable_by(|a, b| (&a.title, &a.target).cmp(&(&b.title, &b.target)));
-        let mut targets: Vec<LinkTarget> = self
-            .targets
-            .into_iter()
-            .map(|(title, (links, anchors))| {
-                let mut anchors: Vec<(String, u64)> = anchors.into_iter().collect();
-                anchors.sort_unstable();
-                LinkTarget {
-                    title,
-                    links,
-                    anchors,
-                }
-            })
-            .collect();
-        targets.sort_unstable_by(|a, b| a.title.cmp(&b.title));
         LinkTable {
             format: TABLE_FORMAT,
             node: split.node,
             nodes: split.nodes,
             articles,
             redirects,
-            targets,
+            targets: self.targets,
         }
     }
+}
+
+/// The union of two lists sorted by `order` with no two equal items each, sorted,
+/// equal items of the two made one by `combine`.
+fn merge_sorted<T>(
+    a: Vec<T>,
+    b: Vec<T>,
+    order: impl Fn(&T, &T) -> Ordering,
+    combine: impl Fn(T, T) -> T,
+) -> Vec<T> {
+    let mut out = Vec::with_capacity(a.len() + b.len());
+    let (mut a, mut b) = (a.into_iter(), b.into_iter());
+    let (mut x, mut y) = (a.next(), b.next());
+    loop {
+        match (x.take(), y.take()) {
+            (Some(p), Some(q)) => match order(&p, &q) {
+                Ordering::Less => {
+                    out.push(p);
+                    (x, y) = (a.next(), Some(q));
+                }
+                Ordering::Greater => {
+                    out.push(q);
+                    (x, y) = (Some(p), b.next());
+                }
+                Ordering::Equal => {
+                    out.push(combine(p, q));
+                    (x, y) = (a.next(), b.next());
+                }
+            },
+            (Some(rest), None) => {
+                out.push(rest);
+                out.extend(a);
+                break;
+            }
+            (None, Some(rest)) => {
+                out.push(rest);
+                out.extend(b);
+                break;
+            }
+            (None, None) => break,
+        }
+    }
+    out
 }
 
 /// An anchor worth indexing: has words, is not a sentence.
@@ -260,8 +374,8 @@ pub fn collect(input: &Path, open: &OpenOptions, spool: Option<&Path>) -> Result
             }
             Ok(pages)
         });
-        // One table per worker thread, merged once at the end (a table per rayon split
-        // cost a merge and a rehash each: 5% of the pass).
+        // One table per worker thread, sorted by it and merged once at the end (a table
+        // per rayon split cost a merge and a rehash each: 5% of the pass).
         let spawned: std::io::Result<Vec<_>> = (0..workers)
             .map(|i| {
                 let rx = rx.clone();
@@ -273,7 +387,7 @@ pub fn collect(input: &Path, open: &OpenOptions, spool: Option<&Path>) -> Result
                         for page in rx.iter().flatten() {
                             partial.add_page(&page, opts);
                         }
-                        partial
+                        partial.into_sorted()
                     })
             })
             .collect();
@@ -285,7 +399,7 @@ pub fn collect(input: &Path, open: &OpenOptions, spool: Option<&Path>) -> Result
                     w.join()
                         .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
                 })
-                .reduce(Partial::merge)
+                .reduce(Sorted::merge)
                 .unwrap_or_default()
         });
         (read.join(), partials)
@@ -357,5 +471,43 @@ mod tests {
             2,
             "no self link, no category: {table:?}"
         );
+    }
+
+    #[test]
+    fn parts_gathered_apart_merge_into_the_table_of_one() {
+        let opts = CleanOptions {
+            collect_links: true,
+            ..CleanOptions::default()
+        };
+        let pages: Vec<Page> = (0..40)
+            .map(|i| {
+                let text = format!(
+                    "[[T{}|name {}]] [[T{}]] [[T{}|alias]] [[T{i}|own]]",
+                    i % 7,
+                    i % 3,
+                    (i * 5) % 11,
+                    i % 4
+                );
+                page(i, &format!("A{i}"), &text, None)
+            })
+            .collect();
+        let mut whole = Partial::default();
+        for p in &pages {
+            whole.add_page(p, &opts);
+        }
+        let split = Split::new(0, 1).unwrap();
+        let whole = whole.into_table(split);
+        let parts = [0, 1, 2].map(|part| {
+            let mut partial = Partial::default();
+            for p in pages.iter().skip(part).step_by(3) {
+                partial.add_page(p, &opts);
+            }
+            partial.into_sorted()
+        });
+        let merged = parts.into_iter().reduce(Sorted::merge).unwrap();
+        assert_eq!(merged.into_table(split), whole);
+        let t0 = whole.targets.iter().find(|t| t.title == "T0").unwrap();
+        // "name 0".."name 2" from pages 0, 7, .., 35; "alias" from 0, 4, .., 36; A0's own.
+        assert_eq!(t0.anchors.iter().map(|a| a.1).sum::<u64>(), 6 + 10 + 1);
     }
 }

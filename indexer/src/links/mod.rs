@@ -79,7 +79,8 @@ pub struct LinkTarget {
     pub anchors: Vec<(String, u64)>,
 }
 
-/// One slice's contribution to the link pass (see the module docs).
+/// One slice's contribution to the link pass (see the module docs). The fields' order is
+/// the file's: [`TableHead`] decodes the fields before `targets`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LinkTable {
     pub format: u32,
@@ -129,40 +130,86 @@ impl LinkTable {
 
     /// Reads and verifies the table of slice `node` of `nodes` in `dir`.
     pub fn read(dir: &Path, node: u32, nodes: u32) -> Result<LinkTable> {
-        let path = table_path(dir, node, nodes);
-        let file = File::open(&path).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => Error::Links(format!(
-                "{}: no link table for slice {node} of {nodes}: run `indexer links --node \
-                 {node} --nodes {nodes} --out {}` first (or build without --links)",
-                path.display(),
-                dir.display()
-            )),
-            _ => Error::io(&path, e),
-        })?;
-        let mut bytes = Vec::new();
-        BufReader::new(file)
-            .read_to_end(&mut bytes)
-            .map_err(|e| Error::io(&path, e))?;
-        let bad = |why: &str| Error::Links(format!("{}: {why}", path.display()));
-        if bytes.len() < 40 || &bytes[..8] != MAGIC {
-            return Err(bad("not a link table"));
-        }
-        let payload = &bytes[40..];
-        if blake3::hash(payload).as_bytes() != &bytes[8..40] {
-            return Err(bad("checksum mismatch (corrupt or truncated)"));
-        }
-        let config = bincode::config::standard().with_limit::<MAX_TABLE_BYTES>();
-        let (table, _): (LinkTable, usize) = bincode::serde::decode_from_slice(payload, config)
-            .map_err(|e| bad(&format!("cannot decode: {e}")))?;
-        if table.format != TABLE_FORMAT || table.node != node || table.nodes != nodes {
-            return Err(bad(&format!(
-                "holds format {} slice {} of {}, expected format {TABLE_FORMAT} slice {node} \
-                 of {nodes}",
-                table.format, table.node, table.nodes
-            )));
-        }
+        let table: LinkTable = decode_table(dir, node, nodes)?;
         Ok(table)
     }
+
+    /// Reads and verifies the table of slice `node` of `nodes` in `dir`, decoding only
+    /// its articles and redirects: the targets, the bulk of a table, are skipped (the
+    /// redirect passes of [`resolve`] read every table for these alone).
+    pub fn read_head(dir: &Path, node: u32, nodes: u32) -> Result<TableHead> {
+        decode_table(dir, node, nodes)
+    }
+}
+
+/// The fields of a [`LinkTable`] before its targets, in its order: a table's payload
+/// decodes as this prefix.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+pub struct TableHead {
+    pub format: u32,
+    pub node: u32,
+    pub nodes: u32,
+    pub articles: Vec<String>,
+    pub redirects: Vec<Redirect>,
+}
+
+/// What [`decode_table`] checks of a decoded table (or of its head).
+trait Slice {
+    fn slice(&self) -> (u32, u32, u32);
+}
+
+impl Slice for LinkTable {
+    fn slice(&self) -> (u32, u32, u32) {
+        (self.format, self.node, self.nodes)
+    }
+}
+
+impl Slice for TableHead {
+    fn slice(&self) -> (u32, u32, u32) {
+        (self.format, self.node, self.nodes)
+    }
+}
+
+/// Reads the table file of slice `node` of `nodes`, checks its magic and checksum, and
+/// decodes its payload as `T` (the whole table, or a prefix of its fields).
+fn decode_table<T: serde::de::DeserializeOwned + Slice>(
+    dir: &Path,
+    node: u32,
+    nodes: u32,
+) -> Result<T> {
+    let path = table_path(dir, node, nodes);
+    let file = File::open(&path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => Error::Links(format!(
+            "{}: no link table for slice {node} of {nodes}: run `indexer links --node \
+             {node} --nodes {nodes} --out {}` first (or build without --links)",
+            path.display(),
+            dir.display()
+        )),
+        _ => Error::io(&path, e),
+    })?;
+    let mut bytes = Vec::new();
+    BufReader::new(file)
+        .read_to_end(&mut bytes)
+        .map_err(|e| Error::io(&path, e))?;
+    let bad = |why: &str| Error::Links(format!("{}: {why}", path.display()));
+    if bytes.len() < 40 || &bytes[..8] != MAGIC {
+        return Err(bad("not a link table"));
+    }
+    let payload = &bytes[40..];
+    if blake3::hash(payload).as_bytes() != &bytes[8..40] {
+        return Err(bad("checksum mismatch (corrupt or truncated)"));
+    }
+    let config = bincode::config::standard().with_limit::<MAX_TABLE_BYTES>();
+    let (table, _): (T, usize) = bincode::serde::decode_from_slice(payload, config)
+        .map_err(|e| bad(&format!("cannot decode: {e}")))?;
+    let (format, at, of) = table.slice();
+    if format != TABLE_FORMAT || at != node || of != nodes {
+        return Err(bad(&format!(
+            "holds format {format} slice {at} of {of}, expected format {TABLE_FORMAT} slice \
+             {node} of {nodes}"
+        )));
+    }
+    Ok(table)
 }
 
 #[cfg(test)]
@@ -189,6 +236,11 @@ mod tests {
         };
         let path = table.write(dir.path()).unwrap();
         assert_eq!(LinkTable::read(dir.path(), 1, 2).unwrap(), table);
+        let head = LinkTable::read_head(dir.path(), 1, 2).unwrap();
+        assert_eq!(
+            (head.articles, head.redirects),
+            (table.articles.clone(), table.redirects.clone())
+        );
         let missing = LinkTable::read(dir.path(), 0, 2).unwrap_err().to_string();
         assert!(
             missing.contains("indexer links --node 0 --nodes 2"),

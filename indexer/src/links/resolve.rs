@@ -6,11 +6,12 @@
 //! point at one of those aliases (a double redirect, which MediaWiki leaves broken until a
 //! bot repairs it: followed one more hop, since the reader who typed its title means the
 //! same article), then the link targets (a link to an alias counts for its article).
-//! Memory is this slice's articles and their aliases and anchors, plus one table at a
+//! The two redirect passes decode only a table's head ([`LinkTable::read_head`]): the
+//! targets, most of a table, are decoded once, by the last pass. Memory is this slice's articles and their aliases and anchors, plus one table at a
 //! time; every result is a sum or a sorted list, so it does not depend on K or on the
 //! order of the tables.
 
-use std::collections::{HashMap, HashSet};
+use foldhash::{HashMap, HashSet};
 use std::path::Path;
 
 use corpus::Split;
@@ -59,20 +60,20 @@ struct Gathered {
 /// Reads the K tables in `dir` and returns the signals of slice `split`'s articles;
 /// `aliases: false` attaches no redirect titles (evaluation holds them out).
 pub fn resolve(dir: &Path, split: Split, aliases: bool) -> Result<Signals> {
-    let own_table = LinkTable::read(dir, split.node, split.nodes)?;
+    let own_table = LinkTable::read_head(dir, split.node, split.nodes)?;
     let mut own: HashMap<String, Gathered> = own_table
         .articles
         .into_iter()
         .map(|title| (title, Gathered::default()))
         .collect();
     let mut report = LinkReport::default();
-    let mut alias_of: HashMap<String, String> = HashMap::new();
+    let mut alias_of: HashMap<String, String> = HashMap::default();
     let mut counted_targets: Vec<String> = Vec::new();
     // Articles and redirect titles this build counts the unresolved redirects against.
-    let mut counted_pages: HashSet<String> = HashSet::new();
+    let mut counted_pages: HashSet<String> = HashSet::default();
     let counts_here = |title: &str| owner_of(title, split.nodes) == split.node;
     for node in 0..split.nodes {
-        let table = LinkTable::read(dir, node, split.nodes)?;
+        let table = LinkTable::read_head(dir, node, split.nodes)?;
         counted_pages.extend(table.articles.into_iter().filter(|t| counts_here(t)));
         for redirect in table.redirects {
             if counts_here(&redirect.target) {
@@ -93,9 +94,9 @@ pub fn resolve(dir: &Path, split: Split, aliases: bool) -> Result<Signals> {
     drop((counted_targets, counted_pages));
     // Double redirects, gathered apart so that a third hop is never taken (which hops
     // would be taken would then depend on the order of the tables).
-    let mut second_hop: HashMap<String, String> = HashMap::new();
+    let mut second_hop: HashMap<String, String> = HashMap::default();
     for node in 0..split.nodes {
-        for redirect in LinkTable::read(dir, node, split.nodes)?.redirects {
+        for redirect in LinkTable::read_head(dir, node, split.nodes)?.redirects {
             if let Some(article) = alias_of.get(&redirect.target) {
                 second_hop.insert(redirect.title, article.clone());
             }
