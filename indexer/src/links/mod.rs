@@ -130,8 +130,7 @@ impl LinkTable {
 
     /// Reads and verifies the table of slice `node` of `nodes` in `dir`.
     pub fn read(dir: &Path, node: u32, nodes: u32) -> Result<LinkTable> {
-        let table: LinkTable = decode_table(dir, node, nodes)?;
-        Ok(table)
+        decode_table(dir, node, nodes)
     }
 
     /// Reads and verifies the table of slice `node` of `nodes` in `dir`, decoding only
@@ -140,6 +139,14 @@ impl LinkTable {
     pub fn read_head(dir: &Path, node: u32, nodes: u32) -> Result<TableHead> {
         decode_table(dir, node, nodes)
     }
+}
+
+/// The first fields of every [`LinkTable`]: checked before anything else is decoded.
+#[derive(Clone, Copy, Debug, Deserialize)]
+struct TableId {
+    format: u32,
+    node: u32,
+    nodes: u32,
 }
 
 /// The fields of a [`LinkTable`] before its targets, in its order: a table's payload
@@ -153,30 +160,9 @@ pub struct TableHead {
     pub redirects: Vec<Redirect>,
 }
 
-/// What [`decode_table`] checks of a decoded table (or of its head).
-trait Slice {
-    fn slice(&self) -> (u32, u32, u32);
-}
-
-impl Slice for LinkTable {
-    fn slice(&self) -> (u32, u32, u32) {
-        (self.format, self.node, self.nodes)
-    }
-}
-
-impl Slice for TableHead {
-    fn slice(&self) -> (u32, u32, u32) {
-        (self.format, self.node, self.nodes)
-    }
-}
-
-/// Reads the table file of slice `node` of `nodes`, checks its magic and checksum, and
-/// decodes its payload as `T` (the whole table, or a prefix of its fields).
-fn decode_table<T: serde::de::DeserializeOwned + Slice>(
-    dir: &Path,
-    node: u32,
-    nodes: u32,
-) -> Result<T> {
+/// Reads the table file of slice `node` of `nodes`, checks its magic, checksum, format
+/// and slice, and decodes its payload as `T` (the whole table, or a prefix of its fields).
+fn decode_table<T: serde::de::DeserializeOwned>(dir: &Path, node: u32, nodes: u32) -> Result<T> {
     let path = table_path(dir, node, nodes);
     let file = File::open(&path).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => Error::Links(format!(
@@ -200,15 +186,18 @@ fn decode_table<T: serde::de::DeserializeOwned + Slice>(
         return Err(bad("checksum mismatch (corrupt or truncated)"));
     }
     let config = bincode::config::standard().with_limit::<MAX_TABLE_BYTES>();
-    let (table, _): (T, usize) = bincode::serde::decode_from_slice(payload, config)
-        .map_err(|e| bad(&format!("cannot decode: {e}")))?;
-    let (format, at, of) = table.slice();
-    if format != TABLE_FORMAT || at != node || of != nodes {
+    let decode_error = |e: bincode::error::DecodeError| bad(&format!("cannot decode: {e}"));
+    let (id, _): (TableId, usize) =
+        bincode::serde::decode_from_slice(payload, config).map_err(decode_error)?;
+    if id.format != TABLE_FORMAT || id.node != node || id.nodes != nodes {
         return Err(bad(&format!(
-            "holds format {format} slice {at} of {of}, expected format {TABLE_FORMAT} slice \
-             {node} of {nodes}"
+            "holds format {} slice {} of {}, expected format {TABLE_FORMAT} slice {node} \
+             of {nodes}",
+            id.format, id.node, id.nodes
         )));
     }
+    let (table, _): (T, usize) =
+        bincode::serde::decode_from_slice(payload, config).map_err(decode_error)?;
     Ok(table)
 }
 

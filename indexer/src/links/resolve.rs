@@ -7,8 +7,8 @@
 //! bot repairs it: followed one more hop, since the reader who typed its title means the
 //! same article), then the link targets (a link to an alias counts for its article).
 //! The two redirect passes decode only a table's head ([`LinkTable::read_head`]): the
-//! targets, most of a table, are decoded once, by the last pass. Memory is this slice's articles and their aliases and anchors, plus one table at a
-//! time; every result is a sum or a sorted list, so it does not depend on K or on the
+//! targets, most of a table, are decoded once, by the last pass. Memory is this slice's
+//! articles and their aliases and anchors, plus one table at a time; every result is a sum or a sorted list, so it does not depend on K or on the
 //! order of the tables.
 
 use foldhash::{HashMap, HashSet};
