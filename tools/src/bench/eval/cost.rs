@@ -70,6 +70,8 @@ pub struct IndexingCost {
     pub engine_build_cpu_s: f64,
     /// The baseline's build.
     pub baseline_index_cpu_s: f64,
+    /// Builds made per side; each figure is the least of its side's (`--cost-rounds`).
+    pub rounds: u32,
 }
 
 fn ratio(a: f64, b: f64) -> f64 {
@@ -81,7 +83,11 @@ impl CostFigures {
     pub fn table(&self) -> String {
         let indexing = match &self.indexing {
             Some(i) => format!(
-                "| indexing CPU (s): link pass + build | {:.2} + {:.2} = {:.2} | {:.2} | {:.2}x (build alone {:.2}x) |\n",
+                "| indexing CPU (s{}): link pass + build | {:.2} + {:.2} = {:.2} | {:.2} | {:.2}x (build alone {:.2}x) |\n",
+                match i.rounds {
+                    1 => String::new(),
+                    n => format!(", least of {n} builds each"),
+                },
                 i.engine_link_cpu_s,
                 i.engine_build_cpu_s,
                 i.engine_link_cpu_s + i.engine_build_cpu_s,

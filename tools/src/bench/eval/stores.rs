@@ -16,6 +16,8 @@ use super::cost::process_cpu;
 
 /// Indexing memory of one build (the samples are small; a full dump wants more).
 const MEMORY_MB: u64 = 256;
+/// Indexing threads of every build (the baseline's too).
+const THREADS: usize = 2;
 
 /// The two stores of one dump, in `dir`: `dir/aliases` and `dir/held-out`.
 pub struct Stores {
@@ -36,49 +38,65 @@ pub fn build_both(
     shards: u32,
     analysis: AnalysisChoice,
 ) -> anyhow::Result<Stores> {
-    let threads = 2;
-    let links = dir.join("links");
-    let spool = dir.join("spool");
+    let (link_cpu_s, build_cpu_s) = build_engine(dump, dir, shards, analysis)?;
+    let stores = Stores {
+        aliases: dir.join("aliases"),
+        held_out: dir.join("held-out"),
+        link_cpu_s,
+        build_cpu_s,
+    };
+    build_store(dump, dir, &stores.held_out, shards, analysis, false)?;
+    Ok(stores)
+}
+
+/// The link pass and the build of the store the engine serves (`dir/aliases`): the
+/// CPU seconds of each (what `eval --cost` charges the engine's indexing).
+pub fn build_engine(
+    dump: &Path,
+    dir: &Path,
+    shards: u32,
+    analysis: AnalysisChoice,
+) -> anyhow::Result<(f64, f64)> {
     let open = OpenOptions {
         split: Split::whole(),
         index: None,
-        threads,
+        threads: THREADS,
     };
+    let (links, spool) = (dir.join("links"), dir.join("spool"));
     let (linked, link_cpu_s) = process_cpu(|| {
         indexer::links::collect(dump, &open, Some(&spool)).and_then(|table| table.write(&links))
     });
     linked.with_context(|| format!("link pass over {}", dump.display()))?;
-    let mut stores = Stores {
-        aliases: dir.join("aliases"),
-        held_out: dir.join("held-out"),
-        link_cpu_s,
-        build_cpu_s: 0.0,
-    };
-    for (out, aliases) in [
-        (stores.aliases.clone(), true),
-        (stores.held_out.clone(), false),
-    ] {
-        let (built, cpu_s) = process_cpu(|| {
-            build(&BuildOptions {
-                input: dump.to_path_buf(),
-                out: out.clone(),
-                shards,
-                split: Split::whole(),
-                index: None,
-                threads,
-                memory_mb: MEMORY_MB,
-                progress: ProgressMode::Quiet,
-                max_unexpected_skips_percent: indexer::build::DEFAULT_MAX_UNEXPECTED_SKIPS_PERCENT,
-                links: Some(links.clone()),
-                aliases,
-                analysis,
-                spool: Some(spool.clone()),
-            })
-        });
-        built.with_context(|| format!("build {}", out.display()))?;
-        if aliases {
-            stores.build_cpu_s = cpu_s;
-        }
-    }
-    Ok(stores)
+    let build_cpu_s = build_store(dump, dir, &dir.join("aliases"), shards, analysis, true)?;
+    Ok((link_cpu_s, build_cpu_s))
+}
+
+/// Builds `out` from the link pass and page spool in `dir`; its CPU seconds.
+fn build_store(
+    dump: &Path,
+    dir: &Path,
+    out: &Path,
+    shards: u32,
+    analysis: AnalysisChoice,
+    aliases: bool,
+) -> anyhow::Result<f64> {
+    let (built, cpu_s) = process_cpu(|| {
+        build(&BuildOptions {
+            input: dump.to_path_buf(),
+            out: out.to_path_buf(),
+            shards,
+            split: Split::whole(),
+            index: None,
+            threads: THREADS,
+            memory_mb: MEMORY_MB,
+            progress: ProgressMode::Quiet,
+            max_unexpected_skips_percent: indexer::build::DEFAULT_MAX_UNEXPECTED_SKIPS_PERCENT,
+            links: Some(dir.join("links")),
+            aliases,
+            analysis,
+            spool: Some(dir.join("spool")),
+        })
+    });
+    built.with_context(|| format!("build {}", out.display()))?;
+    Ok(cpu_s)
 }
