@@ -255,11 +255,7 @@ fn indexing_cost(
         let dir = scratch.join(format!("cost-round-{round}"));
         std::fs::create_dir_all(&dir)?;
         let (link_s, build_s) = stores::build_engine(&args.dump, &dir, args.shards, args.analysis)?;
-        let plain_dir = dir.join("plain-bm25");
-        std::fs::create_dir_all(&plain_dir)?;
-        let (plain, plain_s) =
-            cost::process_cpu(|| plain_bm25::PlainBm25::build(&args.dump, &plain_dir));
-        drop(plain?);
+        let (_, plain_s) = build_plain(&args.dump, &dir.join("plain-bm25"))?;
         std::fs::remove_dir_all(&dir)?;
         tracing::info!(
             "cost round {}: engine {link_s:.2} + {build_s:.2} s, baseline {plain_s:.2} s",
@@ -272,6 +268,13 @@ fn indexing_cost(
         least.rounds += 1;
     }
     Ok(least)
+}
+
+/// Builds the plain-BM25 baseline of `dump` into `dir` (created); its CPU seconds.
+fn build_plain(dump: &Path, dir: &Path) -> anyhow::Result<(plain_bm25::PlainBm25, f64)> {
+    std::fs::create_dir_all(dir)?;
+    let (plain, cpu_s) = cost::process_cpu(|| plain_bm25::PlainBm25::build(dump, dir));
+    Ok((plain?, cpu_s))
 }
 
 /// `eval` from the command line.
@@ -329,11 +332,8 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
     }
     let mut cost = None;
     if args.baseline || args.cost {
-        let dir = scratch.path().join("plain-bm25");
-        std::fs::create_dir_all(&dir)?;
         let (baseline, baseline_cpu_s) =
-            cost::process_cpu(|| plain_bm25::PlainBm25::build(&args.dump, &dir));
-        let baseline = baseline?;
+            build_plain(&args.dump, &scratch.path().join("plain-bm25"))?;
         // The baseline has no aliases: its own index holds the redirect titles out.
         engines.push(evaluate(
             &baseline,
@@ -347,19 +347,16 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
             let ranked = tuned::TunedIndex::open(store, weights)
                 .context("--cost measures a one-shard store: leave --shards at 1")?;
             let (engine_us, baseline_us) = cost::query_cpu(&ranked, &baseline, &aol)?;
-            let indexing = match &built {
-                Some(built) => Some(indexing_cost(
-                    args,
-                    scratch.path(),
-                    cost::IndexingCost {
-                        engine_link_cpu_s: built.link_cpu_s,
-                        engine_build_cpu_s: built.build_cpu_s,
-                        baseline_index_cpu_s: baseline_cpu_s,
-                        rounds: 1,
-                    },
-                )?),
-                None => None,
+            let first = |built: &stores::Stores| cost::IndexingCost {
+                engine_link_cpu_s: built.link_cpu_s,
+                engine_build_cpu_s: built.build_cpu_s,
+                baseline_index_cpu_s: baseline_cpu_s,
+                rounds: 1,
             };
+            let indexing = built
+                .as_ref()
+                .map(|built| indexing_cost(args, scratch.path(), first(built)))
+                .transpose()?;
             cost = Some(cost::CostFigures {
                 indexing,
                 queries: aol.len(),

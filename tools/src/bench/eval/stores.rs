@@ -16,7 +16,7 @@ use super::cost::process_cpu;
 
 /// Indexing memory of one build (the samples are small; a full dump wants more).
 const MEMORY_MB: u64 = 256;
-/// Indexing threads of every build (the baseline's too).
+/// Threads of the link pass and of every build here (the baseline chooses its own).
 const THREADS: usize = 2;
 
 /// The two stores of one dump, in `dir`: `dir/aliases` and `dir/held-out`.
