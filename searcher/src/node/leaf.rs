@@ -552,9 +552,10 @@ fn search_shard(
         });
     }
     let check = || stop.check_collecting();
-    let collector = TopRanked::new(top_k).interrupted_by(&check).sharing(bar);
-    let (top, total) = searcher
-        .search_with_statistics_provider(query, &collector, &provider)
+    let collector =
+        (TopRanked::new(top_k).interrupted_by(&check).sharing(bar)).with_links(&replica.links);
+    let (top, total) = collector
+        .search(searcher, query, Some(&provider))
         .map_err(|e| e.to_string())?;
     let hits = top
         .into_iter()

@@ -13,6 +13,7 @@
 //! ([`super::scrub`]); one found corrupt is dropped ([`Replica::drop_corrupt`]) and
 //! reported with the file that failed.
 
+use shard_proto::ranking::LinkColumns;
 use std::collections::BTreeMap;
 use std::fs;
 use std::io;
@@ -43,6 +44,8 @@ pub struct Replica {
     pub searcher: Searcher,
     /// The `id` fast field of every segment, opened once (not per hit).
     id_columns: Vec<Column<u64>>,
+    /// The link counts and priors of every segment, opened once (not per search).
+    pub links: LinkColumns,
     /// Where the replica lives and what it must hold, for the background scrub.
     pub dir: PathBuf,
     pub manifest: ShardManifest,
@@ -397,11 +400,13 @@ pub fn open(
         .map(|segment| segment.fast_fields().u64("id"))
         .collect::<tantivy::Result<Vec<_>>>()
         .map_err(open_err)?;
+    let links = LinkColumns::open(&searcher, &built).map_err(open_err)?;
     Ok(Replica {
         shard: manifest.shard,
         docs,
         searcher,
         id_columns,
+        links,
         dir: dir.to_path_buf(),
         manifest: manifest.clone(),
         analysis: built.analysis,

@@ -31,7 +31,7 @@ use tantivy::query::{BooleanQuery, Occur, PhraseQuery, Query, TermQuery};
 use tantivy::schema::{Field, IndexRecordOption};
 use tantivy::{Score, Term};
 
-pub use scorer::RankQuery;
+pub use scorer::{LinkColumns, LinksColumn, RankQuery};
 pub use top::{Check, SharedBar, TopRanked, CHECK_EVERY};
 
 use crate::analysis::MAX_TOKEN_BYTES;
@@ -380,14 +380,52 @@ mod tests {
     }
 
     fn top_ranked_matches_scoring(searcher: &tantivy::Searcher, query: &dyn Query, text: &str) {
+        let links = LinkColumns::open(searcher, &WikiSchema::new()).unwrap();
         for k in [1, 3, 10, 50] {
             let expected = searcher
                 .search(query, &(TopDocs::with_limit(k).order_by_score(), Count))
                 .unwrap();
-            let got = searcher.search(query, &TopRanked::new(k)).unwrap();
-            assert_eq!(got.1, expected.1, "{text:?} k={k}: count");
-            // Same documents, same scores bit for bit, equal scores in address order.
-            assert_eq!(got.0, expected.0, "{text:?} k={k}");
+            // As a tantivy collector, through its own search (tantivy's loop over the
+            // base query), and with the priors computed beforehand.
+            let collected = searcher.search(query, &TopRanked::new(k)).unwrap();
+            let searched = TopRanked::new(k).search(searcher, query, None).unwrap();
+            let with_links = (TopRanked::new(k).with_links(&links))
+                .search(searcher, query, None)
+                .unwrap();
+            for (how, got) in [
+                ("collected", collected),
+                ("searched", searched),
+                ("with links", with_links),
+            ] {
+                assert_eq!(got.1, expected.1, "{text:?} k={k} {how}: count");
+                // Same documents, same scores bit for bit, equal scores in address order.
+                assert_eq!(got.0, expected.0, "{text:?} k={k} {how}");
+            }
+        }
+    }
+
+    #[test]
+    fn an_interrupted_search_fails_with_the_checks_error() {
+        let index = generated_in(20_000, 5, 20_000);
+        let searcher = index.reader().unwrap().searcher();
+        let schema = WikiSchema::new();
+        let links = LinkColumns::open(&searcher, &schema).unwrap();
+        for ranking in [RANKING, WITH_PHRASE] {
+            let text = "river";
+            let parsed = query_parser(&schema).parse_query(text).unwrap();
+            let query = rank_with(&schema, parsed, text, &ranking);
+            let calls = std::sync::atomic::AtomicUsize::new(0);
+            // Passes the check before the segment and the first one inside it.
+            let check = || match calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed) {
+                0 | 1 => Ok(()),
+                _ => Err(tantivy::TantivyError::InternalError("deadline".into())),
+            };
+            let collector = TopRanked::new(10).interrupted_by(&check).with_links(&links);
+            let err = collector
+                .search(&searcher, query.as_ref(), None)
+                .unwrap_err();
+            assert!(err.to_string().contains("deadline"), "{err}");
+            assert_eq!(calls.load(std::sync::atomic::Ordering::Relaxed), 3);
         }
     }
 
@@ -466,7 +504,7 @@ mod tests {
                         Some(bar) => TopRanked::new(k).sharing(bar),
                         None => TopRanked::new(k),
                     };
-                    let (top, n) = searcher.search(query, &collector).unwrap();
+                    let (top, n) = collector.search(searcher, query, None).unwrap();
                     count += n;
                     all.extend(top.into_iter().map(|(s, a)| (s, shard, a)));
                 }

@@ -5,17 +5,23 @@
 //! One scorer holds all four parts (rather than a `BooleanQuery` wrapped in a prior) so
 //! that [`TopRanked`](super::TopRanked) can bound what the signals may still add to a
 //! document: the exact bonus is a cheap membership test, but the phrase bonus reads
-//! positions and the prior a fast field, so both are computed only for documents whose
-//! bound can still enter the top k. Any other collector gets the same scores through
-//! [`Scorer::score`].
+//! positions and the prior a fast field (or a table, [`LinkColumns`]), so both are
+//! computed only for documents whose bound can still enter the top k. [`Signals`] are
+//! the cheap parts alone, which `TopRanked` adds inside tantivy's loop when there is no
+//! phrase to bound. Any other collector gets the same scores through [`Scorer::score`].
 
 use std::fmt;
+use std::sync::Arc;
 
+use tantivy::fastfield::FastFieldReaders;
 use tantivy::query::{Bm25Weight, EnableScoring, Explanation, PhraseQuery, Query, Scorer, Weight};
 use tantivy::schema::Field;
-use tantivy::{DocId, DocSet, Score, SeekDangerResult, SegmentReader, TERMINATED};
+use tantivy::{
+    DocId, DocSet, Score, Searcher, SeekDangerResult, SegmentOrdinal, SegmentReader, TERMINATED,
+};
 
-use super::prior;
+use super::{prior, RANKING};
+use crate::schema::WikiSchema;
 
 /// The parts of a ranked query (built by [`rank_with`](super::rank_with)).
 pub struct RankQuery {
@@ -64,14 +70,40 @@ impl fmt::Debug for RankQuery {
 
 impl Query for RankQuery {
     fn weight(&self, enable_scoring: EnableScoring<'_>) -> tantivy::Result<Box<dyn Weight>> {
+        if !enable_scoring.is_scoring_enabled() {
+            // Without scores the signals change nothing: the base query's matches.
+            return self.base.weight(enable_scoring);
+        }
+        Ok(Box::new(self.rank_weight(enable_scoring)?))
+    }
+
+    fn query_terms<'a>(&'a self, visitor: &mut dyn FnMut(&'a tantivy::Term, bool)) {
+        self.base.query_terms(visitor);
+        if let Some(exact) = &self.exact {
+            exact.query_terms(visitor);
+        }
+        if let Some(phrase) = &self.phrase {
+            phrase.query_terms(visitor);
+        }
+    }
+}
+
+impl RankQuery {
+    /// The weight, as its own type (for [`TopRanked`](super::TopRanked)); with scoring
+    /// disabled it has no signal weights (each signal then adds 0).
+    pub(super) fn rank_weight(
+        &self,
+        enable_scoring: EnableScoring<'_>,
+    ) -> tantivy::Result<RankWeight> {
         let base = self.base.weight(enable_scoring)?;
         let EnableScoring::Enabled {
             statistics_provider,
             ..
         } = enable_scoring
         else {
-            // Without scores the signals change nothing: the base query's matches.
-            return Ok(base);
+            return Err(tantivy::TantivyError::InvalidArgument(
+                "a ranked weight needs scoring".into(),
+            ));
         };
         // Membership only: the bonus is a constant.
         let unscored = match enable_scoring.searcher() {
@@ -92,7 +124,7 @@ impl Query for RankQuery {
             }
             None => (None, 0.0),
         };
-        Ok(Box::new(RankWeight {
+        Ok(RankWeight {
             base,
             exact,
             exact_boost: self.exact_boost,
@@ -104,22 +136,12 @@ impl Query for RankQuery {
                 .map(|f| enable_scoring.schema().get_field_name(f).to_string()),
             prior_weight: self.prior_weight,
             prior_half: self.prior_half,
-        }))
-    }
-
-    fn query_terms<'a>(&'a self, visitor: &mut dyn FnMut(&'a tantivy::Term, bool)) {
-        self.base.query_terms(visitor);
-        if let Some(exact) = &self.exact {
-            exact.query_terms(visitor);
-        }
-        if let Some(phrase) = &self.phrase {
-            phrase.query_terms(visitor);
-        }
+        })
     }
 }
 
-struct RankWeight {
-    base: Box<dyn Weight>,
+pub(super) struct RankWeight {
+    pub(super) base: Box<dyn Weight>,
     exact: Option<Box<dyn Weight>>,
     exact_boost: Score,
     phrase: Option<Box<dyn Weight>>,
@@ -131,43 +153,115 @@ struct RankWeight {
     prior_half: Score,
 }
 
-type LinksColumn = std::sync::Arc<dyn tantivy::columnar::ColumnValues<u64>>;
+/// One segment's `links_in` values.
+pub type LinksColumn = Arc<dyn tantivy::columnar::ColumnValues<u64>>;
 
-impl RankWeight {
-    /// The segment's link counts; a segment where no document has one has no column
-    /// (documents built without the link pass): all zeros then.
-    fn links(&self, reader: &SegmentReader) -> tantivy::Result<Option<LinksColumn>> {
-        let Some(field) = &self.links else {
-            return Ok(None);
-        };
-        let column = reader.fast_fields().column_opt::<u64>(field)?;
-        Ok(column.map(|c| c.first_or_default_col(0)))
+/// The segment's link counts; a segment where no document has one has no column
+/// (documents built without the link pass): all zeros then.
+fn open_links(fast_fields: &FastFieldReaders, field: &str) -> tantivy::Result<Option<LinksColumn>> {
+    let column = fast_fields.column_opt::<u64>(field)?;
+    Ok(column.map(|c| c.first_or_default_col(0)))
+}
+
+/// Every segment's link counts of one searcher, opened once and handed to each search
+/// ([`TopRanked::with_links`](super::TopRanked::with_links)), with every document's prior
+/// under [`RANKING`](super::RANKING) computed from them.
+///
+/// Why: opening a column decodes its block index, which `perf` on `wikisearch eval
+/// --cost` showed costing as much per search as ranking a one-word query adds; and with
+/// each document's prior known, a collector bounds a document by its own prior instead of
+/// the prior's ceiling, so far fewer documents are scored in full. A serving replica
+/// opens them with its searcher, as it does its `id` column (4 bytes per document).
+#[derive(Clone, Default)]
+pub struct LinkColumns {
+    /// By segment ordinal.
+    segments: Vec<SegmentLinks>,
+}
+
+/// One segment's link counts and priors.
+#[derive(Clone)]
+pub(super) struct SegmentLinks {
+    column: Option<LinksColumn>,
+    /// Each document's prior under [`RANKING`](super::RANKING)'s weights.
+    priors: Arc<[Score]>,
+}
+
+impl LinkColumns {
+    /// Opens the `links_in` column of every segment of `searcher`.
+    pub fn open(searcher: &Searcher, schema: &WikiSchema) -> tantivy::Result<LinkColumns> {
+        let field = schema.schema.get_field_name(schema.fields.links_in);
+        let ranking = &super::RANKING;
+        let segments = searcher
+            .segment_readers()
+            .iter()
+            .map(|segment| {
+                let column = open_links(segment.fast_fields(), field)?;
+                let priors = (0..segment.max_doc())
+                    .map(|doc| {
+                        let links = column.as_ref().map_or(0, |c| c.get_val(doc));
+                        prior(links, ranking.prior_weight, ranking.prior_half)
+                    })
+                    .collect();
+                Ok(SegmentLinks { column, priors })
+            })
+            .collect::<tantivy::Result<_>>()?;
+        Ok(LinkColumns { segments })
+    }
+
+    /// What segment `ordinal` holds (`None` if the searcher had no such segment).
+    pub(super) fn segment(&self, ordinal: SegmentOrdinal) -> Option<&SegmentLinks> {
+        self.segments.get(ordinal as usize)
     }
 }
 
-impl Weight for RankWeight {
-    fn scorer(&self, reader: &SegmentReader, boost: Score) -> tantivy::Result<Box<dyn Scorer>> {
+impl RankWeight {
+    /// Whether the phrase bonus is on (it reads positions: worth bounding per document).
+    pub(super) fn has_phrase(&self) -> bool {
+        self.phrase.is_some()
+    }
+
+    /// The exact bonus and the prior of one segment, the link counts not opened yet.
+    pub(super) fn signals(&self, reader: &SegmentReader) -> tantivy::Result<Signals> {
         let exact = match &self.exact {
             Some(weight) => Some(Membership::new(weight.scorer(reader, 1.0)?)),
             None => None,
         };
+        Ok(Signals {
+            exact,
+            exact_boost: self.exact_boost,
+            links: match &self.links {
+                Some(field) => Links::Unopened(reader.fast_fields().clone(), field.clone()),
+                None => Links::Off,
+            },
+            prior_weight: self.prior_weight,
+            prior_half: self.prior_half,
+        })
+    }
+
+    pub(super) fn rank_scorer(
+        &self,
+        reader: &SegmentReader,
+        boost: Score,
+    ) -> tantivy::Result<RankScorer> {
         let phrase = match &self.phrase {
             Some(weight) => Some(Membership::new(
                 weight.scorer(reader, boost * self.phrase_boost)?,
             )),
             None => None,
         };
-        Ok(Box::new(RankScorer {
+        Ok(RankScorer {
             base: self.base.scorer(reader, boost)?,
-            exact,
-            exact_boost: self.exact_boost,
+            signals: self.signals(reader)?,
             phrase,
             phrase_max: boost * self.phrase_max,
-            links: self.links(reader)?,
-            prior_weight: self.prior_weight,
-            prior_half: self.prior_half,
             scored: None,
-        }))
+        })
+    }
+}
+
+impl Weight for RankWeight {
+    fn scorer(&self, reader: &SegmentReader, boost: Score) -> tantivy::Result<Box<dyn Scorer>> {
+        Ok(Box::new(self.rank_scorer(reader, boost)?))
     }
 
     fn explain(&self, reader: &SegmentReader, doc: DocId) -> tantivy::Result<Explanation> {
@@ -180,10 +274,11 @@ impl Weight for RankWeight {
         let mut explanation = Explanation::new("query + exact + phrase + link prior", total);
         explanation.add_detail(base);
         if let Some(rank) = scorer.downcast_mut::<RankScorer>() {
+            rank.signals.open_links()?;
             let (exact, phrase) = rank.bonuses(doc);
             explanation.add_const("exact title or redirect match", exact);
             explanation.add_const("phrase in the body", phrase);
-            explanation.add_const("link prior", rank.prior_at(doc));
+            explanation.add_const("link prior", rank.signals.prior_at(doc));
         }
         Ok(explanation)
     }
@@ -233,23 +328,31 @@ impl Membership {
     }
 }
 
-/// Scores the base query's matches with the signals added.
-pub(super) struct RankScorer {
-    pub(super) base: Box<dyn Scorer>,
+/// Where a scorer reads its documents' link counts.
+enum Links {
+    /// The prior is off.
+    Off,
+    /// Not opened yet: the segment's fast fields and the field's name. A collector holding
+    /// the searcher's [`LinkColumns`] hands the column over instead.
+    Unopened(FastFieldReaders, String),
+    /// The segment's column (`None`: no document of the segment has links).
+    Open(Option<LinksColumn>),
+    /// Every document's prior, computed with this scorer's weights.
+    Priors(Arc<[Score]>),
+}
+
+/// The signals of one segment that cost little per document: the exact bonus (a
+/// membership test) and the link prior (a table or a fast-field read).
+pub(super) struct Signals {
     exact: Option<Membership>,
     exact_boost: Score,
-    phrase: Option<Membership>,
-    /// Highest phrase bonus in this segment.
-    pub(super) phrase_max: Score,
-    links: Option<LinksColumn>,
+    links: Links,
     /// The prior's ceiling (never reached).
     pub(super) prior_weight: Score,
     prior_half: Score,
-    /// The last document scored and its score (a collector may ask twice).
-    scored: Option<(DocId, Score)>,
 }
 
-impl RankScorer {
+impl Signals {
     /// The exact bonus of `doc` (cheap: a membership test on a few postings).
     pub(super) fn exact_at(&mut self, doc: DocId) -> Score {
         let found = self
@@ -263,6 +366,69 @@ impl RankScorer {
         }
     }
 
+    /// A lower bound of the next document with the exact bonus (`TERMINATED`: none left),
+    /// so that a walk skips the test below it.
+    pub(super) fn exact_next(&self) -> DocId {
+        self.exact.as_ref().map_or(TERMINATED, |exact| exact.next)
+    }
+
+    /// Reads the link counts from `segment` (opened beforehand) instead of opening them,
+    /// and the priors too when they were computed with these weights.
+    pub(super) fn use_links(&mut self, segment: &SegmentLinks) {
+        let same_weights =
+            (self.prior_weight, self.prior_half) == (RANKING.prior_weight, RANKING.prior_half);
+        self.links = match self.links {
+            Links::Off => Links::Off,
+            _ if same_weights => Links::Priors(Arc::clone(&segment.priors)),
+            _ => Links::Open(segment.column.clone()),
+        };
+    }
+
+    /// Opens the segment's link counts if nobody handed them over.
+    pub(super) fn open_links(&mut self) -> tantivy::Result<()> {
+        if let Links::Unopened(fast_fields, field) = &self.links {
+            self.links = Links::Open(open_links(fast_fields, field)?);
+        }
+        Ok(())
+    }
+
+    /// Every document's prior, when they are known in advance.
+    pub(super) fn priors(&self) -> Option<Arc<[Score]>> {
+        match &self.links {
+            Links::Priors(priors) => Some(Arc::clone(priors)),
+            _ => None,
+        }
+    }
+
+    /// The link prior of `doc` (a table or a fast field).
+    pub(super) fn prior_at(&mut self, doc: DocId) -> Score {
+        if let Err(error) = self.open_links() {
+            // Only a collector that does not open them first gets here (`TopRanked` and
+            // `explain` report the error); the text match still ranks.
+            tracing::error!(%error, "link counts unreadable: scored without the link prior");
+            self.links = Links::Open(None);
+        }
+        let links = match &self.links {
+            Links::Priors(priors) => return priors.get(doc as usize).copied().unwrap_or(0.0),
+            Links::Open(Some(column)) => column.get_val(doc),
+            _ => 0,
+        };
+        prior(links, self.prior_weight, self.prior_half)
+    }
+}
+
+/// Scores the base query's matches with the signals added.
+pub(super) struct RankScorer {
+    pub(super) base: Box<dyn Scorer>,
+    pub(super) signals: Signals,
+    phrase: Option<Membership>,
+    /// Highest phrase bonus in this segment.
+    pub(super) phrase_max: Score,
+    /// The last document scored and its score (a collector may ask twice).
+    scored: Option<(DocId, Score)>,
+}
+
+impl RankScorer {
     /// The phrase bonus of `doc` (reads positions).
     fn phrase_at(&mut self, doc: DocId) -> Score {
         match &mut self.phrase {
@@ -272,20 +438,14 @@ impl RankScorer {
     }
 
     fn bonuses(&mut self, doc: DocId) -> (Score, Score) {
-        (self.exact_at(doc), self.phrase_at(doc))
-    }
-
-    /// The link prior of `doc` (reads a fast field).
-    pub(super) fn prior_at(&self, doc: DocId) -> Score {
-        let links = self.links.as_ref().map_or(0, |c| c.get_val(doc));
-        prior(links, self.prior_weight, self.prior_half)
+        (self.signals.exact_at(doc), self.phrase_at(doc))
     }
 
     /// The full score of the current document, given its base score and exact bonus
     /// (the one sum every path uses, so that every path gets the same floats).
     pub(super) fn finish(&mut self, doc: DocId, base: Score, exact: Score) -> Score {
         let phrase = self.phrase_at(doc);
-        base + (exact + phrase) + self.prior_at(doc)
+        base + (exact + phrase) + self.signals.prior_at(doc)
     }
 }
 
@@ -320,7 +480,7 @@ impl Scorer for RankScorer {
             }
         }
         let base = self.base.score();
-        let exact = self.exact_at(doc);
+        let exact = self.signals.exact_at(doc);
         let score = self.finish(doc, base, exact);
         self.scored = Some((doc, score));
         score

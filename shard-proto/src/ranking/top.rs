@@ -3,22 +3,30 @@
 //! prior only for documents that can still enter the top k.
 //!
 //! For each match of a [`RankScorer`] the base score and the exact bonus are known
-//! cheaply; the phrase bonus is at most `phrase_max` and the prior below `prior_weight`.
-//! A document whose `base + (exact + phrase_max) + prior_weight` does not beat the k-th
-//! best score so far cannot enter (float addition is monotonic, so the bound holds after
-//! rounding too), and is only counted. Every document that can enter is scored in full,
-//! so the result is exactly the unpruned one: same documents, same scores, ties broken by
-//! document address as `TopDocs` does. Measured in README, "Relevance" (cost).
+//! cheaply; the phrase bonus is at most `phrase_max`, and the prior is the document's own
+//! when the searcher's priors were computed beforehand ([`LinkColumns`]), else below
+//! `prior_weight`. A document whose `base + (exact + phrase_max) + prior bound` does not
+//! beat the k-th best score so far cannot enter (float addition is monotonic, so the
+//! bound holds after rounding too), and is only counted. Every document that can enter is
+//! scored in full, so the result is exactly the unpruned one: same documents, same
+//! scores, ties broken by document address as `TopDocs` does.
+//!
+//! Without the phrase bonus (the default [`RANKING`](super::RANKING)) a document's full
+//! score costs no more than its bound, so [`TopRanked::search`] scores every match inside
+//! tantivy's own loop over the base query instead (`Weight::for_each`, where a union of
+//! terms is walked without a virtual call per document). Measured in README,
+//! "Relevance" (cost).
 
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU32, Ordering as Atomic};
 
 use tantivy::collector::{Collector, SegmentCollector};
-use tantivy::query::{Scorer, Weight};
-use tantivy::{DocAddress, DocId, Score, SegmentOrdinal, SegmentReader, TERMINATED};
+use tantivy::query::{Bm25StatisticsProvider, EnableScoring, Query, Scorer, Weight};
+use tantivy::{DocAddress, DocId, Score, Searcher, SegmentOrdinal, SegmentReader, TERMINATED};
 
-use super::scorer::RankScorer;
+use super::scorer::{LinkColumns, RankQuery, RankScorer, RankWeight, Signals};
 
 /// Documents walked between two calls of the interruption check.
 pub const CHECK_EVERY: u32 = 4096;
@@ -31,6 +39,7 @@ pub struct TopRanked<'a> {
     k: usize,
     check: Option<Check<'a>>,
     bar: Option<&'a SharedBar>,
+    links: Option<&'a LinkColumns>,
 }
 
 /// A score that k documents of the same search are known to reach, shared by the
@@ -76,7 +85,15 @@ impl<'a> TopRanked<'a> {
             k: k.max(1),
             check: None,
             bar: None,
+            links: None,
         }
+    }
+
+    /// Reads the link prior from `links`, the searcher's columns opened beforehand
+    /// (without it each segment's column is opened per search).
+    pub fn with_links(mut self, links: &'a LinkColumns) -> TopRanked<'a> {
+        self.links = Some(links);
+        self
     }
 
     /// Shares `bar` with the other collectors of the same search (see [`SharedBar`]):
@@ -134,15 +151,195 @@ impl Collector for TopRanked<'_> {
         let mut scorer = weight.scorer(reader, 1.0)?;
         let mut heap = Heap::new(self.k);
         let count = match scorer.downcast_mut::<RankScorer>() {
-            Some(ranked) => self.walk_ranked(ranked, reader, &mut heap)?,
+            Some(ranked) => {
+                self.hand_links(&mut ranked.signals, segment_ord)?;
+                self.walk_ranked(ranked, reader, &mut heap)?
+            }
             None => self.walk(scorer.as_mut(), reader, &mut heap)?,
         };
-        let top = heap
-            .into_sorted()
-            .into_iter()
-            .map(|(score, doc)| (score, DocAddress::new(segment_ord, doc)))
-            .collect();
-        Ok(SegmentTop { top, count })
+        Ok(heap.into_segment_top(segment_ord, count))
+    }
+}
+
+impl TopRanked<'_> {
+    /// The top k of `query` on `searcher` and its hit count, scored with `stats` (the
+    /// global statistics; else the searcher's own).
+    ///
+    /// A [`RankQuery`] is collected here rather than through tantivy's `Collector` calls,
+    /// which only hand over a `dyn Weight`: with its weight's type known, a ranking without
+    /// the phrase bonus walks its base query through tantivy's own loop
+    /// ([`Self::walk_signals`]), where a union of terms is walked without a virtual call
+    /// per document. Any other query goes through tantivy's search with this collector.
+    pub fn search(
+        &self,
+        searcher: &Searcher,
+        query: &dyn Query,
+        stats: Option<&dyn Bm25StatisticsProvider>,
+    ) -> tantivy::Result<(Vec<(Score, DocAddress)>, usize)> {
+        let Some(ranked) = query.downcast_ref::<RankQuery>() else {
+            return match stats {
+                Some(stats) => searcher.search_with_statistics_provider(query, self, stats),
+                None => searcher.search(query, self),
+            };
+        };
+        let scoring = match stats {
+            Some(stats) => EnableScoring::enabled_from_statistics_provider(stats, searcher),
+            None => EnableScoring::enabled_from_searcher(searcher),
+        };
+        let weight = ranked.rank_weight(scoring)?;
+        let segments = (searcher.segment_readers().iter().enumerate())
+            .map(|(ord, reader)| self.collect_ranked(&weight, ord as SegmentOrdinal, reader))
+            .collect::<tantivy::Result<Vec<_>>>()?;
+        self.merge_fruits(segments)
+    }
+
+    fn collect_ranked(
+        &self,
+        weight: &RankWeight,
+        segment_ord: SegmentOrdinal,
+        reader: &SegmentReader,
+    ) -> tantivy::Result<SegmentTop> {
+        self.check()?;
+        let mut heap = Heap::new(self.k);
+        // The phrase is worth bounding; and where a panic aborts (a build with
+        // `panic = "abort"`, such as a fuzzer's), an interruption cannot unwind out of
+        // tantivy's loop, so the walk that checks in its own loop is used.
+        let count = if weight.has_phrase() || cfg!(panic = "abort") {
+            let mut scorer = weight.rank_scorer(reader, 1.0)?;
+            self.hand_links(&mut scorer.signals, segment_ord)?;
+            self.walk_ranked(&mut scorer, reader, &mut heap)?
+        } else {
+            let mut signals = weight.signals(reader)?;
+            self.hand_links(&mut signals, segment_ord)?;
+            self.walk_signals(weight, &mut signals, reader, &mut heap)?
+        };
+        Ok(heap.into_segment_top(segment_ord, count))
+    }
+
+    /// Gives `signals` the segment's link counts opened beforehand, or opens them.
+    fn hand_links(
+        &self,
+        signals: &mut Signals,
+        segment_ord: SegmentOrdinal,
+    ) -> tantivy::Result<()> {
+        match self.links.and_then(|links| links.segment(segment_ord)) {
+            Some(segment) => signals.use_links(segment),
+            None => signals.open_links()?,
+        }
+        Ok(())
+    }
+
+    /// A ranking without the phrase bonus: every match gets its full score, `base + exact
+    /// + prior`, as cheap as its bound would be, inside tantivy's own loop over the base
+    /// query (`Weight::for_each`: a union of terms walked without a virtual call per
+    /// document). That loop cannot be stopped, so an interruption unwinds out of it (see
+    /// [`Interrupted`]).
+    fn walk_signals(
+        &self,
+        weight: &RankWeight,
+        signals: &mut Signals,
+        reader: &SegmentReader,
+        heap: &mut Heap,
+    ) -> tantivy::Result<usize> {
+        // The priors computed when the searcher's link counts were opened: one load per
+        // document (else each read from the column and computed).
+        let priors = signals.priors();
+        let mut walk = SignalWalk {
+            exact_next: signals.exact_next(),
+            since_check: 0,
+            count: 0,
+            worst: heap.worst(),
+            bar_seen: self.bar(),
+            priors: priors.as_deref(),
+            alive: reader.alive_bitset(),
+            signals,
+            heap,
+            top: self,
+        };
+        let mut collect = |doc: DocId, base: Score| walk.collect(doc, base);
+        Interrupted::catch(|| weight.base.for_each(reader, &mut collect))?;
+        Ok(walk.count)
+    }
+
+    /// The shared bar as it is now (-∞ without one).
+    fn bar(&self) -> Score {
+        self.bar.map_or(Score::NEG_INFINITY, SharedBar::get)
+    }
+}
+
+/// The state of [`TopRanked::walk_signals`], called once per match from tantivy's loop:
+/// what every document needs is in its fields, what few documents need is out of line.
+struct SignalWalk<'w, 'c> {
+    /// No document before it has the exact bonus.
+    exact_next: DocId,
+    since_check: u32,
+    count: usize,
+    /// The heap's worst kept score (-∞ until full): a document must beat it.
+    worst: Score,
+    /// The shared bar as last read (a stale bar is only lower: it bars less, never wrongly).
+    bar_seen: Score,
+    priors: Option<&'w [Score]>,
+    alive: Option<&'w tantivy::fastfield::AliveBitSet>,
+    signals: &'w mut Signals,
+    heap: &'w mut Heap,
+    top: &'w TopRanked<'c>,
+}
+
+impl SignalWalk<'_, '_> {
+    #[inline]
+    fn collect(&mut self, doc: DocId, base: Score) {
+        self.since_check += 1;
+        if self.since_check == CHECK_EVERY {
+            self.tick();
+        }
+        if !self.alive.is_none_or(|bits| bits.is_alive(doc)) {
+            return;
+        }
+        self.count += 1;
+        let exact = if doc < self.exact_next {
+            0.0
+        } else {
+            self.exact_at(doc)
+        };
+        let prior = match self.priors {
+            Some(priors) => priors.get(doc as usize).copied().unwrap_or(0.0),
+            None => self.signals.prior_at(doc),
+        };
+        // `RankScorer::finish`'s sum with a phrase bonus of 0: the same floats.
+        let score = base + exact + prior;
+        // Ties with the worst kept lose (documents come in increasing order); ties with
+        // the bar are kept (the front-end breaks them by page id).
+        if score > self.worst && score >= self.bar_seen {
+            self.offer(score, doc);
+        }
+    }
+
+    /// Every [`CHECK_EVERY`] documents: the interruption check and a fresh bar.
+    #[cold]
+    fn tick(&mut self) {
+        self.since_check = 0;
+        if let Err(error) = self.top.check() {
+            std::panic::resume_unwind(Box::new(Interrupted(error)));
+        }
+        self.bar_seen = self.top.bar();
+    }
+
+    #[inline(never)]
+    fn exact_at(&mut self, doc: DocId) -> Score {
+        let exact = self.signals.exact_at(doc);
+        self.exact_next = self.signals.exact_next();
+        exact
+    }
+
+    #[inline(never)]
+    fn offer(&mut self, score: Score, doc: DocId) {
+        self.bar_seen = self.top.bar();
+        if score >= self.bar_seen && self.heap.offer(score, doc) {
+            self.worst = self.heap.worst();
+            if let (Some(bar), true) = (self.top.bar, self.heap.is_full()) {
+                bar.raise(self.worst);
+            }
+        }
     }
 }
 
@@ -173,6 +370,10 @@ impl TopRanked<'_> {
     }
 
     /// A ranked query: the phrase and the prior only where the bound can still win.
+    ///
+    /// The loop keeps what it tests per document in locals (the heap's worst kept score,
+    /// the shared bar as last read, the next exact match) so that a document that cannot
+    /// enter costs its base score, two additions and two comparisons.
     fn walk_ranked(
         &self,
         scorer: &mut RankScorer,
@@ -180,20 +381,40 @@ impl TopRanked<'_> {
         heap: &mut Heap,
     ) -> tantivy::Result<usize> {
         let alive = reader.alive_bitset();
-        let (phrase_max, prior_max) = (scorer.phrase_max, scorer.prior_weight);
+        let (phrase_max, prior_max) = (scorer.phrase_max, scorer.signals.prior_weight);
+        let bar = || self.bar.map_or(Score::NEG_INFINITY, SharedBar::get);
+        // A stale bar is only lower, so it bars less but never wrongly.
+        let (mut worst, mut bar_seen) = (heap.worst(), bar());
+        let mut exact_next = scorer.signals.exact_next();
+        // Each document's own prior when known (a bound without slack), else the ceiling.
+        let priors = scorer.signals.priors();
+        let prior_bound = |doc: DocId| match &priors {
+            Some(priors) => priors.get(doc as usize).copied().unwrap_or(prior_max),
+            None => prior_max,
+        };
         let (mut count, mut since_check) = (0, 0);
         let mut doc = scorer.base.doc();
         while doc != TERMINATED {
             if alive.is_none_or(|bits| bits.is_alive(doc)) {
                 count += 1;
                 let base = scorer.base.score();
-                let exact = scorer.exact_at(doc);
-                let bound = base + (exact + phrase_max) + prior_max;
-                if heap.may_enter(bound) && self.bar.is_none_or(|bar| bound >= bar.get()) {
-                    let score = scorer.finish(doc, base, exact);
-                    heap.offer(score, doc);
-                    if let (Some(bar), Some(worst)) = (self.bar, heap.full_worst()) {
-                        bar.raise(worst);
+                let exact = if doc < exact_next {
+                    0.0
+                } else {
+                    let exact = scorer.signals.exact_at(doc);
+                    exact_next = scorer.signals.exact_next();
+                    exact
+                };
+                let bound = base + (exact + phrase_max) + prior_bound(doc);
+                // Ties with the worst kept lose (documents come in increasing order);
+                // ties with the bar are scored (the front-end breaks them by page id).
+                if bound > worst && bound >= bar_seen {
+                    bar_seen = bar();
+                    if bound >= bar_seen && heap.offer(scorer.finish(doc, base, exact), doc) {
+                        worst = heap.worst();
+                        if let (Some(bar), true) = (self.bar, heap.is_full()) {
+                            bar.raise(worst);
+                        }
                     }
                 }
             }
@@ -201,6 +422,7 @@ impl TopRanked<'_> {
             if since_check == CHECK_EVERY {
                 since_check = 0;
                 self.check()?;
+                bar_seen = bar();
             }
             doc = scorer.base.advance();
         }
@@ -248,36 +470,60 @@ impl Heap {
         }
     }
 
-    /// Whether a document scoring at most `bound` could enter. Docs arrive in increasing
-    /// order, so one that ties the worst kept loses the tie.
-    fn may_enter(&self, bound: Score) -> bool {
+    /// The score a document must beat to enter: the worst kept once k are kept (docs
+    /// arrive in increasing order, so one that ties it loses the tie), else -∞.
+    fn worst(&self) -> Score {
         match self.entries.peek() {
-            Some(worst) if self.entries.len() >= self.k => bound > worst.0,
-            _ => true,
+            Some(worst) if self.is_full() => worst.0,
+            _ => Score::NEG_INFINITY,
         }
     }
 
-    fn offer(&mut self, score: Score, doc: DocId) {
-        if self.may_enter(score) {
-            self.entries.push(Entry(score, doc));
-            if self.entries.len() > self.k {
-                self.entries.pop();
-            }
-        }
+    fn is_full(&self) -> bool {
+        self.entries.len() >= self.k
     }
 
-    /// The worst kept score once k are kept.
-    fn full_worst(&self) -> Option<Score> {
-        match self.entries.peek() {
-            Some(worst) if self.entries.len() >= self.k => Some(worst.0),
-            _ => None,
+    /// Keeps `doc` if it beats the worst kept; returns whether it did.
+    fn offer(&mut self, score: Score, doc: DocId) -> bool {
+        if self.is_full() && score <= self.worst() {
+            return false;
         }
+        self.entries.push(Entry(score, doc));
+        if self.entries.len() > self.k {
+            self.entries.pop();
+        }
+        true
+    }
+
+    fn into_segment_top(self, segment_ord: SegmentOrdinal, count: usize) -> SegmentTop {
+        let top = (self.into_sorted().into_iter())
+            .map(|(score, doc)| (score, DocAddress::new(segment_ord, doc)))
+            .collect();
+        SegmentTop { top, count }
     }
 
     fn into_sorted(self) -> Vec<(Score, DocId)> {
         let mut top: Vec<(Score, DocId)> = self.entries.into_iter().map(|e| (e.0, e.1)).collect();
         top.sort_by(better);
         top
+    }
+}
+
+/// An interruption check's error, carried out of tantivy's `Weight::for_each` (which
+/// has no way to stop) by unwinding: `resume_unwind` runs no panic hook, and only this
+/// payload is caught, any real panic goes on. The walk's state is all local and dropped.
+struct Interrupted(tantivy::TantivyError);
+
+impl Interrupted {
+    /// Runs `walk`, turning an [`Interrupted`] unwind into its error.
+    fn catch(walk: impl FnOnce() -> tantivy::Result<()>) -> tantivy::Result<()> {
+        match std::panic::catch_unwind(AssertUnwindSafe(walk)) {
+            Ok(result) => result,
+            Err(payload) => match payload.downcast::<Interrupted>() {
+                Ok(interrupted) => Err(interrupted.0),
+                Err(panic) => std::panic::resume_unwind(panic),
+            },
+        }
     }
 }
 

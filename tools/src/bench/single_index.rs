@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use searcher::model::{Hit, SearchParams};
 use shard_proto::manifest::{ShardManifest, MANIFEST_FILE};
-use shard_proto::ranking::TopRanked;
+use shard_proto::ranking::{LinkColumns, TopRanked};
 use shard_proto::{query_parser, WikiSchema};
 use tantivy::collector::Count;
 use tantivy::query::QueryParser;
@@ -51,6 +51,8 @@ pub struct SingleIndex {
     // Kept so the searcher's segments stay open for the life of the index.
     _reader: IndexReader,
     searcher: Searcher,
+    /// Opened once, as a serving replica opens them.
+    links: LinkColumns,
     parser: QueryParser,
     schema: WikiSchema,
 }
@@ -86,6 +88,7 @@ impl SingleIndex {
         Ok(SingleIndex {
             dir,
             _reader: reader,
+            links: LinkColumns::open(&searcher, &schema)?,
             searcher,
             parser: query_parser(&schema),
             schema,
@@ -131,10 +134,9 @@ impl SingleIndex {
                 hits: Vec::new(),
             });
         }
-        let collector = TopRanked::new(from + size);
-        let (top, total) = self
-            .searcher
-            .search(&parsed, &collector)
+        let collector = TopRanked::new(from + size).with_links(&self.links);
+        let (top, total) = collector
+            .search(&self.searcher, parsed.as_ref(), None)
             .map_err(internal)?;
         let fields = &self.schema.fields;
         // One index: its own statistics are the global ones.

@@ -17,9 +17,9 @@ use tantivy::query::QueryParser;
 use tantivy::schema::{
     IndexRecordOption, Schema, TextFieldIndexing, TextOptions, FAST, INDEXED, STORED,
 };
-use tantivy::{doc, Index, IndexReader, IndexWriter, ReloadPolicy};
+use tantivy::{doc, Index, IndexReader, IndexWriter, ReloadPolicy, Searcher};
 
-use super::Ranker;
+use super::{PageIds, Ranker};
 
 /// Title weight of the baseline (the engine's `TITLE_BOOST` before issue 15).
 const TITLE_BOOST: f32 = 2.0;
@@ -28,7 +28,8 @@ const WRITER_BYTES: usize = 100_000_000;
 
 /// The baseline index, built in a directory the caller owns.
 pub struct PlainBm25 {
-    reader: IndexReader,
+    searcher: Searcher,
+    ids: PageIds,
     parser: QueryParser,
     schema: Schema,
 }
@@ -75,12 +76,14 @@ impl PlainBm25 {
         shard_proto::commit_as_one_segment(&index, writer)?;
         let mut parser = QueryParser::for_index(&index, vec![title, body, categories]);
         parser.set_field_boost(title, TITLE_BOOST);
-        let reader = index
+        let reader: IndexReader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
             .try_into()?;
+        let searcher = reader.searcher();
         Ok(PlainBm25 {
-            reader,
+            ids: PageIds::open(&searcher)?,
+            searcher,
             parser,
             schema,
         })
@@ -93,12 +96,11 @@ impl Ranker for PlainBm25 {
             return Ok((Vec::new(), 0));
         };
         let parsed = self.parser.parse_query(&strict)?;
-        let searcher = self.reader.searcher();
-        let (top, total) = searcher.search(
+        let (top, total) = self.searcher.search(
             &parsed,
             &(TopDocs::with_limit(k.max(1)).order_by_score(), Count),
         )?;
-        Ok((super::page_ids(&searcher, &top)?, total as u64))
+        Ok((self.ids.of(&top), total as u64))
     }
 
     fn name(&self) -> String {

@@ -9,12 +9,12 @@ use std::path::Path;
 
 use anyhow::{bail, Context as _};
 use shard_proto::query::{self, Syntax};
-use shard_proto::ranking::{rank_with, Ranking, TopRanked, FIELD_WEIGHTS, RANKING};
+use shard_proto::ranking::{rank_with, LinkColumns, Ranking, TopRanked, FIELD_WEIGHTS, RANKING};
 use shard_proto::{weighted_query_parser, WikiSchema};
 use tantivy::query::QueryParser;
 use tantivy::{Index, ReloadPolicy, Searcher};
 
-use super::Ranker;
+use super::{PageIds, Ranker};
 
 /// Weights of one trial: the compiled-in ones where not given.
 #[derive(Clone, Debug, PartialEq)]
@@ -35,6 +35,9 @@ impl Default for Trial {
 /// The one shard of a store, ranked with a [`Trial`]'s weights.
 pub struct TunedIndex {
     searcher: Searcher,
+    /// Opened once with the searcher, as a serving replica opens them.
+    links: LinkColumns,
+    ids: PageIds,
     parser: QueryParser,
     schema: WikiSchema,
     trial: Trial,
@@ -75,8 +78,11 @@ impl TunedIndex {
         }
         // A field weighted 0 is left out of the query: `--cost` shows what dropping it saves.
         let parser = weighted_query_parser(&schema, &trial.fields);
+        let searcher = reader.searcher();
         Ok(TunedIndex {
-            searcher: reader.searcher(),
+            links: LinkColumns::open(&searcher, &schema)?,
+            ids: PageIds::open(&searcher)?,
+            searcher,
             parser,
             schema,
             trial,
@@ -88,8 +94,9 @@ impl Ranker for TunedIndex {
     fn top_ids(&self, text: &str, k: usize) -> anyhow::Result<(Vec<u64>, u64)> {
         let parsed = query::parse(&self.parser, &self.schema.schema, text, Syntax::Lenient)?;
         let ranked = rank_with(&self.schema, parsed, text, &self.trial.ranking);
-        let (top, total) = self.searcher.search(ranked.as_ref(), &TopRanked::new(k))?;
-        Ok((super::page_ids(&self.searcher, &top)?, total as u64))
+        let collector = TopRanked::new(k).with_links(&self.links);
+        let (top, total) = collector.search(&self.searcher, ranked.as_ref(), None)?;
+        Ok((self.ids.of(&top), total as u64))
     }
 
     fn name(&self) -> String {
