@@ -381,6 +381,9 @@ mod tests {
 
     fn top_ranked_matches_scoring(searcher: &tantivy::Searcher, query: &dyn Query, text: &str) {
         let links = LinkColumns::open(searcher, &WikiSchema::new()).unwrap();
+        // Opened from another index: no segment matches, each is opened for the search.
+        let other = generated(50, 99).reader().unwrap().searcher();
+        let others = LinkColumns::open(&other, &WikiSchema::new()).unwrap();
         for k in [1, 3, 10, 50] {
             let expected = searcher
                 .search(query, &(TopDocs::with_limit(k).order_by_score(), Count))
@@ -392,10 +395,14 @@ mod tests {
             let with_links = (TopRanked::new(k).with_links(&links))
                 .search(searcher, query, None)
                 .unwrap();
+            let with_others = (TopRanked::new(k).with_links(&others))
+                .search(searcher, query, None)
+                .unwrap();
             for (how, got) in [
                 ("collected", collected),
                 ("searched", searched),
                 ("with links", with_links),
+                ("with another index's links", with_others),
             ] {
                 assert_eq!(got.1, expected.1, "{text:?} k={k} {how}: count");
                 // Same documents, same scores bit for bit, equal scores in address order.

@@ -14,6 +14,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use tantivy::fastfield::FastFieldReaders;
+use tantivy::index::SegmentId;
 use tantivy::query::{Bm25Weight, EnableScoring, Explanation, PhraseQuery, Query, Scorer, Weight};
 use tantivy::schema::Field;
 use tantivy::{
@@ -181,6 +182,8 @@ pub struct LinkColumns {
 /// One segment's link counts and priors.
 #[derive(Clone)]
 pub(super) struct SegmentLinks {
+    /// The segment they were read from.
+    segment: SegmentId,
     column: Option<LinksColumn>,
     /// Each document's prior under [`RANKING`](super::RANKING)'s weights.
     priors: Arc<[Score]>,
@@ -202,15 +205,24 @@ impl LinkColumns {
                         prior(links, ranking.prior_weight, ranking.prior_half)
                     })
                     .collect();
-                Ok(SegmentLinks { column, priors })
+                Ok(SegmentLinks {
+                    segment: segment.segment_id(),
+                    column,
+                    priors,
+                })
             })
             .collect::<tantivy::Result<_>>()?;
         Ok(LinkColumns { segments })
     }
 
-    /// What segment `ordinal` holds (`None` if the searcher had no such segment).
-    pub(super) fn segment(&self, ordinal: SegmentOrdinal) -> Option<&SegmentLinks> {
-        self.segments.get(ordinal as usize)
+    /// What `reader`, segment `ordinal` of the search, holds (`None` if these columns
+    /// were opened from another searcher, whose segments differ: then it opens its own).
+    pub(super) fn segment(
+        &self,
+        ordinal: SegmentOrdinal,
+        reader: &SegmentReader,
+    ) -> Option<&SegmentLinks> {
+        (self.segments.get(ordinal as usize)).filter(|s| s.segment == reader.segment_id())
     }
 }
 

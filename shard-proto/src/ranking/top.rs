@@ -152,7 +152,7 @@ impl Collector for TopRanked<'_> {
         let mut heap = Heap::new(self.k);
         let count = match scorer.downcast_mut::<RankScorer>() {
             Some(ranked) => {
-                self.hand_links(&mut ranked.signals, segment_ord)?;
+                self.hand_links(&mut ranked.signals, segment_ord, reader)?;
                 self.walk_ranked(ranked, reader, &mut heap)?
             }
             None => self.walk(scorer.as_mut(), reader, &mut heap)?,
@@ -206,11 +206,11 @@ impl TopRanked<'_> {
         // tantivy's loop, so the walk that checks in its own loop is used.
         let count = if weight.has_phrase() || cfg!(panic = "abort") {
             let mut scorer = weight.rank_scorer(reader, 1.0)?;
-            self.hand_links(&mut scorer.signals, segment_ord)?;
+            self.hand_links(&mut scorer.signals, segment_ord, reader)?;
             self.walk_ranked(&mut scorer, reader, &mut heap)?
         } else {
             let mut signals = weight.signals(reader)?;
-            self.hand_links(&mut signals, segment_ord)?;
+            self.hand_links(&mut signals, segment_ord, reader)?;
             self.walk_signals(weight, &mut signals, reader, &mut heap)?
         };
         Ok(heap.into_segment_top(segment_ord, count))
@@ -221,8 +221,12 @@ impl TopRanked<'_> {
         &self,
         signals: &mut Signals,
         segment_ord: SegmentOrdinal,
+        reader: &SegmentReader,
     ) -> tantivy::Result<()> {
-        match self.links.and_then(|links| links.segment(segment_ord)) {
+        match self
+            .links
+            .and_then(|links| links.segment(segment_ord, reader))
+        {
             Some(segment) => signals.use_links(segment),
             None => signals.open_links()?,
         }
