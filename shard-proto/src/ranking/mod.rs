@@ -31,7 +31,7 @@ use tantivy::query::{BooleanQuery, Occur, PhraseQuery, Query, TermQuery};
 use tantivy::schema::{Field, IndexRecordOption};
 use tantivy::{Score, Term};
 
-pub use scorer::{LinkColumns, LinksColumn, RankQuery};
+pub use scorer::{LinkColumns, RankQuery};
 pub use top::{Check, SharedBar, TopRanked, CHECK_EVERY};
 
 use crate::analysis::MAX_TOKEN_BYTES;

@@ -173,7 +173,7 @@ fn open_links(fast_fields: &FastFieldReaders, field: &str) -> tantivy::Result<Op
 /// each document's prior known, a collector bounds a document by its own prior instead of
 /// the prior's ceiling, so far fewer documents are scored in full. A serving replica
 /// opens them with its searcher, as it does its `id` column (4 bytes per document).
-#[derive(Clone, Default)]
+#[derive(Default)]
 pub struct LinkColumns {
     /// By segment ordinal.
     segments: Vec<SegmentLinks>,
