@@ -2,10 +2,11 @@
 //!
 //! Steps: take the slice's lock in the output directory and clear what a dead build of
 //! the same slice left; open the input on the slice; stream it through the
-//! [`pipeline`], indexing shard 0 with a [`shard_writer::ShardWriter`] in its temporary
-//! directory and spooling every other shard's clean documents ([`spool`]); then build
-//! the spooled shards one after the other ([`turns`]), each committed and merged to one
-//! segment while the next is indexed; fsync and write each manifest; check that nothing was lost and that at most
+//! [`pipeline`], indexing the first shard of each lane with a
+//! [`shard_writer::ShardWriter`] in its temporary directory and spooling every other
+//! shard's clean documents ([`spool`]); then each lane builds its spooled shards one
+//! after the other ([`turns`]), each committed and merged to one segment while the next
+//! is indexed; fsync and write each manifest; check that nothing was lost and that at most
 //! `--max-unexpected-skips-percent` of the articles were skipped for an unexpected reason
 //! (the cleaner panicked); then [`publish`] all M shards at once (one atomic switch of
 //! the slice's record).
@@ -16,9 +17,11 @@
 //! publish the pages before a fatal read error, because a slice's shards must cover the
 //! whole slice or the cluster would silently serve a partial index.
 //!
-//! Shards in turn: one writer at a time holds the whole writer budget and every writer
-//! thread, so a node builds M shards about as fast as one (M writers at once, each with
-//! 1/M of the budget, lost a third of the throughput at 6 shards: [`turns`] says why).
+//! Shards in lanes: the writer threads are shared by gcd(M, threads) lanes, each building
+//! its shards in turn with the same arena per thread, so a node builds M shards about as
+//! fast as one (M writers at once, each with 1/M of the budget, lost a third of the
+//! throughput at 6 shards; one writer per shard with every thread made a segment per
+//! thread to merge: [`turns`] says why).
 //!
 //! Memory: `--memory-mb` is split between the tantivy writer's arenas (60%, at least
 //! 15 MB per writer thread), documents waiting for the writer (15%) and articles waiting
@@ -48,7 +51,8 @@ use crate::slice_args::SliceArgs;
 use pipeline::{PipelineConfig, PipelineOutput, ShardTarget};
 pub use progress::ProgressMode;
 use progress::{Counters, Reporter};
-use shard_writer::{InFlight, ManifestInput, ShardWriter, WriterConfig};
+pub use shard_writer::WriterConfig;
+use shard_writer::{InFlight, ManifestInput, ShardWriter};
 use spool::SpoolWriter;
 pub use summary::{AnonRssPeak, BuildSummary, ResourceUsage};
 
@@ -283,9 +287,10 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// Shares `memory_mb` and `threads` (0 = cores) between the one writer at work (the
-    /// shards are built in turn, so `shards` changes nothing but must be at least 1) and
-    /// the pipeline; errors if the budget cannot give the writer tantivy's minimum.
+    /// Shares `memory_mb` and `threads` (0 = cores) between the writers at work (their
+    /// threads and arenas, whatever lanes the shards are built in: `shards` changes
+    /// nothing but must be at least 1) and the pipeline; errors if the budget cannot give
+    /// a writer thread tantivy's minimum.
     pub fn new(shards: u32, threads: usize, memory_mb: u64) -> Result<Plan> {
         if shards == 0 {
             return Err(Error::Config("--shards must be at least 1".into()));
@@ -426,8 +431,8 @@ fn discard_temps(err: Error, out: &std::path::Path, temps: &[(ShardId, PathBuf)]
     err
 }
 
-/// Streams the input into shard 0's writer and the other shards' spools, builds the
-/// spooled shards in turn, and seals every shard.
+/// Streams the input into the first shard of every lane and the other shards' spools,
+/// builds the spooled shards in their lanes, and seals every shard.
 fn build_shards(
     reader: corpus::PageReader,
     temps: &[(ShardId, PathBuf)],
@@ -438,15 +443,20 @@ fn build_shards(
     analysis: Analysis,
 ) -> Result<(PipelineOutput, Vec<ShardManifest>)> {
     let schema = WikiSchema::with_analysis(analysis);
-    let ((first_id, first_dir), later) = temps
-        .split_first()
-        .ok_or_else(|| Error::Config("--shards must be at least 1".into()))?;
-    let live = ShardWriter::create(*first_id, first_dir, &schema, plan.writer)?;
+    if temps.is_empty() {
+        return Err(Error::Config("--shards must be at least 1".into()));
+    }
+    let lanes = turns::Lanes::new(temps.len(), plan.writer);
+    let (first, later) = temps.split_at(lanes.lanes);
+    let live = first
+        .iter()
+        .map(|(id, dir)| ShardWriter::create(*id, dir, &schema, lanes.writer))
+        .collect::<Result<Vec<_>>>()?;
     let spools = later
         .iter()
         .map(|(_, dir)| SpoolWriter::create(dir).map(Mutex::new))
         .collect::<Result<Vec<_>>>()?;
-    let targets: Vec<ShardTarget<'_>> = std::iter::once(ShardTarget::Live(&live))
+    let targets: Vec<ShardTarget<'_>> = (live.iter().map(ShardTarget::Live))
         .chain(spools.iter().map(ShardTarget::Spool))
         .collect();
     let counters = Arc::new(Counters::default());
@@ -468,13 +478,16 @@ fn build_shards(
         .map(|s| s.into_inner().unwrap_or_else(|e| e.into_inner()).finish())
         .collect::<Result<Vec<_>>>()?;
     tracing::info!(
-        "read done ({} pages); shard {first_id} indexed, {} shards spooled ({:.1} MB); \
-         building them in turn",
+        "read done ({} pages); {} shards indexed, {} shards spooled ({:.1} MB); building \
+         them in {} lanes of {} writer threads",
         output.stats.pages,
+        live.len(),
         spooled.len(),
-        spooled.iter().map(|s| s.bytes).sum::<u64>() as f64 / 1e6
+        spooled.iter().map(|s| s.bytes).sum::<u64>() as f64 / 1e6,
+        lanes.lanes,
+        lanes.writer.threads
     );
-    let docs = turns::build_in_turn(live, later, spooled, &schema, plan.writer, &in_flight)?;
+    let docs = turns::build_in_lanes(live, later, spooled, &schema, lanes, &in_flight)?;
     check_nothing_lost(&output, &docs)?;
     let manifests = std::thread::scope(|scope| {
         let handles: Vec<_> = temps
@@ -616,7 +629,7 @@ mod tests {
 
     #[test]
     fn the_shard_count_does_not_change_the_plan() {
-        // Shards are built in turn: each writer gets the whole budget and every thread.
+        // Shards are built in lanes that share the writer threads and arenas between them.
         for shards in [2, 6, 64] {
             assert_eq!(
                 Plan::new(shards, 2, 64).unwrap(),

@@ -11,7 +11,7 @@
 //!   (`crate::links::Signals`), routes it with `ShardId::route` and hands it to that
 //!   shard's [`ShardTarget`]: the tantivy writer of the shard indexed now (whose own
 //!   threads index it), or the spool of a shard whose turn comes after the read
-//!   (`spool.rs`; why shards are built in turn: `build.rs`).
+//!   (`spool.rs`; why shards are built in lanes: `turns.rs`).
 //!
 //! Memory stays bounded by construction: the channel holds at most `channel_batches`
 //! batches, each cleaner holds one, and cleaned documents wait for tantivy under the

@@ -1,9 +1,9 @@
 //! A shard's clean documents parked on disk until its turn to be indexed.
 //!
-//! A node builds its M shards one after the other, each with the whole writer budget
-//! (see `build.rs`, "Shards in turn"): while the input is read, the first shard is indexed
-//! live and every other shard's documents, once cleaned and given their link signals,
-//! are appended to that shard's spool file; then each spool is replayed into its shard's
+//! A node builds its M shards in lanes, each lane's shards one after the other (see
+//! `turns.rs`): while the input is read, the first shard of each lane is indexed live
+//! and every other shard's documents, once cleaned and given their link signals, are
+//! appended to that shard's spool file; then each spool is replayed into its shard's
 //! writer. A spool holds exactly what [`super::shard_writer::to_tantivy`] takes, so a
 //! replayed document is the document the live path would have indexed.
 //!

@@ -124,13 +124,16 @@ fn verified_ids(out: &Path) -> BTreeMap<ShardId, Vec<u64>> {
 }
 
 /// Runs the K = 3 nodes of one build at once and checks they cover the input exactly once.
-fn three_nodes_cover_exactly_once(sample: &str, index: Option<&str>, test: &str) {
+/// Three nodes of `shards` shards each (on 2 threads: 2 shards are two lanes indexed
+/// while the input is read, 4 are two lanes of two, the second of each spooled; 3 are one
+/// lane of 2 threads).
+fn three_nodes_cover_exactly_once(sample: &str, index: Option<&str>, shards: u32, test: &str) {
     let input = shared_corpus(sample);
     let tmp = temp_dir(test);
     let out = tmp.path().join("shards");
     let children: Vec<_> = (0..3)
         .map(|node| {
-            let mut cmd = build_cmd(&input, &out, node, 3, 2);
+            let mut cmd = build_cmd(&input, &out, node, 3, shards);
             if let Some(index) = index {
                 cmd.arg("--index").arg(shared_corpus(index));
             }
@@ -153,8 +156,8 @@ fn three_nodes_cover_exactly_once(sample: &str, index: Option<&str>, test: &str)
     let per_shard = verified_ids(&out);
     assert_eq!(
         per_shard.len(),
-        6,
-        "3 nodes x 2 shards: {:?}",
+        3 * shards as usize,
+        "3 nodes x {shards} shards: {:?}",
         per_shard.keys()
     );
     let mut all: Vec<u64> = per_shard.values().flatten().copied().collect();
@@ -175,7 +178,7 @@ fn three_nodes_cover_exactly_once(sample: &str, index: Option<&str>, test: &str)
             n("pages"),
             n("articles") + n("redirects") + n("other_namespaces") + skipped
         );
-        assert_eq!(s["shards"].as_array().unwrap().len(), 2);
+        assert_eq!(s["shards"].as_array().unwrap().len(), shards as usize);
         assert!(n("index_bytes") > 0);
     }
     let docs: u64 = summaries.iter().map(|s| s["docs"].as_u64().unwrap()).sum();
@@ -200,12 +203,12 @@ fn assert_no_leftovers(out: &Path) {
 
 #[test]
 fn three_concurrent_nodes_cover_enwiki_exactly_once() {
-    three_nodes_cover_exactly_once("enwiki-sample.xml.bz2", None, "k3-enwiki");
+    three_nodes_cover_exactly_once("enwiki-sample.xml.bz2", None, 2, "k3-enwiki");
 }
 
 #[test]
 fn three_concurrent_nodes_cover_elwikivoyage_exactly_once() {
-    three_nodes_cover_exactly_once("elwikivoyage-sample.xml.bz2", None, "k3-elwikivoyage");
+    three_nodes_cover_exactly_once("elwikivoyage-sample.xml.bz2", None, 3, "k3-elwikivoyage");
 }
 
 #[test]
@@ -213,6 +216,7 @@ fn three_concurrent_nodes_cover_a_multistream_dump_with_its_index_exactly_once()
     three_nodes_cover_exactly_once(
         "elwikivoyage-multistream.xml.bz2",
         Some("elwikivoyage-multistream-index.txt.bz2"),
+        4,
         "k3-multistream",
     );
 }

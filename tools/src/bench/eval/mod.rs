@@ -286,7 +286,8 @@ fn indexing_cost(
 /// Builds the plain-BM25 baseline of `dump` into `dir` (created); its CPU seconds.
 fn build_plain(dump: &Path, dir: &Path) -> anyhow::Result<(plain_bm25::PlainBm25, f64)> {
     std::fs::create_dir_all(dir)?;
-    let (plain, cpu_s) = cost::process_cpu(|| plain_bm25::PlainBm25::build(dump, dir));
+    let writer = stores::writer_config()?;
+    let (plain, cpu_s) = cost::process_cpu(|| plain_bm25::PlainBm25::build(dump, dir, writer));
     Ok((plain?, cpu_s))
 }
 
@@ -525,7 +526,8 @@ mod tests {
         let plain_dir = dir.path().join("plain");
         std::fs::create_dir_all(&plain_dir).unwrap();
         let dump = crate::test_support::sample_dump();
-        let plain = plain_bm25::PlainBm25::build(&dump, &plain_dir).unwrap();
+        let writer = stores::writer_config().unwrap();
+        let plain = plain_bm25::PlainBm25::build(&dump, &plain_dir, writer).unwrap();
         let baseline = evaluate(&plain, Some(&plain as &dyn Ranker), &items, &[]).unwrap();
         assert!(figures.title.success_at_1 >= 0.95, "{figures:?}");
         let held_out = figures.redirect_held_out.expect("held-out figures");

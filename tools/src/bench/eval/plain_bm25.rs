@@ -3,6 +3,13 @@
 //! `title` (boost 2), `body` and `categories`, tantivy's `default` tokenizer, no redirect
 //! aliases, no link prior; queries read leniently as the engine reads them.
 //!
+//! It is also what that engine cost to build, so that `eval --cost` charges the engine
+//! only for its relevance: the fields are stored as they were then (title, body, url and
+//! categories: the text the snippets are cut from), and the writer gets the engine
+//! build's threads and arena. (Until session 19 it stored nothing and wrote with
+//! tantivy's default 100 MB: the doc store, a few percent of a build, was charged to the
+//! engine's relevance, and the smaller arenas to the baseline.)
+//!
 //! Its schema is defined here on purpose, not taken from `shard_proto`: the baseline must
 //! stay what it was while the engine's schema changes.
 
@@ -10,9 +17,10 @@ use std::path::Path;
 
 use anyhow::Context as _;
 use corpus::{OpenOptions, PageEvent, PageKind};
+use indexer::build::WriterConfig;
 use shard_proto::query::{lenient_to_strict, text_fields};
 use tantivy::collector::{Count, TopDocs};
-use tantivy::indexer::NoMergePolicy;
+use tantivy::indexer::{IndexWriterOptions, NoMergePolicy};
 use tantivy::query::QueryParser;
 use tantivy::schema::{
     IndexRecordOption, Schema, TextFieldIndexing, TextOptions, FAST, INDEXED, STORED,
@@ -23,8 +31,6 @@ use super::{PageIds, Ranker};
 
 /// Title weight of the baseline (the engine's `TITLE_BOOST` before issue 15).
 const TITLE_BOOST: f32 = 2.0;
-/// Indexing arena.
-const WRITER_BYTES: usize = 100_000_000;
 
 /// The baseline index, built in a directory the caller owns.
 pub struct PlainBm25 {
@@ -35,22 +41,30 @@ pub struct PlainBm25 {
 }
 
 impl PlainBm25 {
-    /// Indexes every article of `dump` into `dir` (cleaned as the indexer cleans).
-    pub fn build(dump: &Path, dir: &Path) -> anyhow::Result<PlainBm25> {
+    /// Indexes every article of `dump` into `dir` (cleaned as the indexer cleans) with
+    /// `writer`'s threads and arena (the engine's build's).
+    pub fn build(dump: &Path, dir: &Path, writer: WriterConfig) -> anyhow::Result<PlainBm25> {
         let mut builder = Schema::builder();
-        let text = TextOptions::default().set_indexing_options(
-            TextFieldIndexing::default()
-                .set_tokenizer("default")
-                .set_index_option(IndexRecordOption::WithFreqsAndPositions),
-        );
+        let text = TextOptions::default()
+            .set_indexing_options(
+                TextFieldIndexing::default()
+                    .set_tokenizer("default")
+                    .set_index_option(IndexRecordOption::WithFreqsAndPositions),
+            )
+            .set_stored();
         let id = builder.add_u64_field("id", INDEXED | STORED | FAST);
         let title = builder.add_text_field("title", text.clone());
         let body = builder.add_text_field("body", text.clone());
+        let url = builder.add_text_field("url", STORED);
         let categories = builder.add_text_field("categories", text);
         let schema = builder.build();
         let index = Index::create_in_dir(dir, schema.clone())
             .with_context(|| format!("create the baseline index in {}", dir.display()))?;
-        let writer: IndexWriter = index.writer(WRITER_BYTES)?;
+        let options = IndexWriterOptions::builder()
+            .num_worker_threads(writer.threads)
+            .memory_budget_per_thread(writer.bytes_per_thread)
+            .build();
+        let writer: IndexWriter = index.writer_with_options(options)?;
         // Merged once at the end, as the engine's shards are.
         writer.set_merge_policy(Box::new(NoMergePolicy));
         let reader = corpus::open(dump, &OpenOptions::default())
@@ -68,6 +82,7 @@ impl PlainBm25 {
                 id => document.id,
                 title => document.title,
                 body => document.body,
+                url => document.url,
                 categories => document.categories.join("\n"),
             ))?;
         }

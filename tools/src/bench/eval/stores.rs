@@ -10,14 +10,20 @@ use std::path::Path;
 
 use anyhow::Context as _;
 use corpus::{OpenOptions, Split};
-use indexer::build::{build, AnalysisChoice, BuildOptions, ProgressMode};
+use indexer::build::{build, AnalysisChoice, BuildOptions, Plan, ProgressMode, WriterConfig};
 
 use super::cost::process_cpu;
 
 /// Indexing memory of one build (the samples are small; a full dump wants more).
 const MEMORY_MB: u64 = 256;
-/// Threads of the link pass and of every build here (the baseline chooses its own).
+/// Threads of the link pass and of every build here.
 const THREADS: usize = 2;
+
+/// The tantivy writer every build here sizes itself to: what the plain-BM25 baseline is
+/// given, so that both sides of `eval --cost` index with the same threads and arenas.
+pub fn writer_config() -> anyhow::Result<WriterConfig> {
+    Ok(Plan::new(1, THREADS, MEMORY_MB)?.writer)
+}
 
 /// The two stores of one dump, in `dir`: `dir/aliases` and `dir/held-out`.
 pub struct Stores {
