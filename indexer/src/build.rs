@@ -5,8 +5,8 @@
 //! [`pipeline`], indexing the first shard of each lane with a
 //! [`shard_writer::ShardWriter`] in its temporary directory and spooling every other
 //! shard's clean documents ([`spool`]); then each lane builds its spooled shards one
-//! after the other ([`turns`]), each committed and merged to one segment while the next
-//! is indexed; fsync and write each manifest; check that nothing was lost and that at most
+//! after the other ([`turns`]), each committed and merged to one segment (a lone lane
+//! meanwhile indexes its next shard); fsync and write each manifest; check that nothing was lost and that at most
 //! `--max-unexpected-skips-percent` of the articles were skipped for an unexpected reason
 //! (the cleaner panicked); then [`publish`] all M shards at once (one atomic switch of
 //! the slice's record).
