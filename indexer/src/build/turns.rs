@@ -1,7 +1,7 @@
 //! Shards in lanes: a node's M shards are built `lanes` at a time, each lane a writer
 //! with `threads / lanes` of the writer threads (the same arena per thread), building
 //! its shards one after the other: the first while the input is read, the rest from
-//! their spools after the read, each while the lane's previous shard commits.
+//! their spools after the read.
 //! `lanes` is the greatest common divisor of the shard count and the writer threads, so
 //! every lane has as many shards and threads as every other and the lanes end together:
 //! 1 shard is built by one writer with every thread; 6 shards on 2 threads by two lanes
@@ -89,14 +89,7 @@ pub fn build_in_lanes(
             .into_iter()
             .zip(queues)
             .map(|(first, queue)| {
-                let lane = Lane {
-                    writer: lanes.writer,
-                    // One lane alone keeps the cores busy with the next shard while the
-                    // previous one merges; several lanes keep each other's cores busy,
-                    // and waiting keeps each lane to one arena (within the budget).
-                    overlap_finish: n == 1,
-                };
-                scope.spawn(move || build_in_turn(first, queue, schema, lane, in_flight))
+                scope.spawn(move || build_in_turn(first, queue, schema, lanes, in_flight))
             })
             .collect();
         handles.into_iter().map(join).collect::<Result<Vec<_>>>()
@@ -110,35 +103,30 @@ pub fn build_in_lanes(
     Ok(docs)
 }
 
-/// How one lane builds its shards.
-#[derive(Clone, Copy)]
-struct Lane {
-    writer: WriterConfig,
-    /// Whether the next shard is indexed while the previous one commits and merges.
-    overlap_finish: bool,
-}
-
-/// One lane: finishes `live`, then builds its spooled shards one at a time (with
-/// `overlap_finish`, each while the previous one commits and merges). Returns the
-/// document counts in the lane's order (`live` first).
+/// One lane: finishes `live`, then builds its spooled shards one at a time. A lone lane
+/// indexes each while the previous one commits and merges (keeping the cores busy);
+/// one of several waits for its own commit (the other lanes keep the cores busy), so it
+/// never holds two arenas and the writers stay within the budget. Returns the document
+/// counts in the lane's order (`live` first).
 fn build_in_turn(
     live: ShardWriter,
     queue: Vec<(ShardId, &PathBuf, Spooled)>,
     schema: &WikiSchema,
-    lane: Lane,
+    lanes: Lanes,
     in_flight: &Arc<InFlight>,
 ) -> Result<Vec<u64>> {
+    let overlap_finish = lanes.lanes == 1;
     std::thread::scope(|scope| {
         let mut docs = Vec::with_capacity(queue.len() + 1);
         let mut finishing = Some(scope.spawn(move || live.finish()));
         for (id, dir, spool) in queue {
-            if !lane.overlap_finish {
+            if !overlap_finish {
                 if let Some(previous) = finishing.take() {
                     docs.push(join(previous)?);
                 }
             }
             let start = Instant::now();
-            let shard = ShardWriter::create(id, dir, schema, lane.writer)?;
+            let shard = ShardWriter::create(id, dir, schema, lanes.writer)?;
             replay(&spool, &shard, schema, in_flight)?;
             tracing::info!(
                 "shard {id}: {} documents ({:.1} MB spooled) queued in {:.1} s",
